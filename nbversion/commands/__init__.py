@@ -1,0 +1,102 @@
+"""One parser definition per verb, shared by the CLI (`nbversion VERB`) and the magics (`%mv_VERB`).
+
+Each module below lists its verbs as `Verb`s; nothing heavy is imported until a verb runs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from ..errors import UsageError
+
+MODULES = ["workspace", "data", "registry", "training", "remotes"]
+
+
+class HelpShown(Exception):
+    """`--help` was asked for; the help text has been printed."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so a magic never kills the kernel."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
+
+    def exit(self, status=0, message=None):
+        if message:
+            raise UsageError(message.strip())
+        raise HelpShown()
+
+
+@dataclass
+class Verb:
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable                      # run(ws_or_None, args, on_event) -> Result
+    needs_workspace: bool = True
+    subverbs: list = field(default_factory=list)   # [Verb]: `dataset add`, `model list`...
+
+
+def all_verbs() -> dict[str, Verb]:
+    verbs = {}
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue   # a verb family not built yet
+            raise
+        for verb in module.VERBS:
+            verbs[verb.name] = verb
+    return verbs
+
+
+def _fill(parser: argparse.ArgumentParser, verb: Verb) -> None:
+    if verb.subverbs:
+        sub = parser.add_subparsers(dest="subverb", metavar="{" + ",".join(v.name for v in verb.subverbs) + "}",
+                                    parser_class=Parser)
+        sub.required = True
+        for child in verb.subverbs:
+            child_parser = sub.add_parser(child.name, help=child.help, description=child.help)
+            _fill(child_parser, child)
+            child_parser.set_defaults(_verb=child)
+    else:
+        verb.arguments(parser)
+        parser.set_defaults(_verb=verb)
+
+
+def add_json_flag(parser: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
+    # SUPPRESS on verbs, so `nbversion --json VERB` and `nbversion VERB --json` both work
+    parser.add_argument("--json", action="store_true", default=default, help="print JSON instead of a table")
+
+
+def build_cli_parser() -> Parser:
+    parser = Parser(prog="nbversion", description="git for datasets and models, over git + DVC")
+    parser.add_argument("-C", dest="workspace", default=None, metavar="PATH",
+                        help="run as if started in PATH (default: the current folder)")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    add_json_flag(parser, default=False)
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    for verb in all_verbs().values():
+        verb_parser = sub.add_parser(verb.name, help=verb.help, description=verb.help)
+        add_json_flag(verb_parser)
+        _fill(verb_parser, verb)
+    return parser
+
+
+def build_magic_parser(name: str) -> Parser:
+    verb = all_verbs()[name]
+    parser = Parser(prog=f"%mv_{name}", description=verb.help)
+    _fill(parser, verb)
+    return parser
+
+
+def dispatch(args, workspace_path: Optional[str] = None, on_event=None):
+    from ..core.workspace import open_workspace
+
+    verb: Verb = args._verb
+    ws = open_workspace(workspace_path) if verb.needs_workspace else None
+    return verb.run(ws, args, on_event)

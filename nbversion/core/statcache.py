@@ -1,0 +1,70 @@
+"""A stat fingerprint per DVC output, so `status` of unchanged data needs no hashing and no DVC.
+
+Like DVC's own state database, it trusts (path, size, mtime, inode): a fingerprint equal to
+the one recorded when the output was last known clean means the output is unchanged.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from . import atomic
+from .pointers import Pointer
+
+CACHE_FILE = Path(".nbversion") / "tmp" / "statcache.json"
+
+
+def fingerprint(root: Path, pointer: Pointer) -> str | None:
+    target = Path(root) / pointer.path
+    digest = hashlib.sha1(pointer.md5.encode())
+    if target.is_file():
+        st = target.stat()
+        digest.update(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}".encode())
+        return digest.hexdigest()
+    if not target.is_dir():
+        return None
+    stack = [str(target)]
+    entries = []
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    st = entry.stat(follow_symlinks=False)
+                    entries.append(f"{entry.path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+    entries.sort()
+    digest.update("\n".join(entries).encode())
+    return digest.hexdigest()
+
+
+def load(root: Path) -> dict:
+    try:
+        return json.loads((Path(root) / CACHE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save(root: Path, data: dict) -> None:
+    try:
+        atomic.write_json(Path(root) / CACHE_FILE, data)
+    except OSError:
+        pass  # a cache: losing it only costs speed
+
+
+def stale_outputs(root: Path, pointers: dict[str, Pointer]) -> tuple[list[str], dict]:
+    """Outputs whose fingerprint differs from the recorded clean one, and the fresh prints."""
+    recorded = load(root)
+    fresh = {path: fingerprint(root, p) for path, p in pointers.items()}
+    stale = [path for path, fp in fresh.items() if fp is None or recorded.get(path) != fp]
+    return stale, fresh
+
+
+def mark_clean(root: Path, paths, fresh: dict) -> None:
+    data = load(root)
+    for path in paths:
+        if fresh.get(path):
+            data[path] = fresh[path]
+    save(root, data)

@@ -1,0 +1,78 @@
+"""`%mv_VERB ...` line magics: parse with the CLI's parser, call core, return a result that renders.
+
+Errors raise (so "Run All" and nbval stop at the failing cell) but show as one short red
+line with the hint, through IPython's `set_custom_exc`, never as a traceback.
+"""
+from __future__ import annotations
+
+import html
+import os
+import shlex
+
+from .errors import NbversionError
+
+
+def _notebook_path(shell) -> str | None:
+    ns = shell.user_ns
+    for key in ("__session__", "__vsc_ipynb_file__"):
+        if ns.get(key):
+            return str(ns[key])
+    return os.environ.get("JPY_SESSION_NAME") or None
+
+
+def _current_source(shell) -> str:
+    try:
+        return shell.history_manager.input_hist_raw[-1]
+    except (AttributeError, IndexError):
+        return ""
+
+
+def _run_verb(shell, name: str, line: str):
+    from .commands import HelpShown, build_magic_parser, dispatch
+    from .core.cell import CellContext, current_cell
+
+    parser = build_magic_parser(name)
+    try:
+        args = parser.parse_args(shlex.split(line))
+    except HelpShown:
+        return None
+    cell = CellContext.from_source(_notebook_path(shell), shell.execution_count, _current_source(shell))
+    token = current_cell.set(cell)
+    try:
+        return dispatch(args, None)
+    finally:
+        current_cell.reset(token)
+
+
+def show_error(shell, etype, value, tb, tb_offset=None):
+    """Custom exception handler: one red line and the hint, no traceback."""
+    from IPython.display import HTML, display
+
+    text = f"{type(value).__name__}: {value.message}"
+    hint = f"<br><span style='color:var(--jp-ui-font-color2,#666)'>hint: {html.escape(value.hint)}</span>" \
+        if value.hint else ""
+    try:
+        display(HTML(f"<div style='color:var(--jp-error-color1,#c00)'><b>nbversion error</b> — "
+                     f"{html.escape(text)}{hint}</div>"))
+    except Exception:
+        pass
+    # plain text too, for terminals and for nbval, which compares text outputs
+    print(f"error: {value.message}" + (f"\nhint: {value.hint}" if value.hint else ""))
+    return None
+
+
+def _make_magic(shell, name: str):
+    def magic(line: str = ""):
+        return _run_verb(shell, name, line)
+
+    magic.__name__ = f"mv_{name}"
+    magic.__doc__ = f"%mv_{name}: same arguments as `nbversion {name}` (try `%mv_{name} --help`)."
+    return magic
+
+
+def register(shell) -> None:
+    from .commands import all_verbs
+
+    for name in all_verbs():
+        shell.register_magic_function(_make_magic(shell, name), "line", f"mv_{name}")
+    shell.set_custom_exc((NbversionError,), show_error)

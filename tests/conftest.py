@@ -1,0 +1,81 @@
+"""Shared fixtures: every test runs in a throw-away repo with an isolated HOME and git identity."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+USER = "tester@example.com"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Nothing touches the developer's own git / DVC / Ultralytics config."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    (home / ".gitconfig").write_text(f"[user]\n\temail = {USER}\n\tname = Tester\n"
+                                     "[init]\n\tdefaultBranch = main\n")
+    for var in ("NBVERSION_USER", "JUPYTERHUB_USER", "GIT_DIR", "GIT_WORK_TREE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(home / "yolo"))
+    monkeypatch.setenv("YOLO_OFFLINE", "true")
+    monkeypatch.setenv("YOLO_AUTOINSTALL", "false")
+    return home
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    """An initialised workspace; the test's cwd is its root."""
+    import nbversion as nbv
+
+    root = tmp_path / "project"
+    workspace = nbv.init(root)
+    monkeypatch.chdir(root)
+    return workspace
+
+
+@pytest.fixture
+def demo_data(tmp_path):
+    """A generated YOLO dataset outside the workspace (16 train + 8 val, 64 px)."""
+    from nbversion.demo import make_dataset
+
+    return make_dataset(tmp_path / "demo-src")
+
+
+def cli(*args, cwd=None, env=None, check=None):
+    """Run the real `nbversion` console script; returns CompletedProcess (text)."""
+    exe = Path(sys.executable).with_name("nbversion")
+    proc = subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=env or os.environ.copy(),
+                          capture_output=True, text=True, timeout=600)
+    if check is not None:
+        assert proc.returncode == check, proc.stdout + proc.stderr
+    return proc
+
+
+def cli_json(*args, cwd=None):
+    proc = cli(*args, "--json", cwd=cwd, check=0)
+    return json.loads(proc.stdout)
+
+
+def git(root, *args) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def snapshot(root) -> dict:
+    """What a failed command must leave unchanged: git status, HEAD, audit log, DVC cache."""
+    root = Path(root)
+    cache = root / ".dvc" / "cache"
+    objects = sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file()) if cache.exists() else []
+    audit = root / ".nbversion" / "audit.jsonl"
+    return {"status": git(root, "status", "--porcelain", "--untracked-files=all"),
+            "head": git(root, "rev-parse", "HEAD"), "tags": git(root, "tag"),
+            "audit": audit.read_text() if audit.exists() else "", "cache": objects}
