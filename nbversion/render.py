@@ -72,8 +72,11 @@ class Result:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def _repr_pretty_(self, printer, cycle) -> None:   # IPython's text/plain
-        printer.text(str(self))
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # IPython prefers a class's own __repr__ (dataclasses write one) over an inherited
+        # _repr_pretty_, so give every subclass its own: plain-text output is the table.
+        cls._repr_pretty_ = lambda self, printer, cycle: printer.text(str(self))
 
     def __str__(self) -> str:
         headers, rows = self.table()

@@ -1,0 +1,38 @@
+# nbversion: `make demo` runs the quickstart end to end, `make test` runs the whole suite.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS ?= yolo,lab,test,remotes
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+export DVC_NO_ANALYTICS := 1
+# notebooks run `!nbversion ...`: the kernel must find the venv's console script
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(STAMP)
+
+# Re-runs only when pyproject.toml changes, so a second `make test` starts in seconds.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch 2.14.1 / torchvision 0.29.1 are the wheels this platform serves from local disk
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+demo: install
+	rm -rf .demo && mkdir -p .demo
+	$(PY) examples/run_notebook.py examples/quickstart.ipynb .demo/quickstart.ipynb
+	@echo "executed notebook: $(CURDIR)/.demo/quickstart.ipynb"
+
+test: install
+	$(VENV)/bin/pytest tests -q -p no:cacheprovider
+	$(VENV)/bin/pytest --nbval-lax examples -q -p no:cacheprovider
+
+bench: install
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf .demo test-artifacts benchmarks/.work
