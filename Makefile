@@ -13,13 +13,14 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 install: $(STAMP)
 
-# Re-runs only when pyproject.toml changes, so a second `make test` starts in seconds.
-$(STAMP): pyproject.toml
+# Re-runs only when pyproject.toml or the lock changes, so a second `make test` starts in seconds.
+# requirements-lock.txt pins every version tested (`pip freeze`): no resolver backtracking on CI.
+$(STAMP): pyproject.toml requirements-lock.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch 2.14.1 / torchvision 0.29.1 are the wheels this platform serves from local disk
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	$(PY) -m pip install -q -c requirements-lock.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 demo: install
