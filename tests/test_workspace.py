@@ -236,3 +236,30 @@ def test_viewer_cannot_commit_and_refusal_is_audited(ws, monkeypatch):
     assert err.value.exit_code == 3 and "contributor" in err.value.message
     last = json.loads((ws.root / ".nbversion/audit.jsonl").read_text().splitlines()[-1])
     assert last["action"] == "denied" and last["user"] == "viewer@example.com"
+
+
+def test_deleted_dataset_is_one_row_and_commit_untracks_it(ws, demo_data):
+    import shutil
+    shutil.copytree(demo_data, ws.root / "datasets" / "shapes")
+    ws.commit("add")
+    shutil.rmtree(ws.root / "datasets" / "shapes")
+    changes = ws.status().changes
+    assert [(c.state, c.path, c.tracked_by) for c in changes] == [("deleted", "datasets/shapes", "dvc")]
+    result = ws.commit("drop shapes")
+    assert result.dvc_paths == ["datasets/shapes"]
+    assert "datasets/shapes.dvc" not in git(ws.root, "ls-files")
+    assert ws.status().clean
+
+
+def test_checkout_before_a_dataset_existed_removes_it_and_back_restores(ws, demo_data):
+    import shutil
+    (ws.root / "a.md").write_text("a")
+    ws.commit("before data")
+    shutil.copytree(demo_data, ws.root / "datasets" / "shapes")
+    ws.commit("data")
+    ws.checkout("HEAD~1")
+    assert not (ws.root / "datasets" / "shapes").exists()
+    assert ws.status().clean
+    ws.checkout("main")
+    assert (ws.root / "datasets" / "shapes" / "data.yaml").exists()
+    assert ws.status().clean and ws.status().branch == "main"

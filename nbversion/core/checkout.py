@@ -72,7 +72,8 @@ def checkout(ws, rev: str, paths=(), force: bool = False, on_event=None) -> Chec
             _git.checkout(ws.root, commit, git_paths, force=force)
         else:
             emit(Event("checkout", 0, 2, f"git checkout {rev}"))
-            _git.checkout(ws.root, rev if _is_branch(ws.root, rev) else commit, force=force)
+            # a branch name (or HEAD) keeps you on the branch; anything else detaches, like git
+            _git.checkout(ws.root, rev if rev == "HEAD" or _is_branch(ws.root, rev) else commit, force=force)
             data_targets = list(pointers.in_worktree(ws.root))
             _drop_outputs_gone(ws.root, old_outs, set(data_targets))
         if data_targets:

@@ -74,11 +74,12 @@ def dvc_changes(ws) -> list[Change]:
     if not stale:
         return []
     report = _dvc.data_status(ws.root).get("uncommitted", {})
-    changes = []
+    gone = [o for o in stale if not (ws.root / o).exists()]
+    changes = [Change("deleted", o, "dvc") for o in gone]   # one row, not one per file
     for state in ("added", "modified", "deleted"):
         for path in report.get(state, []):
-            if path.endswith("/"):
-                continue  # the folder itself; its files are listed one by one
+            if path.endswith("/") or any(path.startswith(o + "/") or path == o for o in gone):
+                continue  # the folder itself (its files are listed one by one), or all of it gone
             changes.append(Change({"added": "new"}.get(state, state), path, "dvc"))
     dirty = {c.path for c in changes}
     clean = [o for o in stale if not any(p == o or p.startswith(o + "/") for p in dirty)]
