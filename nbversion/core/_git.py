@@ -107,7 +107,15 @@ def status(root, paths: Iterable[str] = (), untracked: str = "normal") -> list[S
 
 
 def add(root, paths: Iterable[str]) -> None:
+    """Stage additions, changes and deletions; a path already staged as deleted is skipped."""
+    from pathlib import Path
+
     paths = list(paths)
+    missing = [p for p in paths if not (Path(root) / p).exists()]
+    if missing:
+        in_index = set(_run(root, "ls-files", "-z", "--", *missing,
+                            strip_newline_in_stdout=False).split("\0"))
+        paths = [p for p in paths if p not in missing or p in in_index]
     if paths:
         _run(root, "add", "-A", "--", *paths)
 
