@@ -23,16 +23,22 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	$(PY) -m pip install -q -c requirements-lock.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
+# The JupyterLab sidebar, built from the committed lock file (needs node + npm).
+LABEXT := nbversion/labextension/package.json
+$(LABEXT): $(STAMP) labextension/package-lock.json labextension/package.json $(wildcard labextension/src/*.ts) $(wildcard labextension/style/*)
+	cd labextension && npm ci --no-audit --no-fund && npm run build
+	touch $(LABEXT)
+
 demo: install
 	rm -rf .demo && mkdir -p .demo
 	$(PY) examples/run_notebook.py examples/quickstart.ipynb .demo/quickstart.ipynb
 	@echo "executed notebook: $(CURDIR)/.demo/quickstart.ipynb"
 
-test: install
+test: install $(LABEXT)
 	$(VENV)/bin/pytest tests -q -p no:cacheprovider
 	$(VENV)/bin/pytest --nbval-lax examples -q -p no:cacheprovider
 
-bench: install
+bench: install $(LABEXT)
 	$(PY) -m benchmarks
 
 clean:

@@ -247,3 +247,95 @@ def status_staged(root, paths: Iterable[str]) -> bool:
         return True
     out = _run(root, "diff", "--cached", "--name-only", "HEAD", "--", *paths)
     return bool(out.strip())
+
+
+def object_ids(root, specs: Iterable[str]) -> dict:
+    """`REV:PATH` -> blob id, or None where it does not exist: one `cat-file --batch-check`."""
+    specs = list(specs)
+    if not specs:
+        return {}
+    import subprocess
+    proc = subprocess.run(["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd=str(root),
+                          input="\n".join(specs) + "\n", capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise NbversionError(f"git cat-file failed: {proc.stderr.strip()}")
+    ids = {}
+    for spec, line in zip(specs, proc.stdout.splitlines()):
+        ids[spec] = None if line.endswith("missing") or " " not in line else line.split()[0]
+    return ids
+
+
+def numstat_log(root, paths: Iterable[str]) -> list[dict]:
+    """Oldest first: {sha, date, changes: {path: (added, deleted)}} of commits touching `paths`."""
+    if head(root) is None:
+        return []
+    # first parent: a merge commit's changes are what it brought to the branch
+    out = _run(root, "log", "--first-parent", "--diff-merges=first-parent", "--reverse", "--no-renames",
+               "--numstat", "--format=%x1e%H%x1f%cI",
+               "HEAD", "--", *paths, strip_newline_in_stdout=False)
+    commits = []
+    for record in out.split("\x1e")[1:]:
+        first, _, rest = record.partition("\n")
+        sha, date = first.split("\x1f")
+        changes = {}
+        for line in rest.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[0].isdigit():
+                changes[parts[2]] = (int(parts[0]), int(parts[1]))
+        commits.append({"sha": sha, "date": date, "changes": changes})
+    return commits
+
+
+# --- remotes, verify, gc, backup, experiments (issue 9) ----------------------------------
+
+def cat_files(root, specs: Iterable[str]) -> dict:
+    """`REV:PATH` (or blob id) -> content bytes, or None where missing: one `cat-file --batch`."""
+    import subprocess
+    specs = list(dict.fromkeys(specs))
+    if not specs:
+        return {}
+    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=str(root), capture_output=True,
+                          input=("\n".join(specs) + "\n").encode())
+    if proc.returncode != 0:
+        raise NbversionError(f"git cat-file failed: {proc.stderr.decode().strip()}")
+    out, pos, contents = proc.stdout, 0, {}
+    for spec in specs:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) < 3 or header[-1] == b"missing":
+            contents[spec] = None
+            continue
+        size = int(header[2])
+        contents[spec] = out[pos:pos + size]
+        pos += size + 1
+    return contents
+
+
+def tree_paths(root, rev: str, paths: Iterable[str] = ()) -> list[str]:
+    """Every file path committed at `rev` (optionally under `paths`)."""
+    out = _run(root, "ls-tree", "-r", "--name-only", "-z", rev, "--", *paths, strip_newline_in_stdout=False)
+    return [p for p in out.split("\0") if p]
+
+
+def commits_with_dates(root, refs: Iterable[str] = ("--all",)) -> list[tuple[str, int]]:
+    """(sha, committer unix time) of every commit reachable from `refs`, newest first."""
+    out = _run(root, "log", "--format=%H %ct", *refs)
+    return [(sha, int(ts)) for sha, ts in (line.split() for line in out.splitlines() if line.strip())]
+
+
+def branches(root, pattern: str = "*") -> dict:
+    """Local branch name -> commit sha."""
+    out = _run(root, "for-each-ref", "--format=%(refname:strip=2) %(objectname)", f"refs/heads/{pattern}")
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def remotes(root) -> dict:
+    """git remote name -> fetch URL."""
+    out = _run(root, "remote", "-v")
+    found = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2] == "(fetch)":
+            found[parts[0]] = parts[1]
+    return found

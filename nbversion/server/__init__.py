@@ -1,0 +1,51 @@
+"""The Jupyter server extension: REST under /nbversion/api/ for the JupyterLab sidebar.
+
+Enabled on install by `jupyter-config/jupyter_server_config.d/nbversion.json`. The workspace
+is the server's root directory unless `NbversionConfig.workspace` says otherwise:
+
+    jupyter lab --NbversionConfig.workspace=/path/to/project
+"""
+from __future__ import annotations
+
+import os
+
+from traitlets import Unicode
+from traitlets.config import Configurable
+
+from .. import __version__  # noqa: F401  (shown by `jupyter server extension list`)
+
+
+class NbversionConfig(Configurable):
+    workspace = Unicode("", config=True,
+                        help="Folder of the nbversion workspace the sidebar shows "
+                             "(default: the server's root_dir)")
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "nbversion.server"}]
+
+
+def _jupyter_labextension_paths():
+    # lets `jupyter labextension develop --overwrite .` link the built sidebar in a checkout
+    return [{"src": "../labextension", "dest": "nbversion-labextension"}]
+
+
+def workspace_folder(server_app) -> str:
+    configured = NbversionConfig(config=server_app.config).workspace
+    root = configured or server_app.root_dir
+    return os.path.abspath(os.path.expanduser(root))
+
+
+def _load_jupyter_server_extension(server_app):
+    from .routes import handlers
+
+    web_app = server_app.web_app
+    folder = workspace_folder(server_app)
+    web_app.settings["nbversion_workspace"] = folder
+    web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
+    server_app.log.info("nbversion: REST API at %snbversion/api/ for workspace %s",
+                        web_app.settings["base_url"], folder)
+
+
+# jupyter_server < 2 looked for this name
+load_jupyter_server_extension = _load_jupyter_server_extension

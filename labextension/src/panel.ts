@@ -1,0 +1,349 @@
+/**
+ * The sidebar: a JupyterLab SidePanel with one collapsible section per part of nbversion.
+ * Sections only render the model; every server call goes through NbversionModel.
+ */
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import {
+  refreshIcon,
+  SidePanel,
+  Toolbar,
+  ToolbarButton
+} from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+
+import { button, column, el, input, pickRows, resultNode, table } from './dom';
+import { ApiError, IResult, IView, NbversionModel, Section } from './model';
+
+/** One collapsible section; subclasses fill it from the model's latest result. */
+export abstract class SectionWidget extends Widget {
+  readonly toolbar = new Toolbar();
+
+  constructor(
+    protected model: NbversionModel,
+    readonly section: Section,
+    label: string
+  ) {
+    super();
+    this.id = `nbversion-section-${section}`;
+    this.addClass('nbv-Section');
+    this.addClass(`nbv-Section-${section}`);
+    this.title.label = label;
+    this.toolbar.addItem(
+      'refresh',
+      new ToolbarButton({
+        icon: refreshIcon,
+        tooltip: `Refresh ${label}`,
+        onClick: () => void model.refresh(section)
+      })
+    );
+    model.changed.connect((_, changed) => {
+      if (changed === section || changed === 'whoami') {
+        this.render();
+      }
+    }, this);
+    this.node.appendChild(el('div', 'nbv-Note', 'loading…'));
+  }
+
+  render(): void {
+    this.node.textContent = '';
+    const reason = this.model.unavailable.get(this.section);
+    if (reason) {
+      this.node.appendChild(el('div', 'nbv-Note', reason));
+      return;
+    }
+    const result = this.model.results.get(this.section);
+    if (result === undefined) {
+      this.node.appendChild(el('div', 'nbv-Note', 'loading…'));
+      return;
+    }
+    this.fill(result ?? {});
+  }
+
+  protected get canWrite(): boolean {
+    return this.model.role !== 'viewer';
+  }
+
+  /**
+   * A long list (1,000 versions or runs) draws its first rows and a "Show all" button:
+   * the sidebar paints fast and stays scrollable; the highlighted rows are always drawn.
+   */
+  protected longTable(
+    view: IView,
+    actions?: (row: string[], index: number) => Node | null,
+    newestFirst = false
+  ): HTMLElement {
+    const box = el('div', 'nbv-LongTable');
+    const rows = this.showAll
+      ? pickRows(view, view.rows.length, newestFirst)
+      : pickRows(view, SectionWidget.FIRST_ROWS, newestFirst);
+    box.appendChild(table(view, actions, rows));
+    if (rows.length < view.rows.length) {
+      box.appendChild(
+        button(`Show all ${view.rows.length}`, () => {
+          this.showAll = true;
+          this.render();
+        })
+      );
+    }
+    return box;
+  }
+
+  static FIRST_ROWS = 30;
+  private showAll = false;
+
+  protected abstract fill(result: IResult): void;
+}
+
+class StatusSection extends SectionWidget {
+  // the message survives re-renders, so a refused commit does not lose what was typed
+  private draft = '';
+
+  protected fill(result: IResult): void {
+    this.node.appendChild(resultNode(result));
+    const message = input('Commit message', this.draft);
+    message.oninput = () => (this.draft = message.value);
+    const commit = button('Commit', () => void this.commit(), 'accept',
+      this.canWrite ? 'Record every change in one commit' : 'viewers cannot commit');
+    commit.disabled = !this.canWrite || !result.view?.rows.length;
+    message.onkeydown = event => {
+      if (event.key === 'Enter' && !commit.disabled) {
+        void this.commit();
+      }
+    };
+    this.node.appendChild(el('div', 'nbv-Form', '', [message, commit]));
+  }
+
+  private async commit(): Promise<void> {
+    const message = this.draft.trim();
+    if (!message) {
+      Notification.warning('Write a commit message first.', { autoClose: 4000 });
+      return;
+    }
+    const done = await this.model.commit(message);
+    if (done) {
+      this.draft = '';
+      this.render();
+      Notification.success(done.view?.summary || 'Committed.', { autoClose: 4000 });
+    }
+  }
+}
+
+class DatasetsSection extends SectionWidget {
+  private details = el('div', 'nbv-Details');
+
+  protected fill(result: IResult): void {
+    const view = result.view;
+    if (!view || !view.rows.length) {
+      this.node.appendChild(resultNode(result, 'no datasets yet: `%mv_dataset add NAME SRC`'));
+      return;
+    }
+    const nameColumn = Math.max(column(view, /^(name|dataset)$/i), 0);
+    this.node.appendChild(
+      this.longTable(view, row => button('Show', () => void this.showDataset(row[nameColumn])))
+    );
+    const name = input('dataset', view.rows[0][nameColumn]);
+    // the previous version against the latest: the question asked most after an import
+    const a = input('version A', '~1');
+    const b = input('version B', 'latest');
+    const diff = button('Diff', () => void this.diff(name.value, a.value, b.value));
+    this.node.appendChild(el('div', 'nbv-Form nbv-Diff', '', [name, a, b, diff]));
+    this.node.appendChild(this.details);
+  }
+
+  private async showDataset(name: string): Promise<void> {
+    const shown = await this.model.datasetShow(name);
+    this.details.replaceChildren(el('div', 'nbv-Subtitle', name), resultNode(shown));
+  }
+
+  private async diff(name: string, a: string, b: string): Promise<void> {
+    if (!name || !a || !b) {
+      Notification.warning('Give a dataset and two versions to compare.', { autoClose: 4000 });
+      return;
+    }
+    const diff = await this.model.datasetDiff(name, a, b);
+    this.details.replaceChildren(el('div', 'nbv-Subtitle', `${name}: ${a} → ${b}`), resultNode(diff));
+  }
+}
+
+class RunsSection extends SectionWidget {
+  protected fill(result: IResult): void {
+    this.node.appendChild(this.live());
+    const view = result.view;
+    if (!view || !view.rows.length) {
+      this.node.appendChild(resultNode(result, 'no runs yet: `%mv_train --data NAME --model yolov8n.yaml`'));
+      return;
+    }
+    const idColumn = Math.max(column(view, /^(run|id|run id|name)$/i), 0);
+    const statusColumn = column(view, /status/i);
+    this.node.appendChild(
+      this.longTable(view, row => {
+        const running = statusColumn >= 0 && row[statusColumn] === 'running';
+        if (!running || !this.canWrite) {
+          return null;
+        }
+        return button('Stop', () => void this.stop(row[idColumn]), 'reject',
+          'Stop after the current batch; last.pt is kept for `runs resume`');
+      }, true)
+    );
+    if (view.summary) {
+      this.node.appendChild(el('div', 'nbv-Note', view.summary));
+    }
+  }
+
+  private async stop(id: string): Promise<void> {
+    const stopped = await this.model.stopRun(id);
+    if (stopped) {
+      Notification.info(stopped.view?.summary || `${id} is stopping`, { autoClose: 5000 });
+    }
+  }
+
+  /** Running runs with a progress bar, updated by the long poll without a full refresh. */
+  private live(): HTMLElement {
+    const box = el('div', 'nbv-Live');
+    for (const run of this.model.progress.values()) {
+      if (run.status !== 'running') {
+        continue;
+      }
+      const bar = el('progress', 'nbv-Progress');
+      bar.max = run.epochs || 1;
+      bar.value = run.epoch || 0;
+      const map = run.map === null ? '' : ` · mAP ${run.map.toFixed(3)}`;
+      box.appendChild(
+        el('div', 'nbv-LiveRun', '', [
+          el('span', 'nbv-LiveLabel', `${run.id}: epoch ${run.epoch}/${run.epochs ?? '?'}${map}`),
+          bar
+        ])
+      );
+    }
+    return box;
+  }
+}
+
+class RegistrySection extends SectionWidget {
+  private stage = input('stage', 'champion');
+  private outcome = el('div', 'nbv-Details');
+
+  protected fill(result: IResult): void {
+    const view = result.view;
+    if (!view || !view.rows.length) {
+      this.node.appendChild(resultNode(result, 'no registered versions: `%mv_register NAME --bump minor --from RUN`'));
+      return;
+    }
+    const nameColumn = Math.max(column(view, /^(name|model|artifact)$/i), 0);
+    const versionColumn = column(view, /^version$/i);
+    this.node.appendChild(el('div', 'nbv-Form', '', [el('label', 'nbv-Label', 'promote to'), this.stage]));
+    this.node.appendChild(
+      this.longTable(view, row => {
+        if (versionColumn < 0) {
+          return null;
+        }
+        const version = row[versionColumn].replace(/^v?/, 'v');
+        const ref = `${row[nameColumn]}@${version}`;
+        const promote = button('Promote', () => void this.promote(ref), 'plain',
+          this.canWrite ? `Promote ${ref}` : 'viewers cannot promote');
+        promote.disabled = !this.canWrite;
+        return promote;
+      })
+    );
+    if (view.summary) {
+      this.node.appendChild(el('div', 'nbv-Note', view.summary));
+    }
+    this.node.appendChild(this.outcome);
+  }
+
+  private async promote(ref: string): Promise<void> {
+    const stage = this.stage.value.trim() || 'champion';
+    const answer = await showDialog({
+      title: 'Promote',
+      body: `Promote ${ref} to ${stage}? The metric gates of rules.toml decide; the event is audited.`,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Promote' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    const promoted = await this.model.promote(ref, stage);
+    if (promoted) {
+      // the gate results stay visible under the table
+      this.outcome.replaceChildren(el('div', 'nbv-Subtitle', `${ref} → ${stage}`), resultNode(promoted));
+      Notification.success(promoted.view?.summary || `${ref} is now ${stage}`, { autoClose: 5000 });
+    }
+  }
+}
+
+class AuditSection extends SectionWidget {
+  static LATEST = 20;
+  private verdict = el('div', 'nbv-Details');
+
+  protected fill(result: IResult): void {
+    this.node.appendChild(
+      el('div', 'nbv-Form', '', [button('Verify', () => void this.verify(), 'plain',
+        'Check the hash chain and re-check promotions against roles and rules')])
+    );
+    this.node.appendChild(this.verdict);
+    const view = result.view;
+    if (!view || !view.rows.length) {
+      this.node.appendChild(resultNode(result, 'no audit entries'));
+      return;
+    }
+    // newest first, the latest few: the full log is `nbversion audit`
+    const latest = view.rows.map((_, i) => i).reverse().slice(0, AuditSection.LATEST);
+    this.node.appendChild(table(view, undefined, latest));
+    this.node.appendChild(el('div', 'nbv-Note', `${view.summary || `${view.rows.length} entries`}; newest first`));
+  }
+
+  private async verify(): Promise<void> {
+    const verdict = await this.model.verifyAudit();
+    if (!verdict) {
+      return;
+    }
+    const ok = verdict.ok !== false;
+    this.verdict.replaceChildren(resultNode(verdict));
+    this.verdict.classList.toggle('nbv-mod-ok', ok);
+    this.verdict.classList.toggle('nbv-mod-bad', !ok);
+  }
+}
+
+/** Title and who the sidebar acts as: roles decide what the buttons may do. */
+class Header extends Widget {
+  private identity = el('div', 'nbv-Identity');
+
+  constructor(private model: NbversionModel) {
+    super();
+    this.addClass('nbv-Header');
+    this.node.append(el('h2', 'nbv-Title', 'nbversion'), this.identity);
+    model.changed.connect((_, section) => section === 'whoami' && this.render(), this);
+  }
+
+  private render(): void {
+    const who = this.model.results.get('whoami');
+    this.identity.textContent = who ? `${who.user} · ${who.role}` : '';
+    this.identity.title = who ? `identity from ${who.source}` : '';
+  }
+}
+
+export function createPanel(model: NbversionModel): SidePanel {
+  const panel = new SidePanel();
+  panel.id = 'nbversion-sidebar';
+  panel.addClass('nbv-Panel');
+  panel.title.caption = 'nbversion: datasets, runs, registry, audit';
+  panel.header.addWidget(new Header(model));
+  panel.toolbar.addItem(
+    'refresh-all',
+    new ToolbarButton({
+      icon: refreshIcon,
+      label: 'Refresh',
+      tooltip: 'Reload every section',
+      onClick: () => void model.refreshAll()
+    })
+  );
+  panel.addWidget(new StatusSection(model, 'status', 'Status'));
+  panel.addWidget(new DatasetsSection(model, 'datasets', 'Datasets'));
+  panel.addWidget(new RunsSection(model, 'runs', 'Runs'));
+  panel.addWidget(new RegistrySection(model, 'registry', 'Registry'));
+  panel.addWidget(new AuditSection(model, 'audit', 'Audit'));
+  model.failed.connect((_, error: ApiError) => {
+    const hint = error.hint ? ` — ${error.hint}` : '';
+    Notification.error(`nbversion: ${error.message}${hint}`, { autoClose: 8000 });
+  }, panel);
+  return panel;
+}

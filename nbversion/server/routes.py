@@ -1,0 +1,161 @@
+"""The REST routes under /nbversion/api/: one small handler per resource, thin over core.
+
+Read-only routes are GET; anything that changes the workspace is POST (Jupyter checks XSRF
+on every non-GET request) and fails fast with 409 while another process holds the lock.
+"""
+from __future__ import annotations
+
+import tornado.web
+from jupyter_server.utils import url_path_join
+
+from .handlers import NbversionHandler
+from .progress import ProgressHandler
+
+NAME = r"(?P<name>[^/]+)"
+
+
+class StatusHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.respond(lambda ws: ws.status())
+
+
+class CommitHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def post(self):
+        data = self.body_or_fail("message")
+        if data is None:
+            return
+        paths = data.get("paths") or []
+        await self.respond(lambda ws: ws.commit(data["message"], paths),
+                           mutating=True, status=201)
+
+
+class LogHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.respond(lambda ws: ws.log(self.int_argument("n", 50)))
+
+
+class DatasetsHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.respond(lambda ws: ws.dataset_list())
+
+
+class DatasetHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self, name):
+        rev = self.get_argument("rev", "")
+        await self.respond(lambda ws: ws.dataset_show(f"{name}@{rev}" if rev else name))
+
+
+class DatasetDiffHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self, name):
+        def diff(ws):
+            return ws.dataset_diff(name, self.required_argument("a"), self.required_argument("b"))
+        await self.respond(diff)
+
+
+class ModelsHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.respond(lambda ws: ws.model_list())
+
+
+class ModelHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self, name):
+        rev = self.get_argument("rev", "")
+        await self.respond(lambda ws: ws.model_show(f"{name}@{rev}" if rev else name))
+
+
+class RunsHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.respond(lambda ws: ws.runs_list())
+
+
+class RunHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self, name):
+        await self.respond(lambda ws: ws.runs_show(name))
+
+
+class RunStopHandler(NbversionHandler):
+    # Stopping only raises a flag the training thread reads; it takes no workspace lock,
+    # and must not wait for one (the run itself may be committing).
+    @tornado.web.authenticated
+    async def post(self, name):
+        await self.respond(lambda ws: ws.runs_stop(name), status=202)
+
+
+class RegistryHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        name = self.get_argument("name", "") or None
+        await self.respond(lambda ws: ws.registry(name))
+
+
+class PromoteHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def post(self):
+        data = self.body_or_fail("ref")
+        if data is None:
+            return
+        stage = data.get("stage") or "champion"
+        await self.respond(lambda ws: ws.promote(data["ref"], stage=stage),
+                           mutating=True, status=201)
+
+
+class AuditHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        filters = {key: self.get_argument(key, "") for key in ("user", "action", "since")}
+        filters = {key: value for key, value in filters.items() if value}
+
+        def query(ws):
+            limit = self.int_argument("limit")
+            # only the filters given: the audit module's query takes each as a keyword
+            return ws.audit(**filters, **({"limit": limit} if limit else {}))
+        await self.respond(query)
+
+
+class AuditVerifyHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.respond(lambda ws: ws.audit_verify())
+
+
+class WhoamiHandler(NbversionHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.respond(lambda ws: ws.whoami())
+
+
+ROUTES = [
+    ("status", StatusHandler),
+    ("commit", CommitHandler),
+    ("log", LogHandler),
+    ("datasets", DatasetsHandler),
+    (f"datasets/{NAME}", DatasetHandler),
+    (f"datasets/{NAME}/diff", DatasetDiffHandler),
+    ("models", ModelsHandler),
+    (f"models/{NAME}", ModelHandler),
+    ("runs", RunsHandler),
+    ("runs/progress", ProgressHandler),
+    (f"runs/{NAME}", RunHandler),
+    (f"runs/{NAME}/stop", RunStopHandler),
+    ("registry", RegistryHandler),
+    ("registry/promote", PromoteHandler),
+    ("audit", AuditHandler),
+    ("audit/verify", AuditVerifyHandler),
+    ("whoami", WhoamiHandler),
+]
+
+
+def handlers(base_url: str) -> list:
+    """(pattern, handler) pairs for tornado, anchored at the server's base URL."""
+    return [(url_path_join(base_url, "nbversion", "api", path) + "/?", handler)
+            for path, handler in ROUTES]

@@ -1,0 +1,566 @@
+"""The REST server extension, through a real Jupyter server (pytest-jupyter's `jp_fetch`).
+
+Every endpoint: success, bad input, 403 without token / XSRF, 409 while another process
+holds the workspace lock. Endpoints whose core module is not installed answer a clean 501.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import inspect
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from conftest import git, snapshot
+
+# pytest-jupyter's fixtures, imported here rather than registered with `pytest_plugins`: a
+# registered plugin's autouse fixtures (an event loop and a ServerApp clean-up) would run
+# around every test of the suite; imported, they stay in this module.
+from pytest_jupyter.jupyter_core import *  # noqa: E402,F401,F403
+from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
+
+API = ("nbversion", "api")
+
+
+@pytest.fixture
+def jp_server_config(ws):
+    """The server runs our extension on the test workspace (the traitlets-configured path)."""
+    return {"ServerApp": {"jpserver_extensions": {"nbversion.server": True}},
+            "NbversionConfig": {"workspace": str(ws.root)}}
+
+
+@pytest.fixture
+def api(jp_fetch, jp_serverapp):
+    """`await api("status")` -> (status code, JSON body); errors are answers, not exceptions."""
+
+    async def call(*path, method="GET", body=None, params=None, headers=None):
+        kwargs = {"method": method, "params": params or {}}
+        if headers is not None:
+            kwargs["headers"] = headers
+        if method != "GET":
+            kwargs["body"] = body if isinstance(body, (str, bytes)) else json.dumps(body or {})
+        try:
+            response = await jp_fetch(*API, *path, **kwargs)
+        except HTTPClientError as exc:
+            response = exc.response
+            if response is None:
+                raise
+        text = response.body.decode() if response.body else ""
+        return response.code, (json.loads(text) if text.strip().startswith("{") else text)
+
+    return call
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def assert_error(code, data, status, error_type):
+    assert code == status, data
+    assert data["error"]["type"] == error_type, data
+    assert data["error"]["message"]
+
+
+def assert_ok_or_not_installed(code, data, module):
+    """501 with a clean error while `module` is missing; success once it exists."""
+    if installed(module):
+        assert code == 200, data
+        assert "view" in data
+    else:
+        assert_error(code, data, 501, "NotAvailable")
+        assert module in data["error"]["message"]
+        assert data["error"]["hint"]
+
+
+@pytest.fixture
+def lock_holder(ws):
+    """Another process holding the workspace lock, like a CLI commit or another kernel."""
+    code = ("import sys, time; from pathlib import Path; from nbversion.core.lock import workspace_lock\n"
+            "with workspace_lock(Path(sys.argv[1]), 'commit (held by the test)'):\n"
+            "    print('held', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(ws.root)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def write_run(root: Path, run_id: str, status: str, epoch: int, epochs: int = 3):
+    run = root / "runs" / run_id
+    run.mkdir(parents=True, exist_ok=True)
+    # the run.json schema of nbversion.training.runs
+    series = [{"epoch": e, "mAP50": 0.2 * e, "mAP50-95": 0.1 * e} for e in range(1, epoch + 1)]
+    # a running run names its live process (this one): a dead one's run is shown failed
+    (run / "run.json").write_text(json.dumps({"id": run_id, "status": status, "params": {"epochs": epochs},
+                                              "epochs": series, "metrics": series[-1],
+                                              "pid": os.getpid(), "host": socket.gethostname()}))
+
+
+# --- workspace verbs ---------------------------------------------------------------------
+
+async def test_status_lists_changes_with_the_cli_table(api, ws):
+    (ws.root / "notes.txt").write_text("hello\n")
+    code, data = await api("status")
+    assert code == 200, data
+    assert [c["path"] for c in data["changes"]] == ["notes.txt"]
+    assert data["view"]["headers"] == ["state", "path", "tracked by"]
+    assert data["view"]["rows"] == [["new", "notes.txt", "git"]]
+    assert "1 change" in data["view"]["summary"]
+
+
+async def test_commit_records_changes_and_audits(api, ws):
+    (ws.root / "notes.txt").write_text("hello\n")
+    code, data = await api("commit", method="POST", body={"message": "add notes"})
+    assert code == 201, data
+    assert "add notes" in git(ws.root, "log", "-1", "--format=%s")
+    assert git(ws.root, "status", "--porcelain") == ""
+    code, data = await api("status")
+    assert data["changes"] == []
+
+
+async def test_commit_without_message_is_400_and_changes_nothing(api, ws):
+    (ws.root / "notes.txt").write_text("hello\n")
+    before = snapshot(ws.root)
+    code, data = await api("commit", method="POST", body={"paths": ["notes.txt"]})
+    assert_error(code, data, 400, "UsageError")
+    assert "message" in data["error"]["message"]
+    code, data = await api("commit", method="POST", body="{not json")
+    assert_error(code, data, 400, "UsageError")
+    assert snapshot(ws.root) == before
+
+
+async def test_commit_with_nothing_changed_is_409(api, ws):
+    code, data = await api("commit", method="POST", body={"message": "nothing"})
+    assert_error(code, data, 409, "NothingToCommit")
+    assert data["error"]["hint"] is not None or data["error"]["message"]
+
+
+async def test_log_returns_history_and_rejects_a_bad_n(api, ws):
+    code, data = await api("log", params={"n": "5"})
+    assert code == 200, data
+    assert data["view"]["rows"], data
+    code, data = await api("log", params={"n": "many"})
+    assert_error(code, data, 400, "UsageError")
+    assert "`n`" in data["error"]["message"]
+
+
+async def test_whoami_reports_identity_and_role(api, ws):
+    code, data = await api("whoami")
+    assert code == 200, data
+    assert data["user"] == "tester@example.com"
+    assert data["role"] == "admin"   # the user who ran `init`
+
+
+async def test_audit_lists_entries_and_verify_checks_the_chain(api, ws):
+    code, data = await api("audit")
+    assert_ok_or_not_installed(code, data, "nbversion.core.auditlog")
+    if code == 200:
+        assert any("init" in " ".join(row) for row in data["view"]["rows"]), data["view"]
+    code, data = await api("audit", "verify")
+    assert_ok_or_not_installed(code, data, "nbversion.core.auditlog")
+
+
+# --- datasets, models, runs, registry ------------------------------------------------------
+
+@pytest.mark.parametrize("path,module", [
+    (("datasets",), "nbversion.core.datasets"),
+    (("models",), "nbversion.core.models"),
+    (("runs",), "nbversion.training.runs"),
+    (("registry",), "nbversion.core.registry"),
+])
+async def test_list_endpoints_answer_or_say_not_installed(api, ws, path, module):
+    code, data = await api(*path)
+    assert_ok_or_not_installed(code, data, module)
+
+
+async def test_unknown_dataset_is_404_or_not_installed(api, ws):
+    code, data = await api("datasets", "no-such-dataset")
+    if installed("nbversion.core.datasets"):
+        assert code == 404, data
+        assert "no-such-dataset" in data["error"]["message"]
+    else:
+        assert_error(code, data, 501, "NotAvailable")
+
+
+async def test_dataset_diff_needs_two_versions(api, ws):
+    code, data = await api("datasets", "coco", "diff", params={"a": "HEAD"})
+    assert_error(code, data, 400, "UsageError")
+    assert "`b`" in data["error"]["message"]
+
+
+async def test_promote_without_ref_is_400(api, ws):
+    before = snapshot(ws.root)
+    code, data = await api("registry", "promote", method="POST", body={"stage": "champion"})
+    assert_error(code, data, 400, "UsageError")
+    assert "ref" in data["error"]["message"]
+    assert snapshot(ws.root) == before
+
+
+async def test_promote_an_unknown_version_is_an_error_not_a_crash(api, ws):
+    code, data = await api("registry", "promote", method="POST", body={"ref": "ghost@v9.9.9"})
+    if installed("nbversion.core.promotion"):
+        assert code in (400, 404), data
+        assert "ghost" in data["error"]["message"]
+    else:
+        assert_error(code, data, 501, "NotAvailable")
+
+
+async def test_stop_an_unknown_run_is_an_error(api, ws):
+    code, data = await api("runs", "no-such-run", "stop", method="POST")
+    if installed("nbversion.training.runner"):
+        assert code in (400, 404, 409), data
+    else:
+        assert_error(code, data, 501, "NotAvailable")
+    assert "error" in data
+
+
+# --- live progress -------------------------------------------------------------------------
+
+async def test_progress_returns_only_runs_changed_since_the_cursor(api, ws):
+    write_run(ws.root, "r1", "done", 3)
+    write_run(ws.root, "r2", "running", 1)
+    code, first = await api("runs", "progress", params={"cursor": "0"})
+    assert code == 200, first
+    assert {r["id"] for r in first["runs"]} == {"r1", "r2"}
+    r2 = next(r for r in first["runs"] if r["id"] == "r2")
+    assert (r2["status"], r2["epoch"], r2["epochs"]) == ("running", 1, 3)
+    assert isinstance(first["cursor"], str)     # opaque to the client
+    code, again = await api("runs", "progress", params={"cursor": first["cursor"]})
+    assert again["runs"] == [] and again["sections"] == [] and again["cursor"] == first["cursor"]
+    write_run(ws.root, "r2", "running", 2)      # same clock tick or not: a new file, a new inode
+    code, later = await api("runs", "progress", params={"cursor": first["cursor"]})
+    assert [(r["id"], r["epoch"]) for r in later["runs"]] == [("r2", 2)]
+    assert later["runs"][0]["map"] == pytest.approx(0.2)
+
+
+async def test_progress_reports_which_sections_changed(api, ws):
+    _, first = await api("runs", "progress", params={"cursor": "0"})
+    assert set(first["sections"]) == {"status", "datasets", "registry", "audit"}
+    (ws.root / "notes.txt").write_text("hello\n")
+    ws.commit("notes")                          # from a kernel or the CLI, not the sidebar
+    _, answer = await api("runs", "progress", params={"cursor": first["cursor"]})
+    assert {"status", "datasets", "audit"} <= set(answer["sections"]) and "registry" not in answer["sections"]
+    git(ws.root, "tag", "-a", "m@v1.0.0", "-m", "Registering artifact m version v1.0.0")
+    _, tagged = await api("runs", "progress", params={"cursor": answer["cursor"]})
+    assert tagged["sections"] == ["registry"]
+
+
+async def test_a_cursor_from_another_server_gets_the_full_answer(api, ws):
+    write_run(ws.root, "r1", "done", 3)
+    _, answer = await api("runs", "progress", params={"cursor": "0123abcd:99"})
+    assert [r["id"] for r in answer["runs"]] == ["r1"]
+
+
+async def test_progress_long_poll_waits_for_a_change_without_blocking_the_server(api, ws):
+    write_run(ws.root, "r1", "running", 1)
+    _, first = await api("runs", "progress")
+    poll = asyncio.ensure_future(api("runs", "progress", params={"cursor": first["cursor"], "wait": "10"}))
+    started = time.monotonic()
+    code, who = await api("whoami")             # the server answers others while the poll waits
+    assert code == 200 and not poll.done()
+    await asyncio.sleep(0.3)
+    write_run(ws.root, "r1", "running", 2)
+    code, answer = await poll
+    waited = time.monotonic() - started
+    assert code == 200 and [r["epoch"] for r in answer["runs"]] == [2]
+    assert 0.3 <= waited < 5, waited
+
+
+async def test_progress_rejects_a_bad_cursor(api, ws):
+    code, data = await api("runs", "progress", params={"cursor": "yesterday"})
+    assert_error(code, data, 400, "UsageError")
+
+
+# --- auth, XSRF, lock, workspace -----------------------------------------------------------
+
+async def test_get_without_token_is_403(api, ws):
+    code, data = await api("status", headers={"Authorization": ""})
+    assert code == 403, data
+    assert data["error"]["type"] == "HTTPError"
+
+
+async def test_post_without_token_or_xsrf_is_403_and_changes_nothing(api, ws):
+    (ws.root / "notes.txt").write_text("hello\n")
+    before = snapshot(ws.root)
+    code, data = await api("commit", method="POST", body={"message": "sneaky"},
+                           headers={"Authorization": ""})
+    assert code == 403, data
+    code, data = await api("registry", "promote", method="POST", body={"ref": "m@v1.0.0"},
+                           headers={"Authorization": "token wrong-token"})
+    assert code == 403, data
+    assert snapshot(ws.root) == before
+
+
+async def test_a_browser_session_cookie_needs_the_xsrf_token_to_post(api, ws, jp_fetch):
+    """Logged in by cookie (as the sidebar is), a POST without the XSRF token is refused."""
+    login = (await jp_fetch(*API, "whoami")).headers.get_list("Set-Cookie")[0].split(";")[0]
+    (ws.root / "notes.txt").write_text("hello\n")
+    code, data = await api("status", headers={"Authorization": "", "Cookie": login})
+    assert code == 200, data                      # the cookie alone is a login
+    before = snapshot(ws.root)
+    code, data = await api("commit", method="POST", body={"message": "forged"},
+                           headers={"Authorization": "", "Cookie": login})
+    assert code == 403 and "xsrf" in data["error"]["message"].lower(), data
+    assert snapshot(ws.root) == before
+    xsrf = "0123456789abcdef" * 2                 # double submit: cookie and header agree
+    code, data = await api("commit", method="POST", body={"message": "from the sidebar"},
+                           headers={"Authorization": "", "Cookie": f"{login}; _xsrf={xsrf}", "X-XSRFToken": xsrf})
+    assert code == 201, data
+    assert "from the sidebar" in git(ws.root, "log", "-1", "--format=%s")
+
+
+async def test_commit_while_another_process_holds_the_lock_is_409(api, ws, lock_holder):
+    (ws.root / "notes.txt").write_text("hello\n")
+    before = snapshot(ws.root)
+    started = time.monotonic()
+    code, data = await api("commit", method="POST", body={"message": "blocked"})
+    assert_error(code, data, 409, "WorkspaceLocked")
+    assert str(lock_holder.pid) in data["error"]["message"]
+    assert "held by the test" in data["error"]["message"]
+    assert time.monotonic() - started < 5      # answered at once, not after lock_timeout
+    assert snapshot(ws.root) == before
+    code, data = await api("status")            # reads take no lock: still served
+    assert code == 200
+
+
+async def test_promote_while_locked_is_409(api, ws, lock_holder):
+    code, data = await api("registry", "promote", method="POST", body={"ref": "m@v1.0.0"})
+    if installed("nbversion.core.promotion"):
+        assert_error(code, data, 409, "WorkspaceLocked")
+    else:
+        assert code in (409, 501), data
+
+
+async def test_no_workspace_is_a_404_with_a_hint(api, ws, jp_serverapp, tmp_path):
+    jp_serverapp.web_app.settings["nbversion_workspace"] = str(tmp_path / "elsewhere")
+    code, data = await api("status")
+    assert_error(code, data, 404, "NotAWorkspace")
+    assert "init" in data["error"]["hint"]
+
+
+def test_workspace_defaults_to_the_server_root_dir(tmp_path):
+    from traitlets.config import Config
+
+    from nbversion.server import workspace_folder
+
+    class App:
+        root_dir = str(tmp_path)
+        config = Config()
+
+    assert workspace_folder(App()) == str(tmp_path)
+    App.config = Config({"NbversionConfig": {"workspace": "/data/project"}})
+    assert workspace_folder(App()) == "/data/project"
+
+
+def test_extension_is_enabled_by_the_shipped_config():
+    config = Path(__file__).resolve().parents[1] / "jupyter-config" / "jupyter_server_config.d" / "nbversion.json"
+    assert json.loads(config.read_text())["ServerApp"]["jpserver_extensions"] == {"nbversion.server": True}
+    import nbversion.server as ext
+    assert ext._jupyter_server_extension_points() == [{"module": "nbversion.server"}]
+    assert os.path.basename(ext.__file__) == "__init__.py"
+
+
+# --- with the real core modules, once they are installed -----------------------------------
+
+def needs(*modules):
+    missing = [m for m in modules if not installed(m)]
+    return pytest.mark.skipif(bool(missing), reason=f"not installed yet: {', '.join(missing)}")
+
+
+@pytest.fixture
+def two_versions(ws, tmp_path):
+    """detector v1.0.0 (champion) and v1.1.0, registered from weight files."""
+    weights = tmp_path / "detector.pt"
+    weights.write_bytes(os.urandom(1024))
+    ws.register("detector", version="1.0.0", source=str(weights))
+    weights.write_bytes(os.urandom(1024))
+    ws.register("detector", version="1.1.0", source=str(weights))
+    ws.promote("detector@v1.0.0")
+    return ws
+
+
+@needs("nbversion.core.auditlog")
+async def test_audit_filters_and_limit(api, ws):
+    (ws.root / "notes.txt").write_text("hello\n")
+    ws.commit("notes")
+    code, data = await api("audit", params={"action": "init"})
+    assert code == 200 and [row[3] for row in data["view"]["rows"]] == ["init"], data["view"]
+    code, data = await api("audit", params={"limit": "1"})
+    assert len(data["view"]["rows"]) == 1 and data["view"]["rows"][0][3] == "commit"
+    code, data = await api("audit", params={"limit": "all"})
+    assert_error(code, data, 400, "UsageError")
+
+
+@needs("nbversion.core.datasets")
+async def test_datasets_list_and_show_a_real_dataset(api, ws, demo_data):
+    ws.dataset_add("shapes", demo_data)
+    code, data = await api("datasets")
+    assert code == 200, data
+    assert [row[0] for row in data["view"]["rows"]] == ["shapes"]
+    code, data = await api("datasets", "shapes")
+    assert code == 200, data
+    assert "view" in data
+
+
+@needs("nbversion.core.datasets")
+async def test_dataset_diff_between_two_versions(api, ws, demo_data):
+    ws.dataset_add("shapes", demo_data)
+    label = sorted((demo_data / "labels" / "train").glob("*.txt"))[0]
+    image = next((demo_data / "images" / "train").glob(label.stem + ".*"))
+    label.unlink()
+    image.unlink()
+    ws.dataset_add("shapes", demo_data)
+    code, data = await api("datasets", "shapes", "diff", params={"a": "~1", "b": "latest"})
+    assert code == 200, data
+    cells = " ".join(" ".join(row) for row in data["view"]["rows"]) + data["view"]["summary"]
+    assert image.name in cells or "removed" in cells, data["view"]
+    code, data = await api("datasets", "shapes", "diff", params={"a": "~5", "b": "latest"})
+    assert code == 404 and "too far" in data["error"]["message"], data
+
+@needs("nbversion.core.registry", "nbversion.core.promotion")
+async def test_registry_lists_versions_with_the_champion_highlighted(api, two_versions):
+    code, data = await api("registry")
+    assert code == 200, data
+    view = data["view"]
+    version = view["headers"].index("version")
+    assert sorted(row[version] for row in view["rows"]) == ["v1.0.0", "v1.1.0"]
+    assert [view["rows"][i][version] for i in view["highlight"]] == ["v1.0.0"]
+
+
+@needs("nbversion.core.registry", "nbversion.core.promotion")
+async def test_promote_moves_the_champion_and_audits(api, two_versions):
+    code, data = await api("registry", "promote", method="POST", body={"ref": "detector@v1.1.0"})
+    assert code == 201, data
+    assert "detector@v1.1.0 is now champion" in data["view"]["summary"]
+    code, data = await api("registry")
+    version = data["view"]["headers"].index("version")
+    assert [data["view"]["rows"][i][version] for i in data["view"]["highlight"]] == ["v1.1.0"]
+    last = (two_versions.root / ".nbversion" / "audit.jsonl").read_text().splitlines()[-1]
+    assert json.loads(last)["action"] == "promote" and "detector@v1.1.0" in json.loads(last)["target"]
+
+
+@needs("nbversion.core.registry", "nbversion.core.promotion")
+async def test_promote_by_a_contributor_is_403_with_a_hint(api, two_versions, monkeypatch):
+    monkeypatch.setenv("NBVERSION_USER", "intern@example.com")     # not in users.toml: contributor
+    code, data = await api("registry", "promote", method="POST", body={"ref": "detector@v1.1.0"})
+    assert_error(code, data, 403, "PermissionDenied")
+    assert "user add intern@example.com" in data["error"]["hint"]
+    last = json.loads((two_versions.root / ".nbversion" / "audit.jsonl").read_text().splitlines()[-1])
+    assert last["user"] == "intern@example.com" and last["action"] in ("denied", "promote refused")
+    code, data = await api("registry")
+    version = data["view"]["headers"].index("version")
+    assert [data["view"]["rows"][i][version] for i in data["view"]["highlight"]] == ["v1.0.0"]
+
+
+async def test_fields_view_returns_only_the_table(api, ws):
+    (ws.root / "notes.txt").write_text("hello\n")
+    code, data = await api("status", params={"fields": "view"})
+    assert code == 200 and list(data) == ["view"]
+    assert data["view"]["rows"] == [["new", "notes.txt", "git"]]
+
+
+@needs("nbversion.training.runs")
+async def test_runs_list_and_show_read_the_run_records(api, ws):
+    write_run(ws.root, "20260101-000000-a", "done", 3)
+    write_run(ws.root, "20260101-000001-b", "running", 1)
+    code, data = await api("runs", params={"fields": "view"})
+    assert code == 200, data
+    ids = [row[0] for row in data["view"]["rows"]]
+    assert ids == ["20260101-000000-a", "20260101-000001-b"]
+    running = [data["view"]["rows"][i][0] for i in data["view"]["highlight"]]
+    assert running == ["20260101-000001-b"]
+    code, data = await api("runs", "20260101-000000-a")
+    assert code == 200, data
+    assert len(data["view"]["rows"]) == 3          # one row per epoch
+    code, data = await api("runs", "no-such-run")
+    assert code == 404, data
+
+
+@needs("nbversion.training.runs")
+async def test_progress_shows_a_run_of_a_dead_process_as_failed(api, ws):
+    write_run(ws.root, "r1", "running", 1)
+    record = json.loads((ws.root / "runs" / "r1" / "run.json").read_text())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    record["pid"] = dead.pid                     # the kernel that trained it is gone
+    (ws.root / "runs" / "r1" / "run.json").write_text(json.dumps(record))
+    _, answer = await api("runs", "progress")
+    assert [(r["id"], r["status"]) for r in answer["runs"]] == [("r1", "failed")]
+
+
+
+
+@needs("nbversion.training.runner")
+async def test_stop_asks_a_run_training_elsewhere_to_stop(api, ws):
+    from nbversion.training import runs
+
+    write_run(ws.root, "20260101-000001-b", "running", 1)     # trained by a live process (this one)
+    code, data = await api("runs", "20260101-000001-b", "stop", method="POST")
+    assert code == 202, data
+    assert (ws.root / "runs" / "20260101-000001-b" / runs.STOP_FILE).exists()   # the trainer polls it
+    write_run(ws.root, "20260101-000000-a", "done", 3)
+    code, data = await api("runs", "20260101-000000-a", "stop", method="POST")
+    assert_error(code, data, 400, "UsageError")
+    assert "not running" in data["error"]["message"]
+
+
+def _jupyter(*args, env_extra: dict) -> str:
+    env = {**os.environ, **env_extra, "NO_COLOR": "1"}
+    jupyter = Path(sys.executable).with_name("jupyter")
+    proc = subprocess.run([str(jupyter), *args], env=env, capture_output=True, text=True, timeout=120)
+    return proc.stdout + proc.stderr
+
+
+def test_jupyter_server_extension_list_shows_it_enabled(tmp_path):
+    """What `pip install` puts in etc/jupyter enables and validates the server extension."""
+    shipped = Path(__file__).resolve().parents[1] / "jupyter-config" / "jupyter_server_config.d"
+    (tmp_path / "jupyter_server_config.d").mkdir()
+    for path in shipped.iterdir():
+        (tmp_path / "jupyter_server_config.d" / path.name).write_text(path.read_text())
+    out = _jupyter("server", "extension", "list", env_extra={"JUPYTER_CONFIG_DIR": str(tmp_path)})
+    assert re.search(r"nbversion\.server\s+\S*enabled", out), out
+    assert re.search(r"nbversion\.server\s+\S*0\.1\.0\s+\S*OK", out), out
+
+
+def test_jupyter_labextension_list_shows_the_built_sidebar(tmp_path):
+    built = Path(__file__).resolve().parents[1] / "nbversion" / "labextension"
+    if not (built / "package.json").exists():
+        pytest.skip("the sidebar is not built: cd labextension && npm ci && npm run build")
+    (tmp_path / "labextensions").mkdir()
+    (tmp_path / "labextensions" / "nbversion-labextension").symlink_to(built)
+    out = _jupyter("labextension", "list", env_extra={"JUPYTER_PATH": str(tmp_path)})
+    assert re.search(r"nbversion-labextension v0\.1\.0 \S*enabled\S* \S*OK", out), out
+
+def _run_in_the_server_loop(test):
+    """`async def test_...` run on pytest-jupyter's loop (its hook is not registered here)."""
+    signature = inspect.signature(test)
+    params = list(signature.parameters.values())
+    if "jp_asyncio_loop" not in signature.parameters:
+        params.append(inspect.Parameter("jp_asyncio_loop", inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(test)
+    def run(**kwargs):
+        loop = kwargs["jp_asyncio_loop"] if "jp_asyncio_loop" in signature.parameters \
+            else kwargs.pop("jp_asyncio_loop")
+        return loop.run_until_complete(test(**kwargs))
+
+    run.__signature__ = signature.replace(parameters=params)
+    return run
+
+
+for _name, _test in list(globals().items()):
+    if _name.startswith("test_") and inspect.iscoroutinefunction(_test):
+        globals()[_name] = _run_in_the_server_loop(_test)
