@@ -1,0 +1,102 @@
+"""Training verbs: `train`, `runs list|show|stop|resume`, `predict`."""
+from __future__ import annotations
+
+from . import Verb, add_json_flag
+
+
+def _key_values(pairs) -> dict:
+    """Ultralytics `key=value` pass-through; values typed like Ultralytics' own CLI does."""
+    from ..errors import UsageError
+
+    values = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{pair!r}: extra training arguments are key=value",
+                             hint="e.g. `lr0=0.003 mosaic=0 optimizer=AdamW`")
+        values[key.strip()] = _typed(raw.strip())
+    return values
+
+
+def _typed(text: str):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _train_args(p):
+    p.add_argument("--data", required=True, metavar="NAME[@REV]", help="a dataset (version) of this workspace")
+    p.add_argument("--model", default="yolov8n.yaml",
+                   help="yolov8n.yaml (from scratch) | FILE.pt | NAME@champion | NAME@vX.Y.Z")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", default="auto", help="auto (GPU if there is one) | cpu | 0 | 0,1")
+    p.add_argument("--name", default=None, metavar="RUN", help="part of the run id (default: the model)")
+    p.add_argument("--wait", action="store_true", help="block until the run ends (always so from the CLI)")
+    p.add_argument("extra", nargs="*", metavar="key=value", help="more Ultralytics training arguments")
+
+
+def _in_notebook() -> bool:
+    # the magics set the current cell; the CLI does not, and there training always waits
+    from ..core.cell import current_cell
+    return current_cell.get() is not None
+
+
+def _run_train(ws, a, ev):
+    return ws.train(a.data, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,
+                    name=a.name, extra=_key_values(a.extra), wait=a.wait or not _in_notebook(), on_event=ev)
+
+
+def _run_arg(p):
+    add_json_flag(p)
+    p.add_argument("run_id", metavar="RUN", help="a run id (see `runs list`)")
+
+
+def _stop_args(p):
+    _run_arg(p)
+    p.add_argument("--wait", action="store_true", help="block until the run has stopped")
+
+
+def _resume_args(p):
+    _run_arg(p)
+    p.add_argument("--wait", action="store_true", help="block until the run ends (always so from the CLI)")
+
+
+def _list_args(p):
+    add_json_flag(p)
+
+
+def _predict_args(p):
+    p.add_argument("model", metavar="MODEL_REF", help="a run id, a weights file, NAME@champion or NAME@vX.Y.Z")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
+    p.add_argument("--iou", type=float, default=0.7, help="IoU threshold of non-maximum suppression")
+    p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the model's)")
+    p.add_argument("--save", default=None, metavar="DIR", help="write annotated images to DIR")
+
+
+VERBS = [
+    Verb("train", "train a YOLO model on a dataset version (in the background in a notebook)",
+         _train_args, _run_train),
+    Verb("runs", "training runs: list, show, stop, resume", lambda p: None, None, subverbs=[
+        Verb("list", "runs with status, dataset and best mAP", _list_args, lambda ws, a, ev: ws.runs_list()),
+        Verb("show", "params, device, per-epoch metrics and chart, best epoch, files", _run_arg,
+             lambda ws, a, ev: ws.runs_show(a.run_id)),
+        Verb("stop", "stop a running training after the current batch (weights kept)", _stop_args,
+             lambda ws, a, ev: ws.runs_stop(a.run_id, wait=a.wait)),
+        Verb("resume", "continue a stopped or failed run from its last checkpoint", _resume_args,
+             lambda ws, a, ev: ws.runs_resume(a.run_id, wait=a.wait or not _in_notebook(), on_event=ev)),
+    ]),
+    Verb("predict", "detect objects in images with a run, a file or a registered model", _predict_args,
+         lambda ws, a, ev: ws.predict(a.model, a.images, conf=a.conf, iou=a.iou, imgsz=a.imgsz, save=a.save,
+                                      on_event=ev)),
+]

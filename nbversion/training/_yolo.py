@@ -1,0 +1,146 @@
+"""The only module that imports ultralytics (and, through it, torch).
+
+Everything Ultralytics needs to run offline is set here, before the first import: a writable
+config folder, no downloads, no auto-install, no telemetry, fonts copied from matplotlib (the
+plots would otherwise fetch Arial.ttf from the network).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from ..errors import NbversionError
+
+_prepared: Optional[Path] = None
+
+
+def config_dir(workspace_root=None) -> Path:
+    """YOLO_CONFIG_DIR if set, else ~/.config/nbversion/yolo, else <workspace>/.nbversion/tmp/yolo."""
+    if os.environ.get("YOLO_CONFIG_DIR"):
+        return Path(os.environ["YOLO_CONFIG_DIR"])
+    home = Path.home() / ".config" / "nbversion" / "yolo"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    except OSError:  # a read-only home (some JupyterHub images): keep it inside the workspace
+        return Path(workspace_root or ".") / ".nbversion" / "tmp" / "yolo"
+
+
+def prepare(workspace_root=None) -> Path:
+    """Apply the offline recipe once per process; returns the Ultralytics config folder."""
+    global _prepared
+    if _prepared is not None:
+        return _prepared
+    folder = config_dir(workspace_root)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["YOLO_CONFIG_DIR"] = str(folder)
+    os.environ["YOLO_OFFLINE"] = "true"
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    # a background run must not print into whichever cell runs meanwhile: warnings only
+    os.environ.setdefault("YOLO_VERBOSE", "false")
+    _copy_fonts(folder)
+    from ultralytics.utils import SETTINGS
+
+    SETTINGS.update({"sync": False, "dvc": False, "wandb": False, "mlflow": False,
+                     "comet": False, "clearml": False, "tensorboard": False, "raytune": False})
+    _prepared = folder
+    return folder
+
+
+def _copy_fonts(folder: Path) -> None:
+    """Ultralytics downloads Arial for its plots; matplotlib's DejaVuSans is a fine stand-in."""
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        if source.exists() and not (folder / name).exists():
+            shutil.copyfile(source, folder / name)
+
+
+def version() -> str:
+    prepare()
+    import ultralytics
+
+    return ultralytics.__version__
+
+
+def train_keys() -> set:
+    """Every argument `YOLO.train` accepts (Ultralytics' default cfg)."""
+    prepare()
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return set(DEFAULT_CFG_DICT)
+
+
+def cuda_devices() -> int:
+    """How many CUDA GPUs torch sees (0 on a CPU-only machine or a CPU build of torch)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def gpu_memory_gb() -> Optional[float]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.memory_reserved() / 1e9
+
+
+def load_yolo(weights):
+    """An Ultralytics `YOLO` for a weights file (serving: `nbv.load_model`)."""
+    prepare()
+    from ultralytics import YOLO
+
+    return YOLO(str(weights))
+
+
+def build_model(model: str):
+    """A model from a `yolov8n.yaml`-style config (random init, nothing downloaded) or a .pt file."""
+    prepare()
+    from ultralytics import YOLO
+
+    if model.endswith((".yaml", ".yml")) or Path(model).is_file():
+        try:
+            return YOLO(model)
+        except (FileNotFoundError, KeyError, AttributeError) as exc:
+            raise NbversionError(f"--model {model}: Ultralytics cannot build it ({exc})",
+                                 hint="use a config like yolov8n.yaml, a .pt file, or NAME@champion") from exc
+    raise NbversionError(f"--model {model}: no such file",
+                         hint="give yolov8n.yaml (random init), a weights file, NAME@champion or NAME@vX.Y.Z")
+
+
+def train(model: str, args: dict, callbacks: dict[str, Callable], resume_from: Optional[str] = None):
+    """Run `YOLO(...).train(**args)` with our callbacks added; blocks until training ends.
+
+    `resume_from`: a checkpoint with optimizer state; Ultralytics restores args and epoch from it.
+    """
+    prepare()
+    from ultralytics import YOLO
+
+    yolo = YOLO(resume_from) if resume_from else build_model(model)
+    for event, function in callbacks.items():
+        yolo.add_callback(event, function)
+    if resume_from:
+        keep = {k: v for k, v in args.items() if k in ("device", "workers", "amp", "plots")}
+        return yolo.train(resume=resume_from, **keep)
+    return yolo.train(**args)
+
+
+def predict(weights, images: Iterable[str], conf: float, iou: float, imgsz: Optional[int]) -> list[dict]:
+    """One dict per image: boxes as (class name, confidence, xyxy), annotated RGB array, speed (ms)."""
+    yolo = load_yolo(weights)
+    kwargs = {"conf": conf, "iou": iou, "verbose": False, "device": "cpu" if not cuda_devices() else None}
+    if imgsz:
+        kwargs["imgsz"] = imgsz
+    found = []
+    for result in yolo.predict([str(i) for i in images], **{k: v for k, v in kwargs.items() if v is not None}):
+        names = result.names
+        boxes = [(names[int(c)], float(p), [float(v) for v in xyxy])
+                 for c, p, xyxy in zip(result.boxes.cls.tolist(), result.boxes.conf.tolist(),
+                                       result.boxes.xyxy.tolist())]
+        found.append({"boxes": boxes, "annotated": result.plot()[..., ::-1].copy(),
+                      "ms": sum(v for v in result.speed.values() if v is not None)})
+    return found

@@ -1,0 +1,125 @@
+"""`Run`: the handle `train` returns at once; it shows the live widget in a notebook."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..render import Result
+from . import runs
+
+
+class Run(Result):
+    """A training run: live while its thread trains, then a view of its run.json."""
+
+    def __init__(self, root, run_id: str):
+        self.root = Path(root)
+        self.run_id = run_id
+        self.listeners: list = []          # on_event callbacks: the CLI bar, widgets
+        self.observer = None               # progress.RunObserver while training here
+        self.thread: Optional[threading.Thread] = None
+        self.finished = threading.Event()
+        self.note = ""                     # e.g. "stop requested" when it trains elsewhere
+
+    def __repr__(self) -> str:
+        return f"<nbversion run {self.run_id} {self.status}>"
+
+    # --- live -------------------------------------------------------------------------------
+    def emit(self, event) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:   # a broken display must not stop training
+                pass
+
+    def stop(self) -> "Run":
+        if self.observer is not None:
+            self.observer.stop_requested.set()
+            self.note = "stop requested: it ends after the current batch"
+        return self
+
+    def wait(self, timeout: Optional[float] = None) -> "Run":
+        """Block until the run has ended and been committed. Ctrl-C (or interrupting the kernel)
+        stops the training cleanly after the current batch; a second one gives up waiting."""
+        if self.thread is None:
+            return self
+        try:
+            self._wait_awake(timeout)
+        except KeyboardInterrupt:
+            from ..events import Event
+
+            self.stop()
+            self.emit(Event("train", 0, 0, "interrupted: stopping after the current batch "
+                                           "(interrupt again to stop waiting)", {"status": "stopping"}))
+            self._wait_awake(timeout)
+        return self
+
+    def _wait_awake(self, timeout: Optional[float]) -> None:
+        # short waits: the OS may deliver SIGINT to a torch thread, and Python only raises
+        # KeyboardInterrupt once the main thread wakes up
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.finished.wait(0.2):
+            if deadline is not None and time.monotonic() > deadline:
+                return
+
+    @property
+    def record(self) -> dict:
+        return runs.read(self.root, self.run_id)
+
+    @property
+    def status(self) -> str:
+        return runs.effective_status(self.record)
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and not self.finished.is_set()
+
+    # --- rendering ---------------------------------------------------------------------------
+    def table(self):
+        return runs.RunShow(self.record).table()
+
+    def highlight(self, row) -> bool:
+        return row[0] == self.record.get("best_epoch")
+
+    def summary(self) -> str:
+        record = self.record
+        best = record.get("metrics") or {}
+        text = (f"run {self.run_id}: {runs.effective_status(record)}, {len(record.get('epochs') or [])}/"
+                f"{(record.get('params') or {}).get('epochs')} epochs on {record.get('device')}")
+        if best:
+            text += f"; best epoch {record.get('best_epoch')}: mAP50-95 {best.get('mAP50-95')}"
+        if record.get("error"):
+            text += f"; error: {record['error']}"
+        live = runs.effective_status(record) in ("queued", "running")
+        return f"{text}; {self.note}" if self.note and live else text
+
+    def to_dict(self) -> dict:
+        return self.record
+
+    def extra_html(self) -> str:
+        from ..widgets.train_chart import static_chart_html
+
+        return static_chart_html(self.record)
+
+    def widget(self, render: bool = True, champion: Optional[float] = None):
+        """The live chart with its Stop button, subscribed to this run's events."""
+        from ..widgets.train_chart import TrainChart
+
+        chart = TrainChart(self, champion=champion, render=render)
+        if self.running:
+            self.listeners.append(chart.on_event)
+        return chart
+
+    def _ipython_display_(self):
+        """The live widget; its bundle also carries a static chart for frontends without
+        widgets (nbconvert, nbval), which show the text/html part instead."""
+        from IPython.display import display
+
+        bundle = {}
+        try:
+            bundle = dict(self.widget().box._repr_mimebundle_() or {})
+        except ImportError:
+            pass
+        bundle.update({"text/html": self._repr_html_(), "text/plain": str(self)})
+        display(bundle, raw=True)

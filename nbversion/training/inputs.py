@@ -1,0 +1,107 @@
+"""What a training starts from: `--data NAME[@REV]` and `--model`, resolved to files + lineage.
+
+A dataset version that is not the working copy is exported into the run folder from the DVC
+cache (its `.dir` listing names every object), so training never touches the user's checkout.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ..core import _dvc, _git, refs
+from ..core.dataset_meta import pointer_at
+from ..errors import NotFound, UsageError
+
+KIND_DIR = "datasets"
+
+
+def resolve_data(root: Path, ref: str, run_folder: Path) -> tuple[Path, dict]:
+    """(absolute data.yaml, lineage {"name", "rev", "md5", "commit"}) of NAME[@REV].
+
+    Writes `run_folder/data.yaml` (paths pinned) and, for an older version, `run_folder/data/`.
+    """
+    name, rev = refs.split_ref(ref)
+    refs.check_name(name, "dataset")
+    if not (root / KIND_DIR / f"{name}.dvc").exists() and not rev:
+        raise NotFound(f"--data {ref}: no dataset named {name!r} (no {KIND_DIR}/{name}.dvc)",
+                       hint="`nbversion dataset list` shows what exists; add one with `nbversion dataset add NAME SRC`")
+    commit = refs.resolve(root, KIND_DIR, name, rev)
+    at_commit = pointer_at(root, KIND_DIR, name, commit)
+    working = _working_pointer(root, name)
+    lineage = {"name": name, "rev": rev or "latest", "md5": at_commit.md5, "commit": commit}
+    if working is not None and working.md5 == at_commit.md5:
+        folder = root / KIND_DIR / name
+    else:
+        folder = export_version(root, at_commit.md5, run_folder / "data")
+    yaml_file = folder / "data.yaml"
+    if not yaml_file.exists():
+        raise NotFound(f"--data {ref}: {yaml_file.relative_to(root)} is missing",
+                       hint=f"re-import the dataset with `nbversion dataset add {name} SRC` (a YOLO dataset)")
+    return _absolute_yaml(yaml_file, folder, run_folder / "data.yaml"), lineage
+
+
+def _working_pointer(root: Path, name: str):
+    try:
+        return pointer_at(root, KIND_DIR, name, None)
+    except (NotFound, OSError):
+        return None
+
+
+def export_version(root: Path, md5_dir: str, dest: Path) -> Path:
+    """Materialise a tracked directory from the DVC cache into `dest` (hard links when possible)."""
+    listing = _dvc.read_dir_manifest(root, md5_dir.removesuffix(".dir") + ".dir")
+    for entry in listing:
+        source = _dvc.object_path(root, entry["md5"])
+        if not source.exists():
+            raise NotFound(f"object {entry['md5']} of {entry['relpath']} is not in the DVC cache",
+                           hint="run `nbversion pull` to fetch that dataset version")
+        target = dest / entry["relpath"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)   # read-only use: a link costs nothing and cannot change the cache
+        except OSError:
+            shutil.copyfile(source, target)
+    return dest
+
+
+def _absolute_yaml(yaml_file: Path, folder: Path, pinned: Path) -> Path:
+    """Ultralytics resolves a relative `path:` against its own datasets dir: pin it absolute."""
+    text = yaml_file.read_text()
+    lines = [f"path: {folder}" if line.startswith("path:") else line for line in text.splitlines()]
+    if not any(line.startswith("path:") for line in lines):
+        lines.insert(0, f"path: {folder}")
+    pinned.parent.mkdir(parents=True, exist_ok=True)
+    pinned.write_text("\n".join(lines) + "\n")
+    return pinned
+
+
+def resolve_model(ws, model: str) -> tuple[str, dict]:
+    """(what Ultralytics loads, lineage) for yolov8n.yaml | FILE | NAME@STAGE | NAME@vX.Y.Z."""
+    if model.endswith((".yaml", ".yml")):
+        return model, {"kind": "config", "ref": model}
+    path = Path(model).expanduser()
+    if path.is_file():
+        return str(path.resolve()), {"kind": "file", "ref": model}
+    if "@" in model:
+        return _registry_weights(ws, model)
+    if model.endswith(".pt"):
+        raise NotFound(f"--model {model}: no such file",
+                       hint="pretrained weights are never downloaded: give a local file, a yolov8n.yaml "
+                            "config (trains from scratch) or a registry ref NAME@champion")
+    raise UsageError(f"--model {model}: not a config, a file or a registry ref",
+                     hint="use yolov8n.yaml, path/to/weights.pt, NAME@champion or NAME@v1.2.0")
+
+
+def _registry_weights(ws, ref: str) -> tuple[str, dict]:
+    try:
+        resolved = ws.resolve(ref)
+    except ModuleNotFoundError as exc:
+        raise NotFound(f"--model {ref}: the model registry is not available in this install",
+                       hint="give a weights file or a yolov8n.yaml config") from exc
+    return str(resolved.path), {"kind": "registry", "ref": ref,
+                                "version": getattr(resolved, "version", None)}
+
+
+def run_commit(root: Path) -> str | None:
+    return _git.head(root)

@@ -1,0 +1,113 @@
+"""`predict MODEL_REF IMAGE...`: boxes, labels and timing per image, drawn in the notebook."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..errors import InvalidInput, NotFound
+from ..events import Event, emitter
+from ..render import Result
+from . import runs
+
+
+@dataclass
+class Detections(Result):
+    model: str
+    weights: str
+    images: list = field(default_factory=list)   # [{"image", "ms", "boxes": [{"class", "confidence", "box"}]}]
+    saved: list = field(default_factory=list)
+    _pictures: list = field(default_factory=list, repr=False)
+
+    def table(self):
+        rows = [(Path(i["image"]).name, b["class"], round(b["confidence"], 3), [round(v, 1) for v in b["box"]])
+                for i in self.images for b in i["boxes"]]
+        return ["image", "class", "confidence", "box (x1, y1, x2, y2)"], rows
+
+    def summary(self) -> str:
+        times = ", ".join(f"{Path(i['image']).name} {len(i['boxes'])} box(es) in {i['ms']:.1f} ms" for i in self.images)
+        text = f"{self.model}: {times}"
+        if self.saved:
+            text += f"; annotated images in {Path(self.saved[0]).parent}"
+        return text
+
+    def extra_html(self) -> str:
+        parts = []
+        for picture, info in zip(self._pictures, self.images):
+            parts.append(f"<figure style='display:inline-block;margin:4px'><img style='max-width:320px' "
+                         f"src='data:image/png;base64,{picture}'/><figcaption class='nbv-note'>"
+                         f"{html.escape(Path(info['image']).name)}</figcaption></figure>")
+        return "".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "weights": self.weights, "images": self.images, "saved": self.saved}
+
+
+def model_weights(ws, ref: str) -> str:
+    """A run id (its best.pt), a weights file, or a registry ref NAME@champion / NAME@vX.Y.Z."""
+    run_json = runs.run_dir(ws.root, ref) / "run.json"
+    if run_json.exists():
+        record = runs.read(ws.root, ref)
+        for key in ("best", "last"):
+            path = ws.root / (record.get("weights") or {}).get(key, "")
+            if path.is_file():
+                return str(path)
+        raise NotFound(f"run {ref} has no weights yet", hint="wait until its first epoch has been saved")
+    if Path(ref).expanduser().is_file():
+        return str(Path(ref).expanduser().resolve())
+    if "@" in ref:
+        from .inputs import _registry_weights
+        return _registry_weights(ws, ref)[0]
+    raise NotFound(f"{ref!r} is not a run, a weights file or a registry ref",
+                   hint="see `nbversion runs list` and `nbversion registry`; e.g. NAME@champion")
+
+
+def _check_images(images) -> list[Path]:
+    from PIL import Image, UnidentifiedImageError
+
+    paths = []
+    for image in images:
+        path = Path(image).expanduser()
+        if not path.is_file():
+            raise NotFound(f"{image}: no such image", hint="give paths to .jpg / .png files")
+        try:
+            with Image.open(path) as picture:
+                picture.verify()
+        except Exception as exc:   # Ultralytics patches Image.open; its HEIF fallback raises ImportError
+            unreadable = isinstance(exc, OSError) and not isinstance(exc, UnidentifiedImageError)
+            reason = exc if unreadable else "unknown image format"
+            raise InvalidInput(f"{image}: not a readable image ({reason})", hint="give .jpg / .png files") from None
+        paths.append(path.resolve())
+    return paths
+
+
+def predict(ws, model: str, images, conf: float = 0.25, iou: float = 0.7, imgsz: Optional[int] = None,
+            save: Optional[str] = None, on_event=None) -> Detections:
+    from PIL import Image
+
+    from . import _yolo
+
+    emit = emitter(on_event)
+    weights = model_weights(ws, model)
+    paths = _check_images(images)
+    emit(Event("predict", 0, len(paths), model))
+    found = _yolo.predict(weights, paths, conf, iou, imgsz)
+    result = Detections(model, weights)
+    for path, item in zip(paths, found):
+        result.images.append({"image": str(path), "ms": round(item["ms"], 2), "boxes": [
+            {"class": name, "confidence": round(score, 4), "box": [round(v, 2) for v in box]}
+            for name, score, box in item["boxes"]]})
+        picture = Image.fromarray(item["annotated"])
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        result._pictures.append(base64.b64encode(buffer.getvalue()).decode())
+        if save:
+            target = Path(save).expanduser() / f"{path.stem}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            picture.save(target)
+            result.saved.append(str(target))
+    emit(Event("predict", len(paths), len(paths), model))
+    return result

@@ -1,0 +1,307 @@
+"""`train`, `runs stop`, `runs resume`: one background thread per run, one training per device.
+
+The workspace lock is never held while training (other cells and the CLI keep working); it is
+taken once at the end to DVC-add the weights, audit and commit the run. A device guard (a
+`flock` on `.nbversion/tmp/train-<device>.lock`, released by the OS if the process dies) keeps
+two trainings from fighting over one GPU, across kernels and the CLI.
+"""
+from __future__ import annotations
+
+import contextvars
+import fcntl
+import json
+import os
+import shutil
+import socket
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..core import identity
+from ..core.cell import current_cell
+from ..errors import NbversionError, NotFound, UsageError
+from ..events import Event, emitter
+from . import runs
+from .handle import Run
+
+ACTIVE: dict[str, Run] = {}      # run id -> Run, in this process
+# arguments we set ourselves: passing them as key=value would silently fight with ours
+OWN_KEYS = {"data", "model", "project", "name", "exist_ok", "resume", "mode"}
+RESUMABLE = ("stopped", "failed")
+
+
+class DeviceGuard:
+    """An exclusive `flock` per device; the lock file says which run holds it."""
+
+    def __init__(self, root: Path, device: str):
+        self.path = Path(root) / ".nbversion" / "tmp" / f"train-{device.replace(',', '_')}.lock"
+        self.fd: Optional[int] = None
+
+    def acquire(self, run_id: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self._holder()
+            raise NbversionError(
+                f"run {holder.get('run', '?')} is already training on device {holder.get('device', '?')} "
+                f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')})",
+                hint=f"wait for it, stop it with `nbversion runs stop {holder.get('run', 'RUN')}`, "
+                     "or train on another device with --device") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"run": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                                 "device": self.path.stem.removeprefix("train-")}).encode())
+        self.fd = fd
+
+    def _holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def pick_device(device: str, emit) -> str:
+    """`auto` -> "0" when CUDA is there, else "cpu" (and says so); others are checked."""
+    from . import _yolo
+
+    gpus = _yolo.cuda_devices()
+    if device in (None, "", "auto"):
+        chosen = "0" if gpus else "cpu"
+        emit(Event("device", 0, 0, "training on GPU 0" if gpus else "no CUDA GPU found: training on the CPU"))
+        return chosen
+    if device != "cpu":
+        wanted = [d.strip() for d in device.split(",")]
+        if not all(d.isdigit() and int(d) < gpus for d in wanted):
+            raise UsageError(f"--device {device}: this machine has {gpus} CUDA GPU(s)",
+                             hint="use --device cpu, or --device auto to take a GPU when there is one")
+    return device
+
+
+def check_extra(extra: dict) -> dict:
+    from . import _yolo
+
+    clashing = sorted(set(extra) & OWN_KEYS)
+    if clashing:
+        raise UsageError(f"{', '.join(clashing)}: set by nbversion", hint="use --data, --model and --name")
+    valid = _yolo.train_keys() - OWN_KEYS
+    unknown = sorted(set(extra) - valid)
+    if unknown:
+        raise UsageError(f"unknown training argument(s): {', '.join(unknown)}",
+                         hint="valid keys: " + ", ".join(sorted(valid)))
+    return extra
+
+
+def new_run_id(name: Optional[str], model: str) -> str:
+    stem = name or Path(model.split("@")[0]).stem
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in stem)[:60] or "run"
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{safe}"
+
+
+def train(ws, data: str, model: str = "yolov8n.yaml", epochs: int = 100, imgsz: int = 640,
+          batch: int = 16, device: str = "auto", name: Optional[str] = None, extra: Optional[dict] = None,
+          wait: bool = False, on_event=None, callbacks: Optional[dict] = None) -> Run:
+    """Start training NAME[@REV] in a background thread; `wait=True` blocks until it ends.
+
+    `callbacks`: extra raw Ultralytics callbacks {event: fn(trainer)}; unlike ours, an exception
+    in them stops the training (the tests inject failures this way).
+    """
+    from . import _yolo
+    from .inputs import resolve_model
+
+    identity.require(ws.root, "contributor", "train")
+    extra = check_extra(dict(extra or {}))
+    weights, model_lineage = resolve_model(ws, model)   # every check before anything is written
+    device = pick_device(device, emitter(on_event))
+    folder = _new_run_folder(ws.root, name, model)
+    guard = DeviceGuard(ws.root, device)
+    guard.acquire(folder.name)
+    try:
+        folder.mkdir(parents=True)
+        (folder / ".gitignore").write_text("/data\n")   # an exported dataset stays out of git
+        data_yaml = _write_initial_record(ws, folder, data, model, model_lineage, device,
+                                          {"epochs": epochs, "imgsz": imgsz, "batch": batch, **extra})
+    except BaseException:
+        guard.release()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    args = {"data": str(data_yaml), "epochs": epochs, "imgsz": imgsz, "batch": batch, "device": device,
+            "project": str(folder.parent), "name": folder.name, "exist_ok": True,
+            **({"amp": False, "workers": 0} if device == "cpu" else {}), **extra}
+    return _start(ws, folder.name, guard, lambda cbs: _yolo.train(weights, args, cbs), wait, on_event, callbacks,
+                  ddp_epochs=epochs if "," in device else 0)
+
+
+def _new_run_folder(root, name: Optional[str], model: str) -> Path:
+    run_id = new_run_id(name, model)
+    folder = runs.run_dir(root, run_id)
+    for n in range(2, 100):   # two runs started within the same second
+        if not folder.exists():
+            break
+        folder = runs.run_dir(root, f"{run_id}-{n}")
+    return folder
+
+
+def _write_initial_record(ws, folder: Path, data: str, model: str, model_lineage: dict, device: str,
+                          params: dict) -> Path:
+    """Resolve the dataset (exporting an older version), write run.json as queued; returns data.yaml."""
+    from . import _yolo
+    from .inputs import resolve_data, run_commit
+
+    data_yaml, data_lineage = resolve_data(ws.root, data, folder)
+    cell = current_cell.get()
+    run_id = folder.name
+    runs.write(ws.root, {
+        "id": run_id, "status": "queued", "params": {"data": data, "model": model, **params}, "device": device,
+        "ultralytics_version": _yolo.version(), "model": model, "model_source": model_lineage,
+        "epochs": [], "best_epoch": None, "metrics": {}, "dataset": data_lineage,
+        "commit": run_commit(ws.root), "cell": cell.to_dict() if cell else None, "started_at": runs.now(),
+        "ended_at": None, "error": None, "pid": os.getpid(), "host": socket.gethostname(),
+        "weights": {"best": f"runs/{run_id}/weights/best.pt", "last": f"runs/{run_id}/weights/last.pt"}})
+    return data_yaml
+
+
+def _start(ws, run_id: str, guard: DeviceGuard, launch: Callable, wait: bool, on_event, extra_callbacks,
+           ddp_epochs: int = 0) -> Run:
+    from .progress import ResultsCsvFollower, RunObserver
+
+    run = Run(ws.root, run_id)
+    if on_event is not None:
+        run.listeners.append(on_event)
+    run.observer = RunObserver(ws.root, run_id, run.emit)
+    ACTIVE[run_id] = run
+    context = contextvars.copy_context()   # the cell lineage survives into the thread
+
+    follower = None
+    if ddp_epochs:   # multi-GPU: Ultralytics' DDP workers never call our callbacks
+        follower = ResultsCsvFollower(run.observer, runs.run_dir(ws.root, run_id) / "results.csv", ddp_epochs)
+
+    def body():
+        status, error = "failed", None
+        if follower is not None:
+            runs.update(ws.root, run_id, status="running")
+            threading.Thread(target=follower.follow, daemon=True).start()
+        try:
+            callbacks = run.observer.callbacks()
+            launch({**callbacks, **_merge(callbacks, extra_callbacks or {})})
+            status = "stopped" if run.observer.stop_requested.is_set() else "done"
+        except BaseException as exc:   # a crash, CUDA OOM, KeyboardInterrupt: the run is failed
+            error = f"{type(exc).__name__}: {exc}".strip()
+        finally:
+            if follower is not None:
+                follower.done.set()
+            guard.release()
+            run.emit(Event("train", 0, 0, f"training {status}; committing the run", {"status": "finishing"}))
+            _finish(ws, run, status, error)
+
+    run.thread = threading.Thread(target=context.run, args=(body,), name=f"nbversion-train-{run_id}", daemon=True)
+    run.thread.start()
+    if wait:
+        run.wait()
+    return run
+
+
+def _merge(ours: dict, extra: dict) -> dict:
+    """The caller's raw callback first, then ours: a stop it asks for takes effect at once."""
+    merged = {}
+    for event, function in extra.items():
+        mine = ours.get(event)
+
+        def both(trainer, mine=mine, function=function):
+            function(trainer)
+            if mine:
+                mine(trainer)
+        merged[event] = both
+    return merged
+
+
+def _finish(ws, run: Run, status: str, error: Optional[str]) -> None:
+    """Record the outcome, then DVC-add the weights, audit and commit under the workspace lock."""
+    from .finish import commit_run
+
+    try:
+        commit_run(ws, run.run_id, status, error, run.observer)
+    except Exception as exc:   # a failed commit must not hide the training's own outcome
+        runs.update(ws.root, run.run_id, commit_error=f"{type(exc).__name__}: {exc}")
+    finally:
+        ACTIVE.pop(run.run_id, None)
+        record = runs.read(ws.root, run.run_id)
+        run.emit(Event("train", len(record.get("epochs") or []), (record.get("params") or {}).get("epochs", 0),
+                       f"run {run.run_id} {record['status']}", {"status": record["status"], "error": record.get("error")}))
+        run.finished.set()
+
+
+def stop(ws, run_id: str, wait: bool = False) -> Run:
+    """Ask a running training to stop after the current batch; weights are kept for resume."""
+    run = ACTIVE.get(run_id)
+    if run is None:
+        record = runs.read(ws.root, run_id)
+        if record.get("status") in ("queued", "running") and runs.is_alive(record):
+            return _stop_elsewhere(ws, run_id, record)
+        raise UsageError(f"run {run_id} is not running (it is {runs.effective_status(record)})",
+                         hint=f"`nbversion runs resume {run_id}` continues a stopped or failed run")
+    run.stop()
+    run.emit(Event("train", 0, 0, f"stopping {run_id} after the current batch", {"status": "stopping"}))
+    if wait:
+        run.wait()
+    return run
+
+
+def _stop_elsewhere(ws, run_id: str, record: dict) -> Run:
+    """The run trains in another process (a kernel, the CLI): leave it a stop file it polls."""
+    (runs.run_dir(ws.root, run_id) / runs.STOP_FILE).write_text(json.dumps({"by": ws.user, "at": runs.now()}))
+    run = Run(ws.root, run_id)
+    run.note = f"stop requested: process {record.get('pid')} ends it after the current batch"
+    return run
+
+
+def resume(ws, run_id: str, wait: bool = False, on_event=None, callbacks: Optional[dict] = None) -> Run:
+    """Continue a stopped or failed run from its last checkpoint, in the same run folder."""
+    from . import _yolo
+
+    identity.require(ws.root, "contributor", "train")
+    record = runs.read(ws.root, run_id)
+    status = runs.effective_status(record)
+    if status not in RESUMABLE:
+        raise UsageError(f"run {run_id} is {status}; only a stopped or failed run can be resumed",
+                         hint="start a new run with `nbversion train`" if status == "done" else
+                              f"stop it first: `nbversion runs stop {run_id}`")
+    checkpoint = resumable_checkpoint(ws.root, run_id)
+    guard = DeviceGuard(ws.root, record.get("device") or "cpu")
+    guard.acquire(run_id)
+    (runs.run_dir(ws.root, run_id) / runs.STOP_FILE).unlink(missing_ok=True)
+    runs.update(ws.root, run_id, status="queued", error=None, ended_at=None, pid=os.getpid(),
+                host=socket.gethostname(), resumed_at=runs.now())
+    keep = {"device": record.get("device") or "cpu", **({"workers": 0, "amp": False} if record.get("device") == "cpu" else {})}
+    return _start(ws, run_id, guard, lambda cbs: _yolo.train(record["model"], keep, cbs, resume_from=str(checkpoint)),
+                  wait, on_event, callbacks)
+
+
+def resumable_checkpoint(root, run_id: str) -> Path:
+    """weights/resume.pt (kept at a stop) or last.pt (a crash), made writable: DVC links them read-only."""
+    weights = runs.run_dir(root, run_id) / "weights"
+    for candidate in (weights / "resume.pt", weights / "last.pt"):
+        if candidate.exists():
+            for path in weights.iterdir():
+                _break_link(path)
+            return candidate
+    raise NotFound(f"run {run_id} has no checkpoint to resume from (no {weights.relative_to(root)}/last.pt)",
+                   hint="it ended before its first epoch was saved: start a new run with `nbversion train`")
+
+
+def _break_link(path: Path) -> None:
+    """Replace a (read-only) link into the DVC cache by a private, writable copy."""
+    if not path.is_file():
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.copyfile(path, tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

@@ -1,0 +1,185 @@
+"""Run records: `runs/<run-id>/run.json` (+ Ultralytics' `results.csv`), read and listed.
+
+run.json is the contract with the registry (`register --from RUN`) and the sidebar:
+{"id", "status": queued|running|stopped|failed|done, "params", "device", "ultralytics_version",
+ "model", "epochs": [{"epoch", "box_loss", ..., "mAP50", "mAP50-95", "lr"}], "best_epoch",
+ "metrics" (best epoch), "dataset": {"name", "rev", "md5", "commit"}, "cell", "started_at",
+ "ended_at", "error", "callback_errors", "weights": {"best", "last"}}.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from ..core import atomic
+from ..errors import NotFound
+from ..render import Result
+
+RUNS_DIR = "runs"
+STATUSES = ("queued", "running", "stopped", "failed", "done")
+METRIC_KEYS = ("precision", "recall", "mAP50", "mAP50-95")
+# Ultralytics' results.csv columns -> our short names
+COLUMN_NAMES = {"train/box_loss": "box_loss", "train/cls_loss": "cls_loss", "train/dfl_loss": "dfl_loss",
+                "metrics/precision(B)": "precision", "metrics/recall(B)": "recall",
+                "metrics/mAP50(B)": "mAP50", "metrics/mAP50-95(B)": "mAP50-95",
+                "val/box_loss": "val_box_loss", "val/cls_loss": "val_cls_loss", "val/dfl_loss": "val_dfl_loss",
+                "lr/pg0": "lr"}
+
+STOP_FILE = "STOP"               # written by `runs stop` from another process, polled by the trainer
+_write_lock = threading.Lock()   # the training thread and a Stop click may write at once
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_dir(root, run_id: str) -> Path:
+    return Path(root) / RUNS_DIR / run_id
+
+
+def read(root, run_id: str) -> dict:
+    path = run_dir(root, run_id) / "run.json"
+    if not path.exists():
+        raise NotFound(f"no run {run_id!r} (no {RUNS_DIR}/{run_id}/run.json)",
+                       hint="see `nbversion runs list`")
+    return json.loads(path.read_text())
+
+
+def write(root, record: dict) -> None:
+    with _write_lock:
+        atomic.write_json(run_dir(root, record["id"]) / "run.json", record)
+
+
+def update(root, run_id: str, **changes) -> dict:
+    with _write_lock:
+        record = read(root, run_id)
+        record.update(changes)
+        atomic.write_json(run_dir(root, run_id) / "run.json", record)
+    return record
+
+
+def is_alive(record: dict) -> bool:
+    """Is the process that trains this run still there? (Unknowable for another host: assume so.)"""
+    import os
+    import socket
+
+    if record.get("host") not in (None, socket.gethostname()):
+        return True
+    try:
+        os.kill(int(record.get("pid") or 0), 0)
+        return bool(record.get("pid"))
+    except (OSError, ValueError):
+        return False
+
+
+def effective_status(record: dict) -> str:
+    """A run left "running" by a dead process (kernel restart, kill -9) is failed."""
+    status = record.get("status", "unknown")
+    if status in ("queued", "running") and not is_alive(record):
+        return "failed"
+    return status
+
+
+def epoch_row(raw: dict) -> dict:
+    """One results.csv / callback metrics dict -> our row with short names."""
+    row = {}
+    for key, value in raw.items():
+        name = COLUMN_NAMES.get(key.strip(), key.strip())
+        try:
+            row[name] = int(value) if name == "epoch" else round(float(value), 6)
+        except (TypeError, ValueError):
+            continue
+    return row
+
+
+def read_results_csv(path: Path) -> list[dict]:
+    """Per-epoch rows of Ultralytics' results.csv; the live view in DDP runs reads this."""
+    import csv
+
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return [epoch_row(row) for row in csv.DictReader(fh)]
+
+
+def best_of(epochs: list[dict]) -> tuple[Optional[int], dict]:
+    """Best epoch by Ultralytics' fitness (0.1 mAP50 + 0.9 mAP50-95) and its metrics."""
+    scored = [e for e in epochs if "mAP50-95" in e]
+    if not scored:
+        return None, {}
+    best = max(scored, key=lambda e: 0.1 * e.get("mAP50", 0) + 0.9 * e["mAP50-95"])
+    return best["epoch"], {k: best[k] for k in METRIC_KEYS if k in best}
+
+
+@dataclass
+class RunList(Result):
+    runs: list = field(default_factory=list)
+
+    def table(self):
+        rows = [(r["id"], effective_status(r), (r.get("dataset") or {}).get("name"), r.get("model"),
+                 f"{len(r.get('epochs') or [])}/{(r.get('params') or {}).get('epochs', '?')}",
+                 (r.get("metrics") or {}).get("mAP50-95"), r.get("device"), r.get("started_at"))
+                for r in self.runs]
+        return ["run", "status", "dataset", "model", "epochs", "mAP50-95", "device", "started"], rows
+
+    def highlight(self, row) -> bool:
+        return row[1] == "running"
+
+    def summary(self) -> str:
+        return f"{len(self.runs)} run(s)" if self.runs else "no runs yet: `nbversion train --data NAME --model yolov8n.yaml`"
+
+
+def list_runs(ws) -> RunList:
+    records = []
+    base = Path(ws.root) / RUNS_DIR
+    for path in sorted(base.glob("*/run.json")) if base.exists() else []:
+        try:
+            records.append(json.loads(path.read_text()))
+        except ValueError:
+            continue   # a record being rewritten right now: skip it this time
+    return RunList(records)
+
+
+@dataclass
+class RunShow(Result):
+    record: dict
+    files: list = field(default_factory=list)
+
+    def table(self):
+        keys = ["epoch", "box_loss", "cls_loss", "dfl_loss", "val_box_loss", "precision", "recall",
+                "mAP50", "mAP50-95", "lr"]
+        return keys, [tuple(e.get(k) for k in keys) for e in self.record.get("epochs") or []]
+
+    def highlight(self, row) -> bool:
+        return row[0] == self.record.get("best_epoch")
+
+    def summary(self) -> str:
+        r = self.record
+        lines = [f"run {r['id']}: {r.get('status')} on {r.get('device')}, model {r.get('model')}, "
+                 f"dataset {(r.get('dataset') or {}).get('name')}@{((r.get('dataset') or {}).get('commit') or '')[:8]}",
+                 f"params: {json.dumps(r.get('params') or {}, sort_keys=True)}",
+                 f"best epoch {r.get('best_epoch')}: {json.dumps(r.get('metrics') or {})}",
+                 f"files: {', '.join(self.files)}"]
+        if r.get("error"):
+            lines.append(f"error: {r['error']}")
+        return "\n".join(lines)
+
+    def extra_html(self) -> str:
+        from ..widgets.train_chart import static_chart_html
+
+        return static_chart_html(self.record)
+
+    def to_dict(self) -> dict:
+        return {**self.record, "files": self.files}
+
+
+def show(ws, run_id: str) -> RunShow:
+    record = read(ws.root, run_id)
+    folder = run_dir(ws.root, run_id)
+    files = sorted(p.relative_to(ws.root).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and not p.name.startswith("."))
+    return RunShow(record, files)

@@ -1,0 +1,251 @@
+"""The live training chart: matplotlib drawn into an `ipywidgets.Image`, plus a Stop button.
+
+No network and no JavaScript of our own: the PNG is rendered here (Agg backend) and the widget
+only carries bytes. Drawing happens in a small renderer thread, so neither the training thread
+nor the kernel waits for matplotlib; state (`TrainChart.state`) is updated synchronously, one
+update per epoch, which is what the tests check. Where widgets cannot be shown (nbconvert,
+nbval) the display falls back to `static_chart_html`, a PNG of the same chart.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import threading
+import time
+from typing import Optional
+
+ENDED = ("done", "stopped", "failed")
+PANELS = (("loss", ("box_loss", "cls_loss", "dfl_loss", "val_box_loss", "val_cls_loss", "val_dfl_loss")),
+          ("precision / recall", ("precision", "recall")),
+          ("mAP", ("mAP50", "mAP50-95")),
+          ("learning rate", ("lr",)))
+
+
+def _fmt_seconds(seconds) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ChartFigure:
+    """One matplotlib figure kept between epochs: only the line data changes, then one savefig.
+
+    Building a figure, legends and a tight layout costs about a second on a small CPU; updating
+    lines costs a tenth of that, which keeps the chart within a second of each epoch end.
+    """
+
+    def __init__(self, with_batches: bool = True):
+        from matplotlib.figure import Figure
+
+        panels = len(PANELS) + (1 if with_batches else 0)
+        self.figure = Figure(figsize=(2.3 * panels, 2.3), dpi=72)
+        self.figure.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=0.85, wspace=0.35)
+        self.axes = self.figure.subplots(1, panels)
+        self.lines = {}
+        for ax, (name, keys) in zip(self.axes, PANELS):
+            for key in keys:
+                self.lines[key], = ax.plot([], [], marker="o", markersize=3, label=key)
+            self._style(ax, name)
+            # a fixed legend position: "best" searches for a free spot at every draw
+            ax.legend(fontsize=6, loc="upper right", frameon=False, handlelength=1)
+        self.champion = self.axes[2].axhline(0, linestyle="--", color="grey", visible=False)
+        self.batch_line = None
+        if with_batches:
+            self.batch_line, = self.axes[-1].plot([], [], linewidth=0.8)
+            self._style(self.axes[-1], "loss per batch")
+
+    @staticmethod
+    def _style(ax, title: str) -> None:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+        # few ticks: drawing tick labels is most of the cost of a frame
+        ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(4))
+
+    def png(self, rows: list, batch_loss: Optional[list] = None, champion: Optional[float] = None,
+            title: str = "") -> bytes:
+        epochs = [r.get("epoch") for r in rows]
+        for key, line in self.lines.items():
+            points = [(e, r.get(key)) for e, r in zip(epochs, rows) if r.get(key) is not None]
+            line.set_data([p[0] for p in points], [p[1] for p in points])
+        if champion is not None:
+            self.champion.set_ydata([champion, champion])
+            self.champion.set_visible(True)
+        if self.batch_line is not None and batch_loss:
+            self.batch_line.set_data(range(1, len(batch_loss) + 1), batch_loss)
+        for ax in self.axes:
+            ax.relim()
+            ax.autoscale_view()
+        self.figure.suptitle(title, fontsize=9)
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
+        return buffer.getvalue()
+
+
+def render_png(rows: list, batch_loss: Optional[list] = None, champion: Optional[float] = None,
+               title: str = "") -> bytes:
+    """The chart as PNG bytes: one panel per metric family, the champion's mAP50-95 dashed."""
+    return ChartFigure(with_batches=bool(batch_loss)).png(rows, batch_loss, champion, title)
+
+
+def static_chart_html(record: dict) -> str:
+    """The chart of a run record as an inline PNG (no widget frontend needed)."""
+    rows = record.get("epochs") or []
+    if not rows:
+        return ""
+    try:
+        png = render_png(rows, champion=champion_map(record), title=record.get("id", ""))
+    except Exception:   # no matplotlib or a font problem: the table above still says it all
+        return ""
+    return f"<img alt='training chart' src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
+
+
+def champion_map(record: dict) -> Optional[float]:
+    """mAP50-95 of the current champion, if the registry has one (read defensively)."""
+    try:
+        from ..core.workspace import open_workspace
+
+        root = record.get("_root")
+        ws = open_workspace(root) if root else open_workspace()
+        champions = [v for v in ws.registry().versions if v.get("champion")]
+        wanted = (record.get("params") or {}).get("name")
+        champions.sort(key=lambda v: v.get("name") != wanted)
+        value = champions[0]["metrics"].get("mAP50-95") if champions else None
+        return float(value) if value is not None else None
+    except Exception:
+        return None
+
+
+class TrainChart:
+    """Live view of one run; `on_event` is subscribed to the run's events."""
+
+    def __init__(self, run, champion: Optional[float] = None, render: bool = True):
+        import ipywidgets as widgets
+
+        self.run = run
+        record = run.record
+        self.state = {"run": run.run_id, "status": record.get("status"), "epoch": len(record.get("epochs") or []),
+                      "epochs": (record.get("params") or {}).get("epochs"), "rows": list(record.get("epochs") or []),
+                      "batch_loss": [], "elapsed_s": None, "eta_s": None, "images_per_s": None,
+                      "gpu_mem_gb": None, "batch": 0, "batches": 0}
+        self.champion = champion if champion is not None else champion_map({**record, "_root": str(run.root)})
+        self.updates = 0            # epoch updates received (the tests count them)
+        self.renders = 0            # charts drawn
+        self.label = widgets.HTML()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
+                                          tooltip="stop after the current batch; weights are kept for resume")
+        self.stop_button.on_click(lambda _: self.request_stop())
+        self.box = widgets.VBox([widgets.HBox([self.stop_button, self.label]), self.image])
+        self._dirty = threading.Event()
+        self._drawn = threading.Condition()
+        self._wanted = 0
+        self._lock = threading.Lock()
+        self._refresh_label()
+        self._set_running(record.get("status") in ("queued", "running") and run.running)
+        if render:
+            threading.Thread(target=self._renderer, name=f"nbversion-chart-{run.run_id}", daemon=True).start()
+            self._request_render()
+
+    # --- events ---------------------------------------------------------------------------
+    def on_event(self, event) -> None:
+        data = event.data or {}
+        with self._lock:
+            if event.stage == "epoch":
+                self._on_epoch(event, data)
+            elif event.stage == "batch":
+                self._on_batch(event, data)
+            elif event.stage == "train" and data.get("status"):
+                self.state["status"] = data["status"]
+                self._set_running(data["status"] in ("queued", "running", "stopping"))
+                if data["status"] not in ("running", "stopping"):
+                    self._request_render()
+        self._refresh_label()
+
+    def _on_epoch(self, event, data) -> None:
+        rows = [r for r in self.state["rows"] if r.get("epoch") != event.done] + [data.get("row", {})]
+        self.state.update(rows=rows, epoch=event.done, epochs=event.total, status="running",
+                          **{k: data.get(k) for k in ("elapsed_s", "eta_s", "images_per_s", "gpu_mem_gb")})
+        self.updates += 1
+        self._request_render()
+
+    def _on_batch(self, event, data) -> None:
+        loss = data.get("loss") or {}
+        total = sum(v for v in loss.values() if isinstance(v, (int, float)))
+        if loss:
+            self.state["batch_loss"].append(round(total, 5))
+        self.state.update(batch=event.done, batches=event.total, epoch_in_progress=data.get("epoch"),
+                          epochs=data.get("epochs") or self.state["epochs"])
+        if data.get("images_per_s"):
+            self.state["images_per_s"] = data["images_per_s"]
+
+    # --- actions --------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self.run.stop()
+        self.state["status"] = "stopping"
+        self.stop_button.disabled = True
+        self.stop_button.description = "Stopping…"
+        self._refresh_label()
+
+    def _set_running(self, running: bool) -> None:
+        if not running:
+            self.stop_button.disabled = True
+            self.stop_button.description = "Stopped" if self.state["status"] == "stopped" else "Ended"
+
+    # --- drawing --------------------------------------------------------------------------
+    def _refresh_label(self) -> None:
+        s = self.state
+        best = max((r.get("mAP50-95") or 0 for r in s["rows"]), default=None)
+        parts = [f"<b>{html.escape(s['run'])}</b> · {html.escape(str(s['status']))}",
+                 f"epoch {s['epoch']}/{s['epochs']}"]
+        if s.get("batches") and s["status"] == "running":
+            parts.append(f"batch {s['batch']}/{s['batches']}")
+        parts += [f"elapsed {_fmt_seconds(s['elapsed_s'])}", f"ETA {_fmt_seconds(s['eta_s'])}"]
+        if s.get("images_per_s"):
+            parts.append(f"{s['images_per_s']:.0f} img/s")
+        if s.get("gpu_mem_gb") is not None:
+            parts.append(f"GPU {s['gpu_mem_gb']:.2f} GB")
+        if best is not None and s["rows"]:
+            parts.append(f"best mAP50-95 {best:.3f}")
+        if self.champion is not None:
+            parts.append(f"champion {self.champion:.3f}")
+        self.label.value = " · ".join(parts)
+
+    def _request_render(self) -> None:
+        self._wanted += 1
+        self._dirty.set()
+
+    def _renderer(self) -> None:
+        try:   # import matplotlib and build the figure now, while Ultralytics sets up
+            figure = ChartFigure(with_batches=True)
+        except Exception:
+            return
+        while True:
+            self._dirty.wait()
+            self._dirty.clear()
+            wanted = self._wanted
+            with self._lock:
+                rows, losses = list(self.state["rows"]), list(self.state["batch_loss"])
+            try:
+                if rows or losses:
+                    self.image.value = figure.png(rows, losses, self.champion, self.state["run"])
+            except Exception:   # drawing must never disturb the run
+                pass
+            with self._drawn:
+                self.renders = wanted
+                self._drawn.notify_all()
+            if self.state["status"] in ENDED and self._wanted == wanted:
+                return   # the run is over and its last chart drawn: nothing more will come
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the chart shows everything received so far (tests, --wait)."""
+        deadline = time.time() + timeout
+        with self._drawn:
+            while self.renders < self._wanted and time.time() < deadline:
+                self._drawn.wait(deadline - time.time())
+        return self.renders >= self._wanted

@@ -1,0 +1,180 @@
+"""The live chart, fed by a fake trainer that replays recorded Ultralytics callbacks.
+
+tests/data/recorded_callbacks.json comes from a real 3-epoch CPU run
+(tests/data/record_callbacks.py): no torch, no training here, each test takes milliseconds.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from nbversion.training import runs
+from nbversion.training.handle import Run
+from nbversion.training.progress import RunObserver
+
+RECORDED = Path(__file__).parent / "data" / "recorded_callbacks.json"
+RUN_ID = "20260101-000000-replay"
+
+
+class FakeTrainer:
+    """Replays recorded callback states like Ultralytics would call them; honours `stop`."""
+
+    def __init__(self, states):
+        self.states = states
+        self.stop = False
+
+    def replay(self, observer: RunObserver, after=None) -> int:
+        calls = 0
+        for state in self.states:
+            observer.handle({**state, "time": time.time()}, trainer=self)
+            calls += 1
+            if after:
+                after(state)
+            if self.stop and state["event"] in ("on_train_batch_end", "on_fit_epoch_end"):
+                # Ultralytics breaks out of the batch loop, validates and saves, then ends
+                break
+        return calls
+
+
+@pytest.fixture
+def states():
+    return json.loads(RECORDED.read_text())
+
+
+@pytest.fixture
+def live_run(tmp_path):
+    runs.write(tmp_path, {"id": RUN_ID, "status": "queued", "params": {"epochs": 3}, "epochs": [],
+                          "device": "cpu", "pid": None})
+    run = Run(tmp_path, RUN_ID)
+    run.observer = RunObserver(tmp_path, RUN_ID, run.emit)
+    run.thread = object()   # looks like a training thread: the chart subscribes and offers Stop
+    return run
+
+
+def test_recording_is_a_real_three_epoch_run(states):
+    events = [s["event"] for s in states]
+    assert events[0] == "on_train_start" and events[-1] == "on_train_end"
+    assert events.count("on_train_epoch_start") == 3
+    assert {"train/box_loss", "train/cls_loss", "train/dfl_loss"} <= set(states[2]["loss"])
+
+
+def test_widget_gets_one_update_per_epoch_in_milliseconds(live_run, states):
+    chart = live_run.widget(render=False, champion=None)
+    started = time.perf_counter()
+    FakeTrainer(states).replay(live_run.observer)
+    took = time.perf_counter() - started
+    assert chart.updates == 3                       # the final validation is not a 4th epoch
+    assert [r["epoch"] for r in chart.state["rows"]] == [1, 2, 3]
+    assert chart.state["epoch"] == 3 and chart.state["epochs"] == 3
+    assert {"box_loss", "precision", "recall", "mAP50", "mAP50-95", "lr"} <= set(chart.state["rows"][-1])
+    assert len(chart.state["batch_loss"]) == 12     # 3 epochs x 4 batches: the per-batch loss curve
+    assert chart.state["elapsed_s"] is not None and chart.state["images_per_s"]
+    assert "epoch 3/3" in chart.label.value and "ETA" in chart.label.value
+    assert took < 0.5, f"replaying 24 callbacks took {took:.3f}s"
+    record = runs.read(live_run.root, RUN_ID)       # the record follows the epochs too
+    assert record["status"] == "running" and len(record["epochs"]) == 3 and record["best_epoch"]
+
+
+def test_epoch_update_reaches_the_widget_well_within_a_second(live_run, states):
+    chart = live_run.widget(render=False, champion=None)
+    latencies = []
+    seen = {"updates": 0}
+
+    def after(state):
+        if state["event"] == "on_fit_epoch_end" and chart.updates > seen["updates"]:
+            latencies.append(time.time() - marks[-1])
+            seen["updates"] = chart.updates
+
+    marks = []
+    trainer = FakeTrainer(states)
+    for state in states:
+        marks.append(time.time())
+        live_run.observer.handle({**state, "time": marks[-1]}, trainer=trainer)
+        after(state)
+    assert len(latencies) == 3 and max(latencies) < 1.0
+
+
+def test_stop_button_stops_the_fake_trainer_after_the_current_batch(live_run, states):
+    chart = live_run.widget(render=False, champion=None)
+    trainer = FakeTrainer(states)
+
+    def click_during_epoch_two(state):
+        if state["event"] == "on_train_epoch_start" and state["epoch"] == 2:
+            chart.stop_button.click()
+
+    calls = trainer.replay(live_run.observer, after=click_during_epoch_two)
+    assert trainer.stop is True and calls < len(states)
+    assert chart.stop_button.disabled and chart.state["status"] == "stopping"
+    assert chart.updates == 1                       # epoch 2 never finished
+
+
+def test_chart_draws_png_off_the_training_thread_with_champion_line(live_run, states):
+    chart = live_run.widget(render=True, champion=0.5)
+    FakeTrainer(states).replay(live_run.observer)
+    assert chart.flush(timeout=30)
+    assert chart.image.value[:4] == b"\x89PNG"
+    assert "champion 0.500" in chart.label.value
+
+
+def test_no_champion_no_line(live_run):
+    from nbversion.widgets.train_chart import champion_map
+    assert champion_map({"_root": str(live_run.root)}) is None   # no registry here: no line, no error
+
+
+def test_broken_callback_is_logged_and_training_goes_on(live_run, states):
+    class Exploding:
+        stop = False
+
+        @property
+        def epoch(self):
+            raise RuntimeError("boom in a metric")
+
+    callbacks = live_run.observer.callbacks()
+    callbacks["on_fit_epoch_end"](Exploding())      # must not raise
+    record = runs.read(live_run.root, RUN_ID)
+    assert record["callback_errors"][0]["callback"] == "on_fit_epoch_end"
+    assert "boom in a metric" in record["callback_errors"][0]["error"]
+
+
+def test_display_bundle_has_widget_and_static_fallback(live_run, states, monkeypatch):
+    FakeTrainer(states).replay(live_run.observer)
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    live_run._ipython_display_()
+    bundle = shown[0]
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "<img" in bundle["text/html"] and "<table" in bundle["text/html"]   # nbconvert / nbval view
+    assert RUN_ID in bundle["text/plain"]
+
+
+def test_ddp_live_view_follows_results_csv(live_run):
+    """In DDP runs no callback reaches us: the epochs come from results.csv as it grows."""
+    from nbversion.training.progress import ResultsCsvFollower
+
+    chart = live_run.widget(render=False, champion=None)
+    csv = live_run.root / "runs" / RUN_ID / "results.csv"
+    header = "epoch,time,train/box_loss,train/cls_loss,train/dfl_loss,metrics/precision(B),metrics/recall(B)," \
+             "metrics/mAP50(B),metrics/mAP50-95(B),val/box_loss,val/cls_loss,val/dfl_loss,lr/pg0,lr/pg1,lr/pg2\n"
+    line = "{e},1.5,1.4,1.1,0.8,0.{e},0.2,0.3,0.1{e},1.6,2.3,0.9,0.003,0.003,0.003\n"
+    follower = ResultsCsvFollower(live_run.observer, csv, epochs=3)
+    assert follower.poll() == 0                     # not written yet
+    csv.write_text(header + line.format(e=1))
+    assert follower.poll() == 1 and chart.updates == 1
+    csv.write_text(header + line.format(e=1) + line.format(e=2))
+    assert follower.poll() == 1 and chart.updates == 2 and follower.poll() == 0
+    record = runs.read(live_run.root, RUN_ID)
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2] and record["best_epoch"] == 2
+    assert record["epochs"][1]["precision"] == 0.2 and record["epochs"][1]["mAP50-95"] == 0.12
+
+
+def test_a_run_left_running_by_a_dead_process_is_failed(tmp_path):
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    runs.write(tmp_path, {"id": "orphan", "status": "running", "params": {"epochs": 3}, "epochs": [],
+                          "pid": int(dead.stdout), "host": __import__("socket").gethostname()})
+    assert runs.effective_status(runs.read(tmp_path, "orphan")) == "failed"   # kernel restart, kill -9
+    assert Run(tmp_path, "orphan").status == "failed"
