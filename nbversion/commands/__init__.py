@@ -62,6 +62,8 @@ def _fill(parser: argparse.ArgumentParser, verb: Verb) -> None:
         for child in verb.subverbs:
             child_parser = sub.add_parser(child.name, help=child.help, description=child.help)
             _fill(child_parser, child)
+            if "--json" not in child_parser._option_string_actions:
+                add_json_flag(child_parser)   # `nbversion dataset list --json` works too
             child_parser.set_defaults(_verb=child)
     else:
         verb.arguments(parser)
