@@ -117,26 +117,57 @@ class ChainCheck:
     problems: list = field(default_factory=list)
 
 
+_HASH_KEY = b',"hash":"'
+_PREV_KEY = b'"prev":"'
+
+
+def _check_slow(raw: bytes, number: int, prev: str) -> tuple[Optional[str], Optional[str]]:
+    """(hash, None) if the line is good, else (None, what is wrong)."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None, "line is not valid JSON"
+    if not isinstance(entry, dict):
+        return None, "line is not a JSON object"
+    if entry.get("prev") != prev:
+        return None, ("chain broken: `prev` does not match the line before "
+                      "(a line was removed, inserted or reordered)")
+    if entry_hash(entry) != entry.get("hash"):
+        return None, "line was edited: its hash does not match its content"
+    return entry["hash"], None
+
+
 def verify_chain(root: Path) -> ChainCheck:
-    """Stream the file once, in constant memory; stop at the first broken line."""
+    """Stream the file once, in constant memory; stop at the first broken line.
+
+    Fast path (one sha256, no JSON parsing: about 2.5 µs a line): `append` writes the
+    canonical JSON with `hash` inserted in sorted-key order, so the canonical bytes are the
+    raw line with `"hash":"...",` cut out. The top-level `hash` and `prev` keys are their
+    last occurrences: only `prev`, `target`, `time`, `user` (strings) follow them, and a
+    string cannot hold an unescaped quote. Any line the fast path cannot confirm (another
+    key order, an edit) gets the full JSON check, which decides.
+    """
     path = Path(root) / AUDIT_FILE
     if not path.exists():
         return ChainCheck(ok=True)
-    prev, count = GENESIS, 0
-    with open(path, "rb") as fh:
+    prev, number = GENESIS.encode(), 0
+    sha256 = hashlib.sha256
+    with open(path, "rb", buffering=1 << 20) as fh:
         for number, raw in enumerate(fh, start=1):
-            count = number
+            at = raw.rfind(_HASH_KEY)
+            if at > 0 and raw[at + 73:at + 75] == b'",' and raw.startswith(b'{"action":') and raw.endswith(b"\n"):
+                prev_at = raw.rfind(_PREV_KEY)
+                if prev_at > at and raw[prev_at + 8:prev_at + 72] == prev:
+                    hasher = sha256(raw[:at + 1])
+                    hasher.update(raw[at + 75:-1])
+                    digest = raw[at + 9:at + 73]
+                    if hasher.hexdigest().encode() == digest:
+                        prev = digest
+                        continue
             if not raw.endswith(b"\n"):
-                return ChainCheck(False, count, number, "line is incomplete (a write was cut off)")
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                return ChainCheck(False, count, number, "line is not valid JSON")
-            if entry.get("prev") != prev:
-                return ChainCheck(False, count, number,
-                                  "chain broken: `prev` does not match the line before "
-                                  "(a line was removed, inserted or reordered)")
-            if entry_hash(entry) != entry.get("hash"):
-                return ChainCheck(False, count, number, "line was edited: its hash does not match its content")
-            prev = entry["hash"]
-    return ChainCheck(ok=True, lines=count)
+                return ChainCheck(False, number, number, "line is incomplete (a write was cut off)")
+            good, problem = _check_slow(raw[:-1], number, prev.decode())
+            if problem:
+                return ChainCheck(False, number, number, problem)
+            prev = good.encode()
+    return ChainCheck(ok=True, lines=number)
