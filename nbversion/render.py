@@ -47,7 +47,10 @@ def to_jsonable(obj):
 
 
 def to_json(obj) -> str:
-    return json.dumps(to_jsonable(obj), indent=2, default=str)
+    data = to_jsonable(obj)
+    # indent forces Python's pure-Python encoder: 10,000-row listings go out compact (C encoder)
+    big = isinstance(data, dict) and any(isinstance(v, list) and len(v) > 1000 for v in data.values())
+    return json.dumps(data, indent=None if big else 2, default=str)
 
 
 class Result:
