@@ -1,0 +1,213 @@
+"""Find a dataset's layout: a YOLO `data.yaml` and its splits, or a plain folder of files.
+
+Follows the rules Ultralytics applies, so whatever it can train from is recognised:
+`path:` is the base of the split paths (relative to the yaml; an absolute path from another
+machine falls back to the yaml's folder), a split is a folder of images, a `.txt` list of
+images, or a list of either, `../x` is retried as `x` (Roboflow exports), and an image's
+label is the same path with the last `/images/` replaced by `/labels/` and a `.txt` suffix.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
+SPLITS = ("train", "val", "test")
+YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+
+
+@dataclass
+class Problem:
+    """One thing wrong with an input, named by file and (where it has one) line."""
+
+    file: str
+    line: int | None
+    message: str
+    severity: str = "error"
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "message": self.message, "severity": self.severity}
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class Split:
+    name: str
+    sources: list            # the split's entries, relative to the dataset root ("images/train")
+    images: list             # image paths relative to the root, sorted
+    labels: dict             # image path -> its label path (which may not exist)
+
+
+@dataclass
+class Layout:
+    root: Path
+    format: str                         # "yolo" | "files"
+    yaml_file: str | None = None        # relative to root
+    names: list = field(default_factory=list)
+    splits: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+
+    def data_yaml(self) -> str:
+        """The data.yaml to store: split paths relative to the dataset folder.
+
+        No `path:` key: Ultralytics resolves `path: .` against the current directory, while
+        without it the split paths start at the yaml's own folder, wherever the copy lives.
+        """
+        import yaml
+
+        data = {}
+        for name, split in self.splits.items():
+            data[name] = split.sources[0] if len(split.sources) == 1 else split.sources
+        data["names"] = dict(enumerate(self.names))
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+def label_for(image_rel: str) -> str:
+    """Ultralytics' img2label_paths on a root-relative path (string operations: diffs call it a lot)."""
+    path = "/" + image_rel
+    marker = "/images/"
+    if marker in path:
+        head, tail = path.rsplit(marker, 1)
+        path = f"{head}/labels/{tail}"
+    return os.path.splitext(path)[0][1:] + ".txt"
+
+
+def key_line(text: str, key: str) -> int | None:
+    match = re.search(rf"^\s*{re.escape(key)}\s*:", text, re.MULTILINE)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def find_yaml(folder: Path) -> Path | None:
+    for name in YAML_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    candidates = sorted(p for p in folder.glob("*.y*ml") if "names" in p.read_text(errors="replace"))
+    return candidates[0] if candidates else None
+
+
+def find_layout(folder) -> Layout:
+    folder = Path(folder)
+    yaml_path = find_yaml(folder)
+    if yaml_path is None:
+        return Layout(folder, "files")
+    layout = Layout(folder, "yolo", yaml_path.relative_to(folder).as_posix())
+    text = yaml_path.read_text(errors="replace")
+    data = _load_yaml(layout, text)
+    if data is None:
+        return layout
+    layout.names = _names(layout, data, text)
+    base = _base(folder, yaml_path.parent, data.get("path"))
+    for split in SPLITS:
+        value = data.get(split)
+        if value in (None, ""):
+            if split != "test":
+                layout.problems.append(Problem(layout.yaml_file, None, f"no `{split}:` split; "
+                                               "YOLO training needs train and val"))
+            continue
+        _add_split(layout, split, value if isinstance(value, list) else [value], base,
+                   key_line(text, split))
+    return layout
+
+
+def _load_yaml(layout: Layout, text: str):
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        layout.problems.append(Problem(layout.yaml_file, mark.line + 1 if mark else None,
+                                       f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return None
+    if not isinstance(data, dict):
+        layout.problems.append(Problem(layout.yaml_file, 1, "expected a mapping with `names`, `train`, `val`"))
+        return None
+    return data
+
+
+def _names(layout: Layout, data: dict, text: str) -> list:
+    names = data.get("names")
+    if isinstance(names, dict):
+        try:
+            return [str(names[i]) for i in range(len(names))]
+        except KeyError:
+            layout.problems.append(Problem(layout.yaml_file, key_line(text, "names"),
+                                           "`names` keys must be the class ids 0..N-1"))
+            return [str(v) for v in names.values()]
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    if isinstance(data.get("nc"), int):
+        return [str(i) for i in range(data["nc"])]
+    layout.problems.append(Problem(layout.yaml_file, key_line(text, "names") or 1, "no class `names`"))
+    return []
+
+
+def _base(root: Path, yaml_dir: Path, path_value) -> Path:
+    """Where split paths start; never outside the dataset folder we are importing."""
+    if not path_value:
+        return yaml_dir
+    candidate = Path(path_value)
+    candidate = candidate if candidate.is_absolute() else (yaml_dir / candidate)
+    candidate = candidate.resolve()
+    resolved_root = root.resolve()
+    if candidate.is_dir() and (candidate == resolved_root or resolved_root in candidate.parents):
+        return candidate
+    return yaml_dir
+
+
+def _resolve(base: Path, entry: str) -> Path | None:
+    for candidate in (base / entry, base / entry[3:] if entry.startswith("../") else None):
+        if candidate is not None and candidate.exists():
+            return candidate.resolve()
+    return None
+
+
+def _add_split(layout: Layout, split: str, entries: list, base: Path, line: int | None) -> None:
+    root = layout.root.resolve()
+    sources, images = [], []
+    for entry in map(str, entries):
+        target = _resolve(base, entry)
+        if target is None:
+            layout.problems.append(Problem(layout.yaml_file, line, f"split `{split}`: {entry} does not exist"))
+            continue
+        if target != root and root not in target.parents:
+            layout.problems.append(Problem(layout.yaml_file, line,
+                                           f"split `{split}`: {entry} is outside the dataset folder"))
+            continue
+        sources.append(target.relative_to(root).as_posix())
+        if target.is_dir():
+            images += _images_under(target, root)
+        else:
+            images += _images_listed(layout, target, root)
+    images = sorted(set(images))
+    layout.splits[split] = Split(split, sources, images, {img: label_for(img) for img in images})
+
+
+def _images_under(folder: Path, root: Path) -> list[str]:
+    found = []
+    for dirpath, _dirs, files in os.walk(folder):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        found += [f"{rel_dir}/{f}" if rel_dir != "." else f for f in files
+                  if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES]
+    return found
+
+
+def _images_listed(layout: Layout, listing: Path, root: Path) -> list[str]:
+    """A `.txt` split: one image path a line, relative to the list's folder (or `./`)."""
+    found = []
+    list_rel = listing.relative_to(root).as_posix()
+    for number, raw in enumerate(listing.read_text(errors="replace").splitlines(), 1):
+        entry = raw.strip()
+        if not entry:
+            continue
+        image = (listing.parent / entry).resolve()
+        if not image.is_file() or (root not in image.parents):
+            layout.problems.append(Problem(list_rel, number, f"image {entry} does not exist in the dataset"))
+            continue
+        found.append(image.relative_to(root).as_posix())
+    return found
