@@ -54,6 +54,8 @@ def main(argv=None) -> int:
         result = dispatch(args, args.workspace, on_event=progress)
     except NbversionError as exc:
         progress.close()
+        if getattr(args, "json", False):   # scripts get every problem, not just the first line
+            print(to_json({"error": exc.to_dict()}))
         return _fail(exc)
     except KeyboardInterrupt:
         progress.close()

@@ -70,6 +70,21 @@ def _fill(parser: argparse.ArgumentParser, verb: Verb) -> None:
         parser.set_defaults(_verb=verb)
 
 
+def typed_value(text: str):
+    """`key=value` values as the user means them: 3 -> int, 0.5 -> float, true -> bool, none -> None."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def add_json_flag(parser: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
     # SUPPRESS on verbs, so `nbversion --json VERB` and `nbversion VERB --json` both work
     parser.add_argument("--json", action="store_true", default=default, help="print JSON instead of a table")

@@ -1,7 +1,7 @@
 """Dataset and model verbs: `dataset add|list|show|diff`, `model add|list|show|compare`."""
 from __future__ import annotations
 
-from . import Verb, add_json_flag
+from . import Verb, add_json_flag, typed_value
 
 
 def _none(parser):
@@ -22,17 +22,8 @@ def _key_values(pairs, flag: str) -> dict:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"{flag} {pair!r}: expected key=value", hint=f"e.g. {flag} mAP50=0.71")
-        values[key.strip()] = _number(raw.strip())
+        values[key.strip()] = typed_value(raw.strip())
     return values
-
-
-def _number(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _dataset_add_args(p):

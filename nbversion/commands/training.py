@@ -1,7 +1,7 @@
 """Training verbs: `train`, `runs list|show|stop|resume`, `predict`."""
 from __future__ import annotations
 
-from . import Verb, add_json_flag
+from . import Verb, add_json_flag, typed_value
 
 
 def _key_values(pairs) -> dict:
@@ -14,22 +14,8 @@ def _key_values(pairs) -> dict:
         if not sep or not key.strip():
             raise UsageError(f"{pair!r}: extra training arguments are key=value",
                              hint="e.g. `lr0=0.003 mosaic=0 optimizer=AdamW`")
-        values[key.strip()] = _typed(raw.strip())
+        values[key.strip()] = typed_value(raw.strip())
     return values
-
-
-def _typed(text: str):
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _train_args(p):

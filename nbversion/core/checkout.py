@@ -66,6 +66,9 @@ def checkout(ws, rev: str, paths=(), force: bool = False, on_event=None) -> Chec
                 if owner is not None:
                     git_paths.append(owner.dvc_file)
                     data_targets.append(owner.path)
+                    meta = owner.path + ".meta.json"   # a dataset / model's metadata goes with it
+                    if _git.show(ws.root, commit, meta) is not None:
+                        git_paths.append(meta)
                 else:
                     git_paths.append(rel)
             emit(Event("checkout", 0, 2, f"git checkout {rev} -- {' '.join(git_paths)}"))

@@ -62,3 +62,20 @@ def dataset_meta(name: str, layout, validation, pointer, tags, source, user, war
         "added_at": now_iso(),
         "warnings": [w.to_dict() for w in warnings],
     }
+
+
+def catalogue(root, kind_dir: str) -> list[tuple[str, list, dict]]:
+    """(name, versions newest first, metadata at HEAD) of every `<kind_dir>/<name>.meta.json`."""
+    from . import refs
+
+    if _git.head(root) is None:
+        return []
+    found = []
+    for path in sorted(_git.tracked_files(root, "HEAD", [kind_dir])):
+        if not path.endswith(".meta.json") or path.count("/") != 1:
+            continue
+        name = path[len(kind_dir) + 1:-len(".meta.json")]
+        history = refs.versions(root, kind_dir, name)
+        if history:
+            found.append((name, history, read_at(root, kind_dir, name, "HEAD")))
+    return found

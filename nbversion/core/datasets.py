@@ -320,18 +320,8 @@ def _result(name, sha, changed, meta) -> DatasetAddResult:
 
 
 def list_datasets(ws) -> DatasetListResult:
-    root = ws.root
-    if _git.head(root) is None:
-        return DatasetListResult([])
     found = []
-    for path in sorted(_git.tracked_files(root, "HEAD", [KIND_DIR])):
-        if not path.endswith(".meta.json") or path.count("/") != 1:
-            continue
-        name = path[len(KIND_DIR) + 1:-len(".meta.json")]
-        history = refs.versions(root, KIND_DIR, name)
-        if not history:
-            continue
-        meta = dataset_meta.read_at(root, KIND_DIR, name, "HEAD")
+    for name, history, meta in dataset_meta.catalogue(ws.root, KIND_DIR):
         images = sum(s.get("images", 0) for s in meta.get("splits", {}).values()) or meta.get("files", 0)
         found.append({"name": name, "version": history[0].sha, "versions": len(history), "images": images,
                       "classes": meta.get("classes", []), "bytes": meta.get("bytes", 0),

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
-from . import _dvc, _git, dataset_meta, refs, statcache, zipsafe
+from . import _dvc, dataset_meta, refs, statcache, zipsafe
 from .frameworks import detect, normalise_metric
 
 KIND_DIR = "models"
@@ -199,18 +199,8 @@ def _store_weights(root: Path, name: str, path: Path, emit) -> None:
 
 
 def list_models(ws) -> ModelListResult:
-    root = ws.root
-    if _git.head(root) is None:
-        return ModelListResult([])
     found = []
-    for path in sorted(_git.tracked_files(root, "HEAD", [KIND_DIR])):
-        if not path.endswith(".meta.json") or path.count("/") != 1:
-            continue
-        name = path[len(KIND_DIR) + 1:-len(".meta.json")]
-        history = refs.versions(root, KIND_DIR, name)
-        if not history:
-            continue
-        meta = dataset_meta.read_at(root, KIND_DIR, name, "HEAD")
+    for name, history, meta in dataset_meta.catalogue(ws.root, KIND_DIR):
         found.append({"name": name, "version": history[0].sha, "versions": len(history),
                       "framework": meta.get("framework"), "size": meta.get("size", 0),
                       "metrics": meta.get("metrics", {}), "added_by": meta.get("added_by", ""),

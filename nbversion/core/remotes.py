@@ -11,7 +11,6 @@ its data. Transfers write to a temporary name and rename, so kill -9 leaves no c
 """
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import time
