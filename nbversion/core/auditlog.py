@@ -123,7 +123,7 @@ class _Policies:
         count = 0
         for commit in _git.numstat_log(root, [AUDIT_PATH, USERS_FILE, rules.RULES_FILE]):
             added, deleted = commit["changes"].get(AUDIT_PATH, (0, 0))
-            if deleted:
+            if deleted and not _lossless_merge(root, commit["sha"]):
                 self.rewrites.append((commit["sha"], deleted))
             if added or deleted:
                 count += added - deleted
@@ -144,7 +144,7 @@ class _Policies:
             else:
                 text = (_git.show(self.root, rev, path) or b"").decode()
             if path == USERS_FILE:
-                import tomllib
+                from .config import tomllib
                 self._cache[key] = dict(tomllib.loads(text).get("users", {})) if text else {}
             else:
                 self._cache[key] = rules.load(self.root, text)
@@ -161,6 +161,25 @@ class _Policies:
             if date <= when:
                 users_rev, rules_rev = u, r
         return self._load(users_rev, USERS_FILE), self._load(rules_rev, rules.RULES_FILE)
+
+
+def _entry_keys(text: bytes | None) -> set:
+    keys = set()
+    for raw in (text or b"").splitlines():
+        if raw.strip():
+            e = json.loads(raw)
+            keys.add((e.get("time"), e.get("user"), e.get("action"), e.get("target"),
+                      json.dumps(e.get("details"), sort_keys=True)))
+    return keys
+
+
+def _lossless_merge(root: Path, sha: str) -> bool:
+    """`exp merge` re-chains both branches' logs by time: allowed when no parent's entry is lost."""
+    parents = _git.run(root, "rev-list", "--parents", "-n1", sha).split()[1:]
+    if len(parents) < 2:
+        return False
+    merged = _entry_keys(_git.show(root, sha, AUDIT_PATH))
+    return all(_entry_keys(_git.show(root, p, AUDIT_PATH)) <= merged for p in parents)
 
 
 def _needed_role(entry: dict, stage_rules: dict) -> tuple[str, str]:
