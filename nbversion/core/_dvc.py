@@ -227,10 +227,11 @@ def _prelink_large_files(repo, root, targets) -> None:
     the copy is as slow as the hash. With hardlinks allowed, the object can simply be the same
     inode, and recording the hash in DVC's state database spares DVC a second hashing pass.
     """
-    import hashlib
     import os
 
     from dvc_data.hashfile.hash_info import HashInfo
+
+    from .hashing import file_md5
 
     if "hardlink" not in str(repo.config["cache"].get("type", "")):
         return
@@ -238,11 +239,7 @@ def _prelink_large_files(repo, root, targets) -> None:
         path = Path(root) / target
         if not path.is_file() or path.is_symlink() or path.stat().st_size < LARGE_FILE:
             continue
-        digest = hashlib.md5()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(8 << 20), b""):
-                digest.update(block)
-        md5 = digest.hexdigest()
+        md5 = file_md5(path)
         obj = Path(repo.cache.local.path) / "files" / "md5" / md5[:2] / md5[2:]
         if not obj.exists():
             obj.parent.mkdir(parents=True, exist_ok=True)

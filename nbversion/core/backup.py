@@ -25,7 +25,8 @@ from ..errors import IntegrityError, InvalidInput, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
 from . import _git, atomic, crypto
-from .verify import cache_path, file_md5, needed_objects
+from .hashing import file_md5
+from .verify import cache_path, needed_objects
 
 FORMAT = 1
 PASSPHRASE_ENV = "NBVERSION_BACKUP_PASSPHRASE"

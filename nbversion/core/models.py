@@ -5,7 +5,6 @@ Rolling back is the workspace's `checkout REV models/<name> models/<name>.meta.j
 """
 from __future__ import annotations
 
-import hashlib
 import html
 import os
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
+from .hashing import file_md5
 from . import _dvc, dataset_meta, refs, statcache, zipsafe
 from .frameworks import detect, normalise_metric
 
@@ -110,14 +110,6 @@ def _bar_charts(labels: list, rows: list) -> str:
     return "<div style='display:flex;flex-wrap:wrap;gap:12px'>" + "".join(charts) + "</div>" if charts else ""
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def dataset_lineage(root: Path, ref: str | None, train_data: str | None = None) -> dict | None:
     """{"name", "commit", "md5"} of the dataset version a model was trained on."""
     if not ref and train_data:
@@ -153,7 +145,7 @@ def add(ws, name: str, file, metrics=None, params=None, dataset: str | None = No
     emit(Event("detect", 0, 1, path.name))
     found = detect(path)
     meta = {"name": name, "framework": found.framework, "format": found.format, "file": path.name,
-            "size": path.stat().st_size, "md5": _md5(path),
+            "size": path.stat().st_size, "md5": file_md5(path),
             "metrics": {**found.metrics, **{normalise_metric(k): v for k, v in (metrics or {}).items()}},
             "params": {**found.params, **(params or {})}, "class_names": found.class_names,
             "lineage": {"dataset": dataset_lineage(root, dataset, found.params.get("data")), "run": None}}

@@ -8,7 +8,6 @@ artifacts.yaml entry makes `gto show` list the unregistered HEAD commit as an ex
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from typing import Optional
 from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
+from .hashing import file_md5
 from . import _git, atomic, tags
 from .audit import now_iso
 
@@ -87,14 +87,6 @@ class RegisterResult(Result):
                + (f"; {metrics}" if metrics else "")
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _source(ws, source: str) -> dict:
     """Weights, metrics, params and lineage of a RUN id, a MODEL[@REV] or a FILE path."""
     root = ws.root
@@ -147,7 +139,7 @@ def _from_model(root: Path, name: str, rev: Optional[str]) -> dict:
         raise NotFound(f"model {name} does not exist at {rev}", hint="see `nbversion model list` and `nbversion log`")
     meta = json.loads(raw)
     weights = root / "models" / name / meta.get("file", "")
-    if not weights.is_file() or (meta.get("md5") and _md5(weights) != meta["md5"]):
+    if not weights.is_file() or (meta.get("md5") and file_md5(weights) != meta["md5"]):
         from . import _dvc
         cached = _dvc.object_path(root, meta.get("md5") or "0" * 32)
         if not cached.exists():
@@ -214,7 +206,7 @@ def register(ws, name: str, version: Optional[str] = None, bump: Optional[str] =
             target = ws.root / rel / "files" / Path(weights).name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(weights, target)
-            files[f"files/{target.name}"] = {"md5": _md5(target), "size": target.stat().st_size}
+            files[f"files/{target.name}"] = {"md5": file_md5(target), "size": target.stat().st_size}
         manifest = {"name": name, "version": version, "files": files, "metrics": origin["metrics"],
                     "params": origin["params"], "lineage": origin["lineage"], "source": origin["source"],
                     "framework": origin.get("framework"), "registered_by": tx.user,

@@ -7,7 +7,6 @@ The reference walk (`needed_objects`) is shared with `gc` and `backup`.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Optional
 
 from ..events import Event, emitter
 from ..render import Result
+from .hashing import file_md5
 from . import _git, audit, lock, pointers
 
 VERSION_TAG = re.compile(r"^(?P<name>[^@#]+)@v(?P<version>\d+\.\d+\.\d+)$")
@@ -143,14 +143,6 @@ def expand(root, needed: dict) -> tuple[dict, set]:
         for entry in entries:
             everything.setdefault(entry["md5"], set()).update(labels)
     return everything, unreadable
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def commit_anchors(root) -> list:
