@@ -25,5 +25,8 @@ def write_readme(sections: dict[str, list[dict]], machine: str, when: str) -> Pa
              f"Last run: {when} on {machine}.", ""]
     for title, rows in sections.items():
         parts += [f"## {title}", "", markdown(rows), ""]
+    parts += ["Training figures come from the device the run had (see the training rows). On a GPU "
+              "machine: `python -m benchmarks.bench_training --images 3000 --imgsz 320 --batch 32 --device 0`. "
+              "Wall times on a shared machine vary by ±30 %.", ""]
     path.write_text("\n".join(parts))
     return path
