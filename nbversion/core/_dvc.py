@@ -133,8 +133,6 @@ def remote_add(root, name: str, url: str, default: bool = False, options: Option
                local_options: Optional[dict] = None) -> None:
     """Add (or replace) a DVC remote. `options` go to the committed .dvc/config, so clones see
     the remote; `local_options` (key files, credentials) to the uncommitted .dvc/config.local."""
-    from dvc.config import Config
-
     with _repo(root) as repo:
         with repo.config.edit("repo") as conf:
             conf["remote"][name] = {"url": url, **(options or {})}
@@ -143,7 +141,6 @@ def remote_add(root, name: str, url: str, default: bool = False, options: Option
         if local_options:
             with repo.config.edit("local") as conf:
                 conf["remote"].setdefault(name, {}).update(local_options)
-    Config  # imported so a broken dvc install fails here, not halfway through the edit
 
 
 def remote_list(root) -> tuple[dict, Optional[str]]:
