@@ -90,7 +90,8 @@ def test_beats_champion_gate(ws):
     assert any("rollback" in r.detail for r in rollback.rules)
 
 
-def test_dataset_tag_gate_reads_the_dataset_metadata(ws):
+def _untagged_dataset_behind_a_tag_gate(ws):
+    """A committed dataset without the "reviewed" tag that the champion gate requires."""
     set_rules(ws, '[stages.champion]\n[[stages.champion.gates]]\ndataset_tag = "reviewed"\n')
     meta = ws.root / "datasets" / "shapes.meta.json"
     meta.parent.mkdir()
@@ -98,6 +99,11 @@ def test_dataset_tag_gate_reads_the_dataset_metadata(ws):
     git(ws.root, "add", "datasets")
     git(ws.root, "commit", "-qm", "dataset")
     commit = git(ws.root, "rev-parse", "HEAD").strip()
+    return meta, commit
+
+
+def test_dataset_tag_gate_reads_the_dataset_metadata(ws):
+    meta, commit = _untagged_dataset_behind_a_tag_gate(ws)
     lineage = {"name": "shapes", "rev": "HEAD", "md5": "d1.dir", "commit": commit}
     register_run(ws, "det", "1.0.0", {"mAP50-95": 0.5}, dataset=lineage)
     with pytest.raises(Exception) as info:
@@ -109,13 +115,7 @@ def test_dataset_tag_gate_reads_the_dataset_metadata(ws):
 
 
 def test_dataset_tag_gate_accepts_a_git_tag_on_the_dataset_version(ws):
-    set_rules(ws, '[stages.champion]\n[[stages.champion.gates]]\ndataset_tag = "reviewed"\n')
-    meta = ws.root / "datasets" / "shapes.meta.json"
-    meta.parent.mkdir()
-    meta.write_text(json.dumps({"name": "shapes", "tags": [], "content_hash": "d1.dir"}))
-    git(ws.root, "add", "datasets")
-    git(ws.root, "commit", "-qm", "dataset")
-    commit = git(ws.root, "rev-parse", "HEAD").strip()
+    meta, commit = _untagged_dataset_behind_a_tag_gate(ws)
     register_run(ws, "det", "1.0.0", {"mAP50-95": 0.5},
                  dataset={"name": "shapes", "rev": "HEAD", "md5": "d1.dir", "commit": commit})
     git(ws.root, "tag", "-a", "dataset/shapes/reviewed", commit, "-m", "reviewed by QA")
