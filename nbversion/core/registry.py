@@ -347,23 +347,13 @@ def select_version(art: tags.ArtifactTags, selector: str, at: Optional[str] = No
 
 
 def local_weights(root: Path, name: str, version: str, commit: str) -> list[Path]:
-    """The weights on disk, checked out or pulled from DVC only when missing (DVC is slow to import)."""
+    """The version's weights, checked against its manifest; never written into the working tree."""
+    from .served import served_files
+
     rel = version_dir(name, version)
-    manifest = read_manifest(root, name, version, commit)
-    paths = [root / rel / f for f in manifest["files"]] or [root / rel]
-    if all(p.exists() for p in paths):
-        return paths
-    from . import _dvc
-    if not (root / rel / "files.dvc").exists():
-        # the version is not in this checkout (an older branch): restore its pointer from its commit
-        for item in ("files.dvc", "manifest.json"):
-            atomic.write_bytes(root / rel / item, _git.show(root, commit, f"{rel}/{item}") or b"")
-    _dvc.pull_targets(root, [f"{rel}/files.dvc"])
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise NotFound(f"the weights of {name}@{version} are not available: {missing[0]}",
-                       hint="push them from where they were registered, then `nbversion pull`")
-    return paths
+    tagged = _git.show(root, commit, f"{rel}/manifest.json")   # the tagged manifest, not a working copy
+    manifest = json.loads(tagged) if tagged is not None else read_manifest(root, name, version, commit)
+    return served_files(root, rel, commit, manifest)
 
 
 def resolve(ws, ref: str, at: Optional[str] = None) -> ResolveResult:

@@ -232,14 +232,16 @@ def _manifest_matches_files(root, ref: str, manifest: bytes, files_dvc: Optional
     if not outs:
         return [Problem("half registration", f"files.dvc of {ref}", [f"registered {ref}"],
                         "the tagged commit has no DVC pointer for the weights")]
-    md5 = outs[0].md5
+    md5, out = outs[0].md5, outs[0].path
+    # manifest keys are relative to the version folder (`files/best.pt`); a `.dir` listing is
+    # relative to the tracked output (`best.pt`): compare both from the version folder
     if md5.endswith(".dir"):
         try:
-            actual = {e["relpath"]: e["md5"] for e in json.loads(cache_path(root, md5).read_bytes())}
+            actual = {f"{out}/{e['relpath']}": e["md5"] for e in json.loads(cache_path(root, md5).read_bytes())}
         except (OSError, ValueError):
             return []       # the missing .dir object is reported by the cache check
     else:
-        actual = {Path(outs[0].path).name: md5}
+        actual = {out: md5}
     if listed and actual != listed:
         return [Problem("immutability", f"manifest of {ref}", [f"registered {ref}"],
                         "the manifest's file hashes do not match the tagged DVC pointer")]
