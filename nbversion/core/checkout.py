@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 
-from ..errors import UncommittedChanges
+from ..errors import NotFound, UncommittedChanges
 from ..events import Event, emitter
 from ..render import Result
 from . import _dvc, _git, pointers, statcache
@@ -52,14 +52,19 @@ def checkout(ws, rev: str, paths=(), force: bool = False, on_event=None) -> Chec
     wanted = [ws.rel(p) for p in paths]
     commit = _git.rev_parse(ws.root, rev)
     with ws.transaction("checkout", role="viewer"):
+        target_outs = pointers.at_rev(ws.root, commit)
         blocking = _blocking_changes(ws, wanted)
+        if wanted:
+            blocking += [p for p in _untracked_overwritten(ws.root, commit, wanted, target_outs) if p not in blocking]
         if blocking and not force:
             shown = ", ".join(blocking[:5]) + (f" and {len(blocking) - 5} more" if len(blocking) > 5 else "")
             raise UncommittedChanges(f"checkout would lose uncommitted changes: {shown}",
                                      hint="commit them first (`nbversion commit -m MSG`), or use --force to discard them")
+        needed = [o for o in target_outs.values()
+                  if not wanted or any(o.path == w or w.startswith(o.path + "/") for w in wanted)]
+        require_data(ws.root, needed, rev, emit)   # before anything in the working tree changes
         old_outs = pointers.in_worktree(ws.root)
         if wanted:
-            target_outs = pointers.at_rev(ws.root, commit)
             git_paths, data_targets = [], []
             for rel in wanted:
                 owner = pointers.owner(target_outs, rel)
@@ -87,6 +92,72 @@ def checkout(ws, rev: str, paths=(), force: bool = False, on_event=None) -> Chec
             statcache.mark_clean(ws.root, fresh, fresh)
     emit(Event("checkout", 2, 2, "done"))
     return CheckoutResult(rev, commit, _git.current_branch(ws.root), wanted, data_targets)
+
+
+def _untracked_overwritten(root, commit: str, wanted: list[str], target_outs: dict) -> list[str]:
+    """Untracked files (`status` lists them as new) that restoring `wanted` from `commit` would
+    replace: git does that silently for `checkout REV -- PATH`, so ask for --force like git does
+    for a branch switch."""
+    untracked = [p for p in _git.run(root, "ls-files", "--others", "--exclude-standard", "-z", "--",
+                                     *wanted).split("\0") if p]
+    if not untracked:
+        return []
+    at_rev = set(_git.tree_paths(root, commit, wanted))
+    return [p for p in untracked if p in at_rev or pointers.owner(target_outs, p) is not None]
+
+
+def require_data(root, outs: list, rev: str, emit=None) -> None:
+    """Every cache object `outs` need is here, else fetched from the default remote, else an
+    error: a checkout must fail before it touches the working tree, not halfway through."""
+    missing = _missing_objects(root, outs)
+    if missing and _dvc.remote_list(root)[1]:
+        if emit:
+            emit(Event("checkout", 0, 2, f"fetching {len(missing)} object(s) from the default remote"))
+        try:
+            _dvc.fetch_objects(root, missing)
+            missing = _missing_objects(root, outs)   # the files of listings that just arrived
+            if missing:
+                _dvc.fetch_objects(root, missing)
+        except Exception:   # unreachable remote: reported below as missing data
+            pass
+        missing = _missing_objects(root, outs)
+    if missing:
+        paths = sorted({o.path for o in outs if o.md5 in missing or _needs_any(root, o, missing)})
+        raise NotFound(f"the data of {', '.join(paths[:5])} at {rev} is not available: {len(missing)} object(s) "
+                       "are missing from the cache and no remote has them; nothing was changed",
+                       hint="`nbversion pull` from a remote that has them (see `nbversion verify`), "
+                            "or check out a version whose data is here")
+
+
+def _listing(root, md5: str):
+    import json
+
+    try:
+        return json.loads(_dvc.object_path(root, md5).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def _missing_objects(root, outs: list) -> set:
+    missing = set()
+    for out in outs:
+        if not out.md5:
+            continue
+        if not out.md5.endswith(".dir"):
+            if not _dvc.object_path(root, out.md5).exists():
+                missing.add(out.md5)
+            continue
+        entries = _listing(root, out.md5)
+        if entries is None:
+            missing.add(out.md5)
+            continue
+        missing |= {e["md5"] for e in entries if not _dvc.object_path(root, e["md5"]).exists()}
+    return missing
+
+
+def _needs_any(root, out, missing: set) -> bool:
+    entries = _listing(root, out.md5) if out.md5.endswith(".dir") else None
+    return any(e["md5"] in missing for e in entries or [])
 
 
 def _is_branch(root, rev: str) -> bool:

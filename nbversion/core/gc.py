@@ -4,11 +4,13 @@ A *version* of a data path is one DVC hash it had in some commit. A version is r
 when it is outside the policy on both counts: older than the newest N versions of its path
 (across all branches) AND first committed more than DAYS ago. Never removed, whatever the
 policy: anything a registry version tag, a stage/champion tag or a tagged dataset version
-points at, the tip of every branch, and the working tree. Objects no commit refers to go too.
+points at, the dataset version a registered or staged model was trained on (its lineage), the
+tip of every branch, and the working tree. Objects no commit refers to go too.
 Defaults come from `[gc]` in `.nbversion/config.toml`.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,8 @@ from ..errors import NbversionError, UsageError
 from ..events import Event, emitter
 from ..render import Result
 from . import _git, pointers
-from .verify import Anchor, anchor_pointers, cache_path, expand, merge_needed, tag_anchors, worktree_needed
+from .verify import (STAGE_TAG, VERSION_TAG, Anchor, anchor_pointers, cache_path, expand, merge_needed,
+                     tag_anchors, worktree_needed)
 
 UNREFERENCED = "(no commit)"
 
@@ -76,10 +79,40 @@ def _kept_by_policy(versions: list, keep_last: int, older_than_days: float, now:
 
 
 def protected_needed(root) -> dict:
-    """md5 -> labels that gc must never remove: tags, branch tips, the working tree."""
+    """md5 -> labels that gc must never remove: tags, what registered and staged versions reach
+    through their lineage, branch tips, the working tree."""
     anchors, _ = tag_anchors(root)
+    lineage_anchors, lineage_md5s = lineage_needed(root)
+    anchors += lineage_anchors
     anchors += [Anchor(f"branch {name}", sha) for name, sha in _git.branches(root, "**").items()]
-    return merge_needed(anchor_pointers(root, anchors), worktree_needed(root))
+    return merge_needed(anchor_pointers(root, anchors), lineage_md5s, worktree_needed(root))
+
+
+def lineage_needed(root) -> tuple[list, dict]:
+    """(anchors, md5 -> labels) of the dataset versions registered and staged versions were trained
+    on: a champion whose training data is gone cannot be reproduced or audited."""
+    specs = {}
+    for tag in _git.tags(root, "**"):
+        if m := VERSION_TAG.match(tag["name"]):
+            specs[f"{tag['commit']}:registry/{m['name']}/v{m['version']}/manifest.json"] = tag["name"]
+        elif m := STAGE_TAG.match(tag["name"]):
+            for path in _git.tree_paths(root, tag["commit"], [f"registry/{m['name']}"]):
+                if path.endswith("/manifest.json"):
+                    specs[f"{tag['commit']}:{path}"] = tag["name"]
+    anchors, md5s = [], {}
+    for spec, blob in _git.cat_files(root, specs).items():
+        try:
+            dataset = (json.loads(blob or b"{}").get("lineage") or {}).get("dataset") or {}
+        except (ValueError, AttributeError):
+            continue   # a broken manifest is `verify`'s to report
+        name, label = dataset.get("name"), f"lineage of {specs[spec]}"
+        if not isinstance(name, str) or not name:
+            continue
+        if isinstance(dataset.get("commit"), str) and dataset["commit"].strip("0"):
+            anchors.append(Anchor(label, dataset["commit"], [f"datasets/{name}.dvc"]))
+        if isinstance(dataset.get("md5"), str) and dataset["md5"]:
+            md5s.setdefault(dataset["md5"], set()).add(label)   # the content hash, in case the commit is elsewhere
+    return anchors, md5s
 
 
 def keep_set(root, keep_last: int, older_than_days: float, now: Optional[float] = None) -> tuple[set, set, list]:
