@@ -61,14 +61,20 @@ def checkout(ws, rev: str, paths=(), force: bool = False, on_event=None) -> Chec
             raise UncommittedChanges(f"checkout would lose uncommitted changes: {shown}",
                                      hint="commit them first (`nbversion commit -m MSG`), or use --force to discard them")
         needed = [o for o in target_outs.values()
-                  if not wanted or any(o.path == w or w.startswith(o.path + "/") for w in wanted)]
+                  if not wanted or any(o.path == w or w.startswith(o.path + "/") or o.path.startswith(w + "/")
+                                       for w in wanted)]
         require_data(ws.root, needed, rev, emit)   # before anything in the working tree changes
         old_outs = pointers.in_worktree(ws.root)
         if wanted:
             git_paths, data_targets = [], []
             for rel in wanted:
                 owner = pointers.owner(target_outs, rel)
-                if owner is not None:
+                inside = [o for o in target_outs.values() if o.path.startswith(rel.rstrip("/") + "/")]
+                if owner is None and inside:   # a folder holding data outputs: its git files and the data
+                    git_paths.append(rel)
+                    git_paths += [o.dvc_file for o in inside]
+                    data_targets += [o.path for o in inside]
+                elif owner is not None:
                     git_paths.append(owner.dvc_file)
                     data_targets.append(owner.path)
                     meta = owner.path + ".meta.json"   # a dataset / model's metadata goes with it
@@ -178,3 +184,7 @@ def _drop_outputs_gone(root, old_outs: dict, still_tracked: set) -> None:
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
+        for parent in target.parents:   # git removed the folder's own files: drop what is left empty
+            if parent == root or not parent.is_dir() or any(parent.iterdir()):
+                break
+            parent.rmdir()
