@@ -90,34 +90,28 @@ def test_beats_champion_gate(ws):
     assert any("rollback" in r.detail for r in rollback.rules)
 
 
-def _untagged_dataset_behind_a_tag_gate(ws):
-    """A committed dataset without the "reviewed" tag that the champion gate requires."""
+def _untagged_dataset_behind_a_tag_gate(ws, source):
+    """A dataset version without the "reviewed" tag that the champion gate requires, and a
+    version of det trained on it (`model add --dataset`, then `register --from`)."""
     set_rules(ws, '[stages.champion]\n[[stages.champion.gates]]\ndataset_tag = "reviewed"\n')
-    meta = ws.root / "datasets" / "shapes.meta.json"
-    meta.parent.mkdir()
-    meta.write_text(json.dumps({"name": "shapes", "tags": [], "content_hash": "d1.dir"}))
-    git(ws.root, "add", "datasets")
-    git(ws.root, "commit", "-qm", "dataset")
+    ws.dataset_add("shapes", source)
     commit = git(ws.root, "rev-parse", "HEAD").strip()
-    return meta, commit
+    register_run(ws, "det", "1.0.0", {"mAP50-95": 0.5}, dataset="shapes")
+    return commit
 
 
-def test_dataset_tag_gate_reads_the_dataset_metadata(ws):
-    meta, commit = _untagged_dataset_behind_a_tag_gate(ws)
-    lineage = {"name": "shapes", "rev": "HEAD", "md5": "d1.dir", "commit": commit}
-    register_run(ws, "det", "1.0.0", {"mAP50-95": 0.5}, dataset=lineage)
+def test_dataset_tag_gate_reads_the_dataset_metadata(ws, demo_data):
+    _untagged_dataset_behind_a_tag_gate(ws, demo_data)
     with pytest.raises(Exception) as info:
         ws.promote("det@v1.0.0")
     assert "dataset tagged 'reviewed'" in str(info.value)
-    meta.write_text(json.dumps({"name": "shapes", "tags": ["reviewed"], "content_hash": "d1.dir"}))
-    git(ws.root, "commit", "-qam", "reviewed")
+    ws.dataset_add("shapes", demo_data, tags=["reviewed"])    # the same content, now reviewed
+    assert "reviewed" in json.loads((ws.root / "datasets/shapes.meta.json").read_text())["tags"]
     assert ws.promote("det@v1.0.0").version == "v1.0.0"
 
 
-def test_dataset_tag_gate_accepts_a_git_tag_on_the_dataset_version(ws):
-    meta, commit = _untagged_dataset_behind_a_tag_gate(ws)
-    register_run(ws, "det", "1.0.0", {"mAP50-95": 0.5},
-                 dataset={"name": "shapes", "rev": "HEAD", "md5": "d1.dir", "commit": commit})
+def test_dataset_tag_gate_accepts_a_git_tag_on_the_dataset_version(ws, demo_data):
+    commit = _untagged_dataset_behind_a_tag_gate(ws, demo_data)
     git(ws.root, "tag", "-a", "dataset/shapes/reviewed", commit, "-m", "reviewed by QA")
     result = ws.promote("det@v1.0.0")
     assert [r.detail for r in result.rules if r.rule == "dataset tagged 'reviewed'"] == ["shapes tags: reviewed"]

@@ -13,23 +13,27 @@ from conftest import USER, cli, cli_json, git, snapshot
 
 
 # --- helpers shared by the registry, promotion, audit and gto test files -------------------
-def make_run(root: Path, run_id: str, metrics: dict, weights: bytes = b"", dataset=None) -> str:
-    """A finished training run as the training engineer writes it (runs/<id>/run.json + best.pt)."""
-    folder = root / "runs" / run_id
-    (folder / "weights").mkdir(parents=True, exist_ok=True)
-    (folder / "weights" / "best.pt").write_bytes(weights or os.urandom(2048))
-    run = {"id": run_id, "status": "completed", "params": {"epochs": 2, "imgsz": 64}, "device": "cpu",
-           "model": "yolov8n.yaml", "epochs": [{"epoch": 1, "mAP50": metrics.get("mAP50", 0.1)}], "best_epoch": 1,
-           "metrics": metrics, "dataset": dataset or {"name": "shapes", "rev": "HEAD", "md5": "abc.dir", "commit": "0" * 40},
-           "cell": {"notebook": "train.ipynb", "execution_count": 7, "source_sha256": "f" * 64},
-           "weights": {"best": f"runs/{run_id}/weights/best.pt", "last": f"runs/{run_id}/weights/last.pt"}}
-    (folder / "run.json").write_text(json.dumps(run))
-    return run_id
+def pt_weights(size: int = 2048) -> bytes:
+    """Bytes `model add` reads as a PyTorch file (a legacy pickle starts with 0x80)."""
+    return b"\x80\x02" + os.urandom(size - 2)
 
 
-def register_run(ws, name: str, version: str, metrics: dict, **kw):
-    run_id = make_run(ws.root, f"run-{name}-{version}", metrics, **kw)
-    return ws.register(name, version=version, source=run_id)
+def add_model_version(ws, name: str, metrics: dict, weights: bytes = b"", dataset=None, params=None) -> str:
+    """`model add NAME best.pt --metric k=v ... [--dataset D]`: a source for `register --from NAME`."""
+    source = ws.root.parent / "weights-src" / name / "best.pt"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(weights or pt_weights())
+    ws.model_add(name, source, metrics=metrics, params=params, dataset=dataset)
+    return name
+
+
+def register_version(ws, name: str, version: str, metrics: dict, **kw):
+    """`register NAME --version V --from MODEL` of a fresh model version with these metrics
+    (real training runs are registered in test_training; a run record is never written here)."""
+    return ws.register(name, version=version, source=add_model_version(ws, f"{name}-candidate", metrics, **kw))
+
+
+register_run = register_version    # the name other test files import
 
 
 def as_user(monkeypatch, user: str) -> None:
@@ -37,16 +41,19 @@ def as_user(monkeypatch, user: str) -> None:
 
 
 # --- register --------------------------------------------------------------------------------
-def test_register_promote_resolve_round_trip(ws):
-    weights = os.urandom(4096)
-    make_run(ws.root, "r1", {"precision": 0.7, "recall": 0.6, "mAP50": 0.65, "mAP50-95": 0.42}, weights)
+def test_register_promote_resolve_round_trip(ws, demo_data):
+    ws.dataset_add("shapes", demo_data)
+    weights = pt_weights(4096)
+    add_model_version(ws, "r1", {"precision": 0.7, "recall": 0.6, "mAP50": 0.65, "mAP50-95": 0.42}, weights,
+                      dataset="shapes", params={"imgsz": 64})
     result = ws.register("detector", version="1.0.0", source="r1", message="first")
     assert result.version == "v1.0.0"
     folder = ws.root / "registry" / "detector" / "v1.0.0"
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["metrics"]["mAP50-95"] == 0.42
-    assert manifest["lineage"]["run"] == "r1" and manifest["lineage"]["dataset"]["name"] == "shapes"
-    assert manifest["lineage"]["cell"]["execution_count"] == 7
+    assert manifest["metrics"]["mAP50-95"] == 0.42 and manifest["params"] == {"imgsz": 64}
+    shapes = json.loads((ws.root / "datasets/shapes.meta.json").read_text())
+    assert manifest["lineage"]["dataset"]["name"] == "shapes"
+    assert manifest["lineage"]["dataset"]["md5"] == shapes["content_hash"]
     assert manifest["registered_by"] == USER and manifest["message"] == "first"
     assert manifest["files"]["files/best.pt"]["size"] == 4096
     assert (folder / "files.dvc").exists(), "weights must be tracked by DVC"
@@ -65,8 +72,8 @@ def test_register_promote_resolve_round_trip(ws):
 
 
 def test_cli_register_bump_and_registry_listing(ws):
-    make_run(ws.root, "r1", {"mAP50-95": 0.3})
-    make_run(ws.root, "r2", {"mAP50-95": 0.5})
+    add_model_version(ws, "r1", {"mAP50-95": 0.3})
+    add_model_version(ws, "r2", {"mAP50-95": 0.5})
     cli("register", "det", "--version", "1.0.0", "--from", "r1", check=0)
     out = cli("register", "det", "--bump", "minor", "--from", "r2", check=0).stdout
     assert "registered det@v1.1.0" in out
@@ -82,7 +89,7 @@ def test_cli_register_bump_and_registry_listing(ws):
 
 def test_reregistering_or_going_down_is_refused_and_changes_nothing(ws):
     register_run(ws, "det", "1.2.0", {"mAP50-95": 0.3})
-    make_run(ws.root, "again", {"mAP50-95": 0.9})
+    add_model_version(ws, "again", {"mAP50-95": 0.9})
     before = snapshot(ws.root)
     same = cli("register", "det", "--version", "1.2.0", "--from", "again")
     assert same.returncode == 2
@@ -99,16 +106,12 @@ def test_register_from_a_file_and_from_a_model_meta(ws, tmp_path):
     weights.write_bytes(b"onnx-bytes" * 100)
     from_file = ws.register("onnxdet", bump="major", source=str(weights))
     assert from_file.version == "v1.0.0" and from_file.lineage["run"] is None
-    (ws.root / "models" / "yolo-small").mkdir(parents=True)
-    (ws.root / "models" / "yolo-small" / "model.pt").write_bytes(b"pt" * 500)
-    meta = {"name": "yolo-small", "framework": "ultralytics", "file": "model.pt", "md5": None,
-            "metrics": {"mAP50-95": 0.44}, "params": {"imgsz": 64},
-            "lineage": {"dataset": {"name": "shapes", "commit": "c0ffee", "md5": "d1"}, "run": "r9"}}
-    (ws.root / "models" / "yolo-small.meta.json").write_text(json.dumps(meta))
+    add_model_version(ws, "yolo-small", {"mAP50-95": 0.44}, params={"imgsz": 64})
     from_model = ws.register("yolo", version="0.1.0", source="yolo-small")
     manifest = json.loads((ws.root / "registry/yolo/v0.1.0/manifest.json").read_text())
     assert from_model.metrics == {"mAP50-95": 0.44}
-    assert manifest["lineage"]["run"] == "r9" and manifest["framework"] == "ultralytics"
+    assert manifest["params"] == {"imgsz": 64} and manifest["framework"] == "pytorch"
+    assert list(manifest["files"]) == ["files/best.pt"]
     assert manifest["source"] == "model:yolo-small@HEAD"
 
 
@@ -120,19 +123,21 @@ def test_unknown_source_and_bad_name_are_clear_errors(ws):
 
 
 # --- resolve / serving -----------------------------------------------------------------------
-def test_resolve_restores_missing_weights_from_the_dvc_cache(ws):
-    weights = os.urandom(3000)
+def test_resolve_serves_missing_weights_from_the_dvc_cache_outside_the_working_tree(ws):
+    weights = pt_weights(3000)
     register_run(ws, "det", "1.0.0", {"mAP50-95": 0.3}, weights=weights)
     path = ws.root / "registry/det/v1.0.0/files/best.pt"
     path.unlink()
     resolved = ws.resolve("det@v1.0.0")
-    assert Path(resolved.path) == path and path.read_bytes() == weights
+    assert Path(resolved.path) == ws.root / ".nbversion/resolved/det/v1.0.0/files/best.pt"
+    assert Path(resolved.path).read_bytes() == weights
+    assert not path.exists(), "a reading verb does not write into the working tree"
 
 
 def test_resolve_pulls_weights_from_the_dvc_remote_when_the_cache_lacks_them(ws, tmp_path):
     import shutil
 
-    weights = os.urandom(5000)
+    weights = pt_weights(5000)
     register_run(ws, "det", "1.0.0", {"mAP50-95": 0.3}, weights=weights)
     dvc = str(Path(sys.executable).with_name("dvc"))
     subprocess.run([dvc, "remote", "add", "-d", "store", str(tmp_path / "store")], cwd=ws.root, check=True)
@@ -250,4 +255,5 @@ def test_magics_return_rich_results(ws):
     assert "class=nbv-hl" in listing._repr_html_() and listing.versions[0]["champion"]
     assert shell.run_line_magic("mv_resolve", "det@champion").version == "v1.0.0"
     assert shell.run_line_magic("mv_audit", "verify").ok
-    assert [n for n, e in shell.run_line_magic("mv_audit", "--action promote").entries] == [3]
+    # lines: init, model add, register, promote
+    assert [n for n, e in shell.run_line_magic("mv_audit", "--action promote").entries] == [4]
