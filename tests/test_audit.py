@@ -6,16 +6,17 @@ import json
 import pytest
 
 from conftest import USER, cli, cli_json, git
-from test_registry import as_user, register_run
+from test_registry import as_user, checkpoint_file
 
 AUDIT = ".nbversion/audit.jsonl"
 
 
 @pytest.fixture
 def busy_ws(ws, monkeypatch):
-    """A workspace with registrations, a promotion, a role change and a denial."""
-    register_run(ws, "det", "1.0.0", {"mAP50-95": 0.4})
-    register_run(ws, "det", "1.1.0", {"mAP50-95": 0.5})
+    """A workspace with registrations, a promotion, a role change and a denial: six audit lines."""
+    for version, score in (("1.0.0", 0.4), ("1.1.0", 0.5)):
+        weights = checkpoint_file(ws.root.parent / f"w{version}" / "best.pt", {"mAP50-95": score})
+        ws.register("det", version=version, source=str(weights))
     ws.promote("det@v1.1.0")
     ws.user_add("vic@example.com", "viewer")
     as_user(monkeypatch, "vic@example.com")

@@ -18,6 +18,22 @@ def pt_weights(size: int = 2048) -> bytes:
     return b"\x80\x02" + os.urandom(size - 2)
 
 
+def checkpoint_file(path: Path, metrics: dict) -> Path:
+    """A file shaped like an Ultralytics best.pt (a torch zip with data.pkl) that carries these
+    metrics, so `register --from FILE` records them (the same reading `model add` does)."""
+    import pickle
+    import zipfile
+
+    checkpoint = {"date": "2026-01-01", "version": "8.4.0", "model": None, "nonce": os.urandom(8).hex(),
+                  "train_args": {"epochs": 2, "imgsz": 64, "model": "yolov8n.yaml"},
+                  "train_metrics": {f"metrics/{k}(B)": v for k, v in metrics.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("best/data.pkl", pickle.dumps(checkpoint, protocol=2))
+        archive.writestr("best/version", "3\n")
+    return path
+
+
 def add_model_version(ws, name: str, metrics: dict, weights: bytes = b"", dataset=None, params=None) -> str:
     """`model add NAME best.pt --metric k=v ... [--dataset D]`: a source for `register --from NAME`."""
     source = ws.root.parent / "weights-src" / name / "best.pt"
