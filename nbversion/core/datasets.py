@@ -190,7 +190,17 @@ def _edited_in_place(root: Path, out: str) -> bool:
     current = pointers.in_worktree(root).get(out)
     if current is None or not (root / f"{out}.meta.json").exists():
         return True
-    return bool(statcache.stale_outputs(root, {out: current})[0])
+    stale, fresh = statcache.stale_outputs(root, {out: current})
+    if not stale:
+        return False
+    # no fingerprint recorded here (a fresh clone, a plain `dvc pull`, a touched file) is not
+    # itself a change: ask DVC, as `status` does, and remember the answer when it is clean
+    report = _dvc.data_status(root).get("uncommitted", {})
+    changed = any(p == out or p.startswith(out + "/") for state in ("added", "modified", "deleted")
+                  for p in report.get(state, []))
+    if not changed:
+        statcache.mark_clean(root, [out], fresh)
+    return changed
 
 
 def _refuse_to_lose_work(root: Path, out: str) -> None:
