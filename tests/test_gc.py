@@ -175,18 +175,30 @@ def test_dry_run_cli_lists_versions_and_bytes_and_config_sets_the_policy(ws):
     assert data["removed"][0]["version"].startswith("models/net/best.pt@")
 
 
-def test_gc_on_a_folder_remote_keeps_registered_objects(ws, tmp_path):
+def backdated(monkeypatch, when: int) -> None:
+    """Commits (and tags) made by the verbs from now on carry this date, as if made back then."""
+    for var in ("GIT_COMMITTER_DATE", "GIT_AUTHOR_DATE"):
+        monkeypatch.setenv(var, f"@{when} +0000")
+
+
+def test_gc_on_a_folder_remote_keeps_registered_objects(ws, tmp_path, monkeypatch):
+    """Built with the verbs: `register`, then three `model add` versions, all long ago."""
     old = int(time.time()) - 100 * DAY
-    md5, size = put_dir(ws.root, {"best.pt": b"registered weights"})
-    write_pointer(ws.root, "registry/yolo/v1.0.0/files", md5, size)
-    commit_at(ws.root, "register", old)
-    git(ws.root, "tag", "-a", "yolo@v1.0.0", "-m", "Registering artifact yolo version v1.0.0")
+    weights = tmp_path / "outside" / "best.pt"
+    weights.parent.mkdir()
+    weights.write_bytes(b"registered weights")
+    backdated(monkeypatch, old)
+    ws.register("yolo", version="1.0.0", source=str(weights))
+    md5 = (ws.root / "registry/yolo/v1.0.0/files.dvc").read_text().split("md5: ")[1].split()[0]
     stale = []
     for step in range(3):
-        blob = f"stale {step}".encode()
-        stale.append(put_object(ws.root, blob))
-        write_pointer(ws.root, "models/net/best.pt", stale[-1], len(blob))
-        commit_at(ws.root, f"model {step}", old + (step + 1) * DAY)
+        blob = b"\x80\x02" + f"stale {step}".encode()      # a (legacy pickle) PyTorch file
+        (tmp_path / "outside" / "net.pt").write_bytes(blob)
+        backdated(monkeypatch, old + (step + 1) * DAY)
+        ws.model_add("net", tmp_path / "outside" / "net.pt")
+        stale.append(hashlib.md5(blob).hexdigest())
+    for var in ("GIT_COMMITTER_DATE", "GIT_AUTHOR_DATE"):
+        monkeypatch.delenv(var)
     ws.remote_add("team", str(tmp_path / "remote"))
     ws.push(all_versions=True)
     remote_before = _dvc.remote_objects(ws.root, "team")
@@ -195,6 +207,7 @@ def test_gc_on_a_folder_remote_keeps_registered_objects(ws, tmp_path):
     remote_after = _dvc.remote_objects(ws.root, "team")
     assert {md5, hashlib.md5(b"registered weights").hexdigest()} <= remote_after
     assert not set(stale[:2]) & remote_after and stale[2] in remote_after
+    assert ws.verify().problems == []
 
 
 def test_gc_of_a_remote_needs_an_admin(ws, tmp_path, monkeypatch):
