@@ -91,11 +91,16 @@ def protected_needed(root) -> dict:
 def lineage_needed(root) -> tuple[list, dict]:
     """(anchors, md5 -> labels) of the dataset versions registered and staged versions were trained
     on: a champion whose training data is gone cannot be reproduced or audited."""
-    specs = {}
-    for tag in _git.tags(root, "**"):
+    specs, all_tags = {}, _git.tags(root, "**")
+    versioned = set()
+    for tag in all_tags:
         if m := VERSION_TAG.match(tag["name"]):
             specs[f"{tag['commit']}:registry/{m['name']}/v{m['version']}/manifest.json"] = tag["name"]
-        elif m := STAGE_TAG.match(tag["name"]):
+            versioned.add((m["name"], tag["commit"]))
+    for tag in all_tags:
+        # a stage tag on a version's commit is covered by that version; one elsewhere keeps
+        # every manifest of its model at its commit (it is `verify`'s to say it is odd)
+        if (m := STAGE_TAG.match(tag["name"])) and (m["name"], tag["commit"]) not in versioned:
             for path in _git.tree_paths(root, tag["commit"], [f"registry/{m['name']}"]):
                 if path.endswith("/manifest.json"):
                     specs[f"{tag['commit']}:{path}"] = tag["name"]
