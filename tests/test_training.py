@@ -265,6 +265,7 @@ def test_fine_tune_from_the_registry_champion_with_its_line_in_the_chart(data_ws
     first = tiny_train(ws, epochs=1)
     ws.register("det", version="1.0.0", source=first.run_id)
     ws.promote("det@v1.0.0")
+    assert ws.verify().problems == []      # verify agrees with a register from a real run
     run = ws.train("demo", "det@champion", epochs=1, imgsz=64, batch=4, device="cpu", extra=TINY, wait=True,
                    name="finetune")
     record = assert_committed_run(ws, run.run_id, "done", 1)
