@@ -60,11 +60,11 @@ def checkout(ws, rev: str, paths=(), force: bool = False, on_event=None) -> Chec
             shown = ", ".join(blocking[:5]) + (f" and {len(blocking) - 5} more" if len(blocking) > 5 else "")
             raise UncommittedChanges(f"checkout would lose uncommitted changes: {shown}",
                                      hint="commit them first (`nbversion commit -m MSG`), or use --force to discard them")
-        needed = [o for o in target_outs.values()
-                  if not wanted or any(o.path == w or w.startswith(o.path + "/") or o.path.startswith(w + "/")
-                                       for w in wanted)]
-        require_data(ws.root, needed, rev, emit)   # before anything in the working tree changes
         old_outs = pointers.in_worktree(ws.root)
+        needed = [o for o in target_outs.values()
+                  if (not wanted or any(o.path == w or w.startswith(o.path + "/") or o.path.startswith(w + "/")
+                                        for w in wanted)) and not _already_here(ws.root, o, old_outs)]
+        require_data(ws.root, needed, rev, emit)   # before anything in the working tree changes
         if wanted:
             git_paths, data_targets = [], []
             for rel in wanted:
@@ -112,11 +112,18 @@ def _untracked_overwritten(root, commit: str, wanted: list[str], target_outs: di
     return [p for p in untracked if p in at_rev or pointers.owner(target_outs, p) is not None]
 
 
+def _already_here(root, out, current: dict) -> bool:
+    """The working tree already holds this exact version, known clean: DVC will not need the cache."""
+    here = current.get(out.path)
+    return here is not None and here.md5 == out.md5 and not statcache.stale_outputs(root, {out.path: here})[0]
+
+
 def require_data(root, outs: list, rev: str, emit=None) -> None:
     """Every cache object `outs` need is here, else fetched from the default remote, else an
     error: a checkout must fail before it touches the working tree, not halfway through."""
     missing = _missing_objects(root, outs)
-    if missing and _dvc.remote_list(root)[1]:
+    remote = _dvc.remote_list(root)[1] if missing else None
+    if missing and remote:
         if emit:
             emit(Event("checkout", 0, 2, f"fetching {len(missing)} object(s) from the default remote"))
         try:
@@ -129,8 +136,9 @@ def require_data(root, outs: list, rev: str, emit=None) -> None:
         missing = _missing_objects(root, outs)
     if missing:
         paths = sorted({o.path for o in outs if o.md5 in missing or _needs_any(root, o, missing)})
+        where = f"the default remote {remote} lacks them too" if remote else "no default remote is set"
         raise NotFound(f"the data of {', '.join(paths[:5])} at {rev} is not available: {len(missing)} object(s) "
-                       "are missing from the cache and no remote has them; nothing was changed",
+                       f"are missing from the cache and {where}; nothing was changed",
                        hint="`nbversion pull` from a remote that has them (see `nbversion verify`), "
                             "or check out a version whose data is here")
 
