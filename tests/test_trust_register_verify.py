@@ -225,3 +225,20 @@ def test_checkout_fetches_missing_data_from_the_default_remote_first(ws, tmp_pat
     ws.gc(keep_last=1, older_than=0)              # local cache only: the remote still has v1
     ws.checkout(v1, ["datasets/coco"])
     assert (ws.root / "datasets/coco/part0.txt").read_text().startswith("coco 1 0")
+
+
+def test_a_crafted_manifest_cannot_make_resolve_write_outside_its_folder(ws, tmp_path):
+    """The attack: a pushed version whose manifest names `../../x`; resolve refuses it."""
+    first = git(ws.root, "rev-parse", "HEAD").strip()
+    ws.register("m", version="1.0.0", source=str(weights_file(tmp_path)))
+    git(ws.root, "tag", "-d", "m@v1.0.0")
+    path = ws.root / "registry/m/v1.0.0/manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"] = {"../../../../evil.pt": manifest["files"]["files/best.pt"]}
+    path.write_text(json.dumps(manifest))
+    git(ws.root, "commit", "-qam", "crafted")
+    git(ws.root, "tag", "-a", "m@v1.0.0", "-m", "Registering artifact m version v1.0.0")
+    ws.checkout(first)
+    with pytest.raises(IntegrityError, match="unsafe file name"):
+        ws.resolve("m@v1.0.0")
+    assert not list(tmp_path.rglob("evil.pt"))

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import IntegrityError, NotFound
 from . import _git, atomic, statcache
 from .pointers import Pointer
+from .registry import REGISTRY_DIR
 
 RESOLVED_DIR = Path(".nbversion") / "resolved"
 CHUNK = 1 << 20
@@ -30,12 +31,17 @@ def served_files(root: Path, rel: str, commit: str, manifest: dict) -> list[Path
     files = {name: info["md5"] for name, info in (manifest.get("files") or {}).items()}
     if not files:
         return [root / rel]
+    for name in files:   # names come from a (pushed, maybe crafted) manifest: stay inside the version
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts:
+            raise IntegrityError(f"the manifest of {rel} lists an unsafe file name {name!r}",
+                                 hint="run `nbversion verify`; do not serve this version")
     in_tree = [root / rel / name for name in files]
     if _in_worktree(root, rel, commit) and all(p.is_file() for p in in_tree):
         for name, path in zip(files, in_tree):
             _check(root, path, files[name], manifest)
         return in_tree
-    return _materialised(root, manifest, files)
+    return _materialised(root, rel, manifest, files)
 
 
 def _in_worktree(root: Path, rel: str, commit: str) -> bool:
@@ -78,13 +84,14 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _materialised(root: Path, manifest: dict, files: dict) -> list[Path]:
-    """Copies under `.nbversion/resolved/`, made once from the cache (or the remote), hash-checked."""
+def _materialised(root: Path, rel: str, manifest: dict, files: dict) -> list[Path]:
+    """Copies under `.nbversion/resolved/NAME/vX.Y.Z/`, made once from the cache (or the remote),
+    hash-checked."""
     base = root / RESOLVED_DIR
     base.mkdir(parents=True, exist_ok=True)
     if not (base / ".gitignore").exists():
         atomic.write_text(base / ".gitignore", "*\n")   # ignored even in workspaces made before it existed
-    folder = base / str(manifest["name"]) / str(manifest["version"])
+    folder = base / Path(rel).relative_to(REGISTRY_DIR)
     paths = [folder / name for name in files]
     todo = {name: md5 for (name, md5), path in zip(files.items(), paths) if not _clean_copy(root, path, md5)}
     if todo:
