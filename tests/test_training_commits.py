@@ -55,11 +55,13 @@ def test_commit_during_training_leaves_the_live_run_out_and_the_run_commits_itse
         named = cli("commit", "-m", "the run", live, check=1)     # naming it does not take it either
         assert "still training" in named.stderr
         assert git(ws.root, "log", "-1", "--format=%s").strip() == "notes"
+        git(ws.root, "add", live)                                 # plain git takes it anyway, weights and all
+        git(ws.root, "commit", "-qm", "plain git took the run")
     finally:
         go_on.set()
     run.wait(timeout=300)
-    assert_committed_run(ws, run.run_id, "done", 2)               # its own commit took all of it
-    assert git(ws.root, "log", "-2", "--format=%s").splitlines()[1] == "notes"
+    assert_committed_run(ws, run.run_id, "done", 2)               # its own commit still took all of it
+    assert git(ws.root, "log", "-3", "--format=%s").splitlines()[1:] == ["plain git took the run", "notes"]
     shown = cli("commit", "-m", "after", check=1)
     assert "nothing to commit" in shown.stderr and "still training" not in shown.stderr
 

@@ -6,6 +6,10 @@ own commit never finds its files taken by someone else's.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
 from ..core import _dvc, _git
 from . import runs
 
@@ -31,8 +35,9 @@ def commit_run(ws, run_id: str, status: str, error, observer) -> str:
     rel = f"{runs.RUNS_DIR}/{run_id}"
     with ws.transaction("train", role="contributor") as tx:
         record = final_record(ws.root, run_id, status, error, observer)
-        if (ws.root / rel / "weights").is_dir() and any((ws.root / rel / "weights").iterdir()):
-            _untrack_from_git(ws.root, f"{rel}/weights")
+        weights, in_git = ws.root / rel / "weights", False
+        if weights.is_dir() and any(weights.iterdir()):
+            in_git = _untrack_from_git(ws.root, f"{rel}/weights")
             _dvc.add(ws.root, [f"{rel}/weights"])
         tx.audit("train", run_id, {"status": status, "dataset": record.get("dataset"),
                                    "model": record.get("model"), "device": record.get("device"),
@@ -40,7 +45,8 @@ def commit_run(ws, run_id: str, status: str, error, observer) -> str:
                                    "error": error})
         metric = (record.get("metrics") or {}).get("mAP50-95")
         summary = f", mAP50-95 {metric:.3f}" if isinstance(metric, float) else ""
-        return tx.commit(f"train {run_id}: {status}{summary}", [rel])
+        with _aside(ws.root, weights) if in_git else contextlib.nullcontext():
+            return tx.commit(f"train {run_id}: {status}{summary}", [rel])
 
 
 def record_commit_failure(root, run_id: str, status: str, error, observer, exc: BaseException) -> None:
@@ -53,7 +59,22 @@ def record_commit_failure(root, run_id: str, status: str, error, observer, exc: 
                     commit_error=f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}")
 
 
-def _untrack_from_git(root, rel: str) -> None:
+def _untrack_from_git(root, rel: str) -> bool:
     """Weights someone `git add`-ed by hand would make DVC refuse the folder: DVC owns them."""
-    if _git.run(root, "ls-files", "--", rel).strip():
-        _git.run(root, "rm", "-r", "-q", "--cached", "--", rel)
+    if not _git.run(root, "ls-files", "--", rel).strip():
+        return False
+    _git.run(root, "rm", "-r", "-q", "--cached", "--", rel)
+    return True
+
+
+@contextlib.contextmanager
+def _aside(root, folder: Path):
+    """`git commit -- PATH` re-reads files HEAD knows from the working tree: move the weights
+    out of its sight while committing, so the commit records them as gone from git."""
+    parked = Path(root) / ".nbversion" / "tmp" / f"commit-aside-{folder.parent.name}"
+    parked.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(folder, parked)
+    try:
+        yield
+    finally:
+        os.replace(parked, folder)

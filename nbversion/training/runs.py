@@ -1,10 +1,12 @@
 """Run records: `runs/<run-id>/run.json` (+ Ultralytics' `results.csv`), read and listed.
 
 run.json is the contract with the registry (`register --from RUN`) and the sidebar:
-{"id", "status": queued|running|stopped|failed|done, "params", "device", "ultralytics_version",
- "model", "epochs": [{"epoch", "box_loss", ..., "mAP50", "mAP50-95", "lr"}], "best_epoch",
- "metrics" (best epoch), "dataset": {"name", "rev", "md5", "commit"}, "cell", "started_at",
- "ended_at", "error", "callback_errors", "weights": {"best", "last"}}.
+{"id", "status": queued|running|stopped|failed|done|commit failed, "params", "device",
+ "ultralytics_version", "model", "epochs": [{"epoch", "box_loss", ..., "mAP50", "mAP50-95", "lr"}],
+ "best_epoch", "metrics" (best epoch), "dataset": {"name", "rev", "md5", "commit"}, "cell",
+ "started_at", "ended_at", "error", "callback_errors", "weights": {"best", "last"},
+ "outcome" + "commit_error" (only with "commit failed": how the training itself ended, and why
+ its commit did not happen)}.
 """
 from __future__ import annotations
 
