@@ -115,21 +115,31 @@ def test_a_failed_training_exits_1_with_the_error_line(data_ws):
     assert as_json.returncode == 1 and "training failed" in json.loads(as_json.stdout)["error"]["message"]
 
 
-def test_runs_show_of_a_killed_training_says_failed(data_ws):
-    trainer = subprocess.Popen([str(NBVERSION), "train", "--data", "demo", "--epochs", "30", "--name", "killed",
-                                *TINY_ARGS], cwd=data_ws.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_a_killed_training_shows_failed_then_a_commit_and_resume_finish_it(data_ws):
+    ws = data_ws
+    trainer = subprocess.Popen([str(NBVERSION), "train", "--data", "demo", "--epochs", "4", "--name", "killed",
+                                *TINY_ARGS], cwd=ws.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        record = _wait_for_record(data_ws.root, "*-killed", lambda r: bool(r.get("epochs")))
+        record = _wait_for_record(ws.root, "*-killed", lambda r: bool(r.get("epochs")))
     finally:
         trainer.send_signal(signal.SIGKILL)
         trainer.wait()
-    assert record["status"] == "running"                          # what the dead process left behind
-    shown = cli("runs", "show", record["id"], check=0).stdout
-    assert f"run {record['id']}: failed on cpu" in shown
-    assert json.loads(cli("runs", "show", record["id"], "--json", check=0).stdout)["status"] == "failed"
+    run_id = record["id"]
+    assert json.loads((ws.root / "runs" / run_id / "run.json").read_text())["status"] == "running"   # left behind
+    shown = cli("runs", "show", run_id, check=0).stdout
+    assert f"run {run_id}: failed on cpu" in shown
+    assert json.loads(cli("runs", "show", run_id, "--json", check=0).stdout)["status"] == "failed"
     listed = json.loads(cli("runs", "list", "--json", check=0).stdout)["runs"]
     assert [r["status"] for r in listed] == ["failed"]
     assert "failed" in cli("runs", "list", check=0).stdout
+
+    committed = json.loads(cli("commit", "-m", "keep what the dead run left", "--json", check=0).stdout)
+    assert committed["live_runs"] == []                            # a dead run is not live: it is committed
+    assert committed["dvc_paths"] == [f"runs/{run_id}/weights"]    # as the run would have: weights to DVC
+    assert f"runs/{run_id}" in committed["git_paths"] and not (ws.root / "runs.dvc").exists()
+    resumed = cli("runs", "resume", run_id, "--json")              # and the run's own commit still works
+    assert resumed.returncode == 0, resumed.stderr
+    assert_committed_run(ws, run_id, "done", 4)
 
 
 def _caches(folder: Path) -> list:
