@@ -215,3 +215,16 @@ def test_a_stop_during_an_epoch_keeps_the_eta_off_when_that_epoch_reports(live_r
         click_during_epoch_two(state)
     assert chart.updates == 3 and chart.state["status"] == "stopping"
     assert chart.state["eta_s"] is None and "ETA" not in chart.label.value
+
+
+def test_a_run_whose_commit_failed_says_so_in_the_widget(live_run, states):
+    from nbversion.events import Event
+
+    chart = live_run.widget(render=False, champion=None)
+    FakeTrainer(states).replay(live_run.observer)
+    live_run.emit(Event("train", 3, 3, f"run {RUN_ID} commit failed",
+                        {"status": "commit failed", "error": None,
+                         "commit_error": "WorkspaceLocked: the workspace is busy: dataset add by pid 7"}))
+    assert chart.state["status"] == "commit failed" and chart.state["eta_s"] is None
+    assert "commit failed: WorkspaceLocked: the workspace is busy" in chart.label.value
+    assert "ETA" not in chart.label.value and chart.stop_button.disabled

@@ -234,9 +234,9 @@ def _finish(ws, run: Run, status: str, error: Optional[str]) -> None:
     finally:
         ACTIVE.pop(run.run_id, None)
         record = runs.read(ws.root, run.run_id)
+        outcome = {k: record.get(k) for k in ("status", "error", "commit_error")}
         run.emit(Event("train", len(record.get("epochs") or []), (record.get("params") or {}).get("epochs", 0),
-                       f"run {run.run_id} {record['status']}", {"status": record["status"], "error": record.get("error"),
-                                                                 "commit_error": record.get("commit_error")}))
+                       f"run {run.run_id} {record['status']}", outcome))
         run.finished.set()
 
 

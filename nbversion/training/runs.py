@@ -90,7 +90,9 @@ def effective_status(record: dict) -> str:
 def with_effective_status(record: dict) -> dict:
     """The record as users see it: `status` says failed for a run whose process died."""
     status = effective_status(record)
-    return record if status == record.get("status") else {**record, "status": status, "recorded_status": record.get("status")}
+    if status == record.get("status"):
+        return record
+    return {**record, "status": status, "recorded_status": record.get("status")}
 
 
 def live_run_folders(root) -> list[str]:
