@@ -66,6 +66,43 @@ def test_commit_during_training_leaves_the_live_run_out_and_the_run_commits_itse
     assert "nothing to commit" in shown.stderr and "still training" not in shown.stderr
 
 
+def test_commit_during_a_resumed_run_leaves_its_committed_folder_alone(data_ws):
+    ws = data_ws
+    holder = {}
+
+    def stop_after_first_epoch(trainer):
+        if trainer.epoch == 0:
+            ws.runs_stop(holder["id"])
+
+    run = tiny_train(ws, epochs=2, wait=False, callbacks={"on_fit_epoch_end": stop_after_first_epoch})
+    holder["id"] = run.run_id
+    run.wait(timeout=300)
+    assert_committed_run(ws, run.run_id, "stopped", 1)
+    folder = f"runs/{run.run_id}"
+    pointer_before = git(ws.root, "show", f"HEAD:{folder}/weights.dvc")
+    in_epoch_two, go_on = threading.Event(), threading.Event()
+
+    def hold_in_epoch_two(trainer):   # run.json and the DVC-tracked weights change under git's nose
+        if trainer.epoch == 1:
+            in_epoch_two.set()
+            go_on.wait(300)
+
+    resumed = ws.runs_resume(run.run_id, callbacks={"on_fit_epoch_end": hold_in_epoch_two})
+    try:
+        assert in_epoch_two.wait(300)
+        (ws.root / "notes.md").write_text("resumed it\n")
+        result = json.loads(cli("commit", "-m", "notes", "--json", check=0).stdout)
+        assert result["live_runs"] == [folder] and result["git_paths"] == ["notes.md"] and result["dvc_paths"] == []
+        assert git(ws.root, "show", "--name-only", "--format=", "HEAD").split() == [".nbversion/audit.jsonl", "notes.md"]
+        assert git(ws.root, "show", f"HEAD:{folder}/weights.dvc") == pointer_before
+    finally:
+        go_on.set()
+    resumed.wait(timeout=300)
+    record = assert_committed_run(ws, run.run_id, "done", 2)
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2]
+    assert git(ws.root, "show", f"HEAD:{folder}/weights.dvc") != pointer_before
+
+
 def test_a_run_whose_commit_fails_says_so_and_resume_commits_it(data_ws):
     ws = data_ws
     config = ws.root / ".nbversion" / "config.toml"
