@@ -45,6 +45,9 @@ def test_commit_during_training_leaves_the_live_run_out_and_the_run_commits_itse
         assert in_epoch_one.wait(300)
         assert (ws.root / live / "weights" / "last.pt").is_file()
         (ws.root / "notes.md").write_text("what we tried\n")
+        status = json.loads(cli("status", "--json", check=0).stdout)
+        assert status["live_runs"] == [live] and "notes.md" in [c["path"] for c in status["changes"]]
+        assert "still training; `commit` leaves it out" in cli("status", check=0).stdout
         proc = cli("commit", "-m", "notes", "--json", check=0)      # another process, as from a terminal
         result = json.loads(proc.stdout)
         assert result["live_runs"] == [live] and result["git_paths"] == ["notes.md"]
