@@ -178,3 +178,53 @@ def test_a_run_left_running_by_a_dead_process_is_failed(tmp_path):
                           "pid": int(dead.stdout), "host": __import__("socket").gethostname()})
     assert runs.effective_status(runs.read(tmp_path, "orphan")) == "failed"   # kernel restart, kill -9
     assert Run(tmp_path, "orphan").status == "failed"
+
+
+def test_after_stop_the_widget_shows_no_eta(live_run, states):
+    from nbversion.events import Event
+
+    chart = live_run.widget(render=False, champion=None)
+    trainer = FakeTrainer(states)
+    seen = {}
+
+    def click_after_epoch_one(state):
+        if state["event"] == "on_fit_epoch_end" and state["epoch"] == 1:
+            seen["before"] = chart.label.value
+            chart.stop_button.click()
+            seen["clicked"] = chart.label.value
+
+    trainer.replay(live_run.observer, after=click_after_epoch_one)
+    assert "ETA" in seen["before"] and chart.state["epoch"] == 1
+    assert "ETA" not in seen["clicked"] and chart.state["eta_s"] is None
+    # the runner's last word once the stopped run is committed
+    live_run.emit(Event("train", 1, 3, f"run {RUN_ID} stopped", {"status": "stopped"}))
+    assert chart.state["status"] == "stopped" and chart.state["eta_s"] is None
+    assert "ETA" not in chart.label.value and "stopped" in chart.label.value
+    assert chart.stop_button.disabled and chart.stop_button.description == "Stopped"
+
+
+def test_a_stop_during_an_epoch_keeps_the_eta_off_when_that_epoch_reports(live_run, states):
+    chart = live_run.widget(render=False, champion=None)
+
+    def click_during_epoch_two(state):
+        if state["event"] == "on_train_batch_end" and state["epoch"] == 2 and not chart.stop_button.disabled:
+            chart.stop_button.click()
+
+    for state in states:   # no trainer to stop: the epochs a slow stop still reports keep coming
+        live_run.observer.handle({**state, "time": time.time()}, trainer=None)
+        click_during_epoch_two(state)
+    assert chart.updates == 3 and chart.state["status"] == "stopping"
+    assert chart.state["eta_s"] is None and "ETA" not in chart.label.value
+
+
+def test_a_run_whose_commit_failed_says_so_in_the_widget(live_run, states):
+    from nbversion.events import Event
+
+    chart = live_run.widget(render=False, champion=None)
+    FakeTrainer(states).replay(live_run.observer)
+    live_run.emit(Event("train", 3, 3, f"run {RUN_ID} commit failed",
+                        {"status": "commit failed", "error": None,
+                         "commit_error": "WorkspaceLocked: the workspace is busy: dataset add by pid 7"}))
+    assert chart.state["status"] == "commit failed" and chart.state["eta_s"] is None
+    assert "commit failed: WorkspaceLocked: the workspace is busy" in chart.label.value
+    assert "ETA" not in chart.label.value and chart.stop_button.disabled

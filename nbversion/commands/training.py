@@ -38,8 +38,36 @@ def _in_notebook() -> bool:
 
 
 def _run_train(ws, a, ev):
-    return ws.train(a.data, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,
-                    name=a.name, extra=_key_values(a.extra), wait=a.wait or not _in_notebook(), on_event=ev)
+    wait = a.wait or not _in_notebook()
+    return _ended_well(ws.train(a.data, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,
+                                name=a.name, extra=_key_values(a.extra), wait=wait, on_event=ev), wait)
+
+
+def _run_resume(ws, a, ev):
+    wait = a.wait or not _in_notebook()
+    return _ended_well(ws.runs_resume(a.run_id, wait=wait, on_event=ev), wait)
+
+
+def _ended_well(run, waited: bool):
+    """A run we waited for that failed (or whose commit failed) is an error: exit 1, `error:` line,
+    and a notebook's "Run All" stops there. A stopped run is what the user asked for: no error."""
+    from ..errors import NbversionError
+    from ..training import runs
+
+    if not waited:
+        return run
+    record = run.record
+    status = runs.effective_status(record)
+    if status == "failed":
+        raise NbversionError(f"training failed: {record.get('error') or 'the training process ended unexpectedly'}",
+                             hint=f"`nbversion runs show {run.run_id}` has the details; fix the cause and train "
+                                  f"again (`nbversion runs resume {run.run_id}` continues from its last checkpoint)")
+    if status == "commit failed":
+        raise NbversionError(f"run {run.run_id} ended ({record.get('outcome')}) but its commit failed: "
+                             f"{record.get('commit_error')}",
+                             hint=f"its files are kept in runs/{run.run_id}; `nbversion runs resume {run.run_id}` "
+                                  "retries the commit")
+    return run
 
 
 def _run_arg(p):
@@ -80,7 +108,7 @@ VERBS = [
         Verb("stop", "stop a running training after the current batch (weights kept)", _stop_args,
              lambda ws, a, ev: ws.runs_stop(a.run_id, wait=a.wait)),
         Verb("resume", "continue a stopped or failed run from its last checkpoint", _resume_args,
-             lambda ws, a, ev: ws.runs_resume(a.run_id, wait=a.wait or not _in_notebook(), on_event=ev)),
+             _run_resume),
     ]),
     Verb("predict", "detect objects in images with a run, a file or a registered model", _predict_args,
          lambda ws, a, ev: ws.predict(a.model, a.images, conf=a.conf, iou=a.iou, imgsz=a.imgsz, save=a.save,

@@ -19,14 +19,23 @@ class CommitResult(Result):
     message: str
     git_paths: list = field(default_factory=list)
     dvc_paths: list = field(default_factory=list)
+    live_runs: list = field(default_factory=list)   # runs/<id> still training: left out, they commit themselves
 
     def table(self):
         rows = [["dvc", p] for p in self.dvc_paths] + [["git", p] for p in self.git_paths]
         return ["tracked by", "path"], rows
 
     def summary(self):
-        return (f"[{self.commit[:8]}] {self.message.splitlines()[0]} — "
+        text = (f"[{self.commit[:8]}] {self.message.splitlines()[0]} — "
                 f"{len(self.dvc_paths)} data path(s) in DVC, {len(self.git_paths)} in git")
+        if self.live_runs:
+            text += f"\n{_left_out_note(self.live_runs)}"
+        return text
+
+
+def _left_out_note(live: list) -> str:
+    return (f"left out {len(live)} run(s) still training: {', '.join(live)} "
+            "(each commits its own folder when it ends)")
 
 
 def _checkpoint(name: str) -> None:
@@ -64,6 +73,49 @@ def plan_commit(ws, wanted: list[str]) -> tuple[Plan, list, list]:
     return plan, changed, removed
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder + "/")
+
+
+def _route_around(ws, rel: str, live: list) -> Plan:
+    """An untracked folder holding a live run (`runs/` before the first commit): route its
+    other children one by one, the way git would have listed them."""
+    plan = Plan()
+    for child in sorted(os.listdir(ws.root / rel)):
+        child_rel = f"{rel}/{child}"
+        if any(_inside(child_rel, run) for run in live):
+            continue
+        if any(run.startswith(child_rel + "/") for run in live):
+            plan.extend(_route_around(ws, child_rel, live))
+        elif (ws.root / child_rel).is_dir():
+            plan.extend(route_untracked(ws.root, child_rel + "/", ws.config))
+        else:
+            plan.extend(route_untracked(ws.root, child_rel, ws.config))
+    return plan
+
+
+def leave_out_live_runs(ws, plan: Plan, changed: list, removed: list) -> tuple[Plan, list, list, list]:
+    """Drop what lies in (or holds) a run that is still training: its files are half-written."""
+    from ..training.runs import live_run_folders
+
+    live = live_run_folders(ws.root)
+    if not live:
+        return plan, changed, removed, []
+    kept, touched = Plan(), set()
+    for kind in ("git", "dvc"):
+        for path in getattr(plan, kind):
+            holders = [run for run in live if run.startswith(path + "/")]
+            inside = [run for run in live if _inside(path, run)]
+            touched.update(holders + inside)
+            if holders and (ws.root / path).is_dir():
+                kept.extend(_route_around(ws, path, live))
+            elif not inside and not holders:
+                getattr(kept, kind).append(path)
+    keep = lambda pointer: not any(_inside(pointer.path, run) for run in live)
+    touched.update(run for p in changed + removed if not keep(p) for run in live if _inside(p.path, run))
+    return kept, [p for p in changed if keep(p)], [p for p in removed if keep(p)], sorted(touched)
+
+
 def commit(ws, message: str, paths=(), on_event=None) -> CommitResult:
     emit = emitter(on_event)
     if not message or not message.strip():
@@ -77,7 +129,7 @@ def commit(ws, message: str, paths=(), on_event=None) -> CommitResult:
                                   hint="check the path (`nbversion status` lists what changed)")
     with ws.transaction("commit") as tx:
         emit(Event("scan", 0, 1, "looking for changes"))
-        plan, changed, removed = plan_commit(ws, wanted)
+        plan, changed, removed, live = leave_out_live_runs(ws, *plan_commit(ws, wanted))
         dvc_targets = dedupe(plan.dvc + [p.path for p in changed])
         if dvc_targets:
             emit(Event("dvc add", 0, len(dvc_targets), ", ".join(dvc_targets[:3])))
@@ -93,6 +145,9 @@ def commit(ws, message: str, paths=(), on_event=None) -> CommitResult:
         _git.add(ws.root, staged)
         _checkpoint("after-git-add")
         if not _git.status_staged(ws.root, staged):
+            if live:
+                raise NothingToCommit(f"nothing to commit: {_left_out_note(live)}",
+                                      hint="wait for the run to end, or stop it with `nbversion runs stop RUN`")
             raise NothingToCommit("nothing to commit: the workspace matches the last commit",
                                   hint="change or add files first; `nbversion status` shows changes")
         data_paths = sorted(set(dvc_targets) | {p.path for p in removed})
@@ -103,7 +158,7 @@ def commit(ws, message: str, paths=(), on_event=None) -> CommitResult:
         sha = tx.commit(message, staged)
         _checkpoint("after-commit")
     emit(Event("git commit", 1, 1, sha))
-    return CommitResult(sha, message, git_paths, data_paths)
+    return CommitResult(sha, message, git_paths, data_paths, live)
 
 
 def _pointer_file(out: str) -> str:

@@ -3,6 +3,8 @@
 Rules (config `core.large_file_bytes`, `core.data_dirs`):
 - a direct child folder of a data dir (`datasets/coco`) is one DVC output;
 - other files under a data dir go to DVC, except metadata (`*.meta.json`) and DVC's own files;
+- a training run folder (`runs/<id>/` with a run.json) goes the way the run commits itself:
+  `weights/` to DVC, the rest (record, results.csv) to git;
 - elsewhere, a file or an untracked folder above the size threshold goes to DVC as one output;
 - everything else goes to git.
 """
@@ -13,6 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 GIT_ONLY_SUFFIXES = (".meta.json", ".dvc", ".gitignore", ".dvcignore")
+RUNS_DIR = "runs"   # nbversion.training.runs.RUNS_DIR
+
+
+def _is_run_folder(root: Path, rel: str) -> bool:
+    return rel.startswith(RUNS_DIR + "/") and rel.count("/") == 1 and (root / rel / "run.json").is_file()
 
 
 @dataclass
@@ -60,6 +67,8 @@ def route_untracked(root: Path, rel: str, config: dict) -> Plan:
             child_rel = f"{rel}/{child}" + ("/" if (root / rel / child).is_dir() else "")
             plan.extend(route_untracked(root, child_rel, config))
         return plan
+    if is_dir and (rel == RUNS_DIR or _is_run_folder(root, rel)):
+        return _route_runs(root, rel, config)
     data_dir = _under_data_dir(rel, data_dirs)
     if data_dir:
         if name.endswith(GIT_ONLY_SUFFIXES):
@@ -75,6 +84,21 @@ def route_untracked(root: Path, rel: str, config: dict) -> Plan:
         plan.dvc.append(rel)
     else:
         plan.git.append(rel)   # git applies .gitignore inside a folder
+    return plan
+
+
+def _route_runs(root: Path, rel: str, config: dict) -> Plan:
+    """`runs/` one run at a time; a run's weights to DVC, its record to git (never one DVC blob
+    holding run.json, which the run's own next commit could not add its weights under)."""
+    plan = Plan()
+    if rel == RUNS_DIR:
+        for child in sorted(os.listdir(root / rel)):
+            child_rel = f"{rel}/{child}" + ("/" if (root / rel / child).is_dir() else "")
+            plan.extend(route_untracked(root, child_rel, config))
+        return plan
+    if (root / rel / "weights").is_dir():
+        plan.dvc.append(f"{rel}/weights")
+    plan.git.append(rel)
     return plan
 
 

@@ -2,9 +2,12 @@
 
 Like DVC's own state database, it trusts (path, size, mtime, inode): a fingerprint equal to
 the one recorded when the output was last known clean means the output is unchanged.
+Files DVC ignores (`.dvcignore`: Ultralytics' `labels/*.cache`, notebook checkpoints) are left
+out of the fingerprint: they are never versioned, so writing them changes nothing.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -16,7 +19,32 @@ from .pointers import Pointer
 CACHE_FILE = Path(".nbversion") / "tmp" / "statcache.json"
 
 
-def fingerprint(root: Path, pointer: Pointer) -> str | None:
+DEFAULT_IGNORED = ("*.cache", ".ipynb_checkpoints/", "__pycache__/")   # what `init` writes
+
+
+def ignored_names(root: Path) -> tuple[list, list]:
+    """(file patterns, folder patterns) of `.dvcignore` that match a bare name anywhere.
+
+    Anchored or negated patterns are not understood here: their files stay in the fingerprint,
+    which costs a hash at worst, never a missed change."""
+    try:
+        lines = (Path(root) / ".dvcignore").read_text().splitlines()
+    except OSError:
+        lines = list(DEFAULT_IGNORED)
+    files, folders = [], []
+    for line in (raw.strip() for raw in lines):
+        if not line or line.startswith(("#", "!")) or "/" in line.rstrip("/"):
+            continue
+        (folders if line.endswith("/") else files).append(line.rstrip("/"))
+    return files, files + folders
+
+
+def _skipped(name: str, patterns: list) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def fingerprint(root: Path, pointer: Pointer, ignored: tuple | None = None) -> str | None:
+    file_patterns, folder_patterns = ignored if ignored is not None else ignored_names(root)
     target = Path(root) / pointer.path
     digest = hashlib.sha1(pointer.md5.encode())
     if target.is_file():
@@ -31,8 +59,9 @@ def fingerprint(root: Path, pointer: Pointer) -> str | None:
         with os.scandir(stack.pop()) as it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                else:
+                    if not _skipped(entry.name, folder_patterns):
+                        stack.append(entry.path)
+                elif not _skipped(entry.name, file_patterns):
                     st = entry.stat(follow_symlinks=False)
                     entries.append(f"{entry.path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
     entries.sort()
@@ -57,7 +86,8 @@ def save(root: Path, data: dict) -> None:
 def stale_outputs(root: Path, pointers: dict[str, Pointer]) -> tuple[list[str], dict]:
     """Outputs whose fingerprint differs from the recorded clean one, and the fresh prints."""
     recorded = load(root)
-    fresh = {path: fingerprint(root, p) for path, p in pointers.items()}
+    ignored = ignored_names(root)
+    fresh = {path: fingerprint(root, p, ignored) for path, p in pointers.items()}
     stale = [path for path, fp in fresh.items() if fp is None or recorded.get(path) != fp]
     return stale, fresh
 

@@ -24,6 +24,7 @@ class StatusResult(Result):
     branch: str | None
     head: str | None
     changes: list = field(default_factory=list)
+    live_runs: list = field(default_factory=list)   # runs/<id> still training: `commit` leaves them out
 
     @property
     def clean(self) -> bool:
@@ -37,7 +38,11 @@ class StatusResult(Result):
         where = f"on {self.branch}" if self.branch else f"at {(self.head or '')[:8]} (detached)"
         if self.clean:
             return f"{where}: nothing changed since the last commit"
-        return f"{where}: {len(self.changes)} change(s); `nbversion commit -m MSG` records them"
+        text = f"{where}: {len(self.changes)} change(s); `nbversion commit -m MSG` records them"
+        if self.live_runs:
+            text += (f"\n{', '.join(self.live_runs)}: still training; `commit` leaves it out, "
+                     "the run commits its own folder when it ends")
+        return text
 
 
 def _git_state(code: str) -> str:
@@ -90,4 +95,8 @@ def dvc_changes(ws) -> list[Change]:
 def status(ws, on_event=None) -> StatusResult:
     changes = git_changes(ws) + dvc_changes(ws)
     changes.sort(key=lambda c: c.path)
-    return StatusResult(_git.current_branch(ws.root), _git.head(ws.root), changes)
+    from ..training.runs import live_run_folders
+
+    live = [run for run in live_run_folders(ws.root)   # said once, next to the files it explains
+            if any(c.path == run or c.path.startswith(run + "/") or run.startswith(c.path + "/") for c in changes)]
+    return StatusResult(_git.current_branch(ws.root), _git.head(ws.root), changes, live)

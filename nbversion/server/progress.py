@@ -138,7 +138,8 @@ def run_summary(root: Path, run_id: str) -> dict:
     params = record.get("params") if isinstance(record.get("params"), dict) else {}
     return {"id": run_id, "status": _status(record) if record else "unknown",
             "epoch": last.get("epoch", len(series)), "epochs": params.get("epochs"),
-            "map": _map_of(last, best), "metrics": last}
+            "map": _map_of(last, best), "metrics": last,
+            "error": record.get("error"), "commit_error": record.get("commit_error")}
 
 
 def changes_since(root: Path, cursor: int) -> dict:

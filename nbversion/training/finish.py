@@ -1,7 +1,16 @@
-"""The end of a run: final record, weights into DVC, an audit line, one commit."""
+"""The end of a run: final record, weights into DVC, an audit line, one commit.
+
+The final record is written under the workspace lock: until then run.json says "running", so a
+user's `commit` meanwhile leaves the run folder alone (`runs.live_run_folders`) and the run's
+own commit never finds its files taken by someone else's.
+"""
 from __future__ import annotations
 
-from ..core import _dvc
+import contextlib
+import os
+from pathlib import Path
+
+from ..core import _dvc, _git
 from . import runs
 
 
@@ -16,17 +25,19 @@ def final_record(root, run_id: str, status: str, error, observer) -> dict:
         (weights / "resume.pt").unlink(missing_ok=True)   # nothing left to resume
     (folder / runs.STOP_FILE).unlink(missing_ok=True)
     changes = {"status": status, "error": error, "epochs": epochs, "best_epoch": best_epoch,
-               "metrics": best, "ended_at": runs.now()}
+               "metrics": best, "ended_at": runs.now(), "outcome": None, "commit_error": None}
     if observer is not None and observer.errors:
         changes["callback_errors"] = observer.errors[-20:]
     return runs.update(root, run_id, **changes)
 
 
 def commit_run(ws, run_id: str, status: str, error, observer) -> str:
-    record = final_record(ws.root, run_id, status, error, observer)
     rel = f"{runs.RUNS_DIR}/{run_id}"
     with ws.transaction("train", role="contributor") as tx:
-        if (ws.root / rel / "weights").is_dir() and any((ws.root / rel / "weights").iterdir()):
+        record = final_record(ws.root, run_id, status, error, observer)
+        weights, in_git = ws.root / rel / "weights", False
+        if weights.is_dir() and any(weights.iterdir()):
+            in_git = _untrack_from_git(ws.root, f"{rel}/weights")
             _dvc.add(ws.root, [f"{rel}/weights"])
         tx.audit("train", run_id, {"status": status, "dataset": record.get("dataset"),
                                    "model": record.get("model"), "device": record.get("device"),
@@ -34,4 +45,36 @@ def commit_run(ws, run_id: str, status: str, error, observer) -> str:
                                    "error": error})
         metric = (record.get("metrics") or {}).get("mAP50-95")
         summary = f", mAP50-95 {metric:.3f}" if isinstance(metric, float) else ""
-        return tx.commit(f"train {run_id}: {status}{summary}", [rel])
+        with _aside(ws.root, weights) if in_git else contextlib.nullcontext():
+            return tx.commit(f"train {run_id}: {status}{summary}", [rel])
+
+
+def record_commit_failure(root, run_id: str, status: str, error, observer, exc: BaseException) -> None:
+    """The run trained but could not be committed: say so in its record, keep its outcome."""
+    try:
+        if runs.read(root, run_id).get("status") in runs.LIVE:   # failed before the final record
+            final_record(root, run_id, status, error, observer)
+    finally:
+        runs.update(root, run_id, status="commit failed", outcome=status,
+                    commit_error=f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}")
+
+
+def _untrack_from_git(root, rel: str) -> bool:
+    """Weights someone `git add`-ed by hand would make DVC refuse the folder: DVC owns them."""
+    if not _git.run(root, "ls-files", "--", rel).strip():
+        return False
+    _git.run(root, "rm", "-r", "-q", "--cached", "--", rel)
+    return True
+
+
+@contextlib.contextmanager
+def _aside(root, folder: Path):
+    """`git commit -- PATH` re-reads files HEAD knows from the working tree: move the weights
+    out of its sight while committing, so the commit records them as gone from git."""
+    parked = Path(root) / ".nbversion" / "tmp" / f"commit-aside-{folder.parent.name}"
+    parked.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(folder, parked)
+    try:
+        yield
+    finally:
+        os.replace(parked, folder)

@@ -91,11 +91,13 @@ class Run(Result):
             text += f"; best epoch {record.get('best_epoch')}: mAP50-95 {best.get('mAP50-95')}"
         if record.get("error"):
             text += f"; error: {record['error']}"
+        if record.get("commit_error"):
+            text += f"; commit failed: {record['commit_error']}"
         live = runs.effective_status(record) in ("queued", "running")
         return f"{text}; {self.note}" if self.note and live else text
 
     def to_dict(self) -> dict:
-        return self.record
+        return runs.with_effective_status(self.record)
 
     def extra_html(self) -> str:
         from ..widgets.train_chart import static_chart_html

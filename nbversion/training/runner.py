@@ -225,17 +225,18 @@ def _merge(ours: dict, extra: dict) -> dict:
 
 def _finish(ws, run: Run, status: str, error: Optional[str]) -> None:
     """Record the outcome, then DVC-add the weights, audit and commit under the workspace lock."""
-    from .finish import commit_run
+    from .finish import commit_run, record_commit_failure
 
     try:
         commit_run(ws, run.run_id, status, error, run.observer)
     except Exception as exc:   # a failed commit must not hide the training's own outcome
-        runs.update(ws.root, run.run_id, commit_error=f"{type(exc).__name__}: {exc}")
+        record_commit_failure(ws.root, run.run_id, status, error, run.observer, exc)
     finally:
         ACTIVE.pop(run.run_id, None)
         record = runs.read(ws.root, run.run_id)
+        outcome = {k: record.get(k) for k in ("status", "error", "commit_error")}
         run.emit(Event("train", len(record.get("epochs") or []), (record.get("params") or {}).get("epochs", 0),
-                       f"run {run.run_id} {record['status']}", {"status": record["status"], "error": record.get("error")}))
+                       f"run {run.run_id} {record['status']}", outcome))
         run.finished.set()
 
 
@@ -270,6 +271,8 @@ def resume(ws, run_id: str, wait: bool = False, on_event=None, callbacks: Option
     identity.require(ws.root, "contributor", "train")
     record = runs.read(ws.root, run_id)
     status = runs.effective_status(record)
+    if status == "commit failed":
+        return _commit_again(ws, run_id, record, on_event)
     if status not in RESUMABLE:
         raise UsageError(f"run {run_id} is {status}; only a stopped or failed run can be resumed",
                          hint="start a new run with `nbversion train`" if status == "done" else
@@ -283,6 +286,15 @@ def resume(ws, run_id: str, wait: bool = False, on_event=None, callbacks: Option
     keep = {"device": record.get("device") or "cpu", **({"workers": 0, "amp": False} if record.get("device") == "cpu" else {})}
     return _start(ws, run_id, guard, lambda cbs: _yolo.train(record["model"], keep, cbs, resume_from=str(checkpoint)),
                   wait, on_event, callbacks)
+
+
+def _commit_again(ws, run_id: str, record: dict, on_event) -> Run:
+    """The training ended but its commit failed (the lock timed out...): retry only the commit."""
+    run = Run(ws.root, run_id)
+    if on_event is not None:
+        run.listeners.append(on_event)
+    _finish(ws, run, record.get("outcome") or "failed", record.get("error"))
+    return run
 
 
 def resumable_checkpoint(root, run_id: str) -> Path:

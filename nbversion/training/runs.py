@@ -1,10 +1,12 @@
 """Run records: `runs/<run-id>/run.json` (+ Ultralytics' `results.csv`), read and listed.
 
 run.json is the contract with the registry (`register --from RUN`) and the sidebar:
-{"id", "status": queued|running|stopped|failed|done, "params", "device", "ultralytics_version",
- "model", "epochs": [{"epoch", "box_loss", ..., "mAP50", "mAP50-95", "lr"}], "best_epoch",
- "metrics" (best epoch), "dataset": {"name", "rev", "md5", "commit"}, "cell", "started_at",
- "ended_at", "error", "callback_errors", "weights": {"best", "last"}}.
+{"id", "status": queued|running|stopped|failed|done|commit failed, "params", "device",
+ "ultralytics_version", "model", "epochs": [{"epoch", "box_loss", ..., "mAP50", "mAP50-95", "lr"}],
+ "best_epoch", "metrics" (best epoch), "dataset": {"name", "rev", "md5", "commit"}, "cell",
+ "started_at", "ended_at", "error", "callback_errors", "weights": {"best", "last"},
+ "outcome" + "commit_error" (only with "commit failed": how the training itself ended, and why
+ its commit did not happen)}.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from ..errors import NotFound
 from ..render import Result
 
 RUNS_DIR = "runs"
-STATUSES = ("queued", "running", "stopped", "failed", "done")
+STATUSES = ("queued", "running", "stopped", "failed", "done", "commit failed")
+LIVE = ("queued", "running")     # its process may still write into the run folder
 METRIC_KEYS = ("precision", "recall", "mAP50", "mAP50-95")
 # Ultralytics' results.csv columns -> our short names
 COLUMN_NAMES = {"train/box_loss": "box_loss", "train/cls_loss": "cls_loss", "train/dfl_loss": "dfl_loss",
@@ -79,9 +82,33 @@ def is_alive(record: dict) -> bool:
 def effective_status(record: dict) -> str:
     """A run left "running" by a dead process (kernel restart, kill -9) is failed."""
     status = record.get("status", "unknown")
-    if status in ("queued", "running") and not is_alive(record):
+    if status in LIVE and not is_alive(record):
         return "failed"
     return status
+
+
+def with_effective_status(record: dict) -> dict:
+    """The record as users see it: `status` says failed for a run whose process died."""
+    status = effective_status(record)
+    if status == record.get("status"):
+        return record
+    return {**record, "status": status, "recorded_status": record.get("status")}
+
+
+def live_run_folders(root) -> list[str]:
+    """`runs/<id>` of every run whose process is still training (or committing) it: half-written
+    files a commit must leave alone; the run commits its own folder when it ends."""
+    base = Path(root) / RUNS_DIR
+    live = []
+    for path in sorted(base.glob("*/run.json")) if base.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):   # being rewritten right now: only a live run does that
+            live.append(f"{RUNS_DIR}/{path.parent.name}")
+            continue
+        if record.get("status") in LIVE and is_alive(record):
+            live.append(f"{RUNS_DIR}/{path.parent.name}")
+    return live
 
 
 def epoch_row(raw: dict) -> dict:
@@ -132,6 +159,9 @@ class RunList(Result):
     def summary(self) -> str:
         return f"{len(self.runs)} run(s)" if self.runs else "no runs yet: `nbversion train --data NAME --model yolov8n.yaml`"
 
+    def to_dict(self) -> dict:
+        return {"runs": [with_effective_status(r) for r in self.runs]}
+
 
 def list_runs(ws) -> RunList:
     records = []
@@ -159,13 +189,15 @@ class RunShow(Result):
 
     def summary(self) -> str:
         r = self.record
-        lines = [f"run {r['id']}: {r.get('status')} on {r.get('device')}, model {r.get('model')}, "
+        lines = [f"run {r['id']}: {effective_status(r)} on {r.get('device')}, model {r.get('model')}, "
                  f"dataset {(r.get('dataset') or {}).get('name')}@{((r.get('dataset') or {}).get('commit') or '')[:8]}",
                  f"params: {json.dumps(r.get('params') or {}, sort_keys=True)}",
                  f"best epoch {r.get('best_epoch')}: {json.dumps(r.get('metrics') or {})}",
                  f"files: {', '.join(self.files)}"]
         if r.get("error"):
             lines.append(f"error: {r['error']}")
+        if r.get("commit_error"):
+            lines.append(f"commit failed: {r['commit_error']}")
         return "\n".join(lines)
 
     def extra_html(self) -> str:
@@ -174,7 +206,7 @@ class RunShow(Result):
         return static_chart_html(self.record)
 
     def to_dict(self) -> dict:
-        return {**self.record, "files": self.files}
+        return {**with_effective_status(self.record), "files": self.files}
 
 
 def show(ws, run_id: str) -> RunShow:

@@ -15,7 +15,8 @@ import threading
 import time
 from typing import Optional
 
-ENDED = ("done", "stopped", "failed")
+ENDED = ("done", "stopped", "failed", "commit failed")
+TRAINING = ("queued", "running")   # an ETA means something only then
 PANELS = (("loss", ("box_loss", "cls_loss", "dfl_loss", "val_box_loss", "val_cls_loss", "val_dfl_loss")),
           ("precision / recall", ("precision", "recall")),
           ("mAP", ("mAP50", "mAP50-95")),
@@ -127,12 +128,16 @@ class TrainChart:
     def __init__(self, run, champion: Optional[float] = None, render: bool = True):
         import ipywidgets as widgets
 
+        from ..training.runs import effective_status
+
         self.run = run
         record = run.record
-        self.state = {"run": run.run_id, "status": record.get("status"), "epoch": len(record.get("epochs") or []),
+        status = record.get("status") if run.running else effective_status(record)   # a dead process: failed
+        self.state = {"run": run.run_id, "status": status, "epoch": len(record.get("epochs") or []),
                       "epochs": (record.get("params") or {}).get("epochs"), "rows": list(record.get("epochs") or []),
                       "batch_loss": [], "elapsed_s": None, "eta_s": None, "images_per_s": None,
-                      "gpu_mem_gb": None, "batch": 0, "batches": 0}
+                      "gpu_mem_gb": None, "batch": 0, "batches": 0, "error": record.get("error"),
+                      "commit_error": record.get("commit_error")}
         self.champion = champion if champion is not None else champion_map({**record, "_root": str(run.root)})
         self.updates = 0            # epoch updates received (the tests count them)
         self.renders = 0            # charts drawn
@@ -147,7 +152,7 @@ class TrainChart:
         self._wanted = 0
         self._lock = threading.Lock()
         self._refresh_label()
-        self._set_running(record.get("status") in ("queued", "running") and run.running)
+        self._set_running(self.state["status"] in TRAINING and run.running)
         if render:
             threading.Thread(target=self._renderer, name=f"nbversion-chart-{run.run_id}", daemon=True).start()
             self._request_render()
@@ -162,6 +167,9 @@ class TrainChart:
                 self._on_batch(event, data)
             elif event.stage == "train" and data.get("status"):
                 self.state["status"] = data["status"]
+                self.state.update({k: data[k] for k in ("error", "commit_error") if data.get(k)})
+                if data["status"] not in TRAINING:
+                    self.state["eta_s"] = None
                 self._set_running(data["status"] in ("queued", "running", "stopping"))
                 if data["status"] not in ("running", "stopping"):
                     self._request_render()
@@ -169,8 +177,11 @@ class TrainChart:
 
     def _on_epoch(self, event, data) -> None:
         rows = [r for r in self.state["rows"] if r.get("epoch") != event.done] + [data.get("row", {})]
-        self.state.update(rows=rows, epoch=event.done, epochs=event.total, status="running",
+        stopping = self.state["status"] == "stopping"   # the epoch a Stop cut short still reports
+        self.state.update(rows=rows, epoch=event.done, epochs=event.total, status="stopping" if stopping else "running",
                           **{k: data.get(k) for k in ("elapsed_s", "eta_s", "images_per_s", "gpu_mem_gb")})
+        if stopping:
+            self.state["eta_s"] = None
         self.updates += 1
         self._request_render()
 
@@ -187,7 +198,7 @@ class TrainChart:
     # --- actions --------------------------------------------------------------------------
     def request_stop(self) -> None:
         self.run.stop()
-        self.state["status"] = "stopping"
+        self.state.update(status="stopping", eta_s=None)
         self.stop_button.disabled = True
         self.stop_button.description = "Stopping…"
         self._refresh_label()
@@ -205,7 +216,9 @@ class TrainChart:
                  f"epoch {s['epoch']}/{s['epochs']}"]
         if s.get("batches") and s["status"] == "running":
             parts.append(f"batch {s['batch']}/{s['batches']}")
-        parts += [f"elapsed {_fmt_seconds(s['elapsed_s'])}", f"ETA {_fmt_seconds(s['eta_s'])}"]
+        parts.append(f"elapsed {_fmt_seconds(s['elapsed_s'])}")
+        if s["status"] in TRAINING:   # stopping or ended: no time left to estimate
+            parts.append(f"ETA {_fmt_seconds(s['eta_s'])}")
         if s.get("images_per_s"):
             parts.append(f"{s['images_per_s']:.0f} img/s")
         if s.get("gpu_mem_gb") is not None:
@@ -214,6 +227,10 @@ class TrainChart:
             parts.append(f"best mAP50-95 {best:.3f}")
         if self.champion is not None:
             parts.append(f"champion {self.champion:.3f}")
+        for key, words in (("error", "error"), ("commit_error", "commit failed")):
+            if s.get(key):
+                parts.append(f"<span style='color:var(--jp-error-color1,#c00)'>{words}: "
+                             f"{html.escape(str(s[key])[:300])}</span>")
         self.label.value = " · ".join(parts)
 
     def _request_render(self) -> None:
