@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import InvalidInput, NbversionError, NotFound, UncommittedChanges, UsageError
 from ..events import Event, emitter
 from ..render import Result
-from . import _dvc, _git, dataset_meta, pointers, refs, statcache, zipsafe
+from . import _dvc, _git, dataset_meta, names, pointers, refs, statcache, zipsafe
 from .yolo_layout import find_layout
 from .yolo_validate import validate
 
@@ -209,13 +209,16 @@ def _refuse_to_lose_work(root: Path, out: str) -> None:
 
 
 def _check_tags(root: Path, name: str, tags) -> None:
+    """Before anything is written: git must accept each tag, and none may exist yet."""
+    if len(set(tags)) != len(tags):
+        raise UsageError("the same --tag is given twice", hint="give each tag once")
     for tag in tags:
-        full = refs.tag_name(KIND_DIR, name, tag)
+        if not isinstance(tag, str) or not tag or "/" in tag:
+            raise UsageError(f"invalid tag {tag!r}", hint="use letters, digits, '.', '-' and '_', e.g. v1 or reviewed")
+        full = names.check_tag(refs.tag_name(KIND_DIR, name, tag), given=tag)
         if refs.tag_commit(root, full):
             raise InvalidInput(f"tag {tag!r} already names a version of {name} ({full})",
                                hint="tags name one version each: pick another tag")
-        if not refs.NAME_RE.match(tag):
-            raise UsageError(f"{tag!r} is not a valid tag", hint="use letters, digits, '.', '-' and '_'")
 
 
 def _swap_in(target: Path, staging: Path, trash: Path) -> None:
@@ -229,7 +232,7 @@ def add(ws, name: str, src, tags=(), message: str | None = None, dry_run: bool =
         on_event=None) -> DatasetAddResult | DatasetCheckResult:
     emit = emitter(on_event)
     root = ws.root
-    refs.check_name(name, "dataset")
+    names.check_name(name, "dataset")
     src = Path(os.path.expanduser(str(src))).resolve()
     if not src.exists():
         raise NotFound(f"{src}: no such folder or file", hint="give a dataset folder or a .zip")

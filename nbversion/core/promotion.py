@@ -144,7 +144,7 @@ def promote(ws, ref: str, stage: str = "champion", force: bool = False, on_event
     name, selector = registry.split_ref(ref)
     if not selector:
         raise UsageError(f"say which version to promote: {name}@vX.Y.Z", hint=f"see `nbversion registry {name}`")
-    tags.check_name(stage)
+    tags.check_name(stage, "stage")
     rule = rules.for_stage(rules.load(ws.root), stage)
     if force:
         identity.require(ws.root, "admin", "promote --force")

@@ -10,11 +10,13 @@ import re
 from ..errors import NbversionError, NotFound, UsageError
 from . import _git
 
+# what earlier versions accepted (dots allowed): still readable; new names follow `names.check_name`
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 TAG_PREFIX = {"datasets": "dataset", "models": "model"}
 
 
 def check_name(name: str, kind: str = "dataset") -> str:
+    """A name to READ (show, diff, train --data): also the dotted names older versions created."""
     if not NAME_RE.match(name or "") or name.endswith((".dvc", ".json")):
         raise UsageError(f"{name!r} is not a valid {kind} name",
                          hint="use letters, digits, '.', '-' and '_' (it becomes a folder name)")
