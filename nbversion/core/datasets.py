@@ -273,6 +273,7 @@ def add(ws, name: str, src, tags=(), message: str | None = None, dry_run: bool =
             return _check_result(name, src, layout, validation)
         if validation and validation.errors:
             raise _refuse(validation)
+        _checkpoint("dataset-validated")
         with ws.transaction("dataset add") as tx:
             return _import(ws, tx, name, src, layout, validation, tmp, folder != src, tags, message, emit)
 
