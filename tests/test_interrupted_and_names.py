@@ -88,17 +88,24 @@ def test_killed_first_import_completes_when_run_again(ws, demo_data):
     assert_recorded(ws.root, "fresh", 16)
 
 
-def test_real_kill_9_during_dataset_add_then_rerun_completes(ws, tmp_path):
+@pytest.mark.parametrize("moment", ["0.6 s into the import", "once the files are in place"])
+def test_real_kill_9_during_dataset_add_then_rerun_completes(ws, tmp_path, moment):
     big = make_dataset(tmp_path / "big", train=300, val=60)
     exe = Path(sys.executable).with_name("nbversion")
     proc = subprocess.Popen([str(exe), "dataset", "add", "big", str(big)], cwd=ws.root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not leftover_imports(ws.root) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.6)
+    placed = ws.root / "datasets" / "big"
+    ready = (lambda: leftover_imports(ws.root)) if moment.startswith("0.6") else placed.exists
+    deadline = time.monotonic() + 120
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if moment.startswith("0.6"):
+        time.sleep(0.6)
     proc.kill()
     proc.communicate()
+    assert proc.returncode == -signal.SIGKILL          # killed mid-way, not after it finished
+    if not moment.startswith("0.6"):
+        assert placed.exists()                         # new files in datasets/big, uncommitted
     again = cli("dataset", "add", "big", big)
     assert again.returncode == 0, again.stderr
     assert_recorded(ws.root, "big", 300, 60)
@@ -123,6 +130,8 @@ def test_commit_after_a_killed_import_records_the_new_metadata(ws, two_versions)
     nb("dataset", "add", "shapes", v1, check=0)
     assert nb("dataset", "add", "shapes", v2, kill_at="dataset-after-dvc-add").returncode == -signal.SIGKILL
     nb("commit", "-m", "keep what the import brought", check=0)
+    assert "leftover" in nb("verify").stdout                    # the killed import's temp folder
+    nb("verify", "--repair", check=0)
     assert_recorded(ws.root, "shapes", 20)
 
 
