@@ -250,7 +250,7 @@ def add(ws, name: str, src, tags=(), message: str | None = None, dry_run: bool =
         on_event=None) -> DatasetAddResult | DatasetCheckResult:
     emit = emitter(on_event)
     root = ws.root
-    names.check_name(name, "dataset")
+    refs.check_new_name(root, KIND_DIR, name)
     src = Path(os.path.expanduser(str(src))).resolve()
     if not src.exists():
         raise NotFound(f"{src}: no such folder or file", hint="give a dataset folder or a .zip")

@@ -16,7 +16,7 @@ from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
 from .hashing import file_md5
-from . import _dvc, dataset_meta, names, refs, statcache, zipsafe
+from . import _dvc, dataset_meta, refs, statcache, zipsafe
 from .frameworks import detect, normalise_metric
 
 KIND_DIR = "models"
@@ -136,7 +136,7 @@ def add(ws, name: str, file, metrics=None, params=None, dataset: str | None = No
         message: str | None = None, on_event=None) -> ModelResult:
     emit = emitter(on_event)
     root = ws.root
-    names.check_name(name, "model")
+    refs.check_new_name(root, KIND_DIR, name)
     path = Path(os.path.expanduser(str(file))).resolve()
     if not path.is_file():
         raise NotFound(f"{file}: no such weights file", hint="give the path of a .pt / .onnx / ... file")

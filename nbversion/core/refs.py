@@ -23,6 +23,18 @@ def check_name(name: str, kind: str = "dataset") -> str:
     return name
 
 
+def check_new_name(root, kind_dir: str, name: str) -> str:
+    """A name to WRITE a version of: the one name rule (`names`), except that a dataset or model
+    an earlier version created under its looser rule (dots allowed) can still get new versions."""
+    from pathlib import Path
+
+    from . import names
+
+    if isinstance(name, str) and NAME_RE.match(name) and (Path(root) / kind_dir / f"{name}.meta.json").is_file():
+        return name
+    return names.check_name(name, TAG_PREFIX[kind_dir])
+
+
 def split_ref(ref: str) -> tuple[str, str | None]:
     name, _, rev = ref.partition("@")
     return name, (rev or None)
