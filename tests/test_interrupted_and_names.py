@@ -320,6 +320,7 @@ RULES_OK = '[stages.champion]\nrole = "admin"\ngates = ["metrics.mAP50-95 >= 0.5
      "rules.toml:3"),
     (".nbversion/users.toml", '[users]\n"alice@example.com" = "admin"\n"bob@example.com" = "boss"\n',
      "users.toml:3"),
+    (".nbversion/users.toml", '[users]\n"tester@example.com" = "contributer"\n', "users.toml:2"),   # oneself
     (".nbversion/config.toml", '[core]\nlarge_file_bytes = 1000000\nlock_timeout = "soon"\n', "config.toml:3"),
     (".nbversion/config.toml", '[gc]\nkeep_last = 0\n', "config.toml:2"),
 ])
