@@ -339,3 +339,12 @@ def remotes(root) -> dict:
         if len(parts) >= 3 and parts[2] == "(fetch)":
             found[parts[0]] = parts[1]
     return found
+
+
+def ref_format_ok(refname: str) -> bool:
+    """Whether git accepts `refname` as a ref (`git check-ref-format`, run outside any repo)."""
+    try:
+        git.Git().execute(["git", "check-ref-format", refname])
+    except GitCommandError:
+        return False
+    return True

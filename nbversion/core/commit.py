@@ -10,6 +10,7 @@ from ..errors import NothingToCommit
 from ..events import Event, emitter
 from ..render import Result
 from . import _dvc, _git, pointers, statcache
+from . import dataset_refresh, policy_check
 from .routing import Plan, dedupe, route_untracked
 
 
@@ -39,9 +40,12 @@ def _left_out_note(live: list) -> str:
 
 
 def _checkpoint(name: str) -> None:
-    """Fault injection for the crash-safety tests: NBVERSION_TEST_KILL_AT=<name> kills us here."""
+    """Fault injection for the crash-safety tests: NBVERSION_TEST_KILL_AT=<name> kills us here,
+    NBVERSION_TEST_STOP_AT=<name> stops us (SIGSTOP: alive, holding what we hold) until SIGCONT."""
     if os.environ.get("NBVERSION_TEST_KILL_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("NBVERSION_TEST_STOP_AT") == name:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _matches(path: str, wanted: list[str]) -> bool:
@@ -131,6 +135,9 @@ def commit(ws, message: str, paths=(), on_event=None) -> CommitResult:
         emit(Event("scan", 0, 1, "looking for changes"))
         plan, changed, removed, live = leave_out_live_runs(ws, *plan_commit(ws, wanted))
         dvc_targets = dedupe(plan.dvc + [p.path for p in changed])
+        # checked before anything is written: policy files, and datasets whose metadata must follow
+        policy_check.check(ws.root, plan.git)
+        datasets = dataset_refresh.check(ws.root, dvc_targets + plan.git)
         if dvc_targets:
             emit(Event("dvc add", 0, len(dvc_targets), ", ".join(dvc_targets[:3])))
             _dvc.add(ws.root, dvc_targets)
@@ -138,6 +145,7 @@ def commit(ws, message: str, paths=(), on_event=None) -> CommitResult:
             _checkpoint("after-dvc-add")
         if removed:
             _dvc.remove(ws.root, [p.dvc_file for p in removed])
+        plan.git.extend(dataset_refresh.write(ws.root, datasets, tx.user))
         staged = dedupe(plan.git + [_pointer_file(t) for t in dvc_targets]
                         + [_gitignore_of(t) for t in dvc_targets + [p.path for p in removed]]
                         + [p.dvc_file for p in removed])

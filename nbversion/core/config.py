@@ -54,7 +54,12 @@ def write_toml(path: Path, data: dict) -> None:
 def load_config(root: Path) -> dict:
     """Defaults overlaid with the workspace's config.toml, one level deep."""
     merged = {section: dict(values) for section, values in DEFAULT_CONFIG.items()}
-    for section, values in read_toml(Path(root) / META_DIR / "config.toml").items():
+    path = Path(root) / META_DIR / "config.toml"
+    data = read_toml(path)
+    if data:   # a wrong value is an error naming file and line, not a traceback in some verb
+        from .policy_check import check_config_values
+        check_config_values(data, path.read_text(encoding="utf-8"))
+    for section, values in data.items():
         if isinstance(values, dict):
             merged.setdefault(section, {}).update(values)
         else:

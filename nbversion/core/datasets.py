@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidInput, NbversionError, NotFound, UncommittedChanges, UsageError
 from ..events import Event, emitter
 from ..render import Result
-from . import _dvc, _git, dataset_meta, pointers, refs, statcache, zipsafe
+from . import _dvc, _git, dataset_meta, leftovers, names, pointers, refs, statcache, zipsafe
+from .commit import _checkpoint
 from .yolo_layout import find_layout
 from .yolo_validate import validate
 
@@ -177,6 +177,8 @@ def _unchanged(root: Path, name: str, manifest: dict) -> bool:
     current = pointers.in_worktree(root).get(f"{KIND_DIR}/{name}")
     if current is None or not current.is_dir or not (root / KIND_DIR / f"{name}.meta.json").exists():
         return False
+    if _git.status(root, [f"{KIND_DIR}/{name}.dvc", dataset_meta.meta_path(KIND_DIR, name)]):
+        return False  # pointer or metadata not committed: an import was interrupted, finish it
     if statcache.stale_outputs(root, {current.path: current})[0]:
         return False  # the folder was edited by hand since: not what the pointer says
     try:
@@ -203,11 +205,27 @@ def _edited_in_place(root: Path, out: str) -> bool:
     return changed
 
 
-def _refuse_to_lose_work(root: Path, out: str) -> None:
+def _holds_exactly(folder: Path, manifest: dict) -> bool:
+    """Whether `folder` holds exactly the files (relpath -> md5) an import is about to put there:
+    what a killed `dataset add` of the same data leaves, so nothing can be lost by replacing it."""
+    found = {}
+    for dirpath, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if _wanted(d)]
+        for fname in files:
+            if _wanted(fname):
+                found[(Path(dirpath) / fname).relative_to(folder).as_posix()] = Path(dirpath) / fname
+    if found.keys() != manifest.keys():
+        return False
+    return all(hashlib.md5(path.read_bytes()).hexdigest() == manifest[rel] for rel, path in found.items())
+
+
+def _refuse_to_lose_work(root: Path, out: str, manifest: dict) -> None:
     """An import replaces datasets/<name>/: never over files that exist nowhere else."""
     if not (root / out).exists():
         return
     current = pointers.in_worktree(root).get(out)
+    if (current is None or _edited_in_place(root, out)) and _holds_exactly(root / out, manifest):
+        return   # the same import, killed after it put the files in place: finish it
     own_import = f"nbversion dataset add {Path(out).name} {out}"
     if current is None:
         raise UncommittedChanges(f"{out} exists but is not a versioned dataset; an import would replace it",
@@ -219,13 +237,16 @@ def _refuse_to_lose_work(root: Path, out: str) -> None:
 
 
 def _check_tags(root: Path, name: str, tags) -> None:
+    """Before anything is written: git must accept each tag, and none may exist yet."""
+    if len(set(tags)) != len(tags):
+        raise UsageError("the same --tag is given twice", hint="give each tag once")
     for tag in tags:
-        full = refs.tag_name(KIND_DIR, name, tag)
+        if not isinstance(tag, str) or not tag or "/" in tag:
+            raise UsageError(f"invalid tag {tag!r}", hint="use letters, digits, '.', '-' and '_', e.g. v1 or reviewed")
+        full = names.check_tag(refs.tag_name(KIND_DIR, name, tag), given=tag)
         if refs.tag_commit(root, full):
             raise InvalidInput(f"tag {tag!r} already names a version of {name} ({full})",
                                hint="tags name one version each: pick another tag")
-        if not refs.NAME_RE.match(tag):
-            raise UsageError(f"{tag!r} is not a valid tag", hint="use letters, digits, '.', '-' and '_'")
 
 
 def _swap_in(target: Path, staging: Path, trash: Path) -> None:
@@ -239,7 +260,7 @@ def add(ws, name: str, src, tags=(), message: str | None = None, dry_run: bool =
         on_event=None) -> DatasetAddResult | DatasetCheckResult:
     emit = emitter(on_event)
     root = ws.root
-    refs.check_name(name, "dataset")
+    refs.check_new_name(root, KIND_DIR, name)
     src = Path(os.path.expanduser(str(src))).resolve()
     if not src.exists():
         raise NotFound(f"{src}: no such folder or file", hint="give a dataset folder or a .zip")
@@ -250,8 +271,8 @@ def add(ws, name: str, src, tags=(), message: str | None = None, dry_run: bool =
                               "record edits made in place")
     tags = list(tags or [])
     _check_tags(root, name, tags)
-    tmp = root / ".nbversion" / "tmp" / f"import-{name}-{uuid.uuid4().hex[:8]}"
-    try:
+    leftovers.remove(root)   # what killed imports left behind (never a live one's)
+    with leftovers.import_folder(root, name) as tmp:
         folder = _source_folder(src, tmp, ws.config["datasets"], emit)
         layout = find_layout(folder)
         emit(Event("validate", 0, 1, str(folder)))
@@ -262,10 +283,9 @@ def add(ws, name: str, src, tags=(), message: str | None = None, dry_run: bool =
             return _check_result(name, src, layout, validation)
         if validation and validation.errors:
             raise _refuse(validation)
+        _checkpoint("dataset-validated")
         with ws.transaction("dataset add") as tx:
             return _import(ws, tx, name, src, layout, validation, tmp, folder != src, tags, message, emit)
-    finally:
-        zipsafe.remove_tree(tmp)
 
 
 def _check_result(name, src, layout, validation) -> DatasetCheckResult:
@@ -278,18 +298,19 @@ def _check_result(name, src, layout, validation) -> DatasetCheckResult:
 def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message, emit):
     root, out = ws.root, f"{KIND_DIR}/{name}"
     in_place = src == root / out
-    if not in_place:
-        _refuse_to_lose_work(root, out)
     if in_place:
         # edits made inside datasets/<name>/: validated where they are, nothing to copy
-        changed = _edited_in_place(root, out)
+        changed = _edited_in_place(root, out) or bool(_git.status(root, [f"{out}.dvc", f"{out}.meta.json"]))
     else:
         staging = tmp / "dataset"
         emit(Event("copy", 0, 1, f"{src} -> {out}"))
         copied = set(validation.hashes) if validation and not from_zip else set()
         _stage(layout.root, staging, move=from_zip, done=copied)
         _write_yaml(layout, staging)
-        changed = not _unchanged(root, name, _manifest(staging, validation.hashes if validation else {}))
+        manifest = _manifest(staging, validation.hashes if validation else {})
+        _refuse_to_lose_work(root, out, manifest)
+        changed = not _unchanged(root, name, manifest)
+    _checkpoint("dataset-staged")
     if not tags and not changed:
         meta = dataset_meta.read_current(root, KIND_DIR, name)
         return _result(name, refs.versions(root, KIND_DIR, name)[0].sha if _git.head(root) else None,
@@ -297,10 +318,12 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
     trash = tmp / "previous"
     if not in_place:
         _swap_in(root / out, staging, trash)
+        _checkpoint("dataset-swapped-in")
     try:
         emit(Event("dvc add", 0, 1, out))
         # our own copy (or the user's in-place edits, which a checkout would link anyway)
         _dvc.add_adopting(root, [out])
+        _checkpoint("dataset-after-dvc-add")
     except BaseException:
         if not in_place:
             shutil.rmtree(root / out, ignore_errors=True)
@@ -315,6 +338,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
     meta_file = dataset_meta.write(root, KIND_DIR, name, meta)
     tx.audit("dataset add", name, {"content_hash": pointer.md5, "files": pointer.nfiles,
                                    "tags": tags, "source": str(src)})
+    _checkpoint("dataset-after-audit")
     emit(Event("git commit", 0, 1, out))
     sha = tx.commit(message or f"dataset {name}: import {src.name}",
                     [f"{out}.dvc", f"{KIND_DIR}/.gitignore", meta_file])

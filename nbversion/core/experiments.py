@@ -11,18 +11,16 @@ and leaves the workspace as it was.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import NbversionError, NotFound, UncommittedChanges, UsageError
 from ..events import Event, emitter
 from ..render import Result
-from . import _git, audit, atomic, merge_rules
+from . import _git, audit, atomic, merge_rules, names
 from .cell import with_trailers
 
 PREFIX = "exp/"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOWER_IS_BETTER = ("loss", "error", "time", "latency")
 
 
@@ -48,8 +46,7 @@ def _branch(name: str) -> str:
 
 
 def new(ws, name: str, on_event=None) -> ExperimentsResult:
-    if not NAME.match(name.removeprefix(PREFIX)):
-        raise UsageError(f"bad experiment name {name!r}", hint="use letters, digits, '.', '-' and '_' (max 64)")
+    names.check_name(name.removeprefix(PREFIX), "experiment")
     branch = _branch(name)
     if branch in _git.branches(ws.root, "**"):
         raise UsageError(f"experiment {branch} already exists", hint=f"switch to it with `nbversion checkout {branch}`")

@@ -19,7 +19,7 @@ from typing import Optional
 from ..errors import NbversionError, UsageError
 from ..events import Event, emitter
 from ..render import Result
-from . import _git, pointers
+from . import _git, leftovers, pointers
 from .verify import (STAGE_TAG, VERSION_TAG, Anchor, anchor_pointers, cache_path, expand, merge_needed,
                      tag_anchors, worktree_needed)
 
@@ -176,6 +176,7 @@ def gc(ws, keep_last: Optional[int] = None, older_than: Optional[float] = None, 
         rows = _group(local, versions, ws.root, "cache")
         remote_doomed = _remote_doomed(ws.root, remote, keep, unreadable) if remote else {}
         rows += _group(remote_doomed, versions, ws.root, f"remote {remote}")
+        rows += leftovers.gc_rows(ws.root, dry_run)   # temp folders of killed `dataset add`s
         if not dry_run:
             _remove_local(ws.root, local, emit)
             if remote_doomed:

@@ -54,6 +54,9 @@ def require(root: Path, needed: str, action: str) -> str:
     role = role_of(root, user)
     if allows(role, needed):
         return user
+    if role not in RANK:   # a typo in users.toml is not a refusal to audit: say where it is
+        from .policy_check import check_users
+        check_users(Path(root))
     from . import audit  # local: audit needs identity only here
     from .lock import workspace_lock
     with workspace_lock(root, f"refused {action}"):

@@ -136,7 +136,7 @@ def add(ws, name: str, file, metrics=None, params=None, dataset: str | None = No
         message: str | None = None, on_event=None) -> ModelResult:
     emit = emitter(on_event)
     root = ws.root
-    refs.check_name(name, "model")
+    refs.check_new_name(root, KIND_DIR, name)
     path = Path(os.path.expanduser(str(file))).resolve()
     if not path.is_file():
         raise NotFound(f"{file}: no such weights file", hint="give the path of a .pt / .onnx / ... file")

@@ -144,7 +144,7 @@ def promote(ws, ref: str, stage: str = "champion", force: bool = False, on_event
     name, selector = registry.split_ref(ref)
     if not selector:
         raise UsageError(f"say which version to promote: {name}@vX.Y.Z", hint=f"see `nbversion registry {name}`")
-    tags.check_name(stage)
+    tags.check_name(stage, "stage")
     rule = rules.for_stage(rules.load(ws.root), stage)
     if force:
         identity.require(ws.root, "admin", "promote --force")
@@ -186,6 +186,7 @@ def demote(ws, ref: str, stage: str = "champion", rollback: bool = True, on_even
     """Take `stage` from NAME@vX.Y.Z; by default the former holder gets it back (a rollback)."""
     emit = emitter(on_event)
     name, selector = registry.split_ref(ref)
+    tags.check_name(stage, "stage")
     rule = rules.for_stage(rules.load(ws.root), stage)
     with ws.transaction("demote", role=rule.role) as tx:
         art = registry.one_artifact(ws.root, name)

@@ -10,15 +10,29 @@ import re
 from ..errors import NbversionError, NotFound, UsageError
 from . import _git
 
+# what earlier versions accepted (dots allowed): still readable; new names follow `names.check_name`
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 TAG_PREFIX = {"datasets": "dataset", "models": "model"}
 
 
 def check_name(name: str, kind: str = "dataset") -> str:
+    """A name to READ (show, diff, train --data): also the dotted names older versions created."""
     if not NAME_RE.match(name or "") or name.endswith((".dvc", ".json")):
         raise UsageError(f"{name!r} is not a valid {kind} name",
                          hint="use letters, digits, '.', '-' and '_' (it becomes a folder name)")
     return name
+
+
+def check_new_name(root, kind_dir: str, name: str) -> str:
+    """A name to WRITE a version of: the one name rule (`names`), except that a dataset or model
+    an earlier version created under its looser rule (dots allowed) can still get new versions."""
+    from pathlib import Path
+
+    from . import names
+
+    if isinstance(name, str) and NAME_RE.match(name) and (Path(root) / kind_dir / f"{name}.meta.json").is_file():
+        return name
+    return names.check_name(name, TAG_PREFIX[kind_dir])
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:

@@ -20,7 +20,7 @@ from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
 from .hashing import file_md5
-from . import _git, atomic, tags
+from . import _git, atomic, names, tags
 from .audit import now_iso
 
 REGISTRY_DIR = "registry"
@@ -198,6 +198,7 @@ def register(ws, name: str, version: Optional[str] = None, bump: Optional[str] =
     origin = _source(ws, source)
     with ws.transaction("register", role="contributor") as tx:
         version = _choose_version(artifact_tags(ws.root, name).get(name), version, bump)
+        names.check_tag(tags.version_tag(name, version), "version tag")   # before anything is written
         rel = version_dir(name, version)
         _clear_leftover(ws.root, rel)
         emit(Event("register", 0, 4, f"copying weights to {rel}/files"))

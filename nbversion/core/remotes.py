@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
-from . import _git
+from . import _git, remote_safety
 from .verify import cache_path
 
 
@@ -126,13 +126,19 @@ def remote_add(ws, name: str, url: str, git_url: Optional[str] = None, endpoint_
                keyfile: Optional[str] = None, default: bool = True, on_event=None) -> RemoteListResult:
     from . import _dvc
 
+    remote_safety.check_remote_add(name, url, git_url)
     with ws.transaction("remote add") as tx:
-        data_url, git_url = _layout(ws.root, url, git_url, keyfile)
-        options = {"endpointurl": endpoint_url} if endpoint_url else {}
-        local = {"keyfile": str(Path(keyfile).expanduser().resolve())} if keyfile else {}
-        _dvc.remote_add(ws.root, name, data_url, default=default, options=options, local_options=local)
-        if git_url:
-            _set_git_remote(ws.root, name, git_url, keyfile)
+        saved = remote_safety.settings(ws.root)
+        try:
+            data_url, git_url = _layout(ws.root, url, git_url, keyfile)
+            options = {"endpointurl": endpoint_url} if endpoint_url else {}
+            local = {"keyfile": str(Path(keyfile).expanduser().resolve())} if keyfile else {}
+            _dvc.remote_add(ws.root, name, data_url, default=default, options=options, local_options=local)
+            if git_url:
+                _set_git_remote(ws.root, name, git_url, keyfile)
+        except BaseException:
+            remote_safety.restore(ws.root, name, saved)   # no half-added remote, default unmoved
+            raise
         tx.audit("remote add", name, {"data": data_url, "history": git_url})
         tx.commit(f"nbversion: remote {name}", [".dvc/config"])
     result = remote_list(ws)

@@ -21,11 +21,10 @@ NAME_ONLY = re.compile(rf"^{NAME_RE}$")
 VERSION_ONLY = re.compile(rf"^{SEMVER_RE}$")
 
 
-def check_name(name: str) -> str:
-    if not NAME_ONLY.match(name or ""):
-        raise UsageError(f"invalid model name {name!r}",
-                         hint="use letters, digits, '-' and '_' (GTO's rule), starting and ending with a letter or digit")
-    return name
+def check_name(name: str, kind: str = "model") -> str:
+    """A registry (or stage) name: the one name rule of `names`, which is GTO's."""
+    from .names import check_name as check
+    return check(name, kind)
 
 
 def parse_version(text: str) -> tuple[int, int, int]:

@@ -17,6 +17,7 @@ from ..events import Event, emitter
 from ..render import Result
 from .hashing import file_md5
 from . import _git, audit, lock, pointers
+from . import leftovers
 
 VERSION_TAG = re.compile(r"^(?P<name>[^@#]+)@v(?P<version>\d+\.\d+\.\d+)$")
 STAGE_TAG = re.compile(r"^(?P<name>[^@#]+)#(?P<stage>[^#]+)#(?P<n>\d+)$")
@@ -322,6 +323,7 @@ def _check(root, remote, check_remote_presence, on_event) -> VerifyResult:
         emit(Event("verify", message="remote presence"))
         problems += check_remote(root, everything, remote)
     problems += check_audit_and_lock(root)
+    problems += leftovers.verify_problems(root)
     checked = {"tags": len(anchors), "pointers": len(needed), "objects": len(everything)}
     return VerifyResult(problems, checked, remote)
 
@@ -338,6 +340,7 @@ def repair_problems(root, problems: list, remote: Optional[str], on_event=None) 
         if any(p.kind == "audit" and "torn" in p.detail for p in problems):
             audit.repair_tail(root)
             acted |= {(p.kind, p.what) for p in problems if p.kind == "audit"}
+        acted |= leftovers.repair(root, problems)
         broken = [p for p in problems if p.kind in ("missing", "corrupt")]
         if not broken:
             return acted
