@@ -16,6 +16,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,13 +80,28 @@ def read_report(archive, passphrase: Optional[str] = None) -> dict:
     """The report.json inside a backup (decrypting it first when needed)."""
     with tempfile.TemporaryDirectory() as tmp:
         plain = _plain_archive(Path(archive), Path(tmp), passphrase)
+        return _report_of(plain, Path(archive))
+
+
+def _report_of(plain: Path, shown: Path) -> dict:
+    """report.json of a (decrypted) backup; anything else is a clear error, not a tarfile traceback."""
+    try:
         with tarfile.open(plain, "r:gz") as tar:
             member = tar.extractfile("report.json")
             return json.loads(member.read())
+    except (tarfile.TarError, KeyError, EOFError, zlib.error, ValueError, AttributeError) as exc:
+        raise InvalidInput(f"{shown} is not a backup made by `nbversion backup create` ({_why(exc)})",
+                           hint="give the .tar.gz (or encrypted file) that `backup create` wrote") from None
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return "no report.json in it"
+    return str(exc) or type(exc).__name__
 
 
 def _plain_archive(archive: Path, tmp: Path, passphrase: Optional[str]) -> Path:
-    if not archive.exists():
+    if not archive.is_file():
         raise NotFound(f"backup {archive} not found", hint="give the path of a .tar.gz made by `backup create`")
     if not crypto.is_encrypted(archive):
         return archive
@@ -186,8 +202,7 @@ def _chain(archive: Path, passphrase: Optional[str], tmp: Path) -> list:
     chain, current = [], archive
     while True:
         plain = _plain_archive(current, tmp / str(len(chain)), passphrase)
-        with tarfile.open(plain, "r:gz") as tar:
-            report = json.loads(tar.extractfile("report.json").read())
+        report = _report_of(plain, current)
         chain.insert(0, (plain, report))
         if not report.get("base"):
             return chain

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from ..errors import NbversionError, NotFound, UsageError
+from ..errors import DamagedFile, NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
 from .hashing import file_md5
@@ -111,6 +111,8 @@ def _from_file(path: Path) -> dict:
     try:
         found = detect(path)
         framework, metrics, params = found.framework, found.metrics, found.params
+    except DamagedFile:
+        raise   # a cut-off .pt / .keras would be an immutable version nobody can load
     except NbversionError:
         framework, metrics, params = None, {}, {}   # an unknown format is still a file we can version
     cell = current_cell.get()
