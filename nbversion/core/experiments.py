@@ -99,7 +99,9 @@ def _branch_items(root, branch: str) -> list:
             items.append({"kind": "run", "id": path.split("/")[1], "metrics": _run_metrics(data),
                           "status": data.get("status", "")})
         else:
-            items.append({"kind": "version", "id": f"{data.get('name')}@v{data.get('version')}",
+            # manifests store "v1.2.0"; the tag form is NAME@v1.2.0 either way
+            version = str(data.get("version") or "").removeprefix("v")
+            items.append({"kind": "version", "id": f"{data.get('name')}@v{version}",
                           "metrics": data.get("metrics") or {}, "status": "registered"})
     return items
 
