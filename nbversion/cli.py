@@ -14,9 +14,9 @@ TRACEBACK_ENV = "NBVERSION_TRACEBACK"   # set to 1 to see the traceback of an in
 class _Progress:
     """One rewritten line on a terminal's stderr; silent when stderr is not a terminal."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.active = stream.isatty()
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr   # looked up now: sys.stderr may have been replaced since import
+        self.active = self.stream.isatty()
         self.shown = False
 
     def __call__(self, event) -> None:
