@@ -216,7 +216,7 @@ CURATED = [
     ["resolve", "det@champion", "--at", "1970-01-01"],
     ["predict", "det@champion", "{bad}/not-an-image.png"],
     ["predict", "det@champion", "{bad}/a-directory.pt"],
-    ["predict", "{bad}/torchscript.pt", "{bad}/not-an-image.png"],
+    ["predict", "{bad}/torchscript.pt", "{bad}/dataset/images/val/val_00000.png"],
     ["predict", "{bad}/truncated.pt", "{bad}/not-an-image.png"],
     ["predict", "det@champion", "{bad}/not-an-image.png", "--conf", "-1"],
     ["predict", "det@champion", "{bad}/not-an-image.png", "--iou", "nan"],
@@ -304,3 +304,69 @@ def test_generated_hostile_arguments_fail_cleanly(hostile_ws, argv, capsys):
 def test_curated_hostile_arguments_fail_cleanly(hostile_ws, argv, capsys):
     root, bad = hostile_ws
     assert_clean_failure(root, _fill(argv, bad), capsys)
+
+
+# --- the real console script: what a terminal shows -------------------------------------------
+@pytest.mark.parametrize("argv", [
+    pytest.param(["model", "add", "m2", "{bad}/truncated.pt"], id="truncated-pt"),
+    pytest.param(["register", "m2", "--version", "1.0.0", "--from", "{bad}/truncated.keras"], id="truncated-keras"),
+    pytest.param(["register", LONG, "--version", "1.0.0", "--from", "{bad}/good.pt"], id="300-char-name"),
+    pytest.param(["backup", "restore", "{bad}/not-a-backup.tar.gz", "{bad}/restored"], id="not-an-archive"),
+    pytest.param(["predict", "{bad}/torchscript.pt", "{bad}/dataset/images/val/val_00000.png"], id="torchscript-pt"),
+    pytest.param(["dataset", "add", "d2", "{bad}/broken-dataset"], id="corrupt-image"),
+])
+def test_console_script_prints_error_and_hint_not_a_traceback(hostile_ws, argv):
+    root, bad = hostile_ws
+    before = snapshot(root)
+    proc = cli(*_fill(argv, bad), cwd=root)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert any(l.startswith("error: ") for l in lines) and any(l.startswith("hint: ") for l in lines), proc.stderr
+    assert "Traceback" not in proc.stderr and "object at 0x" not in proc.stderr, proc.stderr
+    assert snapshot(root) == before
+
+
+def test_error_messages_name_the_bad_file(hostile_ws):
+    root, bad = hostile_ws
+    truncated = cli("model", "add", "m2", bad / "truncated.pt", cwd=root)
+    assert "truncated.pt is a damaged or truncated PyTorch file" in truncated.stderr
+    image = cli("dataset", "add", "d2", bad / "broken-dataset", cwd=root)
+    assert "images/train/train_00000.png: image does not decode: not an image format" in image.stderr
+    archive = cli("backup", "restore", bad / "not-a-backup.tar.gz", bad / "restored", cwd=root)
+    assert "not-a-backup.tar.gz is not a backup made by `nbversion backup create`" in archive.stderr
+    assert not (bad / "restored").exists()
+    script = cli("predict", bad / "torchscript.pt", bad / "dataset/images/val/val_00000.png", cwd=root)
+    assert "torchscript.pt is a TorchScript export, not an Ultralytics checkpoint" in script.stderr
+    long = cli("register", LONG, "--version", "1.0.0", "--from", bad / "good.pt", cwd=root)
+    assert "too long" in long.stderr
+
+
+def test_a_reader_that_goes_away_is_a_quiet_exit(hostile_ws):
+    """`nbversion log --json | head`: no BrokenPipeError traceback, no 'Exception ignored' noise."""
+    root, _ = hostile_ws
+    exe = Path(sys.executable).with_name("nbversion")
+    proc = subprocess.Popen([str(exe), "log", "--json"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()            # the reader is gone before the first byte is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err      # 128 + SIGPIPE, what `git log | head` reports
+    assert err == "", err
+    shell = subprocess.run(f"'{exe}' audit --json | head -c 20; exit ${{PIPESTATUS[0]}}", shell=True, cwd=root,
+                           capture_output=True, text=True, executable="/bin/bash")
+    assert shell.stdout.startswith("{") and "Traceback" not in shell.stderr and "Exception" not in shell.stderr
+
+
+def test_an_internal_error_is_one_line_with_a_way_to_see_more(hostile_ws, capsys, monkeypatch):
+    """A bug still ends as `error:` + exit 1; NBVERSION_TRACEBACK=1 shows the traceback to report."""
+    root, _ = hostile_ws
+    from nbversion.core import history
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(history, "log", broken)
+    code, _, err = run_cli(["log"], capsys)
+    assert code == 1 and err.startswith("error: internal error: ZeroDivisionError: a bug")
+    assert "NBVERSION_TRACEBACK=1" in err and "Traceback" not in err
+    monkeypatch.setenv("NBVERSION_TRACEBACK", "1")
+    with pytest.raises(ZeroDivisionError):
+        run_cli(["log"], capsys)
