@@ -245,6 +245,10 @@ CURATED = [
     ["exp", "new", "../x"],
     ["exp", "merge", "no-such-exp"],
     ["exp", "best", "--metric", "no-such-metric"],
+    ["-C", "/nonexistent/nbv-hostile", "status"],
+    ["-C", "{bad}/good.pt", "status"],                             # a file where the workspace folder belongs
+    ["-C", "{bad}", "log"],                                        # a folder that is no workspace
+    ["no-such-verb"],
     ["user", "add", "", "--role", "viewer"],
     ["user", "add", LONG, "--role", "viewer"],
     ["user", "add", "two words", "--role", "viewer"],

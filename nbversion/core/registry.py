@@ -20,7 +20,7 @@ from ..errors import DamagedFile, NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
 from .hashing import file_md5
-from . import _git, atomic, refs, tags
+from . import _git, atomic, tags
 from .audit import now_iso
 
 REGISTRY_DIR = "registry"
@@ -93,6 +93,8 @@ def _source(ws, source: str) -> dict:
     run_json = root / "runs" / source / "run.json"
     if run_json.exists():
         return _from_run(root, source, json.loads(run_json.read_text()))
+    from . import refs   # imported here: `model show`'s revision rules, without a module-level cycle
+
     model_name, _, rev = source.partition("@")
     if rev and model_name and "/" not in model_name and refs.versions(root, "models", model_name):
         # NAME@~1, NAME@TAG, NAME@COMMIT: the same revisions `model show` accepts
