@@ -80,7 +80,7 @@ def _backup_create_args(p):
 def _run_backup_create(ws, a, ev):
     from ..core import crypto
 
-    needs = a.encrypt or (a.since and os.path.isfile(a.since) and crypto.is_encrypted(a.since))
+    needs = a.encrypt or (a.since and os.path.exists(a.since) and crypto.is_encrypted(a.since))
     secret = _passphrase(a, confirm=a.encrypt) if needs else None
     return ws.backup_create(out=a.out, encrypt=a.encrypt, passphrase=secret, since=a.since, on_event=ev)
 
@@ -93,7 +93,7 @@ def _backup_restore_args(p):
 def _run_backup_restore(ws, a, ev):
     from ..core import backup, crypto
 
-    secret = _passphrase(a) if os.path.isfile(a.archive) and crypto.is_encrypted(a.archive) else None
+    secret = _passphrase(a) if os.path.exists(a.archive) and crypto.is_encrypted(a.archive) else None
     return backup.restore(a.archive, a.directory, passphrase=secret, on_event=ev)
 
 

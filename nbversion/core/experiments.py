@@ -99,8 +99,7 @@ def _branch_items(root, branch: str) -> list:
             items.append({"kind": "run", "id": path.split("/")[1], "metrics": _run_metrics(data),
                           "status": data.get("status", "")})
         else:
-            # manifests store "v1.2.0"; the tag form is NAME@v1.2.0 either way
-            version = str(data.get("version") or "").removeprefix("v")
+            version = str(data.get("version") or "").removeprefix("v")   # manifests record "v1.2.3"
             items.append({"kind": "version", "id": f"{data.get('name')}@v{version}",
                           "metrics": data.get("metrics") or {}, "status": "registered"})
     return items
