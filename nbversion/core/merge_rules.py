@@ -55,8 +55,9 @@ def merge_meta(base: Optional[bytes], ours: Optional[bytes], theirs: Optional[by
 def _with_its_own_description(merged: dict, ours: dict, theirs: dict) -> dict:
     """Metrics, params and lineage describe one file: never pair one side's weights with the other's.
 
-    When the two sides hold different data (`md5`, a dataset's `content_hash`), the side whose data the merge keeps supplies
-    the whole description; a change the other side made described data that is no longer there.
+    When the two sides hold different data (`md5`, a dataset's `content_hash`), the side whose
+    data the merge keeps supplies the whole description; a change the other side made described
+    data that is no longer there.
     """
     key = next((k for k in ("md5", "content_hash") if k in merged), None)   # models, datasets
     if key is None or ours.get(key) == theirs.get(key):

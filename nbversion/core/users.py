@@ -44,8 +44,7 @@ MAX_ID = 254   # the longest e-mail address; JupyterHub names are shorter
 
 
 def user_add(ws, user_id: str, role: str) -> UserListResult:
-    if not user_id or len(user_id) > MAX_ID or user_id != user_id.strip() or any(c.isspace() or not c.isprintable()
-                                                                                for c in user_id):
+    if not user_id or len(user_id) > MAX_ID or any(c.isspace() or not c.isprintable() for c in user_id):
         shown = user_id if len(user_id) <= 60 else user_id[:59] + "…"
         raise UsageError(f"{shown!r} is not a user id: an e-mail or a JupyterHub name, 1 to {MAX_ID} characters, "
                          "no spaces", hint="e.g. `nbversion user add ana@example.com --role contributor`")
