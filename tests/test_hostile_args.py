@@ -377,3 +377,24 @@ def test_an_internal_error_is_one_line_with_a_way_to_see_more(hostile_ws, capsys
     monkeypatch.setenv("NBVERSION_TRACEBACK", "1")
     with pytest.raises(ZeroDivisionError):
         run_cli(["log"], capsys)
+
+
+def test_a_damaged_backup_restores_nothing(hostile_ws):
+    """A real backup, cut short or with bytes flipped: an `error:`, and no half-restored folder left."""
+    root, bad = hostile_ws
+    good = bad / "real-backup.tar.gz"
+    cli("backup", "create", "--out", good, cwd=root, check=0)
+    data = good.read_bytes()
+    flipped = bytearray(data)
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        flipped[i] ^= 0xFF
+    damaged = {"truncated": data[:len(data) // 2], "flipped": bytes(flipped)}
+    for label, content in damaged.items():
+        archive = bad / f"{label}.tar.gz"
+        archive.write_bytes(content)
+        target = bad / f"restored-{label}"
+        proc = cli("backup", "restore", archive, target, cwd=root)
+        assert proc.returncode == 1 and proc.stderr.startswith("error: "), proc.stderr
+        assert "hint: " in proc.stderr and "Traceback" not in proc.stderr
+        assert not target.exists(), f"{label}: a half-restored workspace was left in {target}"
+    assert cli("backup", "restore", good, bad / "restored-good", cwd=root).returncode == 0
