@@ -25,6 +25,7 @@ from conftest import USER, cli, git, snapshot
 
 LONG = "a" * 300
 NAME_RULE = pytest.mark.xfail(strict=True, reason="name rule: names branch")
+REMOTE_ROLLBACK = pytest.mark.xfail(strict=True, reason="remote add validates first and rolls back: names branch")
 # values that go into every required argument of every verb
 HOSTILE = {"garbage-ref": "x@@", "empty": "", "long-name": LONG, "dotdot": "../x", "too-far-back": "HEAD~999",
            "missing-path": "/nonexistent/nbv-hostile", "negative": "-5"}
@@ -245,6 +246,24 @@ CURATED = [
     ["exp", "new", "../x"],
     ["exp", "merge", "no-such-exp"],
     ["exp", "best", "--metric", "no-such-metric"],
+    # hostile values in options, on an otherwise valid call
+    ["model", "add", "m2", "{bad}/good.pt", "--dataset", "x@@"],
+    ["model", "add", "m2", "{bad}/good.pt", "--dataset", "demo@HEAD~999"],
+    ["audit", "--since", "x@@"],
+    ["promote", "det@v1.0.0", "--stage", ""],
+    ["demote", "det@champion", "--stage", "no-such-stage"],
+    ["gc", "--older-than", "-1"],
+    ["gc", "--older-than", "nan"],
+    pytest.param(["remote", "add", "r2", "{bad}/remote", "--keyfile", "/nonexistent/nbv-hostile/key"],
+                 id="remote add:keyfile-on-a-folder", marks=REMOTE_ROLLBACK),
+    ["backup", "create", "--since", "/nonexistent/nbv-hostile.tar.gz", "--out", "{bad}/b.tar.gz"],
+    ["train", "--data", "demo", "--device", "x@@", "--epochs", "1"],
+    ["train", "--data", "demo", "--batch", "-5", "--epochs", "1"],
+    ["predict", "det@champion", "{bad}/dataset/images/val/val_00000.png", "--save", "{bad}/good.pt"],
+    ["predict", "det@champion", "{bad}/dataset/images/val/val_00000.png", "--imgsz", "0"],
+    ["dataset", "diff", "demo", "~0", "x@@"],
+    ["exp", "best", "--metric", ""],
+    ["runs", "stop", "x@@"],
     ["-C", "/nonexistent/nbv-hostile", "status"],
     ["-C", "{bad}/good.pt", "status"],                             # a file where the workspace folder belongs
     ["-C", "{bad}", "log"],                                        # a folder that is no workspace

@@ -104,6 +104,28 @@ def positive(text: str) -> int:
     return value
 
 
+def days(text: str) -> float:
+    """argparse type of --older-than DAYS: a finite number, 0 or more (`nan` would keep or drop anything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0.0 <= value < float("inf"):   # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text}: give a number of days, 0 or more")
+    return value
+
+
+def batch_size(text: str) -> int:
+    """argparse type of --batch: 1 or more, or -1 (Ultralytics' AutoBatch); Ultralytics reads other values oddly."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(f"{text}: give 1 or more, or -1 for AutoBatch")
+    return value
+
+
 def fraction(text: str) -> float:
     """argparse type of --conf, --iou: a number from 0 to 1."""
     try:

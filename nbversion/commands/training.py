@@ -1,7 +1,7 @@
 """Training verbs: `train`, `runs list|show|stop|resume`, `predict`."""
 from __future__ import annotations
 
-from . import Verb, add_json_flag, fraction, positive, typed_value
+from . import Verb, add_json_flag, batch_size, fraction, positive, typed_value
 
 
 def _key_values(pairs) -> dict:
@@ -24,7 +24,7 @@ def _train_args(p):
                    help="yolov8n.yaml (from scratch) | FILE.pt | NAME@champion | NAME@vX.Y.Z")
     p.add_argument("--epochs", type=positive, default=100)
     p.add_argument("--imgsz", type=positive, default=640)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch", type=batch_size, default=16, help="images per batch; -1: AutoBatch")
     p.add_argument("--device", default="auto", help="auto (GPU if there is one) | cpu | 0 | 0,1")
     p.add_argument("--name", default=None, metavar="RUN", help="part of the run id (default: the model)")
     p.add_argument("--wait", action="store_true", help="block until the run ends (always so from the CLI)")
