@@ -219,6 +219,7 @@ CURATED = [
     ["predict", "det@champion", "{bad}/a-directory.pt"],
     ["predict", "{bad}/torchscript.pt", "{bad}/dataset/images/val/val_00000.png"],
     ["predict", "{bad}/truncated.pt", "{bad}/not-an-image.png"],
+    ["predict", "{bad}/good.pt", "{bad}/dataset/images/val/val_00000.png"],      # a state_dict, not a YOLO
     ["predict", "det@champion", "{bad}/not-an-image.png", "--conf", "-1"],
     ["predict", "det@champion", "{bad}/not-an-image.png", "--iou", "nan"],
     ["train", "--data", "demo@~99", "--epochs", "1"],

@@ -100,6 +100,7 @@ def load_yolo(weights):
         # a TorchScript archive, a bare state_dict or a damaged file: Ultralytics raises whatever it hits
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         first = first.replace("ERROR ❌️", "").replace(str(weights), Path(weights).name).strip()
+        first = first.split(". ")[0].rstrip(".")   # Ultralytics' advice that follows names downloads we never do
         raise InvalidInput(f"{Path(weights).name} is not an Ultralytics YOLO checkpoint: {first}",
                            hint="give a run id, NAME@champion, or a .pt saved by Ultralytics "
                                 "(`model.save(...)` / a run's best.pt), not an export or a state_dict") from None
