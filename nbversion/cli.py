@@ -1,17 +1,22 @@
 """`nbversion VERB ...`: parse, call core, print a table or JSON. Exit 0 ok, 1 error, 2 usage, 3 denied."""
 from __future__ import annotations
 
+import errno
+import os
+import signal
 import sys
 
 from .errors import NbversionError
+
+TRACEBACK_ENV = "NBVERSION_TRACEBACK"   # set to 1 to see the traceback of an internal error
 
 
 class _Progress:
     """One rewritten line on a terminal's stderr; silent when stderr is not a terminal."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.active = stream.isatty()
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr   # looked up now: sys.stderr may have been replaced since import
+        self.active = self.stream.isatty()
         self.shown = False
 
     def __call__(self, event) -> None:
@@ -32,6 +37,14 @@ class _Progress:
 
 
 def main(argv=None) -> int:
+    """Run one verb. Every failure ends as `error:` / `hint:` lines and an exit code, never a traceback."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _main(argv) -> int:
     from .commands import HelpShown, build_cli_parser, dispatch
     from .render import to_json
 
@@ -52,18 +65,65 @@ def main(argv=None) -> int:
     progress = _Progress()
     try:
         result = dispatch(args, args.workspace, on_event=progress)
-    except NbversionError as exc:
-        progress.close()
-        if getattr(args, "json", False):   # scripts get every problem, not just the first line
-            print(to_json({"error": exc.to_dict()}))
-        return _fail(exc)
     except KeyboardInterrupt:
         progress.close()
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise
+    except Exception as exc:   # noqa: BLE001 - the last line of defence: translate, never dump a traceback
+        progress.close()
+        error = _as_error(exc)
+        if getattr(args, "json", False):   # scripts get every problem, not just the first line
+            print(to_json({"error": error.to_dict()}))
+        return _fail(error)
     progress.close()
     print(to_json(result) if args.json else str(result))
+    sys.stdout.flush()   # a closed pipe shows up here, inside main, not at interpreter exit
     return getattr(result, "exit_code", 0)
+
+
+def _as_error(exc: Exception) -> NbversionError:
+    """An exception from a verb as the error a user sees. Unknown ones are bugs: say so, and how to see more."""
+    if isinstance(exc, NbversionError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return _os_error(exc)
+    if os.environ.get(TRACEBACK_ENV):
+        raise exc
+    return NbversionError(f"internal error: {type(exc).__name__}: {_short(str(exc))}",
+                          hint=f"this is a bug in nbversion; run again with {TRACEBACK_ENV}=1 and report the "
+                               "traceback it prints")
+
+
+def _os_error(exc: OSError) -> NbversionError:
+    """A file-system refusal (a name too long, a full disk, no permission) in words, naming the path."""
+    where = f": {_short(str(exc.filename))}" if exc.filename else ""
+    if exc.errno == errno.ENAMETOOLONG:
+        return NbversionError(f"a name or path is too long for the file system{where}",
+                              hint="use a shorter name; a file name is limited to 255 bytes")
+    if exc.errno == errno.ENOSPC:
+        return NbversionError(f"no space left on the device{where}",
+                              hint="free some space (`nbversion gc --dry-run` shows what can go) and try again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return NbversionError(f"the file system refused access{where} ({exc.strerror})",
+                              hint="check the owner and mode of that path")
+    return NbversionError(f"{exc.strerror or type(exc).__name__}{where}",
+                          hint="check that the path exists and is the kind of file the command expects")
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _reader_gone() -> int:
+    """`nbversion log --json | head`: the reader left; stop quietly, as `git log | head` does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # the interpreter's final flush must not fail again
+    except (OSError, ValueError):
+        pass
+    return 128 + signal.SIGPIPE
 
 
 def _fail(exc: NbversionError) -> int:

@@ -70,5 +70,9 @@ class InvalidInput(NbversionError):
         return data
 
 
+class DamagedFile(InvalidInput):
+    """A file of a known format cut short or corrupted (a truncated .pt or .keras): never versioned."""
+
+
 class IntegrityError(NbversionError):
     """Stored data does not match its recorded hash, or the audit chain is broken."""

@@ -85,6 +85,58 @@ def typed_value(text: str):
     return text
 
 
+def count(text: str) -> int:
+    """argparse type of -n N, --keep-last N, --samples N: a whole number, 0 or more (`-n -5` is a typo)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative: give a number of 0 or more")
+    return value
+
+
+def positive(text: str) -> int:
+    """argparse type of --epochs, --imgsz: a whole number, 1 or more."""
+    value = count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give a number of 1 or more")
+    return value
+
+
+def days(text: str) -> float:
+    """argparse type of --older-than DAYS: a finite number, 0 or more (`nan` would keep or drop anything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0.0 <= value < float("inf"):   # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text}: give a number of days, 0 or more")
+    return value
+
+
+def batch_size(text: str) -> int:
+    """argparse type of --batch: 1 or more, or -1 (Ultralytics' AutoBatch); Ultralytics reads other values oddly."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(f"{text}: give 1 or more, or -1 for AutoBatch")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type of --conf, --iou: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:   # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..1")
+    return value
+
+
 def add_json_flag(parser: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
     # SUPPRESS on verbs, so `nbversion --json VERB` and `nbversion VERB --json` both work
     parser.add_argument("--json", action="store_true", default=default, help="print JSON instead of a table")

@@ -1,7 +1,7 @@
 """Dataset and model verbs: `dataset add|list|show|diff`, `model add|list|show|compare`."""
 from __future__ import annotations
 
-from . import Verb, add_json_flag, typed_value
+from . import Verb, add_json_flag, count, typed_value
 
 
 def _none(parser):
@@ -23,6 +23,9 @@ def _key_values(pairs, flag: str) -> dict:
         if not sep or not key.strip():
             raise UsageError(f"{flag} {pair!r}: expected key=value", hint=f"e.g. {flag} mAP50=0.71")
         values[key.strip()] = typed_value(raw.strip())
+    if flag == "--metric":
+        from ..core.models import check_metrics
+        check_metrics(values)   # refused here, before anything is read or written
     return values
 
 
@@ -38,7 +41,7 @@ def _dataset_add_args(p):
 def _dataset_show_args(p):
     add_json_flag(p)
     p.add_argument("ref", metavar="NAME[@REV]", help="REV: a commit, a tag, or ~N (N versions back)")
-    p.add_argument("--samples", type=int, default=6, metavar="N", help="sample images in the notebook view")
+    p.add_argument("--samples", type=count, default=6, metavar="N", help="sample images in the notebook view")
 
 
 def _dataset_diff_args(p):

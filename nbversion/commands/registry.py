@@ -1,7 +1,7 @@
 """Registry verbs: register, promote, demote, registry, resolve, deploys, audit [verify], report."""
 from __future__ import annotations
 
-from . import Verb
+from . import Verb, count
 
 
 def _register_args(p):
@@ -43,7 +43,7 @@ def _audit_args(p):
     p.add_argument("--user", default=None, help="only entries by this user")
     p.add_argument("--action", default=None, help="only this action (register, promote, denied...)")
     p.add_argument("--since", default=None, metavar="DATE", help="only entries at or after this date")
-    p.add_argument("-n", type=int, default=None, metavar="N", help="only the last N matching entries")
+    p.add_argument("-n", type=count, default=None, metavar="N", help="only the last N matching entries")
 
 
 def _run_audit(ws, a, ev):

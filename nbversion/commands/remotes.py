@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from . import Verb, add_json_flag
+from . import Verb, add_json_flag, count, days
 
 
 def _none(parser):
@@ -50,8 +50,8 @@ def _verify_args(p):
 
 
 def _gc_args(p):
-    p.add_argument("--keep-last", type=int, default=None, metavar="N", help="newest versions kept per path (config: gc.keep_last)")
-    p.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+    p.add_argument("--keep-last", type=count, default=None, metavar="N", help="newest versions kept per path (config: gc.keep_last)")
+    p.add_argument("--older-than", type=days, default=None, metavar="DAYS",
                    help="versions younger than this are kept (config: gc.older_than_days)")
     p.add_argument("--dry-run", action="store_true", help="list what would go and how many bytes")
     p.add_argument("--remote", default=None, metavar="NAME", help="also remove from this remote (admins)")

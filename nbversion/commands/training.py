@@ -1,7 +1,7 @@
 """Training verbs: `train`, `runs list|show|stop|resume`, `predict`."""
 from __future__ import annotations
 
-from . import Verb, add_json_flag, typed_value
+from . import Verb, add_json_flag, batch_size, fraction, positive, typed_value
 
 
 def _key_values(pairs) -> dict:
@@ -22,9 +22,9 @@ def _train_args(p):
     p.add_argument("--data", required=True, metavar="NAME[@REV]", help="a dataset (version) of this workspace")
     p.add_argument("--model", default="yolov8n.yaml",
                    help="yolov8n.yaml (from scratch) | FILE.pt | NAME@champion | NAME@vX.Y.Z")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--imgsz", type=int, default=640)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--epochs", type=positive, default=100)
+    p.add_argument("--imgsz", type=positive, default=640)
+    p.add_argument("--batch", type=batch_size, default=16, help="images per batch; -1: AutoBatch")
     p.add_argument("--device", default="auto", help="auto (GPU if there is one) | cpu | 0 | 0,1")
     p.add_argument("--name", default=None, metavar="RUN", help="part of the run id (default: the model)")
     p.add_argument("--wait", action="store_true", help="block until the run ends (always so from the CLI)")
@@ -92,9 +92,9 @@ def _list_args(p):
 def _predict_args(p):
     p.add_argument("model", metavar="MODEL_REF", help="a run id, a weights file, NAME@champion or NAME@vX.Y.Z")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
-    p.add_argument("--iou", type=float, default=0.7, help="IoU threshold of non-maximum suppression")
-    p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the model's)")
+    p.add_argument("--conf", type=fraction, default=0.25, help="confidence threshold")
+    p.add_argument("--iou", type=fraction, default=0.7, help="IoU threshold of non-maximum suppression")
+    p.add_argument("--imgsz", type=positive, default=None, help="inference size (default: the model's)")
     p.add_argument("--save", default=None, metavar="DIR", help="write annotated images to DIR")
 
 

@@ -1,7 +1,7 @@
 """Workspace verbs: init, status, commit, log, diff, checkout, whoami, user."""
 from __future__ import annotations
 
-from . import Verb
+from . import Verb, count
 
 
 def _none(parser):
@@ -23,7 +23,7 @@ def _commit_args(p):
 
 
 def _log_args(p):
-    p.add_argument("-n", type=int, default=None, metavar="N", help="show the last N commits")
+    p.add_argument("-n", type=count, default=None, metavar="N", help="show the last N commits")
     p.add_argument("paths", nargs="*", metavar="PATH", help="only commits touching these paths")
 
 

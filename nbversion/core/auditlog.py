@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
+from ..errors import UsageError
 from ..render import Result
 from . import _git, audit, identity, rules
 from .config import META_DIR
@@ -61,6 +62,8 @@ def _short(details) -> str:
 
 def query(ws, user: Optional[str] = None, action: Optional[str] = None, since: Optional[str] = None,
           limit: Optional[int] = None) -> AuditResult:
+    if limit is not None and limit < 0:   # found[-(-5):] would silently drop the first five instead
+        raise UsageError(f"-n {limit}: give a number of 0 or more", hint="e.g. `nbversion audit -n 20`")
     start = parse_when(since, end_of_day=False) if since else None
     found, total = [], 0
     for number, entry in audit.iter_entries(ws.root):

@@ -9,6 +9,7 @@ is always complete: history is small, the data is what needs to be incremental.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import html
 import json
@@ -16,6 +17,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,13 +81,31 @@ def read_report(archive, passphrase: Optional[str] = None) -> dict:
     """The report.json inside a backup (decrypting it first when needed)."""
     with tempfile.TemporaryDirectory() as tmp:
         plain = _plain_archive(Path(archive), Path(tmp), passphrase)
+        return _report_of(plain, Path(archive))
+
+
+def _report_of(plain: Path, shown: Path) -> dict:
+    """report.json of a (decrypted) backup; anything else is a clear error, not a tarfile traceback."""
+    try:
         with tarfile.open(plain, "r:gz") as tar:
             member = tar.extractfile("report.json")
             return json.loads(member.read())
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:   # a gzip stream that stops or breaks
+        raise IntegrityError(f"{shown} is truncated or damaged ({exc})",
+                             hint="use an intact copy of the backup (its sha256 is in the .json next to it)") from None
+    except (tarfile.TarError, KeyError, ValueError, AttributeError) as exc:
+        raise InvalidInput(f"{shown} is not a backup made by `nbversion backup create` ({_why(exc)})",
+                           hint="give the .tar.gz (or encrypted file) that `backup create` wrote") from None
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return "no report.json in it"
+    return str(exc) or type(exc).__name__
 
 
 def _plain_archive(archive: Path, tmp: Path, passphrase: Optional[str]) -> Path:
-    if not archive.exists():
+    if not archive.is_file():
         raise NotFound(f"backup {archive} not found", hint="give the path of a .tar.gz made by `backup create`")
     if not crypto.is_encrypted(archive):
         return archive
@@ -186,8 +206,7 @@ def _chain(archive: Path, passphrase: Optional[str], tmp: Path) -> list:
     chain, current = [], archive
     while True:
         plain = _plain_archive(current, tmp / str(len(chain)), passphrase)
-        with tarfile.open(plain, "r:gz") as tar:
-            report = json.loads(tar.extractfile("report.json").read())
+        report = _report_of(plain, current)
         chain.insert(0, (plain, report))
         if not report.get("base"):
             return chain
@@ -207,23 +226,42 @@ def restore(archive: str, directory: str, passphrase: Optional[str] = None, on_e
     archive_path, target = Path(archive).expanduser().resolve(), Path(directory).expanduser().resolve()
     if target.exists() and any(target.iterdir()):
         raise UsageError(f"{target} already exists and is not empty", hint="restore into a new folder")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        chain = _chain(archive_path, _passphrase(passphrase), tmp)
-        newest_plain, newest = chain[-1]
-        with tarfile.open(newest_plain, "r:gz") as tar:
-            tar.extractall(tmp / "newest", members=[m for m in _safe_members(tar, archive_path)
-                                                    if m.name == "repo.bundle"])
-        _clone_bundle(tmp / "newest" / "repo.bundle", target)
-        count = size = 0
-        for plain, report in chain:
-            emit(Event("restore", message=f"objects of {report['created_at']}"))
-            added, nbytes = _restore_objects(plain, report, target)
-            count, size = count + added, size + nbytes
-    _dvc.checkout_workspace(target)
+    existed = target.exists()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            chain = _chain(archive_path, _passphrase(passphrase), tmp)
+            newest_plain, newest = chain[-1]
+            with tarfile.open(newest_plain, "r:gz") as tar:
+                tar.extractall(tmp / "newest", members=[m for m in _safe_members(tar, archive_path)
+                                                        if m.name == "repo.bundle"])
+            _clone_bundle(tmp / "newest" / "repo.bundle", target)
+            count = size = 0
+            for plain, report in chain:
+                emit(Event("restore", message=f"objects of {report['created_at']}"))
+                added, nbytes = _restore_objects(plain, report, target)
+                count, size = count + added, size + nbytes
+        _dvc.checkout_workspace(target)
+    except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError) as exc:
+        _remove_partial(target, existed)
+        raise IntegrityError(f"{archive_path} is truncated or damaged ({exc})",
+                             hint="use an intact copy of the backup (its sha256 is in the .json next to it)") from None
+    except BaseException:
+        _remove_partial(target, existed)   # a failed restore leaves no half-workspace behind
+        raise
     return BackupResult(str(archive_path), _sha256(archive_path), count, size,
                         len(newest["bundle"]["refs"]), crypto.is_encrypted(archive_path),
                         newest["base"]["file"] if newest.get("base") else None, directory=str(target))
+
+
+def _remove_partial(target: Path, existed: bool) -> None:
+    if not target.is_dir():
+        return
+    if existed:   # it was an empty folder the user made: leave it, empty again
+        for child in target.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    else:
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def _clone_bundle(bundle: Path, target: Path) -> None:

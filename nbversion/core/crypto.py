@@ -26,6 +26,8 @@ def derive_key(passphrase: str, salt: bytes) -> bytes:
 
 
 def is_encrypted(path) -> bool:
+    if not os.path.isfile(path):   # a folder or nothing: not an encrypted backup (the caller says what it is)
+        return False
     with open(path, "rb") as fh:
         return fh.read(len(MAGIC)) == MAGIC
 

@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InvalidInput
+from ..errors import DamagedFile, InvalidInput
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 COMPRESSED_MAGICS = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x78\x01", b"\x78\x9c", b"\x78\xda", b"\x04\x22\x4d\x18")
@@ -90,8 +90,18 @@ def _ultralytics(checkpoint: dict) -> Detected:
     return Detected("ultralytics", "checkpoint", class_names, metrics, params)
 
 
+def _zip(path: Path, label: str) -> zipfile.ZipFile:
+    """The file's ZIP archive; a truncated or damaged one is bad input, not a BadZipFile traceback."""
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
+        raise DamagedFile(f"{path.name} is a damaged or truncated {label} file ({exc})",
+                           hint="copy or save the file again; an interrupted download or save cuts off "
+                                "the end of the archive") from None
+
+
 def _pytorch_zip(path: Path) -> Detected:
-    with zipfile.ZipFile(path) as archive:
+    with _zip(path, "PyTorch") as archive:
         names = archive.namelist()
         if any(n.endswith("/constants.pkl") for n in names) or any("/code/" in n for n in names):
             return Detected("pytorch", "torchscript")
@@ -213,7 +223,7 @@ def _keras_v3(path: Path, head: bytes) -> Detected:
     if head.startswith(HDF5_MAGIC):
         return Detected("keras", "hdf5")
     if head.startswith(b"PK\x03\x04"):
-        with zipfile.ZipFile(path) as archive:
+        with _zip(path, "Keras") as archive:
             if "config.json" in archive.namelist():
                 return Detected("keras", "keras-v3")
     raise _mismatch(path, "Keras", _looks_like(head))

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..errors import UsageError
 from ..render import Result
 from . import _dvc, _git
 from .cell import parse_trailers
@@ -47,6 +48,8 @@ def _describe(letter: str, path: str) -> Optional[str]:
 
 
 def log(ws, n: Optional[int] = None, paths=(), on_event=None) -> LogResult:
+    if n is not None and n < 0:   # git would read -n -5 as "no limit" and print everything
+        raise UsageError(f"-n {n}: give a number of 0 or more", hint="e.g. `nbversion log -n 5`")
     wanted = []
     for p in paths:
         rel = ws.rel(p)

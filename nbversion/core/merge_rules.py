@@ -3,6 +3,9 @@
 Metadata is merged key by key against the common ancestor: a key changed on one side takes
 that side's value; changed on both, dicts merge recursively, lists are unioned (ours first),
 and a scalar takes the experiment's value (the branch being merged in is the newer work).
+When the sides hold different data (`md5`), the description (metrics, params, lineage) comes
+whole from the side whose data is kept: metrics measured on one weights file never end up
+attached to another.
 Audit logs are merged by time and re-chained: the shared prefix stays byte for byte, the
 entries either side added after it are sorted by time and get new `prev`/`hash` values, so
 `audit verify` passes on the merge commit.
@@ -43,8 +46,26 @@ def merge_dicts(base: dict, ours: dict, theirs: dict) -> dict:
 def merge_meta(base: Optional[bytes], ours: Optional[bytes], theirs: Optional[bytes]) -> bytes:
     """Three versions of a `.meta.json` -> the merged file, formatted as nbversion writes it."""
     load = lambda raw: json.loads(raw) if raw else {}
-    merged = merge_dicts(load(base), load(ours), load(theirs))
+    ours_meta, theirs_meta = load(ours), load(theirs)
+    merged = merge_dicts(load(base), ours_meta, theirs_meta)
+    merged = _with_its_own_description(merged, ours_meta, theirs_meta)
     return (json.dumps(merged, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+def _with_its_own_description(merged: dict, ours: dict, theirs: dict) -> dict:
+    """Metrics, params and lineage describe one file: never pair one side's weights with the other's.
+
+    When the two sides hold different data (`md5`, a dataset's `content_hash`), the side whose
+    data the merge keeps supplies the whole description; a change the other side made described
+    data that is no longer there.
+    """
+    key = next((k for k in ("md5", "content_hash") if k in merged), None)   # models, datasets
+    if key is None or ours.get(key) == theirs.get(key):
+        return merged
+    for side in (ours, theirs):
+        if side.get(key) == merged[key]:
+            return side
+    return merged
 
 
 def _entries(raw: Optional[bytes]) -> list:

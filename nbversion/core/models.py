@@ -6,6 +6,7 @@ Rolling back is the workspace's `checkout REV models/<name> models/<name>.meta.j
 from __future__ import annotations
 
 import html
+import math
 import os
 import shutil
 import uuid
@@ -132,6 +133,15 @@ def _lineage_from_train_args(root: Path, data: Path) -> dict | None:
         return None
 
 
+def check_metrics(metrics) -> None:
+    """A metric is a finite number: `inf`, `nan` or text would win or break every comparison and gate."""
+    for key, value in (metrics or {}).items():
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or not math.isfinite(value):
+            raise UsageError(f"--metric {key}={value}: a metric must be a finite number",
+                             hint=f"e.g. --metric {key}=0.71 (text belongs in --param)")
+
+
 def add(ws, name: str, file, metrics=None, params=None, dataset: str | None = None,
         message: str | None = None, on_event=None) -> ModelResult:
     emit = emitter(on_event)
@@ -142,6 +152,7 @@ def add(ws, name: str, file, metrics=None, params=None, dataset: str | None = No
         raise NotFound(f"{file}: no such weights file", hint="give the path of a .pt / .onnx / ... file")
     if root / KIND_DIR / name in path.parents:
         raise UsageError(f"{file} is already inside models/{name}/", hint="add weights from outside models/")
+    check_metrics(metrics)
     emit(Event("detect", 0, 1, path.name))
     found = detect(path)
     meta = {"name": name, "framework": found.framework, "format": found.format, "file": path.name,

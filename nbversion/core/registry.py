@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from ..errors import NbversionError, NotFound, UsageError
+from ..errors import DamagedFile, NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
 from .hashing import file_md5
@@ -93,7 +93,12 @@ def _source(ws, source: str) -> dict:
     run_json = root / "runs" / source / "run.json"
     if run_json.exists():
         return _from_run(root, source, json.loads(run_json.read_text()))
+    from . import refs   # imported here: `model show`'s revision rules, without a module-level cycle
+
     model_name, _, rev = source.partition("@")
+    if rev and model_name and "/" not in model_name and refs.versions(root, "models", model_name):
+        # NAME@~1, NAME@TAG, NAME@COMMIT: the same revisions `model show` accepts
+        return _from_model(root, model_name, refs.resolve(root, "models", model_name, rev), shown=rev)
     if (root / "models" / f"{model_name}.meta.json").exists() or (rev and _git.show(root, rev, f"models/{model_name}.meta.json")):
         return _from_model(root, model_name, rev or None)
     path = Path(source) if Path(source).is_absolute() else Path.cwd() / source
@@ -111,6 +116,8 @@ def _from_file(path: Path) -> dict:
     try:
         found = detect(path)
         framework, metrics, params = found.framework, found.metrics, found.params
+    except DamagedFile:
+        raise   # a cut-off .pt / .keras would be an immutable version nobody can load
     except NbversionError:
         framework, metrics, params = None, {}, {}   # an unknown format is still a file we can version
     cell = current_cell.get()
@@ -133,22 +140,24 @@ def _from_run(root: Path, run_id: str, run: dict) -> dict:
             "lineage": {"dataset": lineage_dataset, "run": run.get("id", run_id), "cell": run.get("cell")}}
 
 
-def _from_model(root: Path, name: str, rev: Optional[str]) -> dict:
+def _from_model(root: Path, name: str, rev: Optional[str], shown: Optional[str] = None) -> dict:
+    """`rev`: the commit to read the model at; `shown`: how the user wrote it (`~1`, a tag)."""
     raw = _git.show(root, rev, f"models/{name}.meta.json") if rev else (root / "models" / f"{name}.meta.json").read_bytes()
+    shown = shown or rev
     if raw is None:
-        raise NotFound(f"model {name} does not exist at {rev}", hint="see `nbversion model list` and `nbversion log`")
+        raise NotFound(f"model {name} does not exist at {shown}", hint="see `nbversion model list` and `nbversion log`")
     meta = json.loads(raw)
     weights = root / "models" / name / meta.get("file", "")
     if not weights.is_file() or (meta.get("md5") and file_md5(weights) != meta["md5"]):
         from . import _dvc
         cached = _dvc.object_path(root, meta.get("md5") or "0" * 32)
         if not cached.exists():
-            raise NotFound(f"the weights of model {name}{'@' + rev if rev else ''} are not available locally",
+            raise NotFound(f"the weights of model {name}{'@' + shown if shown else ''} are not available locally",
                            hint=f"run `nbversion checkout {rev or 'HEAD'} models/{name}` or `nbversion pull` first")
         weights = _staged_copy(root, cached, meta.get("file") or f"{name}.pt")
     lineage = meta.get("lineage") or {}
     return {"weights": [weights], "metrics": meta.get("metrics") or {}, "params": meta.get("params") or {},
-            "source": f"model:{name}@{rev or 'HEAD'}", "framework": meta.get("framework"),
+            "source": f"model:{name}@{shown or 'HEAD'}", "framework": meta.get("framework"),
             "lineage": {"dataset": lineage.get("dataset"), "run": lineage.get("run"), "cell": lineage.get("cell")}}
 
 

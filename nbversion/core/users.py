@@ -40,7 +40,14 @@ def user_list(ws) -> UserListResult:
     return UserListResult(identity.users(ws.root))
 
 
+MAX_ID = 254   # the longest e-mail address; JupyterHub names are shorter
+
+
 def user_add(ws, user_id: str, role: str) -> UserListResult:
+    if not user_id or len(user_id) > MAX_ID or any(c.isspace() or not c.isprintable() for c in user_id):
+        shown = user_id if len(user_id) <= 60 else user_id[:59] + "…"
+        raise UsageError(f"{shown!r} is not a user id: an e-mail or a JupyterHub name, 1 to {MAX_ID} characters, "
+                         "no spaces", hint="e.g. `nbversion user add ana@example.com --role contributor`")
     if role not in identity.ROLES:
         raise UsageError(f"unknown role {role!r}", hint="use one of: " + ", ".join(identity.ROLES))
     with ws.transaction("user add", role="admin") as tx:

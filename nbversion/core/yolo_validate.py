@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
@@ -90,10 +91,21 @@ def _check_image(result: Validation, reader: _Reader, rel: str) -> bool:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        result.errors.append(Problem(rel, None, f"image does not decode: {exc}"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError) as exc:
+        # ImportError: once Ultralytics is imported (a notebook that trained), it patches Image.open
+        # and an unknown format ends in its HEIF fallback, which needs the absent pi_heif
+        result.errors.append(Problem(rel, None, f"image does not decode: {_decode_problem(exc, data)}"))
         return False
     return True
+
+
+def _decode_problem(exc: Exception, data: bytes) -> str:
+    """What is wrong, in words: Pillow's own message names the in-memory buffer, not the file."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, (UnidentifiedImageError, ImportError)):
+        return f"not an image format Pillow knows (it starts with {data[:8]!r})" if data else "the file is empty"
+    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the file", str(exc)) or type(exc).__name__
 
 
 def _check_pair(reader: _Reader, image: str, label: str, names: list):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import InvalidInput
@@ -66,7 +67,7 @@ def extract(path, dest, max_bytes: int, max_ratio: float) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     try:
         _extract_checked(path, dest, infos, max_bytes)
-    except (RuntimeError, NotImplementedError, zipfile.BadZipFile, EOFError) as exc:
+    except (RuntimeError, NotImplementedError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         # encrypted entries, an unsupported compression method, a corrupt member
         raise InvalidInput(f"{Path(path).name}: cannot extract ({exc})",
                            hint="re-create the archive without a password, with deflate or no compression") from exc

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from ..errors import NbversionError
+from ..errors import InvalidInput, NbversionError
 
 _prepared: Optional[Path] = None
 
@@ -94,7 +94,16 @@ def load_yolo(weights):
     prepare()
     from ultralytics import YOLO
 
-    return YOLO(str(weights))
+    try:
+        return YOLO(str(weights))
+    except (TypeError, KeyError, AttributeError, RuntimeError, ModuleNotFoundError, EOFError) as exc:
+        # a TorchScript archive, a bare state_dict or a damaged file: Ultralytics raises whatever it hits
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first.replace("ERROR ❌️", "").replace(str(weights), Path(weights).name).strip()
+        first = first.split(". ")[0].rstrip(".")   # Ultralytics' advice that follows names downloads we never do
+        raise InvalidInput(f"{Path(weights).name} is not an Ultralytics YOLO checkpoint: {first}",
+                           hint="give a run id, NAME@champion, or a .pt saved by Ultralytics "
+                                "(`model.save(...)` / a run's best.pt), not an export or a state_dict") from None
 
 
 def build_model(model: str):

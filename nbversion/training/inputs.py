@@ -82,6 +82,8 @@ def resolve_model(ws, model: str) -> tuple[str, dict]:
         return model, {"kind": "config", "ref": model}
     path = Path(model).expanduser()
     if path.is_file():
+        from ..core.frameworks import detect
+        detect(path)   # a truncated or mislabelled file is refused here, not as a failed run
         return str(path.resolve()), {"kind": "file", "ref": model}
     if "@" in model:
         return _registry_weights(ws, model)

@@ -65,6 +65,17 @@ def model_weights(ws, ref: str) -> str:
                    hint="see `nbversion runs list` and `nbversion registry`; e.g. NAME@champion")
 
 
+def _check_weights(weights: str) -> None:
+    """Refuse an export Ultralytics cannot predict with, before it fails deep inside with a TypeError."""
+    from ..core.frameworks import detect
+
+    found = detect(weights)   # a truncated file is refused here too
+    if found.format == "torchscript":
+        raise InvalidInput(f"{Path(weights).name} is a TorchScript export, not an Ultralytics checkpoint",
+                           hint="predict with the run or registered version it came from (a run id, "
+                                "NAME@champion); load TorchScript files with torch.jit.load")
+
+
 def _check_images(images) -> list[Path]:
     from PIL import Image, UnidentifiedImageError
 
@@ -92,6 +103,7 @@ def predict(ws, model: str, images, conf: float = 0.25, iou: float = 0.7, imgsz:
 
     emit = emitter(on_event)
     weights = model_weights(ws, model)
+    _check_weights(weights)
     paths = _check_images(images)
     emit(Event("predict", 0, len(paths), model))
     found = _yolo.predict(weights, paths, conf, iou, imgsz)
