@@ -24,8 +24,6 @@ import pytest
 from conftest import USER, cli, git, snapshot
 
 LONG = "a" * 300
-NAME_RULE = pytest.mark.xfail(strict=True, reason="name rule: names branch")
-REMOTE_ROLLBACK = pytest.mark.xfail(strict=True, reason="remote add validates first and rolls back: names branch")
 # values that go into every required argument of every verb
 HOSTILE = {"garbage-ref": "x@@", "empty": "", "long-name": LONG, "dotdot": "../x", "too-far-back": "HEAD~999",
            "missing-path": "/nonexistent/nbv-hostile", "negative": "-5"}
@@ -41,9 +39,6 @@ LEGITIMATE = {
     ("user add", "x@@"), ("user add", "../x"), ("user add", "HEAD~999"),     # any e-mail or hub name
     ("user add", "/nonexistent/nbv-hostile"), ("user add", "-5"),            # is a user id
 }
-# (verb, hostile value) that only the name rule refuses (names branch: remote names checked first)
-NAMES_BRANCH = {("remote add", "x@@"), ("remote add", ""), ("remote add", "HEAD~999"), ("remote add", "-5"),
-                ("remote add", "../x"), ("remote add", "/nonexistent/nbv-hostile")}
 
 
 # --- the workspace every case runs against, built by the verbs -------------------------------------
@@ -96,7 +91,7 @@ def _bad_inputs(folder: Path) -> Path:
 
 @pytest.fixture
 def hostile_ws(hostile_env, monkeypatch):
-    """The shared workspace; a case that changed it (a failing or xfail one) gets it rebuilt for the next."""
+    """The shared workspace; a case that changed it (a failing one) gets it rebuilt for the next."""
     root, bad, pristine, clean = hostile_env
     monkeypatch.chdir(root)
     monkeypatch.setenv("NBVERSION_BACKUP_PASSPHRASE", "hostile-pass")
@@ -158,8 +153,7 @@ def generated_cases() -> list:
             argv = generated_argv(parser, value)
             verb = " ".join(path)
             if argv is not None and (verb, value) not in LEGITIMATE:
-                marks = [NAME_RULE] if (verb, value) in NAMES_BRANCH else []
-                cases.append(pytest.param([*path, *argv], id=f"{verb}:{label}", marks=marks))
+                cases.append(pytest.param([*path, *argv], id=f"{verb}:{label}"))
     return cases
 
 
@@ -187,10 +181,9 @@ CURATED = [
     ["dataset", "add", "d2", "{bad}/broken-dataset"],
     ["dataset", "add", "d2", "{bad}/not-a-backup.tar.gz"],
     ["dataset", "add", "d2", "{bad}/good.pt"],
-    pytest.param(["dataset", "add", "d3", "{bad}/dataset", "--tag", "a..b"], id="dataset add:--tag a..b",
-                 marks=NAME_RULE),
-    pytest.param(["dataset", "add", "a..b", "{bad}/dataset"], id="dataset add:a..b", marks=NAME_RULE),
-    pytest.param(["dataset", "add", "x.lock", "{bad}/dataset"], id="dataset add:x.lock", marks=NAME_RULE),
+    pytest.param(["dataset", "add", "d3", "{bad}/dataset", "--tag", "a..b"], id="dataset add:--tag a..b"),
+    pytest.param(["dataset", "add", "a..b", "{bad}/dataset"], id="dataset add:a..b"),
+    pytest.param(["dataset", "add", "x.lock", "{bad}/dataset"], id="dataset add:x.lock"),
     pytest.param(["model", "add", "m" * 250, "{bad}/good.pt"], id="model add:250-char-name"),
     ["dataset", "show", "demo@no-such-tag"],
     ["dataset", "show", "demo@x@@"],
@@ -234,9 +227,9 @@ CURATED = [
     ["push", "no-such-remote"],
     ["pull", "no-such-remote"],
     ["clone", "/nonexistent/nbv-hostile", "{bad}/clone-target"],
-    pytest.param(["remote", "add", "r1", "s3://bucket/prefix"], id="remote add:s3-without-git", marks=NAME_RULE),
-    pytest.param(["remote", "add", LONG, "{bad}/remote"], id="remote add:long-name", marks=NAME_RULE),
-    pytest.param(["remote", "add", "x@@", "{bad}/remote"], id="remote add:garbage-name", marks=NAME_RULE),
+    pytest.param(["remote", "add", "r1", "s3://bucket/prefix"], id="remote add:s3-without-git"),
+    pytest.param(["remote", "add", LONG, "{bad}/remote"], id="remote add:long-name"),
+    pytest.param(["remote", "add", "x@@", "{bad}/remote"], id="remote add:garbage-name"),
     ["backup", "restore", "{bad}/not-a-backup.tar.gz", "{bad}/restored"],
     ["backup", "restore", "{bad}/a-directory.pt", "{bad}/restored"],
     ["backup", "restore", "{bad}/not-a-backup.tar.gz", "{bad}/dataset"],
@@ -256,7 +249,7 @@ CURATED = [
     ["gc", "--older-than", "-1"],
     ["gc", "--older-than", "nan"],
     pytest.param(["remote", "add", "r2", "{bad}/remote", "--keyfile", "/nonexistent/nbv-hostile/key"],
-                 id="remote add:keyfile-on-a-folder", marks=REMOTE_ROLLBACK),
+                 id="remote add:keyfile-on-a-folder"),
     ["backup", "create", "--since", "/nonexistent/nbv-hostile.tar.gz", "--out", "{bad}/b.tar.gz"],
     ["train", "--data", "demo", "--device", "x@@", "--epochs", "1"],
     ["train", "--data", "demo", "--batch", "-5", "--epochs", "1"],
