@@ -10,6 +10,7 @@ from typing import Optional
 
 from ..errors import InvalidInput, NotFound
 from ..events import Event, emitter
+from ..extras import require
 from ..render import Result
 from . import runs
 
@@ -90,6 +91,7 @@ def predict(ws, model: str, images, conf: float = 0.25, iou: float = 0.7, imgsz:
 
     from . import _yolo
 
+    require("yolo", "predict")
     emit = emitter(on_event)
     weights = model_weights(ws, model)
     paths = _check_images(images)

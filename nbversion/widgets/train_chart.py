@@ -127,6 +127,10 @@ class TrainChart:
     def __init__(self, run, champion: Optional[float] = None, render: bool = True):
         import ipywidgets as widgets
 
+        from ..extras import require
+
+        require("yolo", "the live training chart", ("matplotlib",))
+
         self.run = run
         record = run.record
         self.state = {"run": run.run_id, "status": record.get("status"), "epoch": len(record.get("epochs") or []),
