@@ -9,10 +9,7 @@ import tomli_w
 from ..errors import InvalidInput
 from . import atomic
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+import tomllib   # Python >= 3.11, as pyproject.toml's requires-python says
 
 META_DIR = ".nbversion"
 
