@@ -49,6 +49,8 @@ def assert_missing(proc, verb: str, extra: str):
     (["train", "--data", "shapes", "--epochs", "1"], "train", "yolo", YOLO),
     (["train", "--data", "shapes", "--epochs", "1"], "train", "yolo", ("matplotlib",)),   # issue 22
     (["predict", "../model.pt", "datasets/shapes/images/val"], "predict", "yolo", YOLO),
+    (["runs", "resume", "20260101-000000-x"], "runs resume", "yolo", YOLO),
+    (["clone", "ssh://localhost/srv/team", "../copy"], "clone", "remotes", ("dvc_ssh",)),
     (["remote", "add", "team", "ssh://localhost/srv/team"], "remote add", "remotes", ("dvc_ssh",)),
     (["remote", "add", "team", "s3://bucket/team"], "remote add", "remotes", ("dvc_s3",)),
     (["backup", "create", "--encrypt", "--out", "../b.tar.gz"], "backup create --encrypt", "remotes",
@@ -61,6 +63,7 @@ def test_cli_names_the_missing_extra_and_changes_nothing(project, tmp_path, args
     assert_missing(cli(*args, cwd=project, env=env), verb, extra)
     assert snapshot(project) == before
     assert not (project / "runs").exists() and not (tmp_path / "b.tar.gz").exists()
+    assert not (tmp_path / "copy").exists()
     json_out = cli(*args, "--json", cwd=project, env=env)
     assert '"type": "MissingExtra"' in json_out.stdout and '"extra": "%s"' % extra in json_out.stdout
 

@@ -190,6 +190,8 @@ def test_every_extra_needing_verb_names_its_extra_in_the_core_install(core_proje
     weights.write_bytes(b"PK")   # never read: the check comes first
     verbs = [(["train", "--data", "shapes", "--epochs", "1", "--imgsz", "64"], "train", "yolo"),
              (["predict", weights, image], "predict", "yolo"),
+             (["runs", "resume", "20260101-000000-x"], "runs resume", "yolo"),
+             (["clone", "ssh://localhost/srv/team", tmp_path / "copy"], "clone", "remotes"),
              (["remote", "add", "team", "ssh://localhost/srv/team"], "remote add", "remotes"),
              (["remote", "add", "team", "s3://bucket/team"], "remote add", "remotes")]
     if absent(venv, env, ["cryptography"]):   # the core's dependencies may bring it along
@@ -202,6 +204,7 @@ def test_every_extra_needing_verb_names_its_extra_in_the_core_install(core_proje
         assert json.loads(as_json.stdout)["error"]["extra"] == extra
     assert snapshot(root) == before
     assert not (root / "runs").exists() and not (tmp_path / "b.tar.gz").exists()
+    assert not (tmp_path / "copy").exists()
 
 
 MAGIC = """
