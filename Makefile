@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 # notebooks run `!nbversion ...`: the kernel must find the venv's console script
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench clean wheel versions
 
 install: $(STAMP)
 
@@ -38,8 +38,17 @@ test: install $(LABEXT)
 	$(VENV)/bin/pytest tests -q -p no:cacheprovider
 	$(VENV)/bin/pytest --nbval-lax examples -q -p no:cacheprovider
 
+# the wheel into dist/ (the sidebar from $(LABEXT), so the build does not run npm again)
+wheel: install $(LABEXT)
+	rm -rf dist && $(PY) -m pip wheel -q --no-deps . -w dist/
+
+# the lowest and newest supported dependency versions, each in its own venv (constraints-*.txt)
+versions: wheel
+	PYTHON=$(PY) .ci/versions lowest
+	PYTHON=$(PY) .ci/versions newest
+
 bench: install $(LABEXT)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf .demo test-artifacts benchmarks/.work
+	rm -rf .demo test-artifacts benchmarks/.work dist .venv-lowest .venv-newest .venv-wheel

@@ -76,3 +76,16 @@ class DamagedFile(InvalidInput):
 
 class IntegrityError(NbversionError):
     """Stored data does not match its recorded hash, or the audit chain is broken."""
+
+
+class MissingExtra(NbversionError):
+    """A verb needs an optional part of nbversion that is not installed (`pip install 'nbversion[X]'`)."""
+
+    http_status = 501
+
+    def __init__(self, message: str, hint: str | None = None, extra: str | None = None):
+        super().__init__(message, hint)
+        self.extra = extra
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "extra": self.extra}

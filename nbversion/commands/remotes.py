@@ -71,6 +71,12 @@ def _passphrase(args, confirm: bool = False):
     return first
 
 
+def _require_crypto(what: str) -> None:
+    from ..extras import require
+
+    require("remotes", what, ("cryptography",))
+
+
 def _backup_create_args(p):
     p.add_argument("--out", default=None, metavar="FILE", help="default: ../<workspace>-backup-<time>.tar.gz")
     p.add_argument("--encrypt", action="store_true", help="AES-256-GCM with a passphrase ($NBVERSION_BACKUP_PASSPHRASE or prompt)")
@@ -81,6 +87,8 @@ def _run_backup_create(ws, a, ev):
     from ..core import crypto
 
     needs = a.encrypt or (a.since and os.path.exists(a.since) and crypto.is_encrypted(a.since))
+    if needs:   # before the passphrase prompt, not after it
+        _require_crypto("backup create --encrypt")
     secret = _passphrase(a, confirm=a.encrypt) if needs else None
     return ws.backup_create(out=a.out, encrypt=a.encrypt, passphrase=secret, since=a.since, on_event=ev)
 
@@ -93,7 +101,10 @@ def _backup_restore_args(p):
 def _run_backup_restore(ws, a, ev):
     from ..core import backup, crypto
 
-    secret = _passphrase(a) if os.path.exists(a.archive) and crypto.is_encrypted(a.archive) else None
+    needs = os.path.exists(a.archive) and crypto.is_encrypted(a.archive)
+    if needs:
+        _require_crypto("restoring an encrypted backup")
+    secret = _passphrase(a) if needs else None
     return backup.restore(a.archive, a.directory, passphrase=secret, on_event=ev)
 
 

@@ -25,6 +25,7 @@ from typing import Optional
 
 from ..errors import IntegrityError, InvalidInput, NotFound, UsageError
 from ..events import Event, emitter
+from ..extras import require
 from ..render import Result
 from . import _git, atomic, crypto
 from .hashing import file_md5
@@ -109,6 +110,7 @@ def _plain_archive(archive: Path, tmp: Path, passphrase: Optional[str]) -> Path:
         raise NotFound(f"backup {archive} not found", hint="give the path of a .tar.gz made by `backup create`")
     if not crypto.is_encrypted(archive):
         return archive
+    require("remotes", "restoring an encrypted backup", ("cryptography",))
     tmp.mkdir(parents=True, exist_ok=True)
     plain = tmp / "plain.tar.gz"
     crypto.decrypt_file(archive, plain, _passphrase(passphrase))
@@ -119,6 +121,8 @@ def create(ws, out: Optional[str] = None, encrypt: bool = False, passphrase: Opt
            since: Optional[str] = None, on_event=None) -> BackupResult:
     emit = emitter(on_event)
     passphrase = _passphrase(passphrase)
+    if encrypt:
+        require("remotes", "backup create --encrypt", ("cryptography",))
     if encrypt and not passphrase:
         raise UsageError("--encrypt needs a passphrase", hint=f"set {PASSPHRASE_ENV} or answer the prompt")
     out_path = Path(out).expanduser().resolve() if out else _default_out(ws.root)

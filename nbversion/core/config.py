@@ -1,18 +1,13 @@
 """The committed settings in `.nbversion/`: config.toml, users.toml, rules.toml."""
 from __future__ import annotations
 
-import sys
+import tomllib   # Python >= 3.11, as pyproject.toml's requires-python says
 from pathlib import Path
 
 import tomli_w
 
 from ..errors import InvalidInput
 from . import atomic
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 META_DIR = ".nbversion"
 

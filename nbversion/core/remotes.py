@@ -12,6 +12,7 @@ its data. Transfers write to a temporary name and rename, so kill -9 leaves no c
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from urllib.parse import urlparse
 
 from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
+from ..extras import require_for_url
 from ..render import Result
 from . import _git, remote_safety
 from .verify import cache_path
@@ -127,6 +129,7 @@ def remote_add(ws, name: str, url: str, git_url: Optional[str] = None, endpoint_
     from . import _dvc
 
     remote_safety.check_remote_add(name, url, git_url)
+    require_for_url(url, "remote add")
     with ws.transaction("remote add") as tx:
         saved = remote_safety.settings(ws.root)
         try:
@@ -179,6 +182,22 @@ def _dvc_remote_names(root) -> tuple[set, Optional[str]]:
     return names, default
 
 
+def _data_url(root, name: str) -> str:
+    """The URL of DVC remote `name` (read as plain INI, like `_dvc_remote_names`)."""
+    import configparser
+
+    url = ""
+    for file in ("config", "config.local"):
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            parser.read(Path(root) / ".dvc" / file)
+        except configparser.Error:
+            return ""
+        for section in (f'remote "{name}"', f"'remote \"{name}\"'"):
+            url = parser.get(section, "url", fallback=url)
+    return url
+
+
 def _resolve_remote(root, remote: Optional[str]) -> tuple[str, bool]:
     """(remote name, whether DVC knows it)."""
     data, default = _dvc_remote_names(root)
@@ -222,6 +241,8 @@ def push(ws, remote: Optional[str] = None, all_versions: bool = False, registere
 
     emit, started = emitter(on_event), time.monotonic()
     name, has_data = _resolve_remote(ws.root, remote)
+    if has_data:
+        require_for_url(_data_url(ws.root, name), "push")
     objects = 0
     if has_data:
         emit(Event("push", 0, 2, f"data to {name}"))
@@ -261,6 +282,8 @@ def pull(ws, remote: Optional[str] = None, all_versions: bool = False, registere
 
     emit, started = emitter(on_event), time.monotonic()
     name, has_data = _resolve_remote(ws.root, remote)
+    if has_data:
+        require_for_url(_data_url(ws.root, name), "pull")
     history = "no git remote of this name"
     with workspace_lock(ws.root, "pull", float(ws.config["core"]["lock_timeout"])):
         if git_remote := _history_remote(ws.root, name, remote is not None):
@@ -313,12 +336,23 @@ def _kind_or_git(url: str) -> str:
         return "git"
 
 
+def _require_clone_data(target: Path, data_url: Optional[str]) -> None:
+    """History came from a folder or over ssh, but the data lives on s3://: without the plug-in,
+    take the half-made clone away again rather than leave a checkout without its data."""
+    try:
+        require_for_url(data_url or "", "clone")
+    except NbversionError:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
 def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions: bool = False,
           on_event=None) -> TransferResult:
     """git clone, then fetch and check out the data of the checkout from the default DVC remote."""
     from . import _dvc
 
     emit, started = emitter(on_event), time.monotonic()
+    require_for_url(url, "clone")
     target = Path(directory).expanduser().resolve()
     if target.exists() and any(target.iterdir()):
         raise UsageError(f"{target} already exists and is not empty", hint="clone into a new folder")
@@ -327,6 +361,7 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
     env_args = ["-c", f"core.sshCommand={shlex.join(_ssh_command(keyfile))}"] if keyfile else []
     _git.run(target.parent, *env_args, "clone", "-q", _history_url(url), str(target))
     data, default = _dvc.remote_list(target)
+    _require_clone_data(target, data.get(default, {}).get("url") if default else None)
     if default and "origin" in _git.remotes(target) and default not in _git.remotes(target):
         _git.run(target, "remote", "rename", "origin", default)   # one name for history and data
     if keyfile:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..extras import missing, require
+
 YOLO_FRAMEWORKS = (None, "ultralytics", "yolo", "yolov8", "yolo11")
 # a YOLO checkpoint saved before training has no train args: it reads as plain PyTorch
 MAYBE_YOLO = ("pytorch",)
@@ -31,6 +33,9 @@ def load_model(ref: str, path=None):
     framework = read_manifest(ws.root, resolved.name, resolved.version, resolved.commit).get("framework")
     if weights.suffix != ".pt" or framework not in YOLO_FRAMEWORKS + MAYBE_YOLO:
         return weights
+    if framework in MAYBE_YOLO and missing("yolo"):
+        return weights   # maybe plain PyTorch: without Ultralytics the serving code loads it itself
+    require("yolo", f"loading the YOLO weights of {ref}")
     from ..training import _yolo
     if framework in MAYBE_YOLO:
         try:

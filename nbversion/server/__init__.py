@@ -37,6 +37,9 @@ def workspace_folder(server_app) -> str:
 
 
 def _load_jupyter_server_extension(server_app):
+    from ..extras import require
+
+    require("lab", "the nbversion server extension", ("jupyter_server",))
     from .routes import handlers
 
     web_app = server_app.web_app

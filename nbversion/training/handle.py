@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ..errors import MissingExtra
 from ..render import Result
 from . import runs
 
@@ -121,7 +122,7 @@ class Run(Result):
         bundle = {}
         try:
             bundle = dict(self.widget().box._repr_mimebundle_() or {})
-        except ImportError:
+        except (ImportError, MissingExtra):   # no widgets or no matplotlib: the table below
             pass
         bundle.update({"text/html": self._repr_html_(), "text/plain": str(self)})
         display(bundle, raw=True)

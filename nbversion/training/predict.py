@@ -10,6 +10,7 @@ from typing import Optional
 
 from ..errors import InvalidInput, NotFound
 from ..events import Event, emitter
+from ..extras import require
 from ..render import Result
 from . import runs
 
@@ -101,6 +102,7 @@ def predict(ws, model: str, images, conf: float = 0.25, iou: float = 0.7, imgsz:
 
     from . import _yolo
 
+    require("yolo", "predict")
     emit = emitter(on_event)
     weights = model_weights(ws, model)
     _check_weights(weights)

@@ -59,6 +59,7 @@ class RunObserver:
         self.first_epoch = first_epoch
         self.batch = 0
         self.current_epoch = None
+        self.recorded_epoch = None
         self.images = 0
         self.epoch_started = time.time()
         self.errors: list = []
@@ -123,8 +124,11 @@ class RunObserver:
                         f"epoch {state['epoch']}/{state['epochs']} loss {loss:.3f} {data['images_per_s']:.0f} img/s", data))
 
     def _on_fit_epoch_end(self, state):
-        if state["epoch"] != self.current_epoch:
-            return   # Ultralytics' final validation of best.pt calls this again as epoch + 1
+        if state["epoch"] != self.current_epoch or state["epoch"] == self.recorded_epoch:
+            # Ultralytics' final validation of best.pt calls this again: as epoch + 1, or (8.3,
+            # 8.4.0) as the same epoch, whose row must keep that epoch's own metrics
+            return
+        self.recorded_epoch = state["epoch"]
         row = {"epoch": state["epoch"], **runs.epoch_row({**state.get("loss", {}), **state.get("metrics", {})})}
         self._record_epoch(state, row)
 

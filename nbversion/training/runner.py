@@ -22,6 +22,7 @@ from ..core import identity
 from ..core.cell import current_cell
 from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
+from ..extras import require
 from . import runs
 from .handle import Run
 
@@ -117,6 +118,7 @@ def train(ws, data: str, model: str = "yolov8n.yaml", epochs: int = 100, imgsz: 
     from . import _yolo
     from .inputs import resolve_model
 
+    require("yolo", "train")
     identity.require(ws.root, "contributor", "train")
     extra = check_extra(dict(extra or {}))
     weights, model_lineage = resolve_model(ws, model)   # every check before anything is written
@@ -268,6 +270,7 @@ def resume(ws, run_id: str, wait: bool = False, on_event=None, callbacks: Option
     """Continue a stopped or failed run from its last checkpoint, in the same run folder."""
     from . import _yolo
 
+    require("yolo", "runs resume")
     identity.require(ws.root, "contributor", "train")
     record = runs.read(ws.root, run_id)
     status = runs.effective_status(record)

@@ -128,7 +128,10 @@ class TrainChart:
     def __init__(self, run, champion: Optional[float] = None, render: bool = True):
         import ipywidgets as widgets
 
+        from ..extras import require
         from ..training.runs import effective_status
+
+        require("yolo", "the live training chart", ("matplotlib",))
 
         self.run = run
         record = run.record
