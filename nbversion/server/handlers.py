@@ -115,6 +115,24 @@ class NbversionHandler(APIHandler):
             self.fail(exc)
             return None
 
+    def string_list(self, data: dict, key: str) -> list[str]:
+        """`key` of the body as a list of strings (missing: empty); anything else is the client's error."""
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"`{key}` must be a list of strings", hint=f"send {{\"{key}\": [\"path\", ...]}}")
+        return value
+
+    def optional_string(self, data: dict, key: str, default: str) -> str:
+        value = data.get(key)
+        if value is None or value == "":
+            return default
+        if not isinstance(value, str):
+            raise UsageError(f"`{key}` must be a string, not {type(value).__name__}",
+                             hint=f"send {{\"{key}\": \"...\"}} or leave it out")
+        return value
+
     def required_argument(self, name: str) -> str:
         value = self.get_argument(name, "").strip()
         if not value:
