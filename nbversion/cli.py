@@ -1,14 +1,11 @@
 """`nbversion VERB ...`: parse, call core, print a table or JSON. Exit 0 ok, 1 error, 2 usage, 3 denied."""
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import sys
 
-from .errors import NbversionError
-
-TRACEBACK_ENV = "NBVERSION_TRACEBACK"   # set to 1 to see the traceback of an internal error
+from .errors import InternalError, NbversionError, as_error, wants_traceback
 
 
 class _Progress:
@@ -73,7 +70,9 @@ def _main(argv) -> int:
         raise
     except Exception as exc:   # noqa: BLE001 - the last line of defence: translate, never dump a traceback
         progress.close()
-        error = _as_error(exc)
+        error = as_error(exc)
+        if isinstance(error, InternalError) and wants_traceback():
+            raise
         if getattr(args, "json", False):   # scripts get every problem, not just the first line
             print(to_json({"error": error.to_dict()}))
         return _fail(error)
@@ -81,39 +80,6 @@ def _main(argv) -> int:
     print(to_json(result) if args.json else str(result))
     sys.stdout.flush()   # a closed pipe shows up here, inside main, not at interpreter exit
     return getattr(result, "exit_code", 0)
-
-
-def _as_error(exc: Exception) -> NbversionError:
-    """An exception from a verb as the error a user sees. Unknown ones are bugs: say so, and how to see more."""
-    if isinstance(exc, NbversionError):
-        return exc
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return _os_error(exc)
-    if os.environ.get(TRACEBACK_ENV):
-        raise exc
-    return NbversionError(f"internal error: {type(exc).__name__}: {_short(str(exc))}",
-                          hint=f"this is a bug in nbversion; run again with {TRACEBACK_ENV}=1 and report the "
-                               "traceback it prints")
-
-
-def _os_error(exc: OSError) -> NbversionError:
-    """A file-system refusal (a name too long, a full disk, no permission) in words, naming the path."""
-    where = f": {_short(str(exc.filename))}" if exc.filename else ""
-    if exc.errno == errno.ENAMETOOLONG:
-        return NbversionError(f"a name or path is too long for the file system{where}",
-                              hint="use a shorter name; a file name is limited to 255 bytes")
-    if exc.errno == errno.ENOSPC:
-        return NbversionError(f"no space left on the device{where}",
-                              hint="free some space (`nbversion gc --dry-run` shows what can go) and try again")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return NbversionError(f"the file system refused access{where} ({exc.strerror})",
-                              hint="check the owner and mode of that path")
-    return NbversionError(f"{exc.strerror or type(exc).__name__}{where}",
-                          hint="check that the path exists and is the kind of file the command expects")
-
-
-def _short(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _reader_gone() -> int:

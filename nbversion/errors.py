@@ -5,6 +5,13 @@ Front ends translate it once: magics into a short red line, the CLI into
 """
 from __future__ import annotations
 
+import errno
+import os
+
+TRACEBACK_ENV = "NBVERSION_TRACEBACK"   # set to 1 to see the traceback of an internal error
+RERUN_HINT = (f"this is a bug in nbversion; run again with {TRACEBACK_ENV}=1 and report the "
+              "traceback it prints")
+
 
 class NbversionError(Exception):
     """Something the user can fix; ``hint`` says how."""
@@ -89,3 +96,53 @@ class MissingExtra(NbversionError):
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "extra": self.extra}
+
+
+class InternalError(NbversionError):
+    """An exception nbversion did not expect: a bug, shown as one line (type "internal")."""
+
+    http_status = 500
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "type": "internal"}
+
+
+def wants_traceback() -> bool:
+    """NBVERSION_TRACEBACK=1: front ends let an internal error's traceback through, to be reported."""
+    return bool(os.environ.get(TRACEBACK_ENV))
+
+
+def as_error(exc: BaseException, hint: str = RERUN_HINT) -> NbversionError:
+    """Any exception from a verb as the error a user sees; the one translation every front end uses.
+
+    An OSError names the path and what the file system refused; anything else is a bug, said
+    so in one line (`hint` tells where its traceback is: a rerun for the CLI, the server log for REST).
+    """
+    if isinstance(exc, NbversionError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return _os_error(exc)
+    return InternalError(f"internal error: {type(exc).__name__}: {_short(str(exc))}", hint=hint)
+
+
+def _os_error(exc: OSError) -> NbversionError:
+    """A file-system refusal (a name too long, a full disk, no permission) in words, naming the path."""
+    where = f": {_short(str(exc.filename))}" if exc.filename else ""
+    if exc.errno == errno.ENAMETOOLONG:
+        return NbversionError(f"a name or path is too long for the file system{where}",
+                              hint="use a shorter name; a file name is limited to 255 bytes")
+    if exc.errno == errno.ENOSPC:
+        error = NbversionError(f"no space left on the device{where}",
+                               hint="free some space (`nbversion gc --dry-run` shows what can go) and try again")
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        error = NbversionError(f"the file system refused access{where} ({exc.strerror})",
+                               hint="check the owner and mode of that path")
+    else:
+        error = NbversionError(f"{exc.strerror or type(exc).__name__}{where}",
+                               hint="check that the path exists and is the kind of file the command expects")
+    error.http_status = 500   # the server's disk, not the request, is at fault
+    return error
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"

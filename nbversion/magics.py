@@ -1,7 +1,9 @@
 """`%mv_VERB ...` line magics: parse with the CLI's parser, call core, return a result that renders.
 
 Errors raise (so "Run All" and nbval stop at the failing cell) but show as one short red
-line with the hint, through IPython's `set_custom_exc`, never as a traceback.
+line with the hint, through IPython's `set_custom_exc`, never as a traceback. An unexpected
+exception inside a magic (a bug) is turned into the same one-line `internal error` as the
+CLI's; the handler stays on NbversionError so the user's own code keeps its tracebacks.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import html
 import os
 import shlex
 
-from .errors import NbversionError
+from .errors import InternalError, NbversionError, as_error, wants_traceback
 
 
 def _notebook_path(shell) -> str | None:
@@ -63,7 +65,13 @@ def show_error(shell, etype, value, tb, tb_offset=None):
 
 def _make_magic(shell, name: str):
     def magic(line: str = ""):
-        return _run_verb(shell, name, line)
+        try:
+            return _run_verb(shell, name, line)
+        except Exception as exc:   # noqa: BLE001 - the last line of defence, as in the CLI
+            error = as_error(exc)
+            if error is exc or (isinstance(error, InternalError) and wants_traceback()):
+                raise
+            raise error from exc
 
     magic.__name__ = f"mv_{name}"
     magic.__doc__ = f"%mv_{name}: same arguments as `nbversion {name}` (try `%mv_{name} --help`)."

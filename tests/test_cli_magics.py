@@ -102,6 +102,37 @@ def test_magic_errors_are_short_and_fail_the_cell(shell, tmp_path, capsys):
     assert "required" in capsys.readouterr().out
 
 
+def test_a_bug_in_a_magic_is_one_red_line_and_fails_the_cell(shell, capsys, monkeypatch):
+    """An unexpected exception: the CLI's `internal error` line, no traceback; the user's own code keeps its."""
+    from nbversion.core import history
+
+    shell.run_cell("%mv_init proj")
+    shell.run_cell("import os; os.chdir('proj')")
+    capsys.readouterr()
+    monkeypatch.delenv("NBVERSION_TRACEBACK", raising=False)
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    original = history.log
+    monkeypatch.setattr(history, "log", broken)
+    r = shell.run_cell("%mv_log -n 1")
+    assert not r.success                                # "Run All" still stops here
+    out = capsys.readouterr()
+    assert "error: internal error: ZeroDivisionError: a bug" in out.out
+    assert "NBVERSION_TRACEBACK=1" in out.out
+    assert "Traceback" not in out.out + out.err
+    r = shell.run_cell("1 / 0")                         # not a magic: a normal traceback
+    assert not r.success and "Traceback" in capsys.readouterr().out
+    monkeypatch.setenv("NBVERSION_TRACEBACK", "1")      # to report the bug
+    r = shell.run_cell("%mv_log -n 1")
+    out = capsys.readouterr().out
+    assert not r.success and "Traceback" in out and "a bug" in out
+    monkeypatch.delenv("NBVERSION_TRACEBACK")
+    monkeypatch.setattr(history, "log", original)
+    assert shell.run_cell("%mv_log -n 1").success       # the shell is fine afterwards
+
+
 def test_magic_help_does_not_fail(shell, capsys):
     r = shell.run_cell("%mv_commit --help")
     assert r.success and "--message" in capsys.readouterr().out

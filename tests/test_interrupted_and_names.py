@@ -210,6 +210,72 @@ def test_a_live_import_folder_is_never_removed(ws, demo_data, tmp_path):
     assert_recorded(ws.root, "slow", 16)
 
 
+def leftover_models(root):
+    tmp = Path(root) / ".nbversion" / "tmp"
+    return sorted(p.name for p in tmp.glob("model-*")) if tmp.exists() else []
+
+
+def _kill_one_model_add(root, weights, name="det"):
+    killed = nb("model", "add", name, weights, kill_at="model-copied")
+    assert killed.returncode == -signal.SIGKILL
+    left = leftover_models(root)
+    assert len(left) == 1 and (Path(root) / ".nbversion/tmp" / left[0] / "new" / weights.name).exists()
+    return left[0]
+
+
+def test_leftover_model_add_folders_go_with_the_next_add_gc_and_verify_repair(ws, weights, demo_data):
+    _kill_one_model_add(ws.root, weights)
+    checked = nb("verify")
+    assert checked.returncode == 1 and "interrupted model add" in checked.stdout, checked.stdout
+    assert nb("verify", "--repair").returncode == 0
+    assert leftover_models(ws.root) == [] and nb("verify").returncode == 0
+
+    _kill_one_model_add(ws.root, weights)
+    assert "interrupted model adds" in nb("gc", "--dry-run", check=0).stdout
+    assert len(leftover_models(ws.root)) == 1
+    assert "interrupted model adds" in nb("gc", check=0).stdout and leftover_models(ws.root) == []
+
+    _kill_one_model_add(ws.root, weights)
+    nb("dataset", "add", "shapes", demo_data, check=0)        # the next import sweeps it
+    assert leftover_models(ws.root) == []
+
+    _kill_one_model_add(ws.root, weights)
+    nb("model", "add", "det", weights, check=0)               # and so does the retried model add
+    assert leftover_models(ws.root) == [] and leftover_imports(ws.root) == []
+    assert cli_json("model", "show", "det")["meta"]["file"] == weights.name
+    assert cli_json("status")["changes"] == [] and nb("verify").returncode == 0
+
+
+def test_a_live_model_add_folder_is_never_removed(ws, weights, demo_data):
+    """A model add stopped (alive, SIGSTOP, holding the lock) keeps its folder through `verify`
+    and another import's sweep, then finishes normally."""
+    config = ws.root / ".nbversion" / "config.toml"
+    config.write_text(config.read_text().replace("lock_timeout = 120", "lock_timeout = 2"))
+    nb("commit", "-m", "wait at most 2 s for the lock", check=0)
+    exe = Path(sys.executable).with_name("nbversion")
+    env = dict(os.environ, NBVERSION_TEST_STOP_AT="model-copied")
+    live = subprocess.Popen([str(exe), "model", "add", "det", str(weights)], cwd=ws.root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{live.pid}/stat").read_text().split(") ")[1][0] != "T":
+            assert time.monotonic() < deadline and live.poll() is None
+            time.sleep(0.05)
+        folder = leftover_models(ws.root)
+        assert len(folder) == 1
+        assert "interrupted model add" not in nb("verify").stdout
+        blocked = nb("dataset", "add", "shapes", demo_data)      # sweeps, then finds the lock held
+        assert blocked.returncode == 1 and "lock" in blocked.stderr, blocked.stderr
+        assert leftover_models(ws.root) == folder
+    finally:
+        live.send_signal(signal.SIGCONT)
+    out, err = live.communicate(timeout=120)
+    assert live.returncode == 0, err
+    assert leftover_models(ws.root) == []
+    assert cli_json("model", "show", "det")["meta"]["file"] == weights.name
+    assert nb("verify").returncode == 0
+
+
 # --- 3. one name rule, checked before anything is written ---------------------------------------
 
 @pytest.fixture

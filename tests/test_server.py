@@ -465,6 +465,29 @@ async def test_promote_by_a_contributor_is_403_with_a_hint(api, two_versions, mo
     assert [data["view"]["rows"][i][version] for i in data["view"]["highlight"]] == ["v1.0.0"]
 
 
+async def test_a_bug_is_a_json_500_of_type_internal_not_a_traceback(api, ws, monkeypatch):
+    """An unexpected exception in a route or in the long poll: the CLI's message, status 500, type internal."""
+    from nbversion.core import history
+    from nbversion.server import progress
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.delenv("NBVERSION_TRACEBACK", raising=False)
+    monkeypatch.setattr(history, "log", broken)
+    code, data = await api("log")
+    assert_error(code, data, 500, "internal")
+    assert data["error"]["message"] == "internal error: ZeroDivisionError: a bug"
+    assert "server log" in data["error"]["hint"] and "Traceback" not in json.dumps(data)
+    monkeypatch.setattr(progress, "changes_since", broken)     # outside `respond`: tornado's own error path
+    code, data = await api("runs", "progress")
+    assert_error(code, data, 500, "internal")
+    assert data["error"]["message"] == "internal error: ZeroDivisionError: a bug"
+    assert "Traceback" not in json.dumps(data)
+    code, data = await api("status")                           # the server still serves
+    assert code == 200, data
+
+
 async def test_fields_view_returns_only_the_table(api, ws):
     (ws.root / "notes.txt").write_text("hello\n")
     code, data = await api("status", params={"fields": "view"})

@@ -194,6 +194,12 @@ def test_older_dataset_version_is_exported_into_the_run(data_ws, demo_data):
     (["--data", "demo", "--model", "detector"], UsageError, ["not a config, a file or a registry ref"]),
     (["--data", "demo", "bogus_key=1"], UsageError, ["unknown training argument(s): bogus_key", "lr0"]),
     (["--data", "demo", "name=x"], UsageError, ["set by nbversion"]),
+    # wrong values of known keys: Ultralytics' own checks, before a run record exists
+    (["--data", "demo", "--model", "yolov8n.yaml", "imgsz=abc", "--wait"], UsageError,
+     ["training argument imgsz=abc", "not a valid image size"]),
+    (["--data", "demo", "hsv_h=5"], UsageError, ["training argument hsv_h=5", "between 0.0 and 1.0"]),
+    (["--data", "demo", "epochs=abc"], UsageError, ["training argument epochs=abc", "must be an int"]),
+    (["--data", "demo", "mosaic=yes"], UsageError, ["training argument mosaic=yes"]),
 ])
 def test_bad_input_is_a_clear_error_and_changes_nothing(data_ws, args, error, words):
     before = snapshot(data_ws.root)

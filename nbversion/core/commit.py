@@ -125,6 +125,9 @@ def commit(ws, message: str, paths=(), on_event=None) -> CommitResult:
     if not message or not message.strip():
         from ..errors import UsageError
         raise UsageError("a commit needs a message", hint='nbversion commit -m "what changed"')
+    if "\x00" in message:   # git would refuse it only after the data is added
+        from ..errors import UsageError
+        raise UsageError("a commit message cannot contain a NUL character", hint="remove it from the message")
     wanted = [ws.rel(p) for p in paths]
     for rel in wanted:
         if rel != "." and not (ws.root / rel).exists() and not _git.status(ws.root, [rel]) \

@@ -9,7 +9,6 @@ import html
 import math
 import os
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..render import Result
 from .hashing import file_md5
-from . import _dvc, dataset_meta, refs, statcache, zipsafe
+from . import _dvc, dataset_meta, leftovers, refs, statcache
+from .commit import _checkpoint
 from .frameworks import detect, normalise_metric
 
 KIND_DIR = "models"
@@ -153,6 +153,7 @@ def add(ws, name: str, file, metrics=None, params=None, dataset: str | None = No
     if root / KIND_DIR / name in path.parents:
         raise UsageError(f"{file} is already inside models/{name}/", hint="add weights from outside models/")
     check_metrics(metrics)
+    leftovers.remove(root)   # what killed imports and model adds left behind (never a live one's)
     emit(Event("detect", 0, 1, path.name))
     found = detect(path)
     meta = {"name": name, "framework": found.framework, "format": found.format, "file": path.name,
@@ -177,10 +178,11 @@ def add(ws, name: str, file, metrics=None, params=None, dataset: str | None = No
 def _store_weights(root: Path, name: str, path: Path, emit) -> None:
     """Replace models/<name>/ with just this file and track it with DVC."""
     out = f"{KIND_DIR}/{name}"
-    tmp = root / ".nbversion" / "tmp" / f"model-{name}-{uuid.uuid4().hex[:8]}"
-    try:
+    # owned while we run: a killed model add's folder is swept by the next add, gc, verify --repair
+    with leftovers.owned_folder(root, leftovers.MODEL_PREFIX, name) as tmp:
         (tmp / "new").mkdir(parents=True)
         shutil.copyfile(path, tmp / "new" / path.name)
+        _checkpoint("model-copied")
         target = root / out
         if target.exists():
             os.replace(target, tmp / "previous")
@@ -194,8 +196,6 @@ def _store_weights(root: Path, name: str, path: Path, emit) -> None:
             if (tmp / "previous").exists():
                 os.replace(tmp / "previous", target)
             raise
-    finally:
-        zipsafe.remove_tree(tmp)
     pointer = dataset_meta.pointer_at(root, KIND_DIR, name, None)
     fresh = {out: statcache.fingerprint(root, pointer)}
     statcache.mark_clean(root, fresh, fresh)

@@ -32,7 +32,7 @@ def check_name(name, kind: str = "dataset") -> str:
     if len(name) > MAX_NAME:
         raise UsageError(f"invalid {kind} name {shown}: {len(name)} characters long (at most {MAX_NAME})",
                          hint="choose a shorter name: it becomes a folder and a git tag")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):   # `$` alone would let a trailing newline through
         raise UsageError(f"invalid {kind} name {shown}", hint=f"use {RULE}")
     return name
 

@@ -90,7 +90,7 @@ def check_rules(root: Path) -> None:
         if role not in ROLES:
             raise _bad(RULES, _line(text, f'"{role}"', "role"), f"unknown role {role!r} for stage {stage}", ROLE_HINT)
         before = raw.get("promotes_from")
-        if before is not None and (not isinstance(before, str) or not names.NAME_RE.match(before)):
+        if before is not None and (not isinstance(before, str) or not names.NAME_RE.fullmatch(before)):
             raise _bad(RULES, _line(text, "promotes_from"), f"promotes_from of stage {stage} must be a stage name",
                        'e.g. promotes_from = "qa"')
         if not isinstance(raw.get("gates", []), list):

@@ -17,7 +17,7 @@ TAG_PREFIX = {"datasets": "dataset", "models": "model"}
 
 def check_name(name: str, kind: str = "dataset") -> str:
     """A name to READ (show, diff, train --data): also the dotted names older versions created."""
-    if not NAME_RE.match(name or "") or name.endswith((".dvc", ".json")):
+    if not NAME_RE.fullmatch(name or "") or name.endswith((".dvc", ".json")):
         raise UsageError(f"{name!r} is not a valid {kind} name",
                          hint="use letters, digits, '.', '-' and '_' (it becomes a folder name)")
     return name
@@ -30,7 +30,7 @@ def check_new_name(root, kind_dir: str, name: str) -> str:
 
     from . import names
 
-    if isinstance(name, str) and NAME_RE.match(name) and (Path(root) / kind_dir / f"{name}.meta.json").is_file():
+    if isinstance(name, str) and NAME_RE.fullmatch(name) and (Path(root) / kind_dir / f"{name}.meta.json").is_file():
         return name
     return names.check_name(name, TAG_PREFIX[kind_dir])
 

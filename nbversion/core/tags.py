@@ -29,7 +29,7 @@ def check_name(name: str, kind: str = "model") -> str:
 
 def parse_version(text: str) -> tuple[int, int, int]:
     text = text if text.startswith("v") else f"v{text}"
-    match = VERSION_ONLY.match(text)
+    match = VERSION_ONLY.fullmatch(text)
     if not match:
         raise UsageError(f"invalid version {text!r}", hint="use semantic versions: vMAJOR.MINOR.PATCH, e.g. v1.2.0")
     return int(match["major"]), int(match["minor"]), int(match["patch"])

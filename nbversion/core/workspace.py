@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..errors import NotAWorkspace, NbversionError
+from ..errors import NotAWorkspace, NbversionError, UsageError
 from . import _git, audit, identity
 from .cell import with_trailers
 from .config import META_DIR, load_config
@@ -66,6 +66,8 @@ class Workspace:
 
     def rel(self, path: os.PathLike | str) -> str:
         """Workspace-relative "/" path; a path outside the workspace is an error."""
+        if "\x00" in os.fspath(path):   # no file can have it; the OS would refuse it with a ValueError
+            raise UsageError(f"{os.fspath(path)!r}: a path cannot contain a NUL character")
         absolute = (Path(os.getcwd()) / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
         if absolute != self.root and self.root not in absolute.parents:
             raise NbversionError(f"{path} is outside the workspace {self.root}",

@@ -4,6 +4,8 @@ Handlers stay thin: parse the request, call a Workspace method in a worker threa
 DVC calls take hundreds of milliseconds, the server's event loop must never wait on them),
 and write the result's `to_dict()`. Every `NbversionError` becomes
 `{"error": {"type", "message", "hint"}}` with the error's own `http_status`, here and only here.
+Any other exception is a bug: the same JSON with status 500 and type "internal" (the message
+from `errors.as_error`, as the CLI prints it), its traceback in the server log only.
 """
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ from typing import Callable
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
+from tornado.log import app_log
 
-from ..errors import NbversionError, UsageError, WorkspaceLocked
+from ..errors import InternalError, NbversionError, UsageError, WorkspaceLocked, as_error
 from ..render import Result, _cell, to_jsonable
+
+SERVER_LOG_HINT = "this is a bug in nbversion; the Jupyter server log has its traceback: please report it"
 
 # Few threads: core calls are git/DVC subprocesses; more would only fight over the same disk.
 EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nbversion-api")
@@ -110,6 +115,24 @@ class NbversionHandler(APIHandler):
             self.fail(exc)
             return None
 
+    def string_list(self, data: dict, key: str) -> list[str]:
+        """`key` of the body as a list of strings (missing: empty); anything else is the client's error."""
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"`{key}` must be a list of strings", hint=f"send {{\"{key}\": [\"path\", ...]}}")
+        return value
+
+    def optional_string(self, data: dict, key: str, default: str) -> str:
+        value = data.get(key)
+        if value is None or value == "":
+            return default
+        if not isinstance(value, str):
+            raise UsageError(f"`{key}` must be a string, not {type(value).__name__}",
+                             hint=f"send {{\"{key}\": \"...\"}} or leave it out")
+        return value
+
     def required_argument(self, name: str) -> str:
         value = self.get_argument(name, "").strip()
         if not value:
@@ -150,9 +173,19 @@ class NbversionHandler(APIHandler):
             return self.fail(exc)
         except ModuleNotFoundError as exc:
             return self.fail(_not_available(exc))
+        except Exception as exc:   # noqa: BLE001 - the last line of defence: JSON, never a raw 500 page
+            return self.fail(self.internal(exc))
         self.set_status(status)
         view_only = self.get_argument("fields", "") == "view"
         self.finish(json.dumps(to_payload(result, view_only), default=str))
+
+    def internal(self, exc: BaseException) -> NbversionError:
+        """`exc` as the error a user sees; a bug's traceback goes to the server log, not the client."""
+        error = as_error(exc, hint=SERVER_LOG_HINT)
+        if isinstance(error, InternalError) or error.http_status >= 500:
+            app_log.error("nbversion: %s %s failed", self.request.method, self.request.path,
+                          exc_info=(type(exc), exc, exc.__traceback__))
+        return error
 
     def fail(self, exc: NbversionError) -> None:
         self.set_status(exc.http_status)
@@ -161,11 +194,12 @@ class NbversionHandler(APIHandler):
     def write_error(self, status_code: int, **kwargs) -> None:
         """Anything unexpected (a bug, a 403 from auth) keeps the same JSON error shape."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, tornado.web.HTTPError):
-            message = exc.log_message or self._reason
-        else:
-            message = f"internal error: {exc!r}" if exc else self._reason
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": {"type": "HTTPError" if isinstance(exc, tornado.web.HTTPError)
-                                          else "InternalError", "message": message,
+        if exc is not None and not isinstance(exc, tornado.web.HTTPError):
+            # tornado has logged the traceback already
+            error = as_error(exc, hint=SERVER_LOG_HINT)
+            self.set_status(error.http_status if error.http_status >= 400 else 500)
+            return self.finish(json.dumps({"error": error.to_dict()}, default=str))
+        message = (exc.log_message if exc is not None else None) or self._reason
+        self.finish(json.dumps({"error": {"type": "HTTPError", "message": message,
                                           "hint": "see the Jupyter server log for details"}}))

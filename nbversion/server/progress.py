@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import threading
 import time
@@ -102,6 +103,18 @@ def parse_cursor(text: str) -> int:
     return int(count)
 
 
+def parse_wait(text: str) -> float:
+    """Seconds to hold the request, at most MAX_WAIT_S; `nan` would never end the wait."""
+    try:
+        wait = float(text or 0)
+    except ValueError:
+        wait = float("nan")
+    if not math.isfinite(wait) or wait < 0:
+        raise UsageError(f"`wait` must be a number of seconds, 0 to {MAX_WAIT_S:g}, not {text[:40]!r}",
+                         hint="e.g. wait=25 (longer waits are cut to 30)")
+    return min(wait, MAX_WAIT_S)
+
+
 MAP_KEYS = ("mAP50-95", "metrics/mAP50-95(B)", "mAP50", "metrics/mAP50(B)")
 
 
@@ -163,9 +176,7 @@ class ProgressHandler(NbversionHandler):
     async def get(self):
         try:
             cursor = parse_cursor(self.get_argument("cursor", "0"))
-            wait = min(float(self.get_argument("wait", "0") or 0), MAX_WAIT_S)
-        except ValueError:
-            return self.fail(UsageError("`wait` must be a number of seconds"))
+            wait = parse_wait(self.get_argument("wait", "0"))
         except NbversionError as exc:
             return self.fail(exc)
         loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import tornado.web
 from jupyter_server.utils import url_path_join
 
+from ..errors import NbversionError
 from .handlers import NbversionHandler
 from .progress import ProgressHandler
 
@@ -26,7 +27,10 @@ class CommitHandler(NbversionHandler):
         data = self.body_or_fail("message")
         if data is None:
             return
-        paths = data.get("paths") or []
+        try:
+            paths = self.string_list(data, "paths")
+        except NbversionError as exc:
+            return self.fail(exc)
         await self.respond(lambda ws: ws.commit(data["message"], paths),
                            mutating=True, status=201)
 
@@ -104,7 +108,10 @@ class PromoteHandler(NbversionHandler):
         data = self.body_or_fail("ref")
         if data is None:
             return
-        stage = data.get("stage") or "champion"
+        try:
+            stage = self.optional_string(data, "stage", "champion")
+        except NbversionError as exc:
+            return self.fail(exc)
         await self.respond(lambda ws: ws.promote(data["ref"], stage=stage),
                            mutating=True, status=201)
 

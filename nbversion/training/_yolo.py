@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from ..errors import InvalidInput, NbversionError
+from ..errors import InvalidInput, NbversionError, UsageError
 
 _prepared: Optional[Path] = None
 
@@ -72,6 +72,37 @@ def train_keys() -> set:
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
     return set(DEFAULT_CFG_DICT)
+
+
+def check_train_args(args: dict) -> None:
+    """Ultralytics' own type and range checks of `key=value` arguments, before a run exists.
+
+    `check_cfg` is what the trainer runs first thing (`get_cfg`); `imgsz` is checked apart
+    (Ultralytics only parses it when building the data loader). What passes here and fails
+    later is a recorded, failed run.
+    """
+    prepare()
+    from ultralytics.cfg import check_cfg
+    from ultralytics.utils.checks import check_imgsz
+
+    for key, value in args.items():
+        try:
+            check_cfg({key: value}, hard=True)
+            if key == "imgsz":
+                check_imgsz(value, min_dim=1, max_dim=2)
+        except (TypeError, ValueError, SyntaxError) as exc:
+            raise UsageError(f"training argument {_clip(f'{key}={value}', 60)}: {_clip(_first_line(exc), 200)}",
+                             hint="fix the value (Ultralytics' train settings: "
+                                  "https://docs.ultralytics.com/modes/train/#train-settings); no run was started") from None
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def cuda_devices() -> int:

@@ -98,6 +98,7 @@ def check_extra(extra: dict) -> dict:
     if unknown:
         raise UsageError(f"unknown training argument(s): {', '.join(unknown)}",
                          hint="valid keys: " + ", ".join(sorted(valid)))
+    _yolo.check_train_args(extra)   # a wrong type or range: refused here, no failed run on record
     return extra
 
 
