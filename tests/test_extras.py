@@ -52,7 +52,7 @@ def assert_missing(proc, verb: str, extra: str):
     (["runs", "resume", "20260101-000000-x"], "runs resume", "yolo", YOLO),
     (["clone", "ssh://localhost/srv/team", "../copy"], "clone", "remotes", ("dvc_ssh",)),
     (["remote", "add", "team", "ssh://localhost/srv/team"], "remote add", "remotes", ("dvc_ssh",)),
-    (["remote", "add", "team", "s3://bucket/team"], "remote add", "remotes", ("dvc_s3",)),
+    (["remote", "add", "team", "s3://bucket/team", "--git", "/srv/team.git"], "remote add", "remotes", ("dvc_s3",)),
     (["backup", "create", "--encrypt", "--out", "../b.tar.gz"], "backup create --encrypt", "remotes",
      ("cryptography",)),
 ])

@@ -193,7 +193,7 @@ def test_every_extra_needing_verb_names_its_extra_in_the_core_install(core_proje
              (["runs", "resume", "20260101-000000-x"], "runs resume", "yolo"),
              (["clone", "ssh://localhost/srv/team", tmp_path / "copy"], "clone", "remotes"),
              (["remote", "add", "team", "ssh://localhost/srv/team"], "remote add", "remotes"),
-             (["remote", "add", "team", "s3://bucket/team"], "remote add", "remotes")]
+             (["remote", "add", "team", "s3://bucket/team", "--git", "/srv/team.git"], "remote add", "remotes")]
     if absent(venv, env, ["cryptography"]):   # the core's dependencies may bring it along
         verbs.append((["backup", "create", "--encrypt", "--out", tmp_path / "b.tar.gz"],
                       "backup create --encrypt", "remotes"))
