@@ -6,7 +6,11 @@ copy this folder (`copy_workspace`) instead of writing a run record by hand.
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import queue
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -57,3 +61,45 @@ def copy_workspace(template: Path, dest: Path):
         shutil.rmtree(dest)
     shutil.copytree(template, dest, symlinks=True)
     return nbv.open(dest)
+
+
+class HeldTraining:
+    """A real training in this process (its pid is alive), held at the start of every epoch after
+    the first until `release()`: run.json then records exactly the epochs finished so far."""
+
+    def __init__(self, ws, epochs: int = 3):
+        self.ws, self.reached, self.go = ws, queue.Queue(), threading.Semaphore(0)
+        self.run = tiny_train(ws, epochs=epochs, wait=False, callbacks={"on_train_epoch_start": self._gate})
+        self.run_id = self.run.run_id
+        self.wait_held()
+
+    def _gate(self, trainer):
+        if trainer.epoch >= 1:                   # Ultralytics counts from 0: epoch 1 is recorded
+            self.reached.put(trainer.epoch)
+            self.go.acquire(timeout=300)
+
+    def wait_held(self) -> int:
+        return self.reached.get(timeout=300)
+
+    def release(self):
+        self.go.release()
+
+    def record(self) -> dict:
+        return json.loads((self.ws.root / "runs" / self.run_id / "run.json").read_text())
+
+    def finish(self):
+        """Stop it (as the user would) and let it commit itself."""
+        if not self.run.finished.is_set():
+            self.ws.runs_stop(self.run_id)
+            for _ in range(10):
+                self.release()
+            self.run.wait(timeout=300)
+
+
+@contextlib.contextmanager
+def held_training(ws, epochs: int = 3):
+    live = HeldTraining(ws, epochs)
+    try:
+        yield live
+    finally:
+        live.finish()
