@@ -264,6 +264,7 @@ def test_the_same_register_again_finishes_a_version_killed_between_commit_and_ta
     before = snapshot(ws.root)
     refused = cli("register", "det", "--version", "1.0.0", "--from", other, check=1)  # other weights: no
     assert "committed but has no tag" in refused.stderr and "run that same `register` again" in refused.stderr
+    assert "--version 1.0.1" in refused.stderr
     assert snapshot(ws.root) == before
     done = cli("register", "det", "--version", "1.0.0", "--from", source, check=0)     # the same: finished
     assert "registered det@v1.0.0" in done.stdout

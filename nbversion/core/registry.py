@@ -210,9 +210,10 @@ def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: 
         manifest = {}
     recorded = {k: (v or {}).get("md5") for k, v in (manifest.get("files") or {}).items()}
     if not recorded or recorded != {f"files/{Path(w).name}": file_md5(w) for w in origin["weights"]}:
+        above = tags.format_version(tags.bump(tags.parse_version(version), "patch"))
         raise NbversionError(f"{rel} is committed but has no tag: a register of other weights was interrupted",
-                             hint="run that same `register` again to finish it, or register the next version "
-                                  "with --bump; `nbversion audit verify` shows the details")
+                             hint=f"run that same `register` again to finish it, or register these weights as "
+                                  f"--version {above.removeprefix('v')}; `nbversion audit verify` shows the details")
     tag = tags.version_tag(name, version)
     _git.create_tag(root, tag, sha, tags.register_message(name, version), user)
     return RegisterResult(name, version, tag, sha, manifest["files"], manifest.get("metrics") or {},
