@@ -1,25 +1,25 @@
-"""A small fake of the datasets, registry, promotion, audit and runs modules, for UI tests.
+"""A small fake of the datasets, registry, promotion and audit modules, for UI tests.
 
 Loaded into the `jupyter lab` process of tests/test_sidebar_browser.py (through its
 jupyter_server_config.py), so the sidebar's every path (show, diff, live progress, stop,
 champion, promote with gates, audit, verify) is tested in the browser whatever the state of
 the real modules. The fakes return real `Result`s and mutate through the real transaction
-(lock, role check, hash-chained audit, commit), like the modules they stand in for.
+(lock, role check, hash-chained audit, commit), like the modules they stand in for. Runs are
+not faked: the tests train for real (tests/trained.py); the real runs and runner modules read
+and stop them.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import types
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from nbversion.core import audit as audit_chain
 from nbversion.errors import NotFound
 from nbversion.render import Result
 
-STATE = {"champion": "v1.0.0", "stop_requested": []}
+STATE = {"champion": "v1.0.0"}
 # NBV_FAKE_VERSIONS=45 makes a long registry (the sidebar draws 30 rows and "Show all")
 VERSIONS = [f"v1.{i}.0" for i in range(int(os.environ.get("NBV_FAKE_VERSIONS", "2")))]
 
@@ -99,43 +99,11 @@ def verify(ws):
     return Table([], [], note, ok=check.ok)
 
 
-# --- runs ----------------------------------------------------------------------------------
-
-def _records(root: Path):
-    for path in sorted((root / "runs").glob("*/run.json")):
-        yield json.loads(path.read_text())
-
-
-def list_runs(ws):
-    rows = [[r["id"], r["status"], len(r.get("epochs", [])), (r.get("metrics") or {}).get("mAP50-95")]
-            for r in _records(ws.root)]
-    return Table(["run", "status", "epoch", "mAP50-95"], rows)
-
-
-def show_run(ws, run_id):
-    return Table(["run"], [[run_id]])
-
-
-def stop(ws, run_id):
-    STATE["stop_requested"].append(run_id)
-    return Table(["run", "status"], [[run_id, "stopping"]], f"{run_id} stops after this epoch")
-
-
-def resume(ws, run_id):
-    raise NotFound("resume is not part of the fake")
-
-
-def train(ws, *args, **kwargs):
-    raise NotFound("train is not part of the fake")
-
-
 MODULES = {
     "nbversion.core.datasets": {"list_datasets": list_datasets, "show": show, "diff": diff},
     "nbversion.core.registry": {"registry": registry},
     "nbversion.core.promotion": {"promote": promote, "demote": demote},
     "nbversion.core.auditlog": {"query": query, "verify": verify},
-    "nbversion.training.runs": {"list_runs": list_runs, "show": show_run},
-    "nbversion.training.runner": {"stop": stop, "resume": resume, "train": train},
 }
 
 

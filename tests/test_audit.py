@@ -1,4 +1,9 @@
-"""Audit log: filters, `audit verify` (chain, roles, rules, hand-made tags, half versions), report."""
+"""Audit log: filters, `audit verify` (chain, roles, rules, hand-made tags, half versions), report.
+
+The workspace is built with the verbs (`register`, `promote`, `user add`, a denied promote). A test
+that then writes the log, a manifest, a tag or users.toml by hand does so because that write IS
+the tampering `audit verify` must detect (each is marked `# the attack:`); none sets up state.
+"""
 from __future__ import annotations
 
 import json
@@ -30,6 +35,7 @@ def _lines(ws) -> list[str]:
 
 
 def _write(ws, lines) -> None:
+    # the attack: someone edits the log file by hand (only the tampering tests call this)
     (ws.root / AUDIT).write_text("".join(lines))
 
 
@@ -73,6 +79,7 @@ def test_editing_deleting_or_swapping_a_line_is_detected_at_that_line(busy_ws, t
 
 
 def test_a_truncated_last_line_is_reported(busy_ws):
+    # corrupt input the verbs never make: a write cut off mid-line
     with open(busy_ws.root / AUDIT, "a") as fh:
         fh.write('{"action":"promote","det')
     proc = cli("audit", "verify")
@@ -82,6 +89,7 @@ def test_a_truncated_last_line_is_reported(busy_ws):
 def test_a_stage_tag_made_by_hand_by_a_non_admin_is_flagged(busy_ws, monkeypatch):
     busy_ws.user_add("eve@example.com", "contributor")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "eve@example.com")
+    # the attack: a contributor makes a stage tag with plain git
     git(busy_ws.root, "tag", "-a", "det#champion#2", "det@v1.0.0^{}",
         "-m", "Assigning stage champion to artifact det version v1.0.0")
     monkeypatch.delenv("GIT_COMMITTER_EMAIL")
@@ -93,6 +101,7 @@ def test_a_stage_tag_made_by_hand_by_a_non_admin_is_flagged(busy_ws, monkeypatch
 
 
 def test_a_hand_made_tag_by_an_admin_is_only_a_warning(busy_ws):
+    # the attack: a stage tag made with plain git, outside nbversion
     git(busy_ws.root, "tag", "-a", "det#champion#2", "det@v1.0.0^{}", "-m", "by hand")
     proc = cli("audit", "verify", check=0)
     assert "warn" in proc.stdout and "det#champion#2 by tester@example.com is not in the audit log" in proc.stdout
@@ -102,6 +111,7 @@ def test_roles_are_rechecked_against_the_users_toml_in_force(busy_ws, monkeypatc
     """A contributor who makes himself admin with a plain commit and then promotes is caught."""
     users = busy_ws.root / ".nbversion/users.toml"
     busy_ws.user_add("bob@example.com", "contributor")
+    # the attack: users.toml edited and committed with plain git
     users.write_text(users.read_text().replace('"bob@example.com" = "contributor"', '"bob@example.com" = "admin"'))
     git(busy_ws.root, "-c", "user.email=bob@example.com", "commit", "-qam", "make me admin")
     as_user(monkeypatch, "bob@example.com")
@@ -116,6 +126,7 @@ def test_an_entry_that_lied_about_gates_is_flagged(busy_ws):
     """A promotion recorded with a failing gate and no --force (e.g. a patched client)."""
     from nbversion.core import audit as core_audit
 
+    # the attack: an entry appended by a patched client, not by `promote`
     core_audit.append(busy_ws.root, USER, "promote", "det@v1.0.0",
                       {"stage": "qa", "tag": "det#qa#9", "forced": False,
                        "gates": [{"rule": "metrics.mAP50-95 >= 0.9", "passed": False, "detail": ""}]})
@@ -126,6 +137,7 @@ def test_an_entry_that_lied_about_gates_is_flagged(busy_ws):
 
 
 def test_half_versions_are_reported(busy_ws):
+    # the attack (or a half-pushed clone): a version tag deleted, another made with plain git
     git(busy_ws.root, "tag", "-d", "det@v1.0.0")
     first_commit = git(busy_ws.root, "rev-list", "--max-parents=0", "HEAD").strip()   # before any manifest
     git(busy_ws.root, "tag", "-a", "ghost@v1.0.0", first_commit, "-m", "Registering artifact ghost version v1.0.0")
@@ -136,6 +148,7 @@ def test_half_versions_are_reported(busy_ws):
 
 
 def test_a_manifest_changed_after_registration_is_reported(busy_ws):
+    # the attack: a registered (immutable) manifest rewritten and committed with plain git
     path = busy_ws.root / "registry/det/v1.0.0/manifest.json"
     manifest = json.loads(path.read_text())
     manifest["metrics"]["mAP50-95"] = 0.99
@@ -151,6 +164,7 @@ def test_verify_chain_accepts_valid_lines_written_by_another_tool(tmp_path):
     for i in range(2000):
         core_audit.append(tmp_path, "u", "commit", f"t{i}", {"nested": {"hash": "x", "prev": "y"}})
     path = tmp_path / core_audit.AUDIT_FILE
+    # a unit test of verify_chain on a bare folder: what a third-party writer may legitimately append
     # a valid line written by another tool with different key order still verifies (slow path)
     entry = {"user": "u", "time": core_audit.now_iso(), "action": "x", "target": "", "details": {},
              "prev": json.loads(path.read_text().splitlines()[-1])["hash"]}
@@ -187,6 +201,7 @@ def test_a_promotion_that_the_rules_in_force_forbade_is_flagged(busy_ws):
 
     (busy_ws.root / ".nbversion/rules.toml").write_text('[stages.champion]\ngates = ["mAP50-95 >= 0.45"]\n')
     git(busy_ws.root, "commit", "-qam", "stricter champion")
+    # the attack: a promotion forged by hand (entry, commit and tag) past the rules in force
     core_audit.append(busy_ws.root, USER, "promote", "det@v1.0.0",
                       {"stage": "champion", "tag": "det#champion#2", "previous": "v1.1.0", "forced": False,
                        "gates": [{"rule": "metrics.mAP50-95 >= 0.45", "passed": True, "detail": "forged"}]})
@@ -210,6 +225,7 @@ def test_a_rechained_log_committed_to_git_is_detected(busy_ws):
     """Edit a line and recompute every hash after it: the chain verifies, git history does not."""
     from nbversion.core import audit as core_audit
 
+    # the attack: the log rewritten by hand with every hash recomputed
     entries = [json.loads(line) for line in _lines(busy_ws)]
     entries[3]["user"] = "mallory@example.com"
     prev, out = core_audit.GENESIS, []

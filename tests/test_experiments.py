@@ -1,100 +1,147 @@
-"""Experiments as branches: new, list, compare, best, merge with metadata and audit rules."""
+"""Experiments as branches: new, list, compare, best, merge with metadata and audit rules.
+
+Runs come from a real training (one per module, copied per test), versions from `model add` +
+`register`, dataset metadata from `dataset add`: nothing the product reads is written by hand.
+"""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from conftest import cli, cli_json, git, snapshot
-from test_verify import add_dataset, register_fake
+from trained import build_trained_workspace, copy_workspace
 from nbversion.core import audit, merge_rules
+from nbversion.demo import make_dataset
 from nbversion.errors import NbversionError, NotFound
 
 
-def write_run(ws, run_id, metrics):
-    run = ws.root / "runs" / run_id
-    run.mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps({"status": "finished", "metrics": metrics}))
-    git(ws.root, "add", "runs")
-    git(ws.root, "commit", "-qm", f"run {run_id}")
+@pytest.fixture(scope="module")
+def trained_template(tmp_path_factory):
+    return build_trained_workspace(tmp_path_factory.mktemp("exp-trained"))
 
 
-def audited_change(ws, path, text, action="note"):
-    """A change committed the nbversion way: audit entry + commit in one transaction."""
-    (ws.root / path).write_text(text)
-    with ws.transaction(action) as tx:
-        tx.audit(action, path)
-        tx.commit(f"{action} {path}", [path])
+@pytest.fixture
+def trained(trained_template, tmp_path, monkeypatch):
+    """A copy of the trained workspace (demo dataset + one finished run on main); cwd is its root."""
+    root, run_id = trained_template
+    ws = copy_workspace(root, tmp_path / "project")
+    monkeypatch.chdir(ws.root)
+    return ws, run_id
 
 
-def test_new_branch_is_listed_with_its_runs(ws):
+def add_model_version(ws, tmp_path, name, run_id, metrics):
+    """`model add` of the run's real weights with the given metrics, then `register NAME --from det`."""
+    weights = tmp_path / f"{name}.pt"
+    shutil.copyfile(ws.root / "runs" / run_id / "weights" / "best.pt", weights)
+    ws.model_add("det", str(weights), metrics=metrics, dataset="demo")
+    ws.register(name, version="1.0.0", source="det")
+
+
+def test_new_branch_is_listed_with_its_runs(trained):
+    ws, run_id = trained
     result = ws.exp_new("lr-sweep")
     assert git(ws.root, "branch", "--show-current").strip() == "exp/lr-sweep"
     assert "exp merge lr-sweep" in result.summary()
-    write_run(ws, "r1", {"mAP50": 0.4})
     listing = cli_json("exp", "list")
-    assert listing["rows"][0][0] == "* exp/lr-sweep" and listing["rows"][0][3] == "+2 -0"
-    assert listing["rows"][0][4] == 1
+    assert listing["rows"][0][0] == "* exp/lr-sweep" and listing["rows"][0][3] == "+1 -0"
+    assert listing["rows"][0][4] == 1                          # the run trained on main before the branch
     assert list(audit.iter_entries(ws.root))[-1][1]["action"] == "exp new"
     with pytest.raises(NbversionError, match="already exists"):
         ws.exp_new("lr-sweep")
 
 
-def test_compare_and_best_across_branches(ws):
-    write_run(ws, "base-run", {"mAP50": 0.40, "val/loss": 1.2})
+def test_compare_and_best_across_branches(trained, tmp_path):
+    ws, run_id = trained
+    run_map = ws.runs_show(run_id).record["metrics"]["mAP50"]   # what the real training measured
     ws.exp_new("bigger")
-    write_run(ws, "big-run", {"mAP50": 0.55, "val/loss": 1.5})
-    register_fake(ws, "yolo", "1.0.0")
+    add_model_version(ws, tmp_path, "big", run_id, {"mAP50": run_map + 0.5, "val/loss": 1.5})
     git(ws.root, "checkout", "-q", "main")
     ws.exp_new("smaller")
-    write_run(ws, "small-run", {"mAP50": 0.30, "val/loss": 0.9})
+    add_model_version(ws, tmp_path, "small", run_id, {"mAP50": run_map + 0.1, "val/loss": 0.9})
 
     table = ws.exp_compare(metric="mAP50")
     rows = {(r[0], r[2]): r[4] for r in table.rows}
-    assert rows[("main", "base-run")] == 0.40 and rows[("exp/bigger", "big-run")] == 0.55
-    assert ("exp/bigger", "yolo@v1.0.0") in rows
-    assert table.best["id"] == "big-run"
+    assert rows[("main", run_id)] == run_map and rows[("exp/bigger", "big@v1.0.0")] == run_map + 0.5
+    assert rows[("exp/smaller", "small@v1.0.0")] == run_map + 0.1
+    assert ("exp/bigger", "small@v1.0.0") not in rows           # a version is read from its own branch
+    assert table.best["id"] == "big@v1.0.0" and table.best["branch"] == "exp/bigger"
 
     assert ws.exp_best("mAP50").best["branch"] == "exp/bigger"
-    assert ws.exp_best("val/loss").best["id"] == "small-run"          # a loss: lower wins
-    assert ws.exp_best("val/loss", lower_is_better=False).best["id"] == "big-run"
-    assert "exp/smaller" in cli("exp", "best", "--metric", "val/loss", check=0).stdout
+    assert ws.exp_best("val/loss").best["id"] == "small@v1.0.0"       # a loss: lower wins
+    assert ws.exp_best("val/loss", lower_is_better=False).best["id"] == "big@v1.0.0"
+    shown = cli("exp", "best", "--metric", "val/loss", check=0).stdout
+    assert "exp/smaller" in shown and "small@v1.0.0" in shown and "@vv" not in shown
     with pytest.raises(NotFound):
         ws.exp_best("no-such-metric")
 
 
-def test_conflicting_metadata_and_audit_merge_cleanly_and_audit_verifies(ws, tmp_path):
-    add_dataset(ws, "coco", tag=None, seed=0)
-    meta = {"name": "coco", "classes": ["cat"], "source": "v0", "splits": {"train": 10}}
-    audited_change(ws, "datasets/coco.meta.json", json.dumps(meta))
-    ws.exp_new("relabel")
-    add_dataset(ws, "coco", tag=None, seed=1)
-    theirs = {**meta, "classes": ["cat", "dog"], "source": "relabelled", "splits": {"train": 10, "val": 3}}
-    audited_change(ws, "datasets/coco.meta.json", json.dumps(theirs), "relabel")
-    experiment_data = (ws.root / "datasets/coco/img0.txt").read_text()
+def _switch_to_main(ws):
     git(ws.root, "checkout", "-q", "main")
-    ws.checkout("main", force=True)
-    add_dataset(ws, "coco", tag=None, seed=2)
-    ours = {**meta, "classes": ["cat", "bird"], "source": "cleaned", "owner": "ana"}
-    audited_change(ws, "datasets/coco.meta.json", json.dumps(ours), "clean")
+    ws.checkout("main", force=True)       # the data of main's pointers back in the working tree
+
+
+def _meta(ws, rev=None):
+    text = git(ws.root, "show", f"{rev}:datasets/coco.meta.json") if rev else \
+        (ws.root / "datasets/coco.meta.json").read_text()
+    return json.loads(text)
+
+
+def _assert_audit_verifies(ws, *actions):
+    chain = audit.verify_chain(ws.root)
+    assert chain.ok, chain.problem
+    done = [e["action"] for _, e in audit.iter_entries(ws.root)]
+    assert set(actions) <= set(done) and done[-1] == "exp merge"
+    proc = cli("audit", "verify")
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_same_data_tagged_on_both_sides_merges_metadata_by_rule(ws, tmp_path):
+    source = make_dataset(tmp_path / "coco-src", train=4, val=2, classes=["cat", "dog", "bird"])
+    ws.dataset_add("coco", source)
+    ws.exp_new("relabel")
+    moved = shutil.copytree(source, tmp_path / "coco-moved")
+    ws.dataset_add("coco", moved, tags=["relabel"])            # same content, new source, tagged
+    theirs = _meta(ws)
+    _switch_to_main(ws)
+    ws.dataset_add("coco", source, tags=["clean"])
+    ours = _meta(ws)
+    assert ours["content_hash"] == theirs["content_hash"] and ours["tags"] == ["clean"]
 
     result = ws.exp_merge("relabel")
     assert "datasets/coco.meta.json" in [r[0] for r in result.rows]
     assert ".nbversion/audit.jsonl" in [r[0] for r in result.rows]
-    merged = json.loads((ws.root / "datasets/coco.meta.json").read_text())
-    assert merged["classes"] == ["cat", "bird", "dog"]        # lists: union
-    assert merged["source"] == "relabelled"                    # scalar changed on both: the experiment's
-    assert merged["owner"] == "ana" and merged["splits"] == {"train": 10, "val": 3}
-    assert (ws.root / "datasets/coco/img0.txt").read_text() == experiment_data   # its data pointer won
+    merged = _meta(ws)
+    assert merged["tags"] == ["clean", "relabel"]              # lists: union, ours first
+    assert merged["source"] == str(moved)                      # changed on one side: that side's
+    assert merged["content_hash"] == ours["content_hash"] and merged["classes"] == ["cat", "dog", "bird"]
     assert len(git(ws.root, "rev-list", "--parents", "-n1", "HEAD").split()) == 3
     assert git(ws.root, "status", "--porcelain", "--untracked-files=no") == ""
+    assert {"dataset/coco/relabel", "dataset/coco/clean"} <= set(git(ws.root, "tag").split())
+    _assert_audit_verifies(ws, "exp new", "exp merge")
 
-    chain = audit.verify_chain(ws.root)
-    assert chain.ok, chain.problem
-    actions = [e["action"] for _, e in audit.iter_entries(ws.root)]
-    assert {"relabel", "clean"} <= set(actions) and actions[-1] == "exp merge"
-    proc = cli("audit", "verify")
-    assert proc.returncode == 0, proc.stdout
+
+def test_different_data_on_both_sides_keeps_the_experiments_data_with_its_metadata(ws, tmp_path):
+    ws.dataset_add("coco", make_dataset(tmp_path / "v0", train=4, val=2, classes=["cat", "dog", "bird"]))
+    ws.exp_new("relabel")
+    ws.dataset_add("coco", make_dataset(tmp_path / "v1", train=4, val=2, seed=1, classes=["cat", "dog", "fox"]),
+                   tags=["relabel"])
+    theirs = _meta(ws)
+    experiment_label = (ws.root / "datasets/coco/labels/train/train_00000.txt").read_text()
+    _switch_to_main(ws)
+    ws.dataset_add("coco", make_dataset(tmp_path / "v2", train=4, val=2, seed=2, classes=["cat", "dog", "owl"]),
+                   tags=["clean"])
+    assert _meta(ws)["content_hash"] != theirs["content_hash"]
+
+    result = ws.exp_merge("relabel")
+    assert "datasets/coco.meta.json" in [r[0] for r in result.rows]
+    merged = _meta(ws)
+    # the experiment's data is kept, so its description comes whole with it: classes, counts, tags
+    assert merged == theirs and merged["classes"] == ["cat", "dog", "fox"]
+    assert (ws.root / "datasets/coco/labels/train/train_00000.txt").read_text() == experiment_label
+    assert git(ws.root, "status", "--porcelain", "--untracked-files=no") == ""
+    _assert_audit_verifies(ws, "exp new", "exp merge")
 
 
 def test_code_conflict_aborts_and_changes_nothing(ws):
@@ -115,6 +162,7 @@ def test_code_conflict_aborts_and_changes_nothing(ws):
 
 
 def test_merge_audit_rechains_by_time():
+    # a unit test of the pure merge rule on in-memory entries: no workspace reads them
     def entry(time, action, prev):
         e = {"time": time, "user": "u", "action": action, "target": "", "details": {}, "prev": prev}
         e["hash"] = audit.entry_hash(e)

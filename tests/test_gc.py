@@ -1,8 +1,8 @@
 """`gc`: retention by policy that never deletes what a registered, staged or tagged version needs.
 
-The property test builds random histories directly in the documented storage format (cache
-objects + `.dvc` pointers + tags), so dozens of commits take seconds, then checks the
-invariants after gc under random policies.
+Every history is made with the verbs (`dataset add`, `model add`, `register`, `promote`,
+`exp new`), backdated through git's commit date variables; the property test checks the
+invariants after gc under random policies, and that what a killed `commit` cached does go.
 """
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import hashlib
 import json
 import os
 import random
-import subprocess
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import cli_json, git
+from conftest import cli, cli_json, git
 from nbversion.core import _dvc
 from nbversion.core.gc import cached_objects
 from nbversion.core.verify import cache_path, file_md5
@@ -24,77 +24,75 @@ from nbversion.core.verify import cache_path, file_md5
 DAY = 86400
 
 
-def put_object(root, content: bytes) -> str:
-    md5 = hashlib.md5(content).hexdigest()
-    path = _dvc.object_path(root, md5)
+def backdated(monkeypatch, when: int) -> None:
+    """Commits (and tags) made by the verbs from now on carry this date, as if made back then."""
+    for var in ("GIT_COMMITTER_DATE", "GIT_AUTHOR_DATE"):
+        monkeypatch.setenv(var, f"@{when} +0000")
+
+
+def weights_file(path: Path, blob: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return md5
+    path.write_bytes(b"\x80\x02" + blob)            # a (legacy pickle) PyTorch file
+    return path
 
 
-def put_dir(root, files: dict) -> tuple[str, int]:
-    """A `.dir` listing object plus its files; returns (md5.dir, total size)."""
-    entries = sorted(({"md5": put_object(root, data), "relpath": name} for name, data in files.items()),
-                     key=lambda e: e["relpath"])
-    listing = json.dumps(entries, sort_keys=True).encode()
-    md5 = hashlib.md5(listing).hexdigest() + ".dir"
-    path = cache_path(root, md5)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(listing)
-    return md5, sum(len(d) for d in files.values())
-
-
-def write_pointer(root, out_path: str, md5: str, size: int):
-    out = Path(out_path)
-    dvc_file = Path(root) / out.parent / (out.name + ".dvc")
-    dvc_file.parent.mkdir(parents=True, exist_ok=True)
-    dvc_file.write_text(f"outs:\n- md5: {md5}\n  size: {size}\n  hash: md5\n  path: {out.name}\n")
-
-
-def commit_at(root, message: str, when: int):
-    env = {**os.environ, "GIT_COMMITTER_DATE": f"@{when} +0000", "GIT_AUTHOR_DATE": f"@{when} +0000"}
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
-    subprocess.run(["git", "commit", "-qm", message], cwd=root, check=True, env=env)
-    return git(root, "rev-parse", "HEAD").strip()
-
-
-def random_history(ws, rng: random.Random) -> dict:
-    """Commits over 60 days on main and an experiment branch, with random tags. Returns the
+def random_history(ws, rng: random.Random, monkeypatch) -> dict:
+    """Versions made with the verbs over 60 days on main and an experiment branch (`dataset add`
+    with random tags, `model add`, `register` and sometimes `promote`), each backdated. Returns the
     md5s that must survive (tagged, staged, branch tips, working tree) and orphans that must go."""
-    root = ws.root
+    root, outside = ws.root, ws.root.parent / "outside"
     now, when = int(time.time()), int(time.time()) - 60 * DAY
     protected_revs, version = [], 0
     for step in range(rng.randint(6, 12)):
+        when += rng.randint(1, 5) * DAY
+        backdated(monkeypatch, min(when, now))
         if step == 4:
-            git(root, "checkout", "-qb", "exp/try")
+            ws.exp_new("try")
         if step == 8:
             git(root, "checkout", "-q", "main")
-        when += rng.randint(1, 5) * DAY
+            ws.checkout("main", force=True)
         kind = rng.choice(["dataset", "model", "register"])
         blob = rng.randbytes(rng.randint(10, 200))
         if kind == "dataset":
-            md5, size = put_dir(root, {f"img{i}.jpg": blob + bytes([i]) for i in range(rng.randint(1, 3))})
-            write_pointer(root, "datasets/coco", md5, size)
+            source = outside / f"coco-{step}"
+            source.mkdir(parents=True)
+            for i in range(rng.randint(1, 3)):
+                (source / f"img{i}.jpg").write_bytes(blob + bytes([i]))
+            tags = [f"v{step}"] if rng.random() < 0.5 else []
+            ws.dataset_add("coco", source, tags=tags)
+            if tags:
+                protected_revs.append((git(root, "rev-parse", "HEAD").strip(), "datasets/coco.dvc"))
         elif kind == "model":
-            write_pointer(root, "models/net/best.pt", put_object(root, blob), len(blob))
+            ws.model_add("net", weights_file(outside / f"net-{step}" / "net.pt", blob))
         else:
             version += 1
-            md5, size = put_dir(root, {"best.pt": blob})
-            write_pointer(root, f"registry/yolo/v{version}.0.0/files", md5, size)
-        sha = commit_at(root, f"step {step} {kind}", min(when, now))
-        if kind == "register":
-            git(root, "tag", "-a", f"yolo@v{version}.0.0", "-m", f"Registering artifact yolo version v{version}.0.0")
-            protected_revs.append((sha, f"registry/yolo/v{version}.0.0/files.dvc"))
+            ws.register("yolo", version=f"{version}.0.0", source=str(weights_file(outside / f"yolo-{step}" / "best.pt", blob)))
+            protected_revs.append((git(root, "rev-parse", "HEAD").strip(), f"registry/yolo/v{version}.0.0/files.dvc"))
             if rng.random() < 0.5:
-                git(root, "tag", "-a", f"yolo#champion#{step}", sha, "-m", "Assigning stage champion")
-        if kind == "dataset" and rng.random() < 0.5:
-            git(root, "tag", "-a", f"dataset/coco/v{step}", "-m", "dataset version")
-            protected_revs.append((sha, "datasets/coco.dvc"))
+                ws.promote(f"yolo@v{version}.0.0")
+    for var in ("GIT_COMMITTER_DATE", "GIT_AUTHOR_DATE"):
+        monkeypatch.delenv(var)
     for branch in ("main", "exp/try"):
         if git(root, "branch", "--list", branch).strip():
             protected_revs.append((branch, None))
-    orphans = {put_object(root, rng.randbytes(50)) for _ in range(2)}
-    return {"protected": _objects_of(root, protected_revs), "orphans": orphans}
+    return {"protected": _objects_of(root, protected_revs), "orphans": orphans_of_a_killed_commit(ws, rng)}
+
+
+def orphans_of_a_killed_commit(ws, rng: random.Random) -> set:
+    """`commit` of a scratch folder killed after DVC cached it, then the scratch folder thrown away:
+    cache objects that no commit uses."""
+    scratch = ws.root / "models" / "scratch"
+    scratch.mkdir(parents=True)
+    blobs = [rng.randbytes(50) for _ in range(2)]
+    for i, blob in enumerate(blobs):
+        (scratch / f"w{i}.bin").write_bytes(blob)
+    proc = cli("commit", "-m", "scratch", env={**os.environ, "NBVERSION_TEST_KILL_AT": "after-dvc-add"})
+    assert proc.returncode == -9, proc.stdout + proc.stderr
+    orphans = {hashlib.md5(blob).hexdigest() for blob in blobs}
+    assert orphans <= set(cached_objects(ws.root))
+    shutil.rmtree(scratch)
+    (ws.root / "models" / "scratch.dvc").unlink(missing_ok=True)
+    return orphans
 
 
 def _objects_of(root, revs) -> set:
@@ -113,9 +111,9 @@ def _objects_of(root, revs) -> set:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_gc_never_removes_registered_staged_or_tagged_objects(ws, seed):
+def test_gc_never_removes_registered_staged_or_tagged_objects(ws, seed, monkeypatch):
     rng = random.Random(seed)
-    history = random_history(ws, rng)
+    history = random_history(ws, rng, monkeypatch)
     before = cached_objects(ws.root)
     keep_last, older_than = rng.randint(1, 3), rng.choice([0, 5, 20])
 
@@ -133,52 +131,52 @@ def test_gc_never_removes_registered_staged_or_tagged_objects(ws, seed):
     assert not [p for p in ws.verify().problems if p.kind in ("missing", "corrupt")]
 
 
-def test_keep_last_keeps_the_newest_versions_of_each_path(ws):
-    old = int(time.time()) - 100 * DAY
-    versions = []
-    for step in range(5):
-        blob = f"weights {step}".encode()
-        versions.append(put_object(ws.root, blob))
-        write_pointer(ws.root, "models/net/best.pt", versions[-1], len(blob))
-        commit_at(ws.root, f"model {step}", old + step * DAY)
+def model_versions(ws, monkeypatch, contents: list, first: int, spacing: int) -> list:
+    """`model add net` of each content, the first at `first`, then every `spacing` seconds; md5s."""
+    outside, md5s = ws.root.parent / "outside", []
+    for step, blob in enumerate(contents):
+        backdated(monkeypatch, first + step * spacing)
+        ws.model_add("net", weights_file(outside / f"net-{step}" / "net.pt", blob))
+        md5s.append(hashlib.md5(b"\x80\x02" + blob).hexdigest())
+    for var in ("GIT_COMMITTER_DATE", "GIT_AUTHOR_DATE"):
+        monkeypatch.delenv(var)
+    return md5s
+
+
+def test_keep_last_keeps_the_newest_versions_of_each_path(ws, monkeypatch):
+    blobs = [f"weights {step}".encode() for step in range(5)]
+    versions = model_versions(ws, monkeypatch, blobs, int(time.time()) - 100 * DAY, DAY)
+    before = cached_objects(ws.root)
+    assert set(versions) <= set(before)
     result = ws.gc(keep_last=2, older_than=30)
     after = cached_objects(ws.root)
     assert set(versions[-2:]) <= set(after)            # the newest two stay
     assert not set(versions[:3]) & set(after)          # the three older ones go
-    assert result.objects == 3 and result.bytes == sum(len(f"weights {i}") for i in range(3))
+    # each version of the folder is its listing + its file, reported under that version
+    assert [(r["version"].split("@")[0], r["objects"]) for r in result.removed] == [("models/net", 2)] * 3
+    assert result.objects == 6 and result.bytes == sum(before[m] for m in set(before) - set(after))
+    assert not [p for p in ws.verify().problems if p.kind in ("missing", "corrupt")]
 
 
-def test_recent_versions_are_kept_whatever_keep_last_says(ws):
-    recent = int(time.time()) - DAY
-    versions = []
-    for step in range(3):
-        blob = f"fresh {step}".encode()
-        versions.append(put_object(ws.root, blob))
-        write_pointer(ws.root, "models/net/best.pt", versions[-1], len(blob))
-        commit_at(ws.root, f"model {step}", recent + step)
+def test_recent_versions_are_kept_whatever_keep_last_says(ws, monkeypatch):
+    versions = model_versions(ws, monkeypatch, [f"fresh {step}".encode() for step in range(3)],
+                              int(time.time()) - DAY, 1)
     assert ws.gc(keep_last=1, older_than=30).objects == 0
     assert set(versions) <= set(cached_objects(ws.root))
 
 
-def test_dry_run_cli_lists_versions_and_bytes_and_config_sets_the_policy(ws):
-    old = int(time.time()) - 100 * DAY
-    for step in range(3):
-        blob = f"cli {step}".encode() * 10
-        write_pointer(ws.root, "models/net/best.pt", put_object(ws.root, blob), len(blob))
-        commit_at(ws.root, f"model {step}", old + step)
+def test_dry_run_cli_lists_versions_and_bytes_and_config_sets_the_policy(ws, monkeypatch):
+    model_versions(ws, monkeypatch, [f"cli {step}".encode() * 10 for step in range(3)],
+                   int(time.time()) - 100 * DAY, 1)
     from nbversion.core.config import read_toml, write_toml
     config = ws.root / ".nbversion/config.toml"
     write_toml(config, {**read_toml(config), "gc": {"keep_last": 2, "older_than_days": 10}})
     data = cli_json("gc", "--dry-run")
-    assert data["dry_run"] is True and data["objects"] == 1 and data["bytes"] == len(b"cli 0" * 10)
+    assert data["dry_run"] is True and data["objects"] == 2        # the oldest version: listing + file
     assert data["policy"] == {"keep_last": 2, "older_than_days": 10.0}
-    assert data["removed"][0]["version"].startswith("models/net/best.pt@")
-
-
-def backdated(monkeypatch, when: int) -> None:
-    """Commits (and tags) made by the verbs from now on carry this date, as if made back then."""
-    for var in ("GIT_COMMITTER_DATE", "GIT_AUTHOR_DATE"):
-        monkeypatch.setenv(var, f"@{when} +0000")
+    [row] = data["removed"]
+    assert row["version"].startswith("models/net@") and row["objects"] == 2
+    assert data["bytes"] == row["bytes"] > len(b"\x80\x02" + b"cli 0" * 10)
 
 
 def test_gc_on_a_folder_remote_keeps_registered_objects(ws, tmp_path, monkeypatch):

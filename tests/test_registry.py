@@ -233,10 +233,9 @@ def test_kill_9_during_register_never_leaves_an_unreported_half_version(ws, tmp_
         if half:
             assert not verdict.ok, f"a half version v{version} was left and verify did not report it"
             assert any(f"v{version}" in p["message"] for p in verdict.problems)
-            _clean_half_version(ws.root, version)
         else:
             assert verdict.ok, verdict.problems
-        # the workspace stays usable: the same version can be registered now (or is complete)
+        # the workspace stays usable: the same register again finishes or redoes it (or it is complete)
         if not git(ws.root, "tag", "-l", f"det@v{version}").strip():
             assert ws.register("det", version=version, source=str(source)).version == f"v{version}"
     assert ws.audit_verify().ok
@@ -251,13 +250,28 @@ def _let_orphans_finish(root: Path) -> None:
     time.sleep(0.3)
 
 
-def _clean_half_version(root: Path, version: str) -> None:
-    """A committed but untagged version gets its tag by hand; an uncommitted leftover is left for
-    `register` to clear (it starts afresh), which the next step of the test checks."""
-    rel = f"registry/det/v{version}"
-    if git(root, "ls-files", rel).strip():
-        git(root, "tag", "-a", f"det@v{version}", "-m", f"Registering artifact det version v{version}",
-            git(root, "log", "-n1", "--format=%H", "--", rel).strip())
+def test_the_same_register_again_finishes_a_version_killed_between_commit_and_tag(ws, tmp_path):
+    source, other = tmp_path / "w.bin", tmp_path / "other.bin"
+    source.write_bytes(os.urandom(4096))
+    other.write_bytes(os.urandom(4096))
+    env = {**os.environ, "NBVERSION_TEST_KILL_AT": "register-committed"}
+    killed = cli("register", "det", "--version", "1.0.0", "--from", source, env=env)
+    assert killed.returncode == -9
+    assert git(ws.root, "ls-files", "registry/det/v1.0.0/manifest.json").strip()      # committed...
+    assert not git(ws.root, "tag", "-l", "det@v1.0.0").strip()                       # ...never tagged
+    verdict = ws.audit_verify()
+    assert not verdict.ok and any("v1.0.0" in p["message"] for p in verdict.problems)
+    before = snapshot(ws.root)
+    refused = cli("register", "det", "--version", "1.0.0", "--from", other, check=1)  # other weights: no
+    assert "committed but has no tag" in refused.stderr and "run that same `register` again" in refused.stderr
+    assert "--version 1.0.1" in refused.stderr
+    assert snapshot(ws.root) == before
+    done = cli("register", "det", "--version", "1.0.0", "--from", source, check=0)     # the same: finished
+    assert "registered det@v1.0.0" in done.stdout
+    assert git(ws.root, "rev-list", "-n1", "det@v1.0.0").strip() == before["head"].strip()
+    assert ws.audit_verify().ok and ws.verify().problems == []
+    assert Path(ws.resolve("det@v1.0.0").path).read_bytes() == source.read_bytes()
+    assert ws.register("det", bump="patch", source=str(other)).version == "v1.0.1"
 
 
 def test_magics_return_rich_results(ws):

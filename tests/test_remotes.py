@@ -141,14 +141,13 @@ def test_diverged_pull_is_refused_with_a_hint(shared, tmp_path):
 
 @pytest.fixture
 def big(ws, tmp_path):
-    folder = ws.root / "datasets" / "big"
+    """`dataset add big` of 800 files of 16 KB made outside the workspace."""
+    folder = tmp_path / "big-src"
     folder.mkdir(parents=True)
     rng = os.urandom
     for i in range(800):
         (folder / f"{i:04d}.bin").write_bytes(rng(16 * 1024))
-    _dvc.add(ws.root, ["datasets/big"])
-    git(ws.root, "add", "-A")
-    git(ws.root, "commit", "-qm", "big dataset")
+    ws.dataset_add("big", folder)
     ws.remote_add("team", str(tmp_path / "remote"))
     return ws
 

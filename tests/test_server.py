@@ -12,7 +12,6 @@ import inspect
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from conftest import git, snapshot
+from test_training import TINY_ARGS
+from trained import build_trained_workspace, copy_workspace, held_training
 
 # pytest-jupyter's fixtures, imported here rather than registered with `pytest_plugins`: a
 # registered plugin's autouse fixtures (an event loop and a ServerApp clean-up) would run
@@ -98,15 +99,36 @@ def lock_holder(ws):
     proc.wait()
 
 
-def write_run(root: Path, run_id: str, status: str, epoch: int, epochs: int = 3):
-    run = root / "runs" / run_id
-    run.mkdir(parents=True, exist_ok=True)
-    # the run.json schema of nbversion.training.runs
-    series = [{"epoch": e, "mAP50": 0.2 * e, "mAP50-95": 0.1 * e} for e in range(1, epoch + 1)]
-    # a running run names its live process (this one): a dead one's run is shown failed
-    (run / "run.json").write_text(json.dumps({"id": run_id, "status": status, "params": {"epochs": epochs},
-                                              "epochs": series, "metrics": series[-1],
-                                              "pid": os.getpid(), "host": socket.gethostname()}))
+@pytest.fixture(scope="module")
+def trained_template(tmp_path_factory):
+    """Built once per module with the verbs: `dataset add demo` + a real 1-epoch training."""
+    return build_trained_workspace(tmp_path_factory.mktemp("server-trained"))
+
+
+@pytest.fixture
+def trained(ws, trained_template, monkeypatch):
+    """The served workspace (same path) replaced by a copy of the trained one: (ws, finished run id)."""
+    root, run_id = trained_template
+    copied = copy_workspace(root, ws.root)
+    monkeypatch.chdir(copied.root)
+    return copied, run_id
+
+
+def cli_training(ws, name: str) -> tuple[subprocess.Popen, dict]:
+    """`nbversion train --wait` in another process, as from a terminal; returns once it trains."""
+    exe = Path(sys.executable).with_name("nbversion")
+    proc = subprocess.Popen([str(exe), "train", "--data", "demo", "--epochs", "30", "--name", name, *TINY_ARGS],
+                            cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, record = time.time() + 240, {}
+    while time.time() < deadline and record.get("status") != "running" and proc.poll() is None:
+        time.sleep(0.3)
+        found = list((ws.root / "runs").glob(f"*-{name}/run.json"))
+        try:
+            record = json.loads(found[0].read_text()) if found else {}
+        except ValueError:
+            record = {}
+    assert record.get("status") == "running", (record, proc.poll())
+    return proc, record
 
 
 # --- workspace verbs ---------------------------------------------------------------------
@@ -229,54 +251,60 @@ async def test_stop_an_unknown_run_is_an_error(api, ws):
 
 # --- live progress -------------------------------------------------------------------------
 
-async def test_progress_returns_only_runs_changed_since_the_cursor(api, ws):
-    write_run(ws.root, "r1", "done", 3)
-    write_run(ws.root, "r2", "running", 1)
-    code, first = await api("runs", "progress", params={"cursor": "0"})
-    assert code == 200, first
-    assert {r["id"] for r in first["runs"]} == {"r1", "r2"}
-    r2 = next(r for r in first["runs"] if r["id"] == "r2")
-    assert (r2["status"], r2["epoch"], r2["epochs"]) == ("running", 1, 3)
-    assert isinstance(first["cursor"], str)     # opaque to the client
-    code, again = await api("runs", "progress", params={"cursor": first["cursor"]})
-    assert again["runs"] == [] and again["sections"] == [] and again["cursor"] == first["cursor"]
-    write_run(ws.root, "r2", "running", 2)      # same clock tick or not: a new file, a new inode
-    code, later = await api("runs", "progress", params={"cursor": first["cursor"]})
-    assert [(r["id"], r["epoch"]) for r in later["runs"]] == [("r2", 2)]
-    assert later["runs"][0]["map"] == pytest.approx(0.2)
+async def test_progress_returns_only_runs_changed_since_the_cursor(trained, api):
+    ws, done_id = trained
+    with held_training(ws, epochs=3) as live:
+        code, first = await api("runs", "progress", params={"cursor": "0"})
+        assert code == 200, first
+        assert {r["id"] for r in first["runs"]} == {done_id, live.run_id}
+        running = next(r for r in first["runs"] if r["id"] == live.run_id)
+        assert (running["status"], running["epoch"], running["epochs"]) == ("running", 1, 3)
+        assert next(r for r in first["runs"] if r["id"] == done_id)["status"] == "done"
+        assert isinstance(first["cursor"], str)     # opaque to the client
+        code, again = await api("runs", "progress", params={"cursor": first["cursor"]})
+        assert again["runs"] == [] and again["sections"] == [] and again["cursor"] == first["cursor"]
+        live.release()                              # epoch 2 trains and is recorded
+        assert live.wait_held() == 2
+        code, later = await api("runs", "progress", params={"cursor": first["cursor"]})
+        assert [(r["id"], r["epoch"]) for r in later["runs"]] == [(live.run_id, 2)]
+        assert later["runs"][0]["map"] == pytest.approx(live.record()["epochs"][-1]["mAP50-95"])
 
 
-async def test_progress_reports_which_sections_changed(api, ws):
+async def test_progress_reports_which_sections_changed(api, ws, tmp_path):
     _, first = await api("runs", "progress", params={"cursor": "0"})
     assert set(first["sections"]) == {"status", "datasets", "registry", "audit"}
     (ws.root / "notes.txt").write_text("hello\n")
     ws.commit("notes")                          # from a kernel or the CLI, not the sidebar
     _, answer = await api("runs", "progress", params={"cursor": first["cursor"]})
     assert {"status", "datasets", "audit"} <= set(answer["sections"]) and "registry" not in answer["sections"]
-    git(ws.root, "tag", "-a", "m@v1.0.0", "-m", "Registering artifact m version v1.0.0")
+    weights = tmp_path / "m.pt"
+    weights.write_bytes(os.urandom(1024))
+    ws.register("m", version="1.0.0", source=str(weights))
     _, tagged = await api("runs", "progress", params={"cursor": answer["cursor"]})
-    assert tagged["sections"] == ["registry"]
+    assert {"registry", "audit"} <= set(tagged["sections"])      # the new version tag is seen
 
 
-async def test_a_cursor_from_another_server_gets_the_full_answer(api, ws):
-    write_run(ws.root, "r1", "done", 3)
+async def test_a_cursor_from_another_server_gets_the_full_answer(trained, api):
+    ws, done_id = trained
     _, answer = await api("runs", "progress", params={"cursor": "0123abcd:99"})
-    assert [r["id"] for r in answer["runs"]] == ["r1"]
+    assert [r["id"] for r in answer["runs"]] == [done_id]
 
 
-async def test_progress_long_poll_waits_for_a_change_without_blocking_the_server(api, ws):
-    write_run(ws.root, "r1", "running", 1)
-    _, first = await api("runs", "progress")
-    poll = asyncio.ensure_future(api("runs", "progress", params={"cursor": first["cursor"], "wait": "10"}))
-    started = time.monotonic()
-    code, who = await api("whoami")             # the server answers others while the poll waits
-    assert code == 200 and not poll.done()
-    await asyncio.sleep(0.3)
-    write_run(ws.root, "r1", "running", 2)
-    code, answer = await poll
-    waited = time.monotonic() - started
-    assert code == 200 and [r["epoch"] for r in answer["runs"]] == [2]
-    assert 0.3 <= waited < 5, waited
+async def test_progress_long_poll_waits_for_a_change_without_blocking_the_server(trained, api):
+    ws, _ = trained
+    with held_training(ws, epochs=3) as live:
+        _, first = await api("runs", "progress")
+        poll = asyncio.ensure_future(api("runs", "progress", params={"cursor": first["cursor"], "wait": "30"}))
+        started = time.monotonic()
+        code, who = await api("whoami")             # the server answers others while the poll waits
+        assert code == 200 and not poll.done()
+        await asyncio.sleep(0.3)
+        assert not poll.done()
+        live.release()                              # the trainer records epoch 2 when it has trained it
+        code, answer = await poll
+        waited = time.monotonic() - started
+        assert code == 200 and [(r["id"], r["epoch"]) for r in answer["runs"]] == [(live.run_id, 2)]
+        assert 0.3 <= waited < 30, waited
 
 
 async def test_progress_rejects_a_bad_cursor(api, ws):
@@ -496,46 +524,49 @@ async def test_fields_view_returns_only_the_table(api, ws):
 
 
 @needs("nbversion.training.runs")
-async def test_runs_list_and_show_read_the_run_records(api, ws):
-    write_run(ws.root, "20260101-000000-a", "done", 3)
-    write_run(ws.root, "20260101-000001-b", "running", 1)
-    code, data = await api("runs", params={"fields": "view"})
+async def test_runs_list_and_show_read_the_run_records(trained, api):
+    ws, done_id = trained
+    with held_training(ws, epochs=3) as live:
+        code, data = await api("runs", params={"fields": "view"})
+        assert code == 200, data
+        ids = [row[0] for row in data["view"]["rows"]]
+        assert ids == [done_id, live.run_id]
+        running = [data["view"]["rows"][i][0] for i in data["view"]["highlight"]]
+        assert running == [live.run_id]
+        code, data = await api("runs", live.run_id)
+        assert code == 200, data
+        assert len(data["view"]["rows"]) == 1      # one row per epoch trained so far
+    code, data = await api("runs", done_id)
     assert code == 200, data
-    ids = [row[0] for row in data["view"]["rows"]]
-    assert ids == ["20260101-000000-a", "20260101-000001-b"]
-    running = [data["view"]["rows"][i][0] for i in data["view"]["highlight"]]
-    assert running == ["20260101-000001-b"]
-    code, data = await api("runs", "20260101-000000-a")
-    assert code == 200, data
-    assert len(data["view"]["rows"]) == 3          # one row per epoch
+    assert len(data["view"]["rows"]) == 1
     code, data = await api("runs", "no-such-run")
     assert code == 404, data
 
 
 @needs("nbversion.training.runs")
-async def test_progress_shows_a_run_of_a_dead_process_as_failed(api, ws):
-    write_run(ws.root, "r1", "running", 1)
-    record = json.loads((ws.root / "runs" / "r1" / "run.json").read_text())
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    record["pid"] = dead.pid                     # the kernel that trained it is gone
-    (ws.root / "runs" / "r1" / "run.json").write_text(json.dumps(record))
+async def test_progress_shows_a_run_of_a_dead_process_as_failed(trained, api):
+    ws, done_id = trained
+    trainer, record = cli_training(ws, "killed")
+    trainer.kill()                               # kill -9: the process that trained it is gone
+    trainer.wait()
     _, answer = await api("runs", "progress")
-    assert [(r["id"], r["status"]) for r in answer["runs"]] == [("r1", "failed")]
-
-
+    assert {r["id"]: r["status"] for r in answer["runs"]} == {done_id: "done", record["id"]: "failed"}
 
 
 @needs("nbversion.training.runner")
-async def test_stop_asks_a_run_training_elsewhere_to_stop(api, ws):
-    from nbversion.training import runs
-
-    write_run(ws.root, "20260101-000001-b", "running", 1)     # trained by a live process (this one)
-    code, data = await api("runs", "20260101-000001-b", "stop", method="POST")
-    assert code == 202, data
-    assert (ws.root / "runs" / "20260101-000001-b" / runs.STOP_FILE).exists()   # the trainer polls it
-    write_run(ws.root, "20260101-000000-a", "done", 3)
-    code, data = await api("runs", "20260101-000000-a", "stop", method="POST")
+async def test_stop_asks_a_run_training_elsewhere_to_stop(trained, api):
+    ws, done_id = trained
+    trainer, record = cli_training(ws, "far")    # trained by another live process
+    try:
+        code, data = await api("runs", record["id"], "stop", method="POST")
+        assert code == 202, data
+        out, err = trainer.communicate(timeout=240)   # the trainer polls the stop file and stops
+    finally:
+        trainer.kill()
+    assert trainer.returncode == 0, err
+    stopped = json.loads((ws.root / "runs" / record["id"] / "run.json").read_text())
+    assert stopped["status"] == "stopped" and len(stopped["epochs"]) < 30
+    code, data = await api("runs", done_id, "stop", method="POST")
     assert_error(code, data, 400, "UsageError")
     assert "not running" in data["error"]["message"]
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, cli
+from trained import build_trained_workspace, copy_workspace, held_training
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -51,65 +52,34 @@ def free_port() -> int:
 
 
 # --- the workspace: a dataset, a finished run, two registered versions, a champion -------
+# All built with the verbs: `dataset add` + a real training (once per module, copied per test),
+# `register` from the run and from its weights, `promote`; a running run is a real training in
+# this process, held between epochs (tests/trained.py).
 
-def write_finished_run(root: Path, run_id: str) -> Path:
-    """A finished run record as nbversion.training.runs writes it (real training: test_training.py)."""
-    run = root / "runs" / run_id
-    (run / "weights").mkdir(parents=True)
-    series = [{"epoch": e, "precision": 0.5, "recall": 0.4, "mAP50": 0.3 + 0.1 * e, "mAP50-95": 0.2 + 0.1 * e}
-              for e in (1, 2)]
-    record = {"id": run_id, "status": "done", "params": {"epochs": 2, "imgsz": 64}, "device": "cpu",
-              "model": "yolov8n.yaml", "epochs": series, "best_epoch": 2, "metrics": series[-1],
-              "dataset": {"name": "shapes"}, "started_at": "2026-01-01T00:00:00+00:00",
-              "ended_at": "2026-01-01T00:01:00+00:00", "error": None,
-              "weights": {"best": f"runs/{run_id}/weights/best.pt", "last": f"runs/{run_id}/weights/last.pt"}}
-    (run / "run.json").write_text(json.dumps(record, indent=2))
-    (run / "results.csv").write_text("epoch,metrics/mAP50-95(B)\n1,0.3\n2,0.4\n")
-    for name in ("best.pt", "last.pt"):
-        (run / "weights" / name).write_bytes(os.urandom(2048))
-    return run
-
-
-def write_running_run(root: Path, run_id: str, epoch: int, epochs: int = 5) -> None:
-    """What the trainer leaves in run.json after each epoch of a run in progress."""
-    run = root / "runs" / run_id
-    run.mkdir(parents=True, exist_ok=True)
-    series = [{"epoch": e, "mAP50": 0.2 + 0.05 * e, "mAP50-95": 0.1 + 0.05 * e} for e in range(1, epoch + 1)]
-    # the live process is this test's: `runs list` shows a run of a dead process as failed
-    (run / "run.json").write_text(json.dumps({"id": run_id, "status": "running", "params": {"epochs": epochs},
-                                              "epochs": series, "metrics": series[-1],
-                                              "pid": os.getpid(), "host": socket.gethostname()}))
+@pytest.fixture(scope="module")
+def trained_template(tmp_path_factory):
+    return build_trained_workspace(tmp_path_factory.mktemp("sidebar-trained"))
 
 
 @pytest.fixture
-def populated(ws, demo_data, tmp_path):
-    """What exists of the core today, built through the Python API; each part only if its
-    module is installed (other issues build them), else the tests say what they skipped."""
-    parts = {"dataset": "nbversion.core.datasets not installed",
-             "registry": "nbversion.core.registry / promotion not installed"}
-    if installed("nbversion.core.datasets"):
-        parts["dataset"] = build_part(lambda: ws.dataset_add("shapes", demo_data))
-    run = write_finished_run(ws.root, "20260101-000000-shapes")
-    ws.commit("a finished run")
-    if installed("nbversion.core.registry") and installed("nbversion.core.promotion"):
-        def register_two_and_promote():
-            weights = tmp_path / "detector.pt"
-            shutil.copy(run / "weights" / "best.pt", weights)
-            ws.register("detector", version="1.0.0", source=str(weights))
-            weights.write_bytes(os.urandom(2048))
-            ws.register("detector", version="1.1.0", source=str(weights))
-            ws.promote("detector@v1.0.0")
-        parts["registry"] = build_part(register_two_and_promote)
-    return parts
+def trained(ws, trained_template, monkeypatch):
+    """The test's workspace (same path) replaced by a copy of the trained one: (ws, finished run id)."""
+    root, run_id = trained_template
+    copied = copy_workspace(root, ws.root)
+    monkeypatch.chdir(copied.root)
+    return copied, run_id
 
 
-def build_part(make) -> bool | str:
-    """True once built; the reason otherwise (an API still changing under another issue)."""
-    try:
-        make()
-    except (ImportError, TypeError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return True
+@pytest.fixture
+def populated(trained, tmp_path):
+    """demo dataset, a finished run, detector v1.0.0 (champion, from the run) and v1.1.0."""
+    ws, run_id = trained
+    ws.register("detector", version="1.0.0", source=run_id)
+    weights = tmp_path / "detector.pt"
+    shutil.copy(ws.root / "runs" / run_id / "weights" / "last.pt", weights)
+    ws.register("detector", version="1.1.0", source=str(weights))
+    ws.promote("detector@v1.0.0")
+    return {"dataset": True, "registry": True, "run": run_id}
 
 
 def start_lab(root: Path, tmp_path: Path, fake_core: bool = False, env_extra: dict | None = None):
@@ -162,31 +132,32 @@ def stop_lab(proc) -> None:
 @pytest.fixture
 def lab(ws, populated, tmp_path):
     proc, url = start_lab(ws.root, tmp_path)
-    yield {"url": url, "parts": populated, "root": ws.root}
+    yield {"url": url, "parts": {k: v for k, v in populated.items() if k != "run"}, "run": populated["run"],
+           "root": ws.root}
     stop_lab(proc)
 
 
 @pytest.fixture
-def fake_lab(ws, tmp_path, request):
-    """The sidebar over the fake core: a done run and a running one (epoch 1 of 5)."""
-    write_finished_run(ws.root, "20260101-000000-shapes")
-    write_running_run(ws.root, "20260102-000000-live", epoch=1)
-    cli("commit", "-m", "two runs", cwd=ws.root, check=0)
+def fake_lab(trained, tmp_path, request):
+    """The sidebar over the fake core: a done run and a running one (held after epoch 1 of 5)."""
+    ws, run_id = trained
     versions = getattr(request, "param", 2)
-    proc, url = start_lab(ws.root, tmp_path, fake_core=True, env_extra={"NBV_FAKE_VERSIONS": str(versions)})
-    yield {"url": url, "root": ws.root}
-    stop_lab(proc)
+    with held_training(ws, epochs=5) as live:
+        proc, url = start_lab(ws.root, tmp_path, fake_core=True, env_extra={"NBV_FAKE_VERSIONS": str(versions)})
+        yield {"url": url, "root": ws.root, "done": run_id, "live": live}
+        stop_lab(proc)
 
 
 @pytest.fixture
-def viewer_lab(ws, tmp_path):
+def viewer_lab(trained, tmp_path):
     """The sidebar of a viewer (a role in users.toml), over the fake core with a running run."""
+    ws, _ = trained
     ws.user_add("guest@example.com", "viewer")
-    write_running_run(ws.root, "20260102-000000-live", epoch=1)
     (ws.root / "notes.txt").write_text("uncommitted\n")
-    proc, url = start_lab(ws.root, tmp_path, fake_core=True, env_extra={"NBVERSION_USER": "guest@example.com"})
-    yield {"url": url, "root": ws.root}
-    stop_lab(proc)
+    with held_training(ws, epochs=3):
+        proc, url = start_lab(ws.root, tmp_path, fake_core=True, env_extra={"NBVERSION_USER": "guest@example.com"})
+        yield {"url": url, "root": ws.root}
+        stop_lab(proc)
 
 
 @pytest.fixture
@@ -269,11 +240,11 @@ def test_sidebar_shows_status_datasets_runs_and_champion(page, lab):
 
     runs = section(page, "runs")
     if installed("nbversion.training.runs"):
-        assert "20260101-000000-shapes" in runs.inner_text()
+        assert lab["run"] in runs.inner_text()
     else:
         assert "not available" in runs.inner_text()
     if lab["parts"]["dataset"] is True:
-        assert "shapes" in section(page, "datasets").inner_text()
+        assert "demo" in section(page, "datasets").inner_text()
     if lab["parts"]["registry"] is True:
         champion = section(page, "registry").locator("tr.nbv-mod-highlight")
         assert champion.count() >= 1 and "1.0.0" in champion.first.inner_text()
@@ -386,21 +357,29 @@ def test_fake_core_datasets_show_and_diff(page, fake_lab):
 
 
 def test_fake_core_live_progress_and_stop(page, fake_lab):
+    live, done = fake_lab["live"], fake_lab["done"]
     open_sidebar(page)
     runs = section(page, "runs")
-    live = runs.locator(".nbv-LiveRun")
-    assert "20260102-000000-live: epoch 1/5" in live.inner_text()
-    assert "20260101-000000-shapes" not in live.inner_text()        # a finished run has no bar
+    bar = runs.locator(".nbv-LiveRun")
+    assert f"{live.run_id}: epoch 1/5" in bar.inner_text()
+    assert done not in bar.inner_text()                              # a finished run has no bar
     # the trainer finishes epoch 2: the long poll brings it without any click
-    write_running_run(fake_lab["root"], "20260102-000000-live", epoch=2)
-    page.wait_for_function("() => document.querySelector('#nbversion-sidebar .nbv-LiveRun')"
-                           ".textContent.includes('epoch 2/5 · mAP 0.200')", timeout=10_000)
+    live.release()
+    assert live.wait_held() == 2
+    expected = f"epoch 2/5 · mAP {live.record()['epochs'][-1]['mAP50-95']:.3f}"
+    page.wait_for_function("t => document.querySelector('#nbversion-sidebar .nbv-LiveRun')"
+                           ".textContent.includes(t)", arg=expected, timeout=10_000)
     assert runs.locator("progress").get_attribute("max") == "5"
     shot(page, "live-progress")
-    runs.locator("tr", has_text="20260102-000000-live").get_by_role("button", name="Stop").click()
-    toast(page, "stops after this epoch")
-    done = runs.locator("tr", has_text="20260101-000000-shapes")
-    assert done.get_by_role("button", name="Stop").count() == 0
+    finished = runs.locator("tr", has_text=done)
+    assert finished.get_by_role("button", name="Stop").count() == 0
+    runs.locator("tr", has_text=live.run_id).get_by_role("button", name="Stop").click()
+    assert f"{live.run_id}: running" in toast(page, "stop requested: process").inner_text()
+    live.release()                                # the trainer polls the stop file the server left
+    live.run.wait(timeout=300)
+    assert live.record()["status"] == "stopped" and len(live.record()["epochs"]) < 5
+    page.wait_for_function("id => ![...document.querySelectorAll('#nbversion-sidebar .nbv-LiveRun')]"
+                           ".some(n => n.textContent.includes(id))", arg=live.run_id, timeout=15_000)
 
 
 def test_fake_core_champion_promote_gates_audit_verify(page, fake_lab):

@@ -148,9 +148,20 @@ def _origin(versions: list) -> dict:
     return origin
 
 
+def _listing_md5s(root, md5_dir: str) -> list:
+    """File hashes of a `.dir` listing in the local cache; [] when it is not readable here."""
+    try:
+        return [e["md5"] for e in json.loads(cache_path(root, md5_dir).read_text()) if isinstance(e.get("md5"), str)]
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return []
+
+
 def _group(doomed: dict, versions: list, root, where: str) -> list:
     """Rows per version: a `.dir` listing carries its files with it."""
     origin, rows = _origin(versions), {}
+    for md5 in [m for m in doomed if m.endswith(".dir") and m in origin]:
+        for file_md5 in _listing_md5s(root, md5):   # the files of a folder version are that version's
+            origin.setdefault(file_md5, origin[md5])
     for md5, size in doomed.items():
         label = origin.get(md5, UNREFERENCED)
         row = rows.setdefault(label, {"version": label, "objects": 0, "bytes": 0, "where": where})

@@ -196,9 +196,34 @@ def _clear_leftover(root: Path, rel: str) -> None:
     shutil.rmtree(folder)
 
 
+def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: dict) -> Optional["RegisterResult"]:
+    """A version committed but never tagged (a register killed between its commit and its tag):
+    the same register again finishes it by tagging that commit, when it names the same weights.
+    Its audit line went in with the commit, so the tag is all that is missing."""
+    rel = version_dir(name, version)
+    if not (root / rel).exists() or not _git.head(root) or not _git.tracked_files(root, "HEAD", [rel]):
+        return None
+    sha = _git.run(root, "log", "-n1", "--format=%H", "HEAD", "--", f"{rel}/manifest.json").strip()
+    try:
+        manifest = json.loads(_git.show(root, sha, f"{rel}/manifest.json") or b"{}") if sha else {}
+    except ValueError:
+        manifest = {}
+    recorded = {k: (v or {}).get("md5") for k, v in (manifest.get("files") or {}).items()}
+    if not recorded or recorded != {f"files/{Path(w).name}": file_md5(w) for w in origin["weights"]}:
+        above = tags.format_version(tags.bump(tags.parse_version(version), "patch"))
+        raise NbversionError(f"{rel} is committed but has no tag: a register of other weights was interrupted",
+                             hint=f"run that same `register` again to finish it, or register these weights as "
+                                  f"--version {above.removeprefix('v')}; `nbversion audit verify` shows the details")
+    tag = tags.version_tag(name, version)
+    _git.create_tag(root, tag, sha, tags.register_message(name, version), user)
+    return RegisterResult(name, version, tag, sha, manifest["files"], manifest.get("metrics") or {},
+                          manifest.get("lineage") or {})
+
+
 def register(ws, name: str, version: Optional[str] = None, bump: Optional[str] = None, source: str = "",
              message: str = "", on_event=None) -> RegisterResult:
     from . import _dvc
+    from .commit import _checkpoint
 
     emit = emitter(on_event)
     tags.check_name(name)
@@ -209,6 +234,10 @@ def register(ws, name: str, version: Optional[str] = None, bump: Optional[str] =
         version = _choose_version(artifact_tags(ws.root, name).get(name), version, bump)
         names.check_tag(tags.version_tag(name, version), "version tag")   # before anything is written
         rel = version_dir(name, version)
+        finished = _finish_interrupted(ws.root, tx.user, name, version, origin)
+        if finished is not None:
+            emit(Event("register", 4, 4, f"finished the interrupted register of {name}@{version}"))
+            return finished
         _clear_leftover(ws.root, rel)
         emit(Event("register", 0, 4, f"copying weights to {rel}/files"))
         files = {}
@@ -230,6 +259,7 @@ def register(ws, name: str, version: Optional[str] = None, bump: Optional[str] =
         emit(Event("register", 2, 4, "commit"))
         sha = tx.commit(f"nbversion: register {name}@{version}" + (f"\n\n{message}" if message else ""),
                         [rel])
+        _checkpoint("register-committed")   # the crash tests kill us here: committed, not tagged
         emit(Event("register", 3, 4, f"tag {tag}"))
         _git.create_tag(ws.root, tag, sha, tags.register_message(name, version), tx.user)
     emit(Event("register", 4, 4, "done"))
