@@ -132,8 +132,8 @@ def _wanted(name: str) -> bool:
 def _stage(folder: Path, staging: Path, move: bool, done=frozenset()) -> list[str]:
     """Put the dataset into `staging`: move our own unzipped temp files, else copy.
 
-    Always a private copy, never a link to the user's files: `_dvc.add_adopting` turns the
-    staged files themselves into cache objects.
+    Always a private copy, never a link to the user's files (see `linking` for how the
+    cache object is then made).
     """
     place = os.replace if move else shutil.copyfile
     copied = []
@@ -289,8 +289,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         _swap_in(root / out, staging, trash)
     try:
         emit(Event("dvc add", 0, 1, out))
-        # our own copy (or the user's in-place edits, which a checkout would link anyway)
-        _dvc.add_adopting(root, [out])
+        _dvc.add(root, [out])   # objects stored as `core.link` says (copy: never the same inode)
     except BaseException:
         if not in_place:
             shutil.rmtree(root / out, ignore_errors=True)

@@ -138,7 +138,10 @@ def gc(ws, keep_last: Optional[int] = None, older_than: Optional[float] = None, 
         rows = _group(local, versions, ws.root, "cache")
         remote_doomed = _remote_doomed(ws.root, remote, keep, unreadable) if remote else {}
         rows += _group(remote_doomed, versions, ws.root, f"remote {remote}")
+        orphans = _orphan_row(ws.root)
+        rows += orphans
         if not dry_run:
+            _remove_orphans(ws.root)
             _remove_local(ws.root, local, emit)
             if remote_doomed:
                 from . import _dvc
@@ -148,7 +151,8 @@ def gc(ws, keep_last: Optional[int] = None, older_than: Optional[float] = None, 
                                                    "bytes": sum(local.values()), "keep_last": keep_last,
                                                    "older_than_days": older_than})
                 tx.commit(f"nbversion: gc removed {len(local) + len(remote_doomed)} object(s)")
-    return GcResult(rows, len(local) + len(remote_doomed), sum(local.values()), len(keep), dry_run,
+    return GcResult(rows, len(local) + len(remote_doomed) + sum(r["objects"] for r in orphans),
+                    sum(local.values()) + sum(r["bytes"] for r in orphans), len(keep), dry_run,
                     {"keep_last": keep_last, "older_than_days": older_than})
 
 
@@ -171,3 +175,17 @@ def _remove_local(root, doomed: dict, emit) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
+
+
+def _orphan_row(root) -> list:
+    """Objects nothing reads (an old nbversion's `files/md5/files/md5/`, a killed add's temp files)."""
+    from . import protection
+    found = protection.orphans(root)
+    if not found["objects"]:
+        return []
+    return [{"version": "(orphan objects)", "objects": found["objects"], "bytes": found["bytes"], "where": "cache"}]
+
+
+def _remove_orphans(root) -> None:
+    from . import protection
+    protection.remove_orphans(root)

@@ -320,6 +320,7 @@ def _check(root, remote, check_remote_presence, on_event) -> VerifyResult:
         emit(Event("verify", message="remote presence"))
         problems += check_remote(root, everything, remote)
     problems += check_audit_and_lock(root)
+    problems += _link_problems(root)
     checked = {"tags": len(anchors), "pointers": len(needed), "objects": len(everything)}
     return VerifyResult(problems, checked, remote)
 
@@ -336,6 +337,7 @@ def repair_problems(root, problems: list, remote: Optional[str], on_event=None) 
         if any(p.kind == "audit" and "torn" in p.detail for p in problems):
             audit.repair_tail(root)
             acted |= {(p.kind, p.what) for p in problems if p.kind == "audit"}
+        acted |= _repair_links(root, problems)
         broken = [p for p in problems if p.kind in ("missing", "corrupt")]
         if not broken:
             return acted
@@ -373,3 +375,14 @@ def _restore_worktree(root, broken: list) -> None:
     targets = [outputs[p].dvc_file for p in paths if p in outputs]
     if targets:
         _dvc.checkout(root, targets)
+
+
+def _link_problems(root) -> list:
+    """Working-tree files sharing an inode with the cache, a stale DVC link setting, orphans."""
+    from . import protection
+    return protection.check(root)
+
+
+def _repair_links(root, problems: list) -> set:
+    from . import protection
+    return protection.repair(root, problems)

@@ -1,0 +1,219 @@
+"""How data files relate to the DVC cache: `core.link` is the one owner of that choice.
+
+- `copy` (default): a workspace file and its cache object never share an inode. The object is
+  a reflink (shared extents, copy-on-write) where the filesystem can, else a real copy made
+  while hashing, so each byte is read once. An edit in place can never change a stored version.
+- `hardlink` (opt-in): the workspace file *is* the cache object (no second copy on disk); both
+  are read-only, and `unprotect PATH` swaps a file for a private writable copy before an edit.
+
+Pure file work, no dvc import: `_dvc.add` drives it with the cache folder DVC reports.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import stat
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InvalidInput
+
+MODES = ("copy", "hardlink")
+DVC_CACHE_TYPE = {"copy": "reflink,copy", "hardlink": "hardlink,copy"}
+CACHE_MODE = 0o444            # DVC's mode for cache objects (and hard-linked workspace files)
+CHUNK = 1 << 20
+TMP_DIR = ".nbv-tmp"          # inside the cache folder, so a rename into place never crosses filesystems
+FICLONE = 0x40049409          # linux/fs.h: _IOW(0x94, 9, int)
+
+
+def link_mode(config: dict) -> str:
+    """`core.link` from a loaded config; an unknown value is refused before anything is written."""
+    mode = str(config.get("core", {}).get("link", "copy"))
+    if mode not in MODES:
+        raise InvalidInput(f".nbversion/config.toml: core.link = {mode!r} is not one of {', '.join(MODES)}",
+                           hint='set `link = "copy"` (safe default) or `link = "hardlink"` under [core]')
+    return mode
+
+
+def dvc_cache_type(mode: str) -> str:
+    """What `.dvc/config` must say so DVC's own checkouts make the same kind of files."""
+    return DVC_CACHE_TYPE[mode]
+
+
+# --- storing files into the cache ---------------------------------------------------------
+
+@dataclass
+class StoreReport:
+    hashes: dict = field(default_factory=dict)    # absolute path -> md5
+    methods: dict = field(default_factory=dict)   # "reflink" | "copy" | "hardlink" | "present" -> count
+
+
+def object_path(cache: Path, md5: str) -> Path:
+    """Where DVC 3 keeps object `md5`: `cache` is `repo.cache.local.path` (already ends in files/md5)."""
+    return Path(cache) / md5[:2] / md5[2:]
+
+
+def store(paths: list, cache: Path, mode: str, jobs: int | None = None) -> StoreReport:
+    """Put each file's object into the cache, hashing it on the way; files in parallel (hashlib
+    and file I/O release the GIL). Returns the hashes so DVC need not read the files again."""
+    report = StoreReport()
+    if not paths:
+        return report
+    tmp = Path(cache) / TMP_DIR / uuid.uuid4().hex
+    tmp.mkdir(parents=True)
+    one = _store_hardlink if mode == "hardlink" else _store_copy
+    workers = max(1, min(jobs or (os.cpu_count() or 1) + 2, len(paths), 32))
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for path, md5, method in pool.map(lambda p: (p, *one(Path(p), Path(cache), tmp)), paths):
+                report.hashes[str(path)] = md5
+                report.methods[method] = report.methods.get(method, 0) + 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            tmp.parent.rmdir()
+    return report
+
+
+def _store_copy(path: Path, cache: Path, tmp: Path) -> tuple[str, str]:
+    """A private object for `path`: a reflink plus one hashing read, else a copy while hashing."""
+    scratch = tmp / uuid.uuid4().hex
+    if _reflink(path, scratch):
+        md5, method = file_md5(path), "reflink"
+    else:
+        md5, method = _copy_hashing(path, scratch), "copy"
+    obj = object_path(cache, md5)
+    if obj.exists():
+        scratch.unlink()
+        return md5, "present"
+    os.chmod(scratch, CACHE_MODE)
+    obj.parent.mkdir(exist_ok=True)
+    os.replace(scratch, obj)
+    return md5, method
+
+
+def _store_hardlink(path: Path, cache: Path, tmp: Path) -> tuple[str, str]:
+    """Opt-in: the workspace file and the object become one read-only inode."""
+    md5 = file_md5(path)
+    obj = object_path(cache, md5)
+    if obj.exists():
+        if not _same_inode(path, obj):   # same bytes already stored: link to that object instead
+            _replace_with_link(obj, path)
+        method = "present"
+    else:
+        obj.parent.mkdir(exist_ok=True)
+        try:
+            os.link(path, obj)
+            method = "hardlink"
+        except OSError:   # the cache is on another filesystem: fall back to a copy
+            return _store_copy(path, cache, tmp)
+    os.chmod(obj, CACHE_MODE)
+    return md5, method
+
+
+def _replace_with_link(obj: Path, path: Path) -> None:
+    scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.nbv")
+    try:
+        os.link(obj, scratch)
+        os.replace(scratch, path)
+    except OSError:
+        scratch.unlink(missing_ok=True)
+
+
+def _reflink(src: Path, dst: Path) -> bool:
+    """Clone `src` into a new file `dst` sharing its extents (XFS, Btrfs...). False where unsupported."""
+    import fcntl
+
+    with open(src, "rb") as source, open(dst, "wb") as target:
+        try:
+            fcntl.ioctl(target.fileno(), FICLONE, source.fileno())
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EPERM):
+                raise
+    dst.unlink()
+    return False
+
+
+def _copy_hashing(src: Path, dst: Path) -> str:
+    digest = hashlib.md5()
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with open(src, "rb", buffering=0) as source, open(dst, "wb") as target:
+        while n := source.readinto(buffer):
+            digest.update(view[:n])
+            target.write(view[:n])
+    return digest.hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as source:
+        while n := source.readinto(buffer):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def _same_inode(a: Path, b: Path) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+# --- links already in the working tree -----------------------------------------------------
+
+def shared_with_cache(files: dict, cache: Path) -> list:
+    """The working-tree files (abs path -> md5) that are the very inode of their cache object."""
+    found = []
+    for path, md5 in sorted(files.items()):
+        try:
+            if os.lstat(path).st_nlink > 1 and _same_inode(Path(path), object_path(cache, md5)):
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+def break_link(path: Path) -> bool:
+    """Give `path` its own writable inode (copy, then rename over it). False if it already had one."""
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode) or (info.st_nlink == 1 and info.st_mode & stat.S_IWUSR):
+        return False
+    scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.nbv")
+    try:
+        if not _reflink(path, scratch):
+            shutil.copyfile(path, scratch)
+        os.chmod(scratch, (info.st_mode & 0o777) | stat.S_IWUSR | stat.S_IRUSR)
+        os.replace(scratch, path)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def nested_orphans(cache: Path) -> Path | None:
+    """Objects an old nbversion wrote under `<cache>/files/md5/` (it appended files/md5 twice)."""
+    nested = Path(cache) / "files" / "md5"
+    return nested if nested.is_dir() else None
+
+
+def remove_tree(path: Path) -> int:
+    """Delete a folder of read-only objects; returns the bytes freed."""
+    freed = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                freed += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    shutil.rmtree(path, ignore_errors=True)
+    return freed
