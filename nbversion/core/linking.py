@@ -202,7 +202,7 @@ def break_link(path: Path) -> bool:
 
 def nested_orphans(cache: Path) -> Path | None:
     """Objects an old nbversion wrote under `<cache>/files/md5/` (it appended files/md5 twice)."""
-    nested = Path(cache) / "files" / "md5"
+    nested = Path(cache) / "files"       # not a shard name (two hex digits): nothing else lives there
     return nested if nested.is_dir() else None
 
 
