@@ -148,6 +148,30 @@ def test_big_single_file_is_a_copy_and_leaves_no_orphan(ws):
     assert (big / "weights.bin").read_bytes() == data
 
 
+def test_cache_dir_set_with_dvc_is_where_objects_go(ws, tmp_path):
+    """`dvc cache dir` moves the cache: objects go there (once), nothing under .dvc/cache."""
+    import sys
+
+    shared = tmp_path / "shared-cache"
+    subprocess.run([str(Path(sys.executable).with_name("dvc")), "cache", "dir", str(shared)],
+                   cwd=ws.root, check=True, capture_output=True)
+    cli("commit", "-m", "cache elsewhere", check=0)
+    folder = ws.root / "models" / "big"
+    folder.mkdir(parents=True)
+    data = os.urandom(1 << 20) * 65
+    (folder / "weights.bin").write_bytes(data)
+    cli("commit", "-m", "big weights", check=0)
+    assert (folder / "weights.bin").stat().st_nlink == 1
+    objects = [p for p in (shared / "files" / "md5").rglob("*") if p.is_file() and p.suffix != ".dir"]
+    assert sum(p.stat().st_size for p in objects) == len(data)    # one copy, no orphan
+    assert not (ws.root / ".dvc" / "cache" / "files").exists()
+    with open(folder / "weights.bin", "r+b") as fh:
+        fh.write(b"edited")
+    cli("checkout", "HEAD", "models/big", "--force", check=0)
+    assert (folder / "weights.bin").read_bytes() == data
+    assert storage_problems() == []
+
+
 # --- hardlink (opt-in) ----------------------------------------------------------------------
 
 def set_link(root: Path, mode: str) -> None:

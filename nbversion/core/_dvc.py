@@ -177,8 +177,34 @@ def read_dir_manifest(root, md5_dir: str) -> list[dict]:
 
 
 def object_path(root, md5: str) -> Path:
-    """Path of an object in DVC 3's default local cache layout."""
-    return Path(root) / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    """Path of object `md5` in the local cache, wherever `dvc cache dir` put it."""
+    from .linking import object_path as in_cache
+    return in_cache(cache_root(root), md5)
+
+
+_cache_roots: dict = {}
+
+
+def cache_root(root) -> Path:
+    """What `repo.cache.local.path` says (`<cache dir>/files/md5`), without opening a Repo: read
+    from DVC's config files, remembered until one of them changes."""
+    from dvc.config import Config
+
+    dvc_dir = Path(root) / ".dvc"
+    stamp = tuple(_mtime(dvc_dir / name) for name in ("config", "config.local"))
+    key = str(dvc_dir)
+    if key not in _cache_roots or _cache_roots[key][0] != stamp:
+        configured = Config(str(dvc_dir), validate=False).get("cache", {}).get("dir")
+        base = Path(configured) if configured else dvc_dir / "cache"
+        _cache_roots[key] = (stamp, base / "files" / "md5")
+    return _cache_roots[key][1]
+
+
+def _mtime(path: Path):
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def pull_targets(root, targets: Iterable[str]) -> None:

@@ -93,7 +93,9 @@ def keep_set(root, keep_last: int, older_than_days: float, now: Optional[float] 
 
 def cached_objects(root) -> dict:
     """md5 (with `.dir` suffix for listings) -> size of every object in the local cache."""
-    base = Path(root) / ".dvc" / "cache" / "files" / "md5"
+    from ._dvc import cache_root   # honours `dvc cache dir`
+
+    base = cache_root(root)
     found = {}
     if base.exists():
         for path in base.glob("??/*"):

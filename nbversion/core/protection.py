@@ -19,7 +19,7 @@ HARD_LINKED = "hard-linked: an edit in place would change the stored version"
 
 
 def _cache(root) -> Path:
-    return _dvc.cache_dir(root)
+    return _dvc.cache_root(root)
 
 
 def worktree_files(root, cache: Path) -> dict:

@@ -125,8 +125,10 @@ def merge_needed(*maps) -> dict:
 
 
 def cache_path(root, md5: str) -> Path:
+    from ._dvc import cache_root   # honours `dvc cache dir`
+
     clean = md5.replace(".dir", "")
-    return Path(root) / ".dvc" / "cache" / "files" / "md5" / clean[:2] / (clean[2:] + (".dir" if md5.endswith(".dir") else ""))
+    return cache_root(root) / clean[:2] / (clean[2:] + (".dir" if md5.endswith(".dir") else ""))
 
 
 def expand(root, needed: dict) -> tuple[dict, set]:
