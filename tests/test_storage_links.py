@@ -300,3 +300,20 @@ def test_reflink_filesystem_shares_extents_but_not_the_inode(xfs, monkeypatch):
     cli("checkout", "HEAD", "models/big", "--force", check=0)
     assert path.read_bytes() == data and path.stat().st_nlink == 1
     assert storage_problems() == []
+
+
+def test_resaving_trained_weights_in_place_keeps_the_run_version(ws, demo_data):
+    """Training's final commit stores weights the same way: `YOLO.save()` over best.pt is safe."""
+    ws.dataset_add("demo", demo_data)
+    run = ws.train("demo", "yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="cpu", wait=True,
+                   extra={"nbs": 4, "warmup_epochs": 0, "mosaic": 0, "plots": False})
+    weights = ws.root / "runs" / run.run_id / "weights"
+    assert link_counts(weights) == {1}
+    assert link_counts(ws.root / "datasets" / "demo") == {1}
+    before = contents(weights)
+    with open(weights / "best.pt", "wb") as fh:
+        fh.write(b"re-saved over the committed weights")
+    os.truncate(weights / "last.pt", 10)
+    cli("checkout", "HEAD", f"runs/{run.run_id}/weights", "--force", check=0)
+    assert contents(weights) == before
+    assert storage_problems() == []
