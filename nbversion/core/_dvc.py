@@ -19,13 +19,19 @@ def _quiet() -> None:
     logging.getLogger("dvc").setLevel(logging.ERROR)
 
 
+def _link_mode(root) -> str:
+    from . import linking
+    from .config import load_config
+
+    return linking.link_mode(load_config(root))
+
+
 def _link_override(root) -> dict:
     """`core.link` decides how DVC links, whatever `.dvc/config` says (an old workspace may still
     say "reflink,hardlink,copy" until `verify --repair` rewrites it)."""
     from . import linking
-    from .config import load_config
 
-    return {"cache": {"type": linking.dvc_cache_type(linking.link_mode(load_config(root)))}}
+    return {"cache": {"type": linking.dvc_cache_type(_link_mode(root))}}
 
 
 @contextmanager
@@ -106,15 +112,10 @@ def add(root, targets: Iterable[str]) -> dict:
     with _repo(root) as repo:
         cache = Path(repo.cache.local.path)   # DVC 3: already ends in files/md5; honours `dvc cache dir`
         todo = _files_to_store(repo, cache, _abs(root, targets))
-        report = linking.store(todo, cache, linking.link_mode(_config(root)))
+        report = linking.store(todo, cache, _link_mode(root))
         repo.state.save_many([(p, HashInfo("md5", m), None) for p, m in report.hashes.items()], repo.fs)
         repo.add(_abs(root, targets), relink=False)
     return report.methods
-
-
-def _config(root) -> dict:
-    from .config import load_config
-    return load_config(root)
 
 
 def _files_to_store(repo, cache: Path, targets: list[str]) -> list[str]:
