@@ -193,6 +193,7 @@ def test_hardlink_opt_in_is_read_only_and_unprotect_keeps_the_stored_version(ws,
     proc = cli("unprotect", label.relative_to(ws.root), check=0)
     assert "1 file(s)" in proc.stdout
     assert label.stat().st_nlink == 1 and label.stat().st_mode & stat.S_IWUSR
+    assert "nothing changed" in cli("status", check=0).stdout        # same bytes, nothing to commit
     with open(label, "ab") as fh:
         fh.write(b"0 0.5 0.5 0.1 0.1\n")
     cli("checkout", "HEAD", "datasets/shapes", "--force", check=0)
@@ -222,6 +223,7 @@ def test_verify_finds_and_repairs_a_hard_linked_workspace(ws, demo_data):
     assert link_counts(folder) == {1}
     assert "reflink,copy" in (ws.root / ".dvc" / "config").read_text()
     assert git(ws.root, "status", "--porcelain") == ""              # the repair was committed
+    assert "nothing changed" in cli("status", check=0).stdout
     edit_three_ways(label_files(ws.root, "shapes"))
     cli("checkout", "HEAD", "datasets/shapes", "--force", check=0)
     assert contents(folder) == before
