@@ -112,7 +112,11 @@ def add(root, targets: Iterable[str]) -> dict:
     with _repo(root) as repo:
         cache = Path(repo.cache.local.path)   # DVC 3: already ends in files/md5; honours `dvc cache dir`
         todo = _files_to_store(repo, cache, _abs(root, targets))
-        report = linking.store(todo, cache, _link_mode(root))
+        try:
+            report = linking.store(todo, cache, _link_mode(root))
+        except OSError as exc:
+            raise NbversionError(f"could not store {exc.filename or 'a file'} in the DVC cache: {exc.strerror or exc}",
+                                 hint="check the file is readable and the disk has room, then run the command again") from exc
         repo.state.save_many([(p, HashInfo("md5", m), None) for p, m in report.hashes.items()], repo.fs)
         repo.add(_abs(root, targets), relink=False)
     return report.methods
