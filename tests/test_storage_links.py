@@ -33,11 +33,6 @@ def link_counts(folder: Path) -> set:
     return {p.stat().st_nlink for p in files_under(folder).values()}
 
 
-def cache_objects(root: Path) -> list:
-    base = root / ".dvc" / "cache" / "files" / "md5"
-    return [p for p in base.glob("??/*") if p.is_file()]
-
-
 def edit_three_ways(paths: list) -> None:
     """The edits the issue saw destroy stored versions: append, truncate, rewrite."""
     with open(paths[0], "ab") as fh:

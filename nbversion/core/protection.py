@@ -6,6 +6,8 @@ changes the stored version. `verify` names them and `--repair` gives each its ow
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,6 @@ def worktree_files(root, cache: Path) -> dict:
         if pointer.md5.endswith(".dir"):
             listing = linking.object_path(cache, pointer.md5)
             try:
-                import json
                 entries = json.loads(listing.read_bytes())
             except (OSError, ValueError):
                 continue        # a missing listing is reported by the cache check
@@ -78,10 +79,11 @@ def repair(root, problems: list) -> set:
     acted = set()
     for problem in problems:
         if problem.kind == "hard link":
-            linking.break_link(root / problem.what)
+            with contextlib.suppress(FileNotFoundError):   # deleted since the check: nothing to break
+                linking.break_link(root / problem.what)
             acted.add((problem.kind, problem.what))
         elif problem.kind == "orphan objects":
-            linking.remove_tree(root / problem.what if not Path(problem.what).is_absolute() else Path(problem.what))
+            linking.remove_tree(root / problem.what)       # an absolute `what` (cache elsewhere) stays absolute
             acted.add((problem.kind, problem.what))
     if any(p.kind == "link setting" for p in problems):
         _commit_link_setting(root)
