@@ -97,11 +97,12 @@ def sync_cache_type(root) -> Optional[str]:
     return before or "(DVC's default)"
 
 
-def add(root, targets: Iterable[str]) -> dict:
+def add(root, targets: Iterable[str], known: Optional[dict] = None) -> dict:
     """Track `targets` with DVC, storing their objects ourselves first (see `linking`): each new
     file is read once (hashed while copied, or reflinked), files in parallel; DVC's state DB is
     told the hashes, so `repo.add` neither hashes nor copies again and leaves the files as they
-    are (`relink=False`). Returns how the objects were stored: {"copy": n, "reflink": n, ...}."""
+    are (`relink=False`). `known`: {absolute path: md5} of files nbversion itself just wrote
+    while hashing them. Returns how the objects were stored: {"copy": n, "reflink": n, ...}."""
     from dvc_data.hashfile.hash_info import HashInfo
 
     from . import linking
@@ -113,7 +114,7 @@ def add(root, targets: Iterable[str]) -> dict:
         cache = Path(repo.cache.local.path)   # DVC 3: already ends in files/md5; honours `dvc cache dir`
         todo = _files_to_store(repo, cache, _abs(root, targets))
         try:
-            report = linking.store(todo, cache, _link_mode(root))
+            report = linking.store(todo, cache, _link_mode(root), known=known)
         except OSError as exc:
             raise NbversionError(f"could not store {exc.filename or 'a file'} in the DVC cache: {exc.strerror or exc}",
                                  hint="check the file is readable and the disk has room, then run the command again") from exc

@@ -289,7 +289,11 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         _swap_in(root / out, staging, trash)
     try:
         emit(Event("dvc add", 0, 1, out))
-        _dvc.add(root, [out])   # objects stored as `core.link` says (copy: never the same inode)
+        # objects stored as `core.link` says (copy: never the same inode); the staged files were
+        # hashed while validated, so they are not hashed again
+        known = {} if in_place or not validation else \
+            {str(root / out / rel): md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"}
+        _dvc.add(root, [out], known=known)
     except BaseException:
         if not in_place:
             shutil.rmtree(root / out, ignore_errors=True)

@@ -59,20 +59,29 @@ def object_path(cache: Path, md5: str) -> Path:
     return Path(cache) / md5[:2] / md5[2:]
 
 
-def store(paths: list, cache: Path, mode: str, jobs: int | None = None) -> StoreReport:
+def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: dict | None = None) -> StoreReport:
     """Put each file's object into the cache, hashing it on the way; files in parallel (hashlib
-    and file I/O release the GIL). Returns the hashes so DVC need not read the files again."""
+    and file I/O release the GIL). Returns the hashes so DVC need not read the files again.
+
+    `known` (path -> md5) is for files nbversion itself just wrote while hashing them (an import's
+    private copy): they are not hashed again, and not even read when their object is present."""
     report = StoreReport()
     if not paths:
         return report
     tmp = Path(cache) / TMP_DIR / uuid.uuid4().hex
     tmp.mkdir(parents=True)
     clone = _Clone()
-    one = _store_hardlink if mode == "hardlink" else _store_copy
+    known = known or {}
+
+    def one(path: str):
+        if mode != "hardlink" and path in known:
+            return _store_known(Path(path), known[path], Path(cache), tmp, clone)
+        return (_store_hardlink if mode == "hardlink" else _store_copy)(Path(path), Path(cache), tmp, clone)
+
     workers = max(1, min(jobs or os.cpu_count() or 1, len(paths), 32))
     try:
         with ThreadPoolExecutor(workers) as pool:
-            for path, md5, method in pool.map(lambda p: (p, *one(Path(p), Path(cache), tmp, clone)), paths):
+            for path, md5, method in pool.map(lambda p: (p, *one(p)), paths):
                 report.hashes[str(path)] = md5
                 report.methods[method] = report.methods.get(method, 0) + 1
     finally:
@@ -114,6 +123,22 @@ def _store_copy(path: Path, cache: Path, tmp: Path, clone: _Clone) -> tuple[str,
     obj.parent.mkdir(exist_ok=True)
     os.replace(scratch, obj)
     return md5, method
+
+
+def _store_known(path: Path, md5: str, cache: Path, tmp: Path, clone: _Clone) -> tuple[str, str]:
+    """A file whose hash is known: nothing to do if its object exists, else an in-kernel copy."""
+    obj = object_path(cache, md5)
+    if obj.exists():
+        return md5, "present"
+    scratch = tmp / uuid.uuid4().hex
+    with open(path, "rb") as source, open(scratch, "wb") as target:
+        cloned = clone.into(source, target)
+    if not cloned:
+        shutil.copyfile(path, scratch)   # sendfile/copy_file_range: no pass through Python
+    os.chmod(scratch, CACHE_MODE)
+    obj.parent.mkdir(exist_ok=True)
+    os.replace(scratch, obj)
+    return md5, "reflink" if cloned else "copy"
 
 
 def _store_hardlink(path: Path, cache: Path, tmp: Path, clone: _Clone) -> tuple[str, str]:
