@@ -299,14 +299,26 @@ def test_reflink_filesystem_shares_extents_but_not_the_inode(xfs, monkeypatch):
     assert storage_problems() == []
 
 
-def test_resaving_trained_weights_in_place_keeps_the_run_version(ws, demo_data):
-    """Training's final commit stores weights the same way: `YOLO.save()` over best.pt is safe."""
+def test_training_exports_and_weights_are_private_copies(ws, demo_data):
+    """Training's final commit stores weights the same way (`YOLO.save()` over best.pt is safe),
+    and an older dataset version exported into the run folder is a copy, not links into the cache."""
+    from nbversion.demo import edit_labels
+
     ws.dataset_add("demo", demo_data)
-    run = ws.train("demo", "yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="cpu", wait=True,
+    first = contents(ws.root / "datasets" / "demo")
+    edit_labels(ws.root / "datasets" / "demo")
+    ws.dataset_add("demo", ws.root / "datasets" / "demo")
+    run = ws.train("demo@~1", "yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="cpu", wait=True,
                    extra={"nbs": 4, "warmup_epochs": 0, "mosaic": 0, "plots": False})
+    exported = ws.root / "runs" / run.run_id / "data"
+    assert files_under(exported) and link_counts(exported) == {1}
     weights = ws.root / "runs" / run.run_id / "weights"
     assert link_counts(weights) == {1}
     assert link_counts(ws.root / "datasets" / "demo") == {1}
+    edit_three_ways(sorted((exported / "labels").rglob("*.txt"))[:3])   # an edit in the export...
+    cli("checkout", "HEAD~2", "datasets/demo", "--force", check=0)       # ...never reaches that version
+    assert contents(ws.root / "datasets" / "demo") == first
+    cli("checkout", "HEAD", "datasets/demo", "--force", check=0)
     before = contents(weights)
     with open(weights / "best.pt", "wb") as fh:
         fh.write(b"re-saved over the committed weights")

@@ -226,6 +226,21 @@ def _same_inode(a: Path, b: Path) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
+def place(obj: Path, target: Path, mode: str) -> None:
+    """Materialise cache object `obj` as a new working-tree file `target`, as `core.link` says:
+    a reflink or a copy (writable), or with the opt-in a read-only hard link."""
+    if mode == "hardlink":
+        try:
+            os.link(obj, target)
+            return
+        except OSError:   # another filesystem: a copy below
+            pass
+    with open(obj, "rb") as source, open(target, "wb") as out:
+        cloned = _ficlone(source, out)
+    if not cloned:
+        shutil.copyfile(obj, target)
+
+
 # --- links already in the working tree -----------------------------------------------------
 
 def shared_with_cache(files: dict, cache: Path) -> list:
