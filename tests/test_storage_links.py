@@ -326,3 +326,27 @@ def test_training_exports_and_weights_are_private_copies(ws, demo_data):
     cli("checkout", "HEAD", f"runs/{run.run_id}/weights", "--force", check=0)
     assert contents(weights) == before
     assert storage_problems() == []
+
+
+def test_verify_repairs_a_run_export_hard_linked_into_the_cache(ws, demo_data):
+    """Older versions exported a dataset version into runs/<id>/data/ as hard links: found, repaired."""
+    from nbversion.demo import edit_labels
+
+    set_link(ws.root, "hardlink")
+    cli("commit", "-m", "old-style workspace", check=0)
+    ws.dataset_add("demo", demo_data)
+    cli("unprotect", "datasets/demo", check=0)
+    edit_labels(ws.root / "datasets" / "demo")
+    ws.dataset_add("demo", ws.root / "datasets" / "demo")
+    run = ws.train("demo@~1", "yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="cpu", wait=True,
+                   extra={"nbs": 4, "warmup_epochs": 0, "mosaic": 0, "plots": False})
+    exported = ws.root / "runs" / run.run_id / "data"
+    assert 2 in link_counts(exported)
+    set_link(ws.root, "copy")
+    git(ws.root, "commit", "-qam", "upgrade: core.link = copy")
+    linked = {p["what"] for p in verify_problems() if p["kind"] == "hard link"}
+    assert any(w.startswith(f"runs/{run.run_id}/data/") for w in linked)
+    assert any(w.startswith("datasets/demo/") for w in linked)
+    cli("verify", "--repair", check=0)
+    assert link_counts(exported) == {1} and link_counts(ws.root / "datasets" / "demo") == {1}
+    assert verify_problems() == []

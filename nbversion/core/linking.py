@@ -243,15 +243,28 @@ def place(obj: Path, target: Path, mode: str) -> None:
 
 # --- links already in the working tree -----------------------------------------------------
 
-def shared_with_cache(files: dict, cache: Path) -> list:
-    """The working-tree files (abs path -> md5) that are the very inode of their cache object."""
+def linked_objects(cache: Path) -> set:
+    """(device, inode) of every cache object that has another name somewhere (link count > 1).
+    Empty in a healthy copy-mode workspace, so `verify` then looks no further."""
+    found = set()
+    for shard in Path(cache).glob("??"):
+        for entry in os.scandir(shard):
+            info = entry.stat(follow_symlinks=False)
+            if info.st_nlink > 1:
+                found.add((info.st_dev, info.st_ino))
+    return found
+
+
+def shared_with_cache(paths, linked: set) -> list:
+    """Those of `paths` that are the very inode of a cache object (`linked`, from linked_objects)."""
     found = []
-    for path, md5 in sorted(files.items()):
+    for path in paths:
         try:
-            if os.lstat(path).st_nlink > 1 and _same_inode(Path(path), object_path(cache, md5)):
-                found.append(path)
+            info = os.lstat(path)
         except OSError:
             continue
+        if info.st_nlink > 1 and (info.st_dev, info.st_ino) in linked:
+            found.append(path)
     return found
 
 

@@ -7,7 +7,6 @@ changes the stored version. `verify` names them and `--repair` gives each its ow
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,23 +23,18 @@ def _cache(root) -> Path:
     return _dvc.cache_root(root)
 
 
-def worktree_files(root, cache: Path) -> dict:
-    """Absolute path -> md5 of every tracked file in the working tree (`.dir` listings expanded)."""
-    files = {}
-    for out, pointer in pointers.in_worktree(root).items():
-        if not pointer.md5:
+def worktree_files(root):
+    """Every file under the working tree's tracked outputs, and under the runs' dataset exports
+    (`runs/<id>/data/`, hard-linked from the cache by older versions)."""
+    root = Path(root)
+    tops = [root / out for out in pointers.in_worktree(root)] + sorted(root.glob("runs/*/data"))
+    for top in tops:
+        if top.is_file():
+            yield top
             continue
-        if pointer.md5.endswith(".dir"):
-            listing = linking.object_path(cache, pointer.md5)
-            try:
-                entries = json.loads(listing.read_bytes())
-            except (OSError, ValueError):
-                continue        # a missing listing is reported by the cache check
-            for entry in entries:
-                files[str(Path(root) / out / entry["relpath"])] = entry["md5"]
-        else:
-            files[str(Path(root) / out)] = pointer.md5
-    return files
+        for dirpath, _dirs, files in os.walk(top):
+            for name in files:
+                yield Path(dirpath) / name
 
 
 def check(root) -> list:
@@ -56,8 +50,9 @@ def check(root) -> list:
                                 f"cache.type is {current or '(unset)'!r} but core.link = {mode!r} "
                                 f"needs {linking.dvc_cache_type(mode)!r}"))
     cache = _cache(root)
-    if mode == "copy":
-        for path in linking.shared_with_cache(worktree_files(root, cache), cache):
+    linked = linking.linked_objects(cache) if mode == "copy" else set()
+    if linked:
+        for path in linking.shared_with_cache(worktree_files(root), linked):
             rel = Path(path).relative_to(root).as_posix()
             problems.append(Problem("hard link", rel, [f"working tree {rel}"], HARD_LINKED))
     for path in _orphan_dirs(root):
