@@ -16,6 +16,7 @@ SUITES = [
     ("Training (issue 7)", "bench_training"),
     ("Server and sidebar (issue 8)", "bench_server"),
     ("Remotes and integrity (issue 9)", "bench_remotes"),
+    ("Storage: copies, not links (issue 12)", "bench_storage"),
 ]
 
 

@@ -43,6 +43,11 @@ def _user_add_args(p):
     p.add_argument("--role", required=True, choices=["admin", "contributor", "viewer"])
 
 
+def _unprotect_args(p):
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="files or folders to give a private writable copy (core.link = hardlink)")
+
+
 VERBS = [
     Verb("init", "make this folder (or an existing git repo) an nbversion workspace",
          _init_args, _run_init, needs_workspace=False),
@@ -56,6 +61,8 @@ VERBS = [
          _diff_args, lambda ws, a, ev: ws.diff(a.rev_a, a.rev_b)),
     Verb("checkout", "restore code and data of a version (all, or only PATHs)",
          _checkout_args, lambda ws, a, ev: ws.checkout(a.rev, a.paths, force=a.force, on_event=ev)),
+    Verb("unprotect", "make read-only data files (hard links into the cache) private writable copies",
+         _unprotect_args, lambda ws, a, ev: ws.unprotect(a.paths)),
     Verb("whoami", "your identity and role in this workspace", _none, lambda ws, a, ev: ws.whoami()),
     Verb("user", "manage who may do what", _none, None, subverbs=[
         Verb("add", "give ID a role (admins only)", _user_add_args,

@@ -19,14 +19,30 @@ def _quiet() -> None:
     logging.getLogger("dvc").setLevel(logging.ERROR)
 
 
+def _link_mode(root) -> str:
+    from . import linking
+    from .config import load_config
+
+    return linking.link_mode(load_config(root))
+
+
+def _link_override(root) -> dict:
+    """`core.link` decides how DVC links, whatever `.dvc/config` says (an old workspace may still
+    say "reflink,hardlink,copy" until `verify --repair` rewrites it)."""
+    from . import linking
+
+    return {"cache": {"type": linking.dvc_cache_type(_link_mode(root))}}
+
+
 @contextmanager
 def _repo(root):
     from dvc.repo import Repo
     from dvc.exceptions import DvcException
 
     _quiet()
+    override = _link_override(root)
     try:
-        repo = Repo(str(root))
+        repo = Repo(str(root), config=override)
     except DvcException as exc:
         raise NbversionError(f"DVC could not open {root}: {exc}") from exc
     repo.scm_context.quiet = True
@@ -61,13 +77,70 @@ def init(root, link_types: str) -> None:
         repo.close()
 
 
-def add(root, targets: Iterable[str]) -> None:
+def cache_type(root) -> str:
+    """`cache.type` as the committed `.dvc/config` says it (what a plain `dvc checkout` does)."""
+    from dvc.config import Config
+
+    conf = Config(str(Path(root) / ".dvc"), validate=False).load_one("repo")
+    return str(conf.get("cache", {}).get("type", ""))
+
+
+def sync_cache_type(root) -> Optional[str]:
+    """Write `core.link`'s DVC link types into `.dvc/config`; returns the old value if it changed."""
+    wanted = _link_override(root)["cache"]["type"]
+    before = cache_type(root)
+    if before.replace(" ", "") == wanted:
+        return None
+    with _repo(root) as repo:
+        with repo.config.edit("repo") as conf:
+            conf["cache"]["type"] = wanted
+    return before or "(DVC's default)"
+
+
+def add(root, targets: Iterable[str], known: Optional[dict] = None) -> dict:
+    """Track `targets` with DVC, storing their objects ourselves first (see `linking`): each new
+    file is read once (hashed while copied, or reflinked), files in parallel; DVC's state DB is
+    told the hashes, so `repo.add` neither hashes nor copies again and leaves the files as they
+    are (`relink=False`). `known`: {absolute path: md5} of files nbversion itself just wrote
+    while hashing them. Returns how the objects were stored: {"copy": n, "reflink": n, ...}."""
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    from . import linking
+
     targets = list(targets)
     if not targets:
-        return
+        return {}
     with _repo(root) as repo:
-        _prelink_large_files(repo, root, targets)
-        repo.add(_abs(root, targets))
+        cache = Path(repo.cache.local.path)   # DVC 3: already ends in files/md5; honours `dvc cache dir`
+        todo = _files_to_store(repo, cache, _abs(root, targets))
+        try:
+            report = linking.store(todo, cache, _link_mode(root), known=known)
+        except OSError as exc:
+            raise NbversionError(f"could not store {exc.filename or 'a file'} in the DVC cache: {exc.strerror or exc}",
+                                 hint="check the file is readable and the disk has room, then run the command again") from exc
+        repo.state.save_many([(p, HashInfo("md5", m), None) for p, m in report.hashes.items()], repo.fs)
+        repo.add(_abs(root, targets), relink=False)
+    return report.methods
+
+
+def _files_to_store(repo, cache: Path, targets: list[str]) -> list[str]:
+    """Files DVC will track under `targets` whose object is not known to be in the cache already
+    (unchanged since DVC last hashed them, by its state DB: those are not read at all)."""
+    import os
+
+    from . import linking
+
+    files = []
+    for target in targets:
+        if os.path.isdir(target):
+            files += [f for f in repo.dvcignore.find(repo.fs, target) if not os.path.islink(f)]
+        elif os.path.isfile(target) and not os.path.islink(target):
+            files.append(target)
+    known = {}
+    for path, _meta, info in repo.state.get_many(files, repo.fs, {}):
+        if info is not None and linking.object_path(cache, info.value).exists():
+            known[path] = info.value
+    return [f for f in files if f not in known]
 
 
 def remove(root, dvc_files: Iterable[str]) -> None:
@@ -110,8 +183,34 @@ def read_dir_manifest(root, md5_dir: str) -> list[dict]:
 
 
 def object_path(root, md5: str) -> Path:
-    """Path of an object in DVC 3's default local cache layout."""
-    return Path(root) / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    """Path of object `md5` in the local cache, wherever `dvc cache dir` put it."""
+    from .linking import object_path as in_cache
+    return in_cache(cache_root(root), md5)
+
+
+_cache_roots: dict = {}
+
+
+def cache_root(root) -> Path:
+    """What `repo.cache.local.path` says (`<cache dir>/files/md5`), without opening a Repo: read
+    from DVC's config files, remembered until one of them changes."""
+    from dvc.config import Config
+
+    dvc_dir = Path(root) / ".dvc"
+    stamp = tuple(_mtime(dvc_dir / name) for name in ("config", "config.local"))
+    key = str(dvc_dir)
+    if key not in _cache_roots or _cache_roots[key][0] != stamp:
+        configured = Config(str(dvc_dir), validate=False).get("cache", {}).get("dir")
+        base = Path(configured) if configured else dvc_dir / "cache"
+        _cache_roots[key] = (stamp, base / "files" / "md5")
+    return _cache_roots[key][1]
+
+
+def _mtime(path: Path):
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def pull_targets(root, targets: Iterable[str]) -> None:
@@ -212,66 +311,6 @@ def remote_remove(root, md5s: Iterable[str], remote: Optional[str] = None) -> in
         odb = _remote_odb(repo, remote)
         odb.fs.remove([odb.oid_to_path(m) for m in md5s])
     return len(md5s)
-
-
-LARGE_FILE = 64 << 20
-
-
-def _prelink_large_files(repo, root, targets) -> None:
-    """Hash big single files once and hard-link them into the cache before `dvc add`.
-
-    `dvc add` hashes, then copies the file into the cache and links it back: for a 1 GB file
-    the copy is as slow as the hash. With hardlinks allowed, the object can simply be the same
-    inode, and recording the hash in DVC's state database spares DVC a second hashing pass.
-    """
-    import os
-
-    from dvc_data.hashfile.hash_info import HashInfo
-
-    from .hashing import file_md5
-
-    if "hardlink" not in str(repo.config["cache"].get("type", "")):
-        return
-    for target in targets:
-        path = Path(root) / target
-        if not path.is_file() or path.is_symlink() or path.stat().st_size < LARGE_FILE:
-            continue
-        md5 = file_md5(path)
-        obj = Path(repo.cache.local.path) / "files" / "md5" / md5[:2] / md5[2:]
-        if not obj.exists():
-            obj.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(path, obj)
-            except OSError:
-                continue   # another filesystem: let DVC copy as usual
-        repo.state.save(str(path), repo.fs, HashInfo("md5", md5))
-
-
-def add_adopting(root, targets: Iterable[str]) -> None:
-    """`dvc add` that hard-links the files into the cache instead of copying them.
-
-    Only for files nbversion itself just wrote (its private copy of an imported dataset or
-    weights file): DVC's copy into the cache is most of the cost of adding many small files,
-    and the workspace ends as it would after a checkout with hardlinks (read-only links).
-    """
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    targets = list(targets)
-    if not targets:
-        return
-    _quiet()
-    try:
-        repo = Repo(str(root), config={"cache": {"type": "hardlink,copy"}})
-    except DvcException as exc:
-        raise NbversionError(f"DVC could not open {root}: {exc}") from exc
-    repo.scm_context.quiet = True
-    try:
-        repo.add(_abs(root, targets))
-    except DvcException as exc:
-        raise NbversionError(f"dvc: {exc}", hint="run `nbversion verify` to check the workspace") from exc
-    finally:
-        repo.close()
 
 
 def _hash_infos(md5s: Iterable[str]) -> list:

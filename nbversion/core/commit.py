@@ -135,6 +135,7 @@ def commit(ws, message: str, paths=(), on_event=None) -> CommitResult:
             raise NothingToCommit(f"{rel}: no such file or folder in the workspace",
                                   hint="check the path (`nbversion status` lists what changed)")
     with ws.transaction("commit") as tx:
+        _dvc.sync_cache_type(ws.root)   # a changed core.link reaches .dvc/config with this commit
         emit(Event("scan", 0, 1, "looking for changes"))
         plan, changed, removed, live = leave_out_live_runs(ws, *plan_commit(ws, wanted))
         dvc_targets = dedupe(plan.dvc + [p.path for p in changed])

@@ -21,6 +21,9 @@ DEFAULT_CONFIG = {
         "default_role": "contributor",
         # seconds to wait for the workspace lock before giving up
         "lock_timeout": 120,
+        # data files vs the DVC cache: "copy" (a reflink where the filesystem can, else a copy; edits
+        # in place are safe) or "hardlink" (no second copy, files read-only, `nbversion unprotect`)
+        "link": "copy",
     },
     "datasets": {"max_zip_bytes": 500_000_000, "max_zip_ratio": 200},
     "gc": {"keep_last": 5, "older_than_days": 30},

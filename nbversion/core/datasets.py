@@ -132,8 +132,8 @@ def _wanted(name: str) -> bool:
 def _stage(folder: Path, staging: Path, move: bool, done=frozenset()) -> list[str]:
     """Put the dataset into `staging`: move our own unzipped temp files, else copy.
 
-    Always a private copy, never a link to the user's files: `_dvc.add_adopting` turns the
-    staged files themselves into cache objects.
+    Always a private copy, never a link to the user's files (see `linking` for how the
+    cache object is then made).
     """
     place = os.replace if move else shutil.copyfile
     copied = []
@@ -321,8 +321,11 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         _checkpoint("dataset-swapped-in")
     try:
         emit(Event("dvc add", 0, 1, out))
-        # our own copy (or the user's in-place edits, which a checkout would link anyway)
-        _dvc.add_adopting(root, [out])
+        # objects stored as `core.link` says (copy: never the same inode); the staged files were
+        # hashed while validated, so they are not hashed again
+        known = {} if in_place or not validation else \
+            {str(root / out / rel): md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"}
+        _dvc.add(root, [out], known=known)
         _checkpoint("dataset-after-dvc-add")
     except BaseException:
         if not in_place:

@@ -131,7 +131,9 @@ def keep_set(root, keep_last: int, older_than_days: float, now: Optional[float] 
 
 def cached_objects(root) -> dict:
     """md5 (with `.dir` suffix for listings) -> size of every object in the local cache."""
-    base = Path(root) / ".dvc" / "cache" / "files" / "md5"
+    from ._dvc import cache_root   # honours `dvc cache dir`
+
+    base = cache_root(root)
     found = {}
     if base.exists():
         for path in base.glob("??/*"):
@@ -188,7 +190,10 @@ def gc(ws, keep_last: Optional[int] = None, older_than: Optional[float] = None, 
         remote_doomed = _remote_doomed(ws.root, remote, keep, unreadable) if remote else {}
         rows += _group(remote_doomed, versions, ws.root, f"remote {remote}")
         rows += leftovers.gc_rows(ws.root, dry_run)   # temp folders of killed `dataset add`s
+        orphans = _orphan_row(ws.root)
+        rows += orphans
         if not dry_run:
+            _remove_orphans(ws.root)
             _remove_local(ws.root, local, emit)
             if remote_doomed:
                 from . import _dvc
@@ -198,7 +203,8 @@ def gc(ws, keep_last: Optional[int] = None, older_than: Optional[float] = None, 
                                                    "bytes": sum(local.values()), "keep_last": keep_last,
                                                    "older_than_days": older_than})
                 tx.commit(f"nbversion: gc removed {len(local) + len(remote_doomed)} object(s)")
-    return GcResult(rows, len(local) + len(remote_doomed), sum(local.values()), len(keep), dry_run,
+    return GcResult(rows, len(local) + len(remote_doomed) + sum(r["objects"] for r in orphans),
+                    sum(local.values()) + sum(r["bytes"] for r in orphans), len(keep), dry_run,
                     {"keep_last": keep_last, "older_than_days": older_than})
 
 
@@ -221,3 +227,17 @@ def _remove_local(root, doomed: dict, emit) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
+
+
+def _orphan_row(root) -> list:
+    """Objects nothing reads (an old nbversion's `files/md5/files/md5/`, a killed add's temp files)."""
+    from . import protection
+    found = protection.orphans(root)
+    if not found["objects"]:
+        return []
+    return [{"version": "(orphan objects)", "objects": found["objects"], "bytes": found["bytes"], "where": "cache"}]
+
+
+def _remove_orphans(root) -> None:
+    from . import protection
+    protection.remove_orphans(root)

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import NbversionError
 from ..events import Event, emitter
 from ..render import Result
-from . import _dvc, _git, atomic, audit, identity
+from . import _dvc, _git, atomic, audit, identity, linking
 from .config import DEFAULT_CONFIG, DEFAULT_RULES, META_DIR, write_toml
 from .lock import workspace_lock
 
@@ -57,7 +57,7 @@ def init(path=None, on_event=None) -> InitResult:
             _git.init(root)
         if not (root / ".dvc").exists():
             emit(Event("init", 1, 3, "dvc init"))
-            _dvc.init(root, link_types="reflink,hardlink,copy")
+            _dvc.init(root, link_types=linking.dvc_cache_type(DEFAULT_CONFIG["core"]["link"]))
         user = identity.current_user(root)
         write_toml(meta / "config.toml", DEFAULT_CONFIG)
         write_toml(meta / "users.toml", {"users": {user: "admin"}})

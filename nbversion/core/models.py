@@ -190,7 +190,7 @@ def _store_weights(root: Path, name: str, path: Path, emit) -> None:
         os.replace(tmp / "new", target)
         emit(Event("dvc add", 0, 1, out))
         try:
-            _dvc.add_adopting(root, [out])   # our private copy becomes the cache object
+            _dvc.add(root, [out])   # `core.link` decides: copy (default) or read-only hard link
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             if (tmp / "previous").exists():

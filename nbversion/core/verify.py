@@ -126,8 +126,10 @@ def merge_needed(*maps) -> dict:
 
 
 def cache_path(root, md5: str) -> Path:
+    from ._dvc import cache_root   # honours `dvc cache dir`
+
     clean = md5.replace(".dir", "")
-    return Path(root) / ".dvc" / "cache" / "files" / "md5" / clean[:2] / (clean[2:] + (".dir" if md5.endswith(".dir") else ""))
+    return cache_root(root) / clean[:2] / (clean[2:] + (".dir" if md5.endswith(".dir") else ""))
 
 
 def expand(root, needed: dict) -> tuple[dict, set]:
@@ -324,6 +326,7 @@ def _check(root, remote, check_remote_presence, on_event) -> VerifyResult:
         problems += check_remote(root, everything, remote)
     problems += check_audit_and_lock(root)
     problems += leftovers.verify_problems(root)
+    problems += _link_problems(root)
     checked = {"tags": len(anchors), "pointers": len(needed), "objects": len(everything)}
     return VerifyResult(problems, checked, remote)
 
@@ -341,6 +344,7 @@ def repair_problems(root, problems: list, remote: Optional[str], on_event=None) 
             audit.repair_tail(root)
             acted |= {(p.kind, p.what) for p in problems if p.kind == "audit"}
         acted |= leftovers.repair(root, problems)
+        acted |= _repair_links(root, problems)
         broken = [p for p in problems if p.kind in ("missing", "corrupt")]
         if not broken:
             return acted
@@ -378,3 +382,14 @@ def _restore_worktree(root, broken: list) -> None:
     targets = [outputs[p].dvc_file for p in paths if p in outputs]
     if targets:
         _dvc.checkout(root, targets)
+
+
+def _link_problems(root) -> list:
+    """Working-tree files sharing an inode with the cache, a stale DVC link setting, orphans."""
+    from . import protection
+    return protection.check(root)
+
+
+def _repair_links(root, problems: list) -> set:
+    from . import protection
+    return protection.repair(root, problems)

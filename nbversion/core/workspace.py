@@ -161,6 +161,7 @@ for _name, _module, _function, _doc in [
     ("pull", "nbversion.core.remotes", "pull", "Fetch history, tags and data from a remote."),
     ("verify", "nbversion.core.verify", "verify", "Check tags, manifests, pointers, cache and remote; repair."),
     ("gc", "nbversion.core.gc", "gc", "Remove unneeded data, never registered or champion versions."),
+    ("unprotect", "nbversion.core.protection", "unprotect", "Make linked data files private writable copies."),
     ("backup_create", "nbversion.core.backup", "create", "One archive of history and needed data."),
     ("exp_new", "nbversion.core.experiments", "new", "Start an experiment branch."),
     ("exp_list", "nbversion.core.experiments", "list_experiments", "Experiment branches."),

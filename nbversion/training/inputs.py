@@ -5,8 +5,6 @@ cache (its `.dir` listing names every object), so training never touches the use
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from ..core import _dvc, _git, refs
@@ -49,7 +47,13 @@ def _working_pointer(root: Path, name: str):
 
 
 def export_version(root: Path, md5_dir: str, dest: Path) -> Path:
-    """Materialise a tracked directory from the DVC cache into `dest` (hard links when possible)."""
+    """Materialise a tracked directory from the DVC cache into `dest`, linked as `core.link` says:
+    the export stays in the run folder, where a user may open and edit it, so by default it is a
+    copy (a reflink where the filesystem can) that cannot reach the cache."""
+    from ..core import linking
+    from ..core.config import load_config
+
+    mode = linking.link_mode(load_config(root))
     listing = _dvc.read_dir_manifest(root, md5_dir.removesuffix(".dir") + ".dir")
     for entry in listing:
         source = _dvc.object_path(root, entry["md5"])
@@ -58,10 +62,7 @@ def export_version(root: Path, md5_dir: str, dest: Path) -> Path:
                            hint="run `nbversion pull` to fetch that dataset version")
         target = dest / entry["relpath"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, target)   # read-only use: a link costs nothing and cannot change the cache
-        except OSError:
-            shutil.copyfile(source, target)
+        linking.place(source, target, mode)
     return dest
 
 
