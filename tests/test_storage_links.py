@@ -47,12 +47,6 @@ def verify_problems(cwd=None) -> list:
     return json.loads(proc.stdout)["problems"]
 
 
-def storage_problems(cwd=None) -> list:
-    """Problems about stored bytes and links (registry bookkeeping is checked in test_verify)."""
-    return [p for p in verify_problems(cwd) if p["kind"] in ("corrupt", "missing", "hard link", "link setting",
-                                                             "orphan objects")]
-
-
 def label_files(root: Path, name: str) -> list:
     return sorted((root / "datasets" / name / "labels").rglob("*.txt"))[:3]
 
@@ -77,7 +71,7 @@ def test_edit_in_place_after_dataset_add_keeps_the_stored_version(ws, demo_data)
     cli("checkout", "HEAD", "datasets/shapes", "--force", check=0)
     assert contents(folder) == before
     assert link_counts(folder) == {1}
-    assert storage_problems() == []
+    assert verify_problems() == []
 
 
 def test_commit_edited_dataset_then_previous_version_checks_out_identical(ws, demo_data):
@@ -93,7 +87,7 @@ def test_commit_edited_dataset_then_previous_version_checks_out_identical(ws, de
     assert contents(folder) == before
     cli("checkout", "HEAD", "datasets/shapes", "--force", check=0)
     assert contents(folder) == edited
-    assert storage_problems() == []
+    assert verify_problems() == []
 
 
 def test_commit_of_a_new_data_folder_leaves_private_files(ws):
@@ -108,7 +102,7 @@ def test_commit_of_a_new_data_folder_leaves_private_files(ws):
     cli("commit", "-m", "edited", check=0)
     cli("checkout", "HEAD~1", "datasets/raw", "--force", check=0)
     assert contents(folder) == before
-    assert storage_problems() == []
+    assert verify_problems() == []
 
 
 def test_resaving_weights_after_model_add_and_register_keeps_both_versions(ws, tmp_path):
@@ -125,7 +119,7 @@ def test_resaving_weights_after_model_add_and_register_keeps_both_versions(ws, t
             fh.write(ONNX + b"retrained")
     cli("checkout", "HEAD", "models/det", "registry/det/v1.0.0/files", "--force", check=0)
     assert model_file.read_bytes() == ONNX and registered.read_bytes() == ONNX
-    assert storage_problems() == []
+    assert verify_problems() == []
 
 
 def test_big_single_file_is_a_copy_and_leaves_no_orphan(ws):
@@ -164,7 +158,7 @@ def test_cache_dir_set_with_dvc_is_where_objects_go(ws, tmp_path):
         fh.write(b"edited")
     cli("checkout", "HEAD", "models/big", "--force", check=0)
     assert (folder / "weights.bin").read_bytes() == data
-    assert storage_problems() == []
+    assert verify_problems() == []
 
 
 # --- hardlink (opt-in) ----------------------------------------------------------------------
@@ -193,7 +187,7 @@ def test_hardlink_opt_in_is_read_only_and_unprotect_keeps_the_stored_version(ws,
         fh.write(b"0 0.5 0.5 0.1 0.1\n")
     cli("checkout", "HEAD", "datasets/shapes", "--force", check=0)
     assert contents(folder) == before
-    assert storage_problems() == []
+    assert verify_problems() == []
 
 
 def test_unprotect_of_a_missing_path_is_an_error(ws):
@@ -296,7 +290,7 @@ def test_reflink_filesystem_shares_extents_but_not_the_inode(xfs, monkeypatch):
         fh.write(b"edited")
     cli("checkout", "HEAD", "models/big", "--force", check=0)
     assert path.read_bytes() == data and path.stat().st_nlink == 1
-    assert storage_problems() == []
+    assert verify_problems() == []
 
 
 def test_training_exports_and_weights_are_private_copies(ws, demo_data):
@@ -325,7 +319,7 @@ def test_training_exports_and_weights_are_private_copies(ws, demo_data):
     os.truncate(weights / "last.pt", 10)
     cli("checkout", "HEAD", f"runs/{run.run_id}/weights", "--force", check=0)
     assert contents(weights) == before
-    assert storage_problems() == []
+    assert verify_problems() == []
 
 
 def test_verify_repairs_a_run_export_hard_linked_into_the_cache(ws, demo_data):

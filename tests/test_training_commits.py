@@ -222,3 +222,16 @@ def test_ultralytics_label_caches_never_block_never_show_never_get_versioned(dat
     cli("dataset", "add", "demo", demo_data, check=0)            # and back to the first version
     assert (folder / label).read_text() == (demo_data / label).read_text()
     assert _versioned_caches(ws.root) == [] and git(ws.root, "status", "--porcelain") == ""
+
+
+def test_a_resumed_runs_repeated_epoch_counts_once(tmp_path):
+    """Killed after Ultralytics wrote epoch 2's results.csv row but before it saved epoch 2's
+    checkpoint, a run trains epoch 2 again when resumed and Ultralytics appends a second row for
+    it (seen under load in the kill -9 test above): the run record keeps one row per epoch, the later."""
+    from nbversion.training import runs
+
+    header = "epoch,train/box_loss,metrics/mAP50-95(B)\n"
+    (tmp_path / "results.csv").write_text(header + "1,2.0,0.10\n2,1.9,0.20\n2,1.8,0.25\n3,1.7,0.30\n")
+    rows = runs.read_results_csv(tmp_path / "results.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[1]["mAP50-95"] == 0.25

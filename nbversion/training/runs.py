@@ -130,7 +130,11 @@ def read_results_csv(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as fh:
-        return [epoch_row(row) for row in csv.DictReader(fh)]
+        rows = [epoch_row(row) for row in csv.DictReader(fh)]
+    # A run killed after writing an epoch's row but before saving that epoch's checkpoint trains the
+    # epoch again when resumed, and Ultralytics appends a second row: the later one is the real one.
+    by_epoch = {row.get("epoch", index): row for index, row in enumerate(rows)}
+    return sorted(by_epoch.values(), key=lambda row: row.get("epoch", 0))
 
 
 def best_of(epochs: list[dict]) -> tuple[Optional[int], dict]:
