@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, git
+from conftest import cli, git, snapshot
 
 ONNX = b"\x08\x07\x12\x07pytorch\x1a\x032.1:\x0c\n\x04onnx" + bytes(40)
 
@@ -33,13 +33,13 @@ def link_counts(folder: Path) -> set:
     return {p.stat().st_nlink for p in files_under(folder).values()}
 
 
-def edit_three_ways(paths: list) -> None:
+def edit_three_ways(paths: list, rewrite: bytes = b"rewritten in place\n") -> None:
     """The edits the issue saw destroy stored versions: append, truncate, rewrite."""
     with open(paths[0], "ab") as fh:
         fh.write(b"0 0.5 0.5 0.1 0.1\n")
     os.truncate(paths[1], 0)
     with open(paths[2], "wb") as fh:
-        fh.write(b"rewritten in place\n")
+        fh.write(rewrite)
 
 
 def verify_problems(cwd=None) -> list:
@@ -78,7 +78,7 @@ def test_commit_edited_dataset_then_previous_version_checks_out_identical(ws, de
     cli("dataset", "add", "shapes", demo_data, check=0)
     folder = ws.root / "datasets" / "shapes"
     before = contents(folder)
-    edit_three_ways(label_files(ws.root, "shapes"))
+    edit_three_ways(label_files(ws.root, "shapes"), rewrite=b"0 0.4 0.4 0.2 0.2\n")   # labels a commit accepts
     cli("commit", "-m", "fix labels", check=0)
     edited = contents(folder)
     assert link_counts(folder) == {1}
@@ -190,6 +190,18 @@ def test_hardlink_opt_in_is_read_only_and_unprotect_keeps_the_stored_version(ws,
     assert verify_problems() == []
 
 
+def test_unprotect_touches_only_tracked_data(ws, demo_data):
+    cli("dataset", "add", "shapes", demo_data, check=0)
+    for path in (".", "", ".git", ".dvc/cache", ".nbversion"):
+        before = snapshot(ws.root)
+        proc = cli("unprotect", path, check=1)
+        assert "not tracked data" in proc.stderr and "Traceback" not in proc.stderr
+        assert snapshot(ws.root) == before
+    # a folder holding tracked data is fine: its files are private copies already (core.link = copy)
+    done = json.loads(cli("unprotect", "datasets", "--json", check=0).stdout)
+    assert done["paths"] == [] and done["already"] == len(files_under(ws.root / "datasets" / "shapes"))
+
+
 def test_unprotect_of_a_missing_path_is_an_error(ws):
     proc = cli("unprotect", "datasets/nothing", check=1)
     assert "error:" in proc.stderr and "no such file" in proc.stderr and "Traceback" not in proc.stderr
@@ -242,7 +254,7 @@ def test_invalid_link_setting_is_refused_before_anything_is_written(ws, tmp_path
     weights.write_bytes(ONNX)
     head = git(ws.root, "rev-parse", "HEAD")
     proc = cli("model", "add", "det", weights, check=1)
-    assert "core.link" in proc.stderr and "Traceback" not in proc.stderr
+    assert "link" in proc.stderr and "symlink" in proc.stderr and "Traceback" not in proc.stderr
     assert git(ws.root, "rev-parse", "HEAD") == head and not (ws.root / "models" / "det").exists()
 
 

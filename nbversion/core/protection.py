@@ -137,19 +137,35 @@ class UnprotectResult(Result):
 def unprotect(ws, paths) -> UnprotectResult:
     """Replace read-only links into the cache under `paths` by private writable copies."""
     targets = [ws.root / ws.rel(p) for p in paths]
+    hint = "give a file or folder of tracked data: under datasets/, models/, runs/ or registry/"
+    outs = pointers.in_worktree(ws.root)
     for target in targets:
+        rel = ws.rel(target)
         if not target.exists():
-            raise NotFound(f"{ws.rel(target)}: no such file or folder in the workspace",
-                           hint="give a file or folder under datasets/, models/, runs/ or registry/")
+            raise NotFound(f"{rel}: no such file or folder in the workspace", hint=hint)
+        # only data nbversion tracks: never the whole workspace, .git or the cache itself
+        if not _tracked_under(outs, rel):
+            raise NotFound(f"{rel}: not tracked data (nothing there is a link into the cache)", hint=hint)
     result = UnprotectResult()
     with ws.transaction("unprotect", role="viewer"):   # changes no version: no audit line, no commit
         for target in targets:
-            for path in _files_under(target):
-                if linking.break_link(path):
-                    result.paths.append(path.relative_to(ws.root).as_posix())
-                else:
-                    result.already += 1
+            for top in _tracked_under(outs, ws.rel(target)):
+                for path in _files_under(ws.root / top):
+                    if linking.break_link(path):
+                        result.paths.append(path.relative_to(ws.root).as_posix())
+                    else:
+                        result.already += 1
     return result
+
+
+def _tracked_under(outs: dict, rel: str) -> list:
+    """The tracked data at or under `rel`: the output holding it, or the outputs inside a folder
+    (never the whole workspace, .git or the cache, whose files are no business of `unprotect`)."""
+    if pointers.owner(outs, rel) is not None:
+        return [rel]
+    if rel in ("", "."):
+        return []
+    return sorted(out for out in outs if out.startswith(rel.rstrip("/") + "/"))
 
 
 def _files_under(target: Path):
