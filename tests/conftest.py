@@ -107,3 +107,46 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_sessionfinish(session, exitstatus):
     if _NON_GPU_SKIPS and _strict_skips() and session.exitstatus == 0:
         session.exitstatus = 1
+
+
+# --- other processes, as a user's other kernels and terminals ----------------------------------------
+
+import contextlib  # noqa: E402
+import time  # noqa: E402
+
+
+@contextlib.contextmanager
+def workspace_lock_held(root, action: str = "commit (another kernel)", seconds: int = 600):
+    """Another process holding the workspace lock (a long import in another kernel, a CLI commit)."""
+    code = ("import sys, time; from pathlib import Path; from nbversion.core.lock import workspace_lock\n"
+            "with workspace_lock(Path(sys.argv[1]), sys.argv[2]):\n"
+            "    print('held', flush=True); time.sleep(float(sys.argv[3]))\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(root), action, str(seconds)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@contextlib.contextmanager
+def cli_stopped_at(checkpoint: str, *args, cwd=None):
+    """The real console script paused (SIGSTOP, alive, holding what it holds) at a fault-injection
+    point of the product (NBVERSION_TEST_STOP_AT); resumed (SIGCONT) and awaited on exit, its
+    output then in `.out` / `.err`."""
+    exe = Path(sys.executable).with_name("nbversion")
+    env = dict(os.environ, NBVERSION_TEST_STOP_AT=checkpoint)
+    proc = subprocess.Popen([str(exe), *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1][0] != "T":
+            assert time.monotonic() < deadline and proc.poll() is None, "the command never reached " + checkpoint
+            time.sleep(0.05)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, 18)   # SIGCONT
+        proc.out, proc.err = proc.communicate(timeout=600)

@@ -16,7 +16,7 @@ import pytest
 
 from nbversion.demo import make_dataset, make_image, write_label
 
-from conftest import cli, cli_json, git, snapshot
+from conftest import cli, cli_json, cli_stopped_at, git, snapshot
 
 import numpy as np
 
@@ -188,25 +188,14 @@ def test_leftover_import_folders_go_with_the_next_import_gc_and_verify_repair(ws
 def test_a_live_import_folder_is_never_removed(ws, demo_data, tmp_path):
     """An import stopped (alive, SIGSTOP) mid-way keeps its folder through gc, verify --repair
     and another import, then finishes normally."""
-    exe = Path(sys.executable).with_name("nbversion")
-    env = dict(os.environ, NBVERSION_TEST_STOP_AT="dataset-validated")
-    live = subprocess.Popen([str(exe), "dataset", "add", "slow", str(demo_data)], cwd=ws.root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while Path(f"/proc/{live.pid}/stat").read_text().split(") ")[1][0] != "T":
-            assert time.monotonic() < deadline and live.poll() is None
-            time.sleep(0.05)
+    with cli_stopped_at("dataset-validated", "dataset", "add", "slow", demo_data, cwd=ws.root) as live:
         folder = leftover_imports(ws.root)
         assert len(folder) == 1
         nb("gc", check=0)
         nb("verify", "--repair")
         nb("dataset", "add", "other", make_dataset(tmp_path / "o", train=4, val=2), check=0)
         assert leftover_imports(ws.root) == folder
-    finally:
-        live.send_signal(signal.SIGCONT)
-    out, err = live.communicate(timeout=120)
-    assert live.returncode == 0, err
+    assert live.returncode == 0, live.err
     assert_recorded(ws.root, "slow", 16)
 
 
@@ -252,25 +241,14 @@ def test_a_live_model_add_folder_is_never_removed(ws, weights, demo_data):
     config = ws.root / ".nbversion" / "config.toml"
     config.write_text(config.read_text().replace("lock_timeout = 120", "lock_timeout = 2"))
     nb("commit", "-m", "wait at most 2 s for the lock", check=0)
-    exe = Path(sys.executable).with_name("nbversion")
-    env = dict(os.environ, NBVERSION_TEST_STOP_AT="model-copied")
-    live = subprocess.Popen([str(exe), "model", "add", "det", str(weights)], cwd=ws.root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while Path(f"/proc/{live.pid}/stat").read_text().split(") ")[1][0] != "T":
-            assert time.monotonic() < deadline and live.poll() is None
-            time.sleep(0.05)
+    with cli_stopped_at("model-copied", "model", "add", "det", weights, cwd=ws.root) as live:
         folder = leftover_models(ws.root)
         assert len(folder) == 1
         assert "interrupted model add" not in nb("verify").stdout
         blocked = nb("dataset", "add", "shapes", demo_data)      # sweeps, then finds the lock held
         assert blocked.returncode == 1 and "lock" in blocked.stderr, blocked.stderr
         assert leftover_models(ws.root) == folder
-    finally:
-        live.send_signal(signal.SIGCONT)
-    out, err = live.communicate(timeout=120)
-    assert live.returncode == 0, err
+    assert live.returncode == 0, live.err
     assert leftover_models(ws.root) == []
     assert cli_json("model", "show", "det")["meta"]["file"] == weights.name
     assert nb("verify").returncode == 0

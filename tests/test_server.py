@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from conftest import git, snapshot
+from conftest import git, snapshot, workspace_lock_held
 from test_training import TINY_ARGS
-from trained import build_trained_workspace, copy_workspace, held_training
+from trained import held_training, trained, trained_template   # noqa: F401 (fixtures)
 
 # pytest-jupyter's fixtures, imported here rather than registered with `pytest_plugins`: a
 # registered plugin's autouse fixtures (an event loop and a ServerApp clean-up) would run
@@ -89,29 +89,8 @@ def assert_ok_or_not_installed(code, data, module):
 @pytest.fixture
 def lock_holder(ws):
     """Another process holding the workspace lock, like a CLI commit or another kernel."""
-    code = ("import sys, time; from pathlib import Path; from nbversion.core.lock import workspace_lock\n"
-            "with workspace_lock(Path(sys.argv[1]), 'commit (held by the test)'):\n"
-            "    print('held', flush=True); time.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(ws.root)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "held"
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
-@pytest.fixture(scope="module")
-def trained_template(tmp_path_factory):
-    """Built once per module with the verbs: `dataset add demo` + a real 1-epoch training."""
-    return build_trained_workspace(tmp_path_factory.mktemp("server-trained"))
-
-
-@pytest.fixture
-def trained(ws, trained_template, monkeypatch):
-    """The served workspace (same path) replaced by a copy of the trained one: (ws, finished run id)."""
-    root, run_id = trained_template
-    copied = copy_workspace(root, ws.root)
-    monkeypatch.chdir(copied.root)
-    return copied, run_id
+    with workspace_lock_held(ws.root, "commit (held by the test)", seconds=60) as proc:
+        yield proc
 
 
 def cli_training(ws, name: str) -> tuple[subprocess.Popen, dict]:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli
-from trained import build_trained_workspace, copy_workspace, held_training
+from conftest import REPO, cli, workspace_lock_held
+from trained import held_training, trained, trained_template   # noqa: F401 (fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -55,19 +55,6 @@ def free_port() -> int:
 # All built with the verbs: `dataset add` + a real training (once per module, copied per test),
 # `register` from the run and from its weights, `promote`; a running run is a real training in
 # this process, held between epochs (tests/trained.py).
-
-@pytest.fixture(scope="module")
-def trained_template(tmp_path_factory):
-    return build_trained_workspace(tmp_path_factory.mktemp("sidebar-trained"))
-
-
-@pytest.fixture
-def trained(ws, trained_template, monkeypatch):
-    """The test's workspace (same path) replaced by a copy of the trained one: (ws, finished run id)."""
-    root, run_id = trained_template
-    copied = copy_workspace(root, ws.root)
-    monkeypatch.chdir(copied.root)
-    return copied, run_id
 
 
 @pytest.fixture
@@ -319,12 +306,7 @@ def toast(page, text: str):
 def test_sidebar_error_is_a_notification_with_the_hint(page, lab):
     (lab["root"] / "notes.txt").write_text("hello\n")
     open_sidebar(page)
-    code = ("import sys, time; from pathlib import Path; from nbversion.core.lock import workspace_lock\n"
-            "with workspace_lock(Path(sys.argv[1]), 'commit (another kernel)'):\n"
-            "    print('held', flush=True); time.sleep(60)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(lab["root"])], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with workspace_lock_held(lab["root"], "commit (another kernel)", seconds=60):
         status = section(page, "status")
         status.locator("input.nbv-Input").fill("blocked")
         status.get_by_role("button", name="Commit").click()
@@ -333,9 +315,6 @@ def test_sidebar_error_is_a_notification_with_the_hint(page, lab):
         assert "wait for it to finish" in note.inner_text()       # the hint
         page.wait_for_timeout(800)                                 # the toast has slid in
         shot(page, "error-notification")
-    finally:
-        holder.kill()
-        holder.wait()
     assert "notes.txt" in section(page, "status").inner_text()   # nothing was committed
     assert section(page, "status").locator("input.nbv-Input").input_value() == "blocked"   # nor lost
 

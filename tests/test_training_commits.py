@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import cli, git
+from conftest import cli, git, workspace_lock_held
 from test_training import TINY_ARGS, assert_committed_run, data_ws, tiny_train  # noqa: F401 (fixture)
 
 NBVERSION = Path(sys.executable).with_name("nbversion")
@@ -113,17 +113,8 @@ def test_a_run_whose_commit_fails_says_so_and_resume_commits_it(data_ws):
     assert "lock_timeout = 1" in config.read_text()
     git(ws.root, "commit", "-qam", "short lock wait")
     # another process holds the workspace lock (a long import in another kernel) while the run ends
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
-                               "from nbversion.core.lock import workspace_lock\n"
-                               "with workspace_lock(sys.argv[1], 'dataset add', 5):\n"
-                               "    print('held', flush=True); time.sleep(600)\n", str(ws.root)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with workspace_lock_held(ws.root, "dataset add"):
         proc = cli("train", "--data", "demo", "--epochs", "1", "--name", "locked", *TINY_ARGS)
-    finally:
-        holder.kill()
-        holder.wait()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "error: run " in proc.stderr and "commit failed" in proc.stderr and "busy" in proc.stderr
     assert "runs resume" in proc.stderr and "Traceback" not in proc.stderr

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 # pytest-jupyter's fixtures, imported (not registered) as in test_server.py; ours come after
 # them, so this module's jp_server_config is test_server's (it loads our extension)
 from pytest_jupyter.jupyter_core import *  # noqa: F401,F403
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403
 
-from conftest import cli
+from conftest import cli, workspace_lock_held
 from test_server import _run_in_the_server_loop, api, jp_server_config  # noqa: F401 (fixtures)
 from test_training import TINY_ARGS, data_ws   # noqa: F401 (fixture)
 
@@ -20,18 +18,9 @@ async def test_rest_runs_show_a_commit_that_failed(api, data_ws):   # noqa: F811
     ws = data_ws
     config = ws.root / ".nbversion" / "config.toml"
     config.write_text(config.read_text().replace("lock_timeout = 120", "lock_timeout = 1"))
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
-                               "from nbversion.core.lock import workspace_lock\n"
-                               "with workspace_lock(sys.argv[1], 'dataset add', 5):\n"
-                               "    print('held', flush=True); time.sleep(600)\n", str(ws.root)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with workspace_lock_held(ws.root, "dataset add"):
         train = ["train", "--data", "demo", "--epochs", "1", "--name", "rest", *TINY_ARGS]
         proc = await asyncio.get_running_loop().run_in_executor(None, lambda: cli(*train))
-    finally:
-        holder.kill()
-        holder.wait()
     assert proc.returncode == 1 and "commit failed" in proc.stderr, (proc.returncode, proc.stderr[-2000:])
     code, data = await api("runs")
     assert code == 200, data

@@ -96,6 +96,21 @@ class HeldTraining:
             self.run.wait(timeout=300)
 
 
+@pytest.fixture(scope="module")
+def trained_template(tmp_path_factory):
+    """Built once per module with the verbs: `dataset add demo` + a real 1-epoch training."""
+    return build_trained_workspace(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def trained(ws, trained_template, monkeypatch):
+    """The test's workspace (same path) replaced by a copy of the trained one: (ws, finished run id)."""
+    root, run_id = trained_template
+    copied = copy_workspace(root, ws.root)
+    monkeypatch.chdir(copied.root)
+    return copied, run_id
+
+
 @contextlib.contextmanager
 def held_training(ws, epochs: int = 3):
     live = HeldTraining(ws, epochs)
