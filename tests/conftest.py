@@ -23,7 +23,8 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
     (home / ".gitconfig").write_text(f"[user]\n\temail = {USER}\n\tname = Tester\n"
                                      "[init]\n\tdefaultBranch = main\n")
-    for var in ("NBVERSION_USER", "JUPYTERHUB_USER", "GIT_DIR", "GIT_WORK_TREE"):
+    for var in ("NBVERSION_USER", "JUPYTERHUB_USER", "GIT_DIR", "GIT_WORK_TREE", "GIT_AUTHOR_NAME",
+                "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):   # a developer's own identity
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(home / "yolo"))

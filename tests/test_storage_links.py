@@ -190,6 +190,18 @@ def test_hardlink_opt_in_is_read_only_and_unprotect_keeps_the_stored_version(ws,
     assert verify_problems() == []
 
 
+def test_scratch_of_a_killed_add_goes_with_the_next_add(ws):
+    folder = ws.root / "datasets" / "raw"
+    folder.mkdir(parents=True)
+    for n in range(3):
+        (folder / f"part{n}.csv").write_bytes(b"a,b\n" + os.urandom(2000))
+    killed = cli("commit", "-m", "raw", env=dict(os.environ, NBVERSION_TEST_KILL_AT="store-before-cleanup"))
+    assert killed.returncode == -9
+    assert "orphan objects" in {p["kind"] for p in verify_problems()}
+    cli("commit", "-m", "raw", check=0)
+    assert verify_problems() == [] and link_counts(folder) == {1}
+
+
 def test_unprotect_touches_only_tracked_data(ws, demo_data):
     cli("dataset", "add", "shapes", demo_data, check=0)
     for path in (".", "", ".git", ".dvc/cache", ".nbversion"):

@@ -69,6 +69,9 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
     report = StoreReport()
     if not paths:
         return report
+    # scratch left by an add killed mid-way: every add runs under the workspace lock, so no other
+    # add of this workspace is live now (`verify` reports such scratch as orphan objects)
+    shutil.rmtree(Path(cache) / TMP_DIR, ignore_errors=True)
     tmp = Path(cache) / TMP_DIR / uuid.uuid4().hex
     tmp.mkdir(parents=True)
     clone = _Clone()
@@ -90,6 +93,8 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
                 for path, md5, method in done:
                     report.hashes[str(path)] = md5
                     report.methods[method] = report.methods.get(method, 0) + 1
+        from .commit import _checkpoint   # (lazy: commit imports the adapters that import this)
+        _checkpoint("store-before-cleanup")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         with contextlib.suppress(OSError):
