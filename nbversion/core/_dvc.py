@@ -118,7 +118,7 @@ def add(root, targets: Iterable[str], known: Optional[dict] = None) -> dict:
         except OSError as exc:
             raise NbversionError(f"could not store {exc.filename or 'a file'} in the DVC cache: {exc.strerror or exc}",
                                  hint="check the file is readable and the disk has room, then run the command again") from exc
-        repo.state.save_many([(p, HashInfo("md5", m), None) for p, m in report.hashes.items()], repo.fs)
+        _state_save(repo, [(p, HashInfo("md5", m)) for p, m in report.hashes.items()])
         repo.add(_abs(root, targets), relink=False)
     return report.methods
 
@@ -137,10 +137,30 @@ def _files_to_store(repo, cache: Path, targets: list[str]) -> list[str]:
         elif os.path.isfile(target) and not os.path.islink(target):
             files.append(target)
     known = {}
-    for path, _meta, info in repo.state.get_many(files, repo.fs, {}):
+    for path, info in _state_get(repo, files):
         if info is not None and linking.object_path(cache, info.value).exists():
             known[path] = info.value
     return [f for f in files if f not in known]
+
+
+def _state_save(repo, hashes: list) -> None:
+    """Tell DVC's state DB these (path, HashInfo): one batch where dvc-data has `save_many`
+    (3.16+), one call a file on the oldest supported DVC (3.50)."""
+    if hasattr(repo.state, "save_many"):
+        repo.state.save_many([(p, h, None) for p, h in hashes], repo.fs)
+    else:
+        for path, hash_info in hashes:
+            repo.state.save(path, repo.fs, hash_info)
+
+
+def _state_get(repo, files: list):
+    """(path, HashInfo or None) for each file, from DVC's state DB (unchanged since last hashed)."""
+    if hasattr(repo.state, "get_many"):
+        for path, _meta, info in repo.state.get_many(files, repo.fs, {}):
+            yield path, info
+    else:
+        for path in files:
+            yield path, repo.state.get(path, repo.fs)[1]
 
 
 def remove(root, dvc_files: Iterable[str]) -> None:
