@@ -233,19 +233,6 @@ def _mtime(path: Path):
         return None
 
 
-def pull_targets(root, targets: Iterable[str]) -> None:
-    """Restore `targets` from the local cache, else fetch them from the default remote."""
-    targets = list(targets)
-    with _repo(root) as repo:
-        try:
-            repo.checkout(targets=_abs(root, targets), force=True)
-            return
-        except Exception:  # not in the local cache: try the remote below
-            pass
-    with _repo(root) as repo:
-        repo.pull(targets=_abs(root, targets), force=True)
-
-
 # --- remotes, transfers and remote objects (issue 9: remotes, verify, gc, backup) ---------
 
 def remote_add(root, name: str, url: str, default: bool = False, options: Optional[dict] = None,
