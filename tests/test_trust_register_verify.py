@@ -235,6 +235,7 @@ def test_a_crafted_manifest_cannot_make_resolve_write_outside_its_folder(ws, tmp
     path = ws.root / "registry/m/v1.0.0/manifest.json"
     manifest = json.loads(path.read_text())
     manifest["files"] = {"../../../../evil.pt": manifest["files"]["files/best.pt"]}
+    # the attack: the manifest of a real registration rewritten by hand and re-tagged
     path.write_text(json.dumps(manifest))
     git(ws.root, "commit", "-qam", "crafted")
     git(ws.root, "tag", "-a", "m@v1.0.0", "-m", "Registering artifact m version v1.0.0")

@@ -133,6 +133,7 @@ def test_manifest_changed_after_registration_breaks_immutability(ws):
     assert ws.verify().problems == []
     manifest = json.loads((ws.root / base / "manifest.json").read_text())
     manifest["metrics"]["mAP50"] = 0.99
+    # the attack: a real registration's manifest edited afterwards, as verify must detect
     (ws.root / base / "manifest.json").write_text(json.dumps(manifest))
     git(ws.root, "commit", "-qam", "tamper")
     problems = [p for p in ws.verify().problems if p.kind == "immutability"]
@@ -146,6 +147,7 @@ def test_manifest_hash_not_matching_pointer_is_reported(ws):
     manifest = json.loads((ws.root / base / "manifest.json").read_text())
     assert list(manifest["files"]) == ["files/best.pt"]
     manifest["files"]["files/best.pt"]["md5"] = "0" * 32
+    # the attack: a real registration's manifest pointing at other weights
     (ws.root / base / "manifest.json").write_text(json.dumps(manifest))
     git(ws.root, "commit", "-qam", "bad manifest")
     git(ws.root, "tag", "-a", "yolo@v1.0.0", "-m", "Registering artifact yolo version v1.0.0")
