@@ -25,7 +25,7 @@ def open(path=None):  # noqa: A001 - the verb users expect: nbv.open(path)
 
 def init(path=None, on_event=None):
     """Initialise a workspace at `path` and return it."""
-    from .core.init import init as _init
+    from .core.repo.init import init as _init
     from .core.workspace import Workspace
     result = _init(path, on_event=on_event)
     return Workspace(result.root)
@@ -33,7 +33,7 @@ def init(path=None, on_event=None):
 
 def load_model(ref: str, path=None):
     """`name@champion`, `name@vX.Y.Z`, `name@latest` or `name` (MODEL_VERSION decides)."""
-    from .core.serving import load_model as _load
+    from .core.registry.serving import load_model as _load
     return _load(ref, path)
 
 

@@ -31,7 +31,7 @@ def _current_source(shell) -> str:
 
 def _run_verb(shell, name: str, line: str):
     from .commands import HelpShown, build_magic_parser, dispatch
-    from .core.cell import CellContext, current_cell
+    from .core.repo.cell import CellContext, current_cell
 
     parser = build_magic_parser(name)
     try:

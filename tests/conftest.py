@@ -119,7 +119,7 @@ import time  # noqa: E402
 @contextlib.contextmanager
 def workspace_lock_held(root, action: str = "commit (another kernel)", seconds: int = 600):
     """Another process holding the workspace lock (a long import in another kernel, a CLI commit)."""
-    code = ("import sys, time; from pathlib import Path; from nbversion.core.lock import workspace_lock\n"
+    code = ("import sys, time; from pathlib import Path; from nbversion.core.backends.lock import workspace_lock\n"
             "with workspace_lock(Path(sys.argv[1]), sys.argv[2]):\n"
             "    print('held', flush=True); time.sleep(float(sys.argv[3]))\n")
     holder = subprocess.Popen([sys.executable, "-c", code, str(root), action, str(seconds)],

@@ -15,7 +15,7 @@ import sys
 import types
 from dataclasses import dataclass, field
 
-from nbversion.core import audit as audit_chain
+from nbversion.core.audit import chain as audit_chain
 from nbversion.errors import NotFound
 from nbversion.render import Result
 
@@ -100,10 +100,10 @@ def verify(ws):
 
 
 MODULES = {
-    "nbversion.core.datasets": {"list_datasets": list_datasets, "show": show, "diff": diff},
-    "nbversion.core.registry": {"registry": registry},
-    "nbversion.core.promotion": {"promote": promote, "demote": demote},
-    "nbversion.core.auditlog": {"query": query, "verify": verify},
+    "nbversion.core.artifacts.datasets": {"list_datasets": list_datasets, "show": show, "diff": diff},
+    "nbversion.core.registry.versions": {"registry": registry},
+    "nbversion.core.registry.promotion": {"promote": promote, "demote": demote},
+    "nbversion.core.audit.verify": {"query": query, "verify": verify},
 }
 
 

@@ -124,7 +124,7 @@ def test_roles_are_rechecked_against_the_users_toml_in_force(busy_ws, monkeypatc
 
 def test_an_entry_that_lied_about_gates_is_flagged(busy_ws):
     """A promotion recorded with a failing gate and no --force (e.g. a patched client)."""
-    from nbversion.core import audit as core_audit
+    from nbversion.core.audit import chain as core_audit
 
     # the attack: an entry appended by a patched client, not by `promote`
     core_audit.append(busy_ws.root, USER, "promote", "det@v1.0.0",
@@ -159,7 +159,7 @@ def test_a_manifest_changed_after_registration_is_reported(busy_ws):
 
 
 def test_verify_chain_accepts_valid_lines_written_by_another_tool(tmp_path):
-    from nbversion.core import audit as core_audit
+    from nbversion.core.audit import chain as core_audit
 
     for i in range(2000):
         core_audit.append(tmp_path, "u", "commit", f"t{i}", {"nested": {"hash": "x", "prev": "y"}})
@@ -197,7 +197,7 @@ def test_report_html_and_json(busy_ws, tmp_path):
 
 def test_a_promotion_that_the_rules_in_force_forbade_is_flagged(busy_ws):
     """The gates are re-run from the immutable manifest, not taken from the entry's word."""
-    from nbversion.core import audit as core_audit
+    from nbversion.core.audit import chain as core_audit
 
     (busy_ws.root / ".nbversion/rules.toml").write_text('[stages.champion]\ngates = ["mAP50-95 >= 0.45"]\n')
     git(busy_ws.root, "commit", "-qam", "stricter champion")
@@ -223,7 +223,7 @@ def test_removing_the_last_line_is_detected_against_git(busy_ws):
 
 def test_a_rechained_log_committed_to_git_is_detected(busy_ws):
     """Edit a line and recompute every hash after it: the chain verifies, git history does not."""
-    from nbversion.core import audit as core_audit
+    from nbversion.core.audit import chain as core_audit
 
     # the attack: the log rewritten by hand with every hash recomputed
     entries = [json.loads(line) for line in _lines(busy_ws)]

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import cli, git
 from test_verify import WEIGHTS, add_dataset, register_fake
-from nbversion.core import backup
+from nbversion.core.storage import backup
 from nbversion.errors import IntegrityError, NotFound, UsageError
 
 

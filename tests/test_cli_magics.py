@@ -104,7 +104,7 @@ def test_magic_errors_are_short_and_fail_the_cell(shell, tmp_path, capsys):
 
 def test_a_bug_in_a_magic_is_one_red_line_and_fails_the_cell(shell, capsys, monkeypatch):
     """An unexpected exception: the CLI's `internal error` line, no traceback; the user's own code keeps its."""
-    from nbversion.core import history
+    from nbversion.core.repo import history
 
     shell.run_cell("%mv_init proj")
     shell.run_cell("import os; os.chdir('proj')")

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 import nbversion as nbv
-from nbversion.core import audit
+from nbversion.core.audit import chain as audit
 
 from conftest import git
 
@@ -74,7 +74,7 @@ def test_four_processes_commit_different_files_at_once(ws):
 def test_lock_of_a_dead_process_is_taken_over(ws):
     script = textwrap.dedent("""
         import os, sys, signal
-        from nbversion.core.lock import workspace_lock
+        from nbversion.core.backends.lock import workspace_lock
         with workspace_lock(sys.argv[1], "stuck"):
             os.kill(os.getpid(), signal.SIGKILL)
     """)
@@ -85,11 +85,11 @@ def test_lock_of_a_dead_process_is_taken_over(ws):
 
 
 def test_lock_held_by_live_process_reports_who(ws):
-    from nbversion.core.lock import workspace_lock
+    from nbversion.core.backends.lock import workspace_lock
     from nbversion.errors import WorkspaceLocked
     script = textwrap.dedent("""
         import sys, time
-        from nbversion.core.lock import workspace_lock
+        from nbversion.core.backends.lock import workspace_lock
         with workspace_lock(sys.argv[1], "long job"):
             print("held", flush=True)
             time.sleep(30)

@@ -204,7 +204,7 @@ def test_diff_reports_added_removed_and_edited_labels_with_class_deltas(ws, demo
 
 
 def test_diff_reads_only_the_labels_that_changed(ws, demo_data, two_versions, monkeypatch):
-    from nbversion.core import dataset_diff
+    from nbversion.core.artifacts import dataset_diff
     read = []
     original = dataset_diff._label_counts
     monkeypatch.setattr(dataset_diff, "_label_counts", lambda root, md5: (read.append(md5), original(root, md5))[1])

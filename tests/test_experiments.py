@@ -12,7 +12,8 @@ import pytest
 
 from conftest import cli, cli_json, git, snapshot
 from trained import build_trained_workspace, copy_workspace
-from nbversion.core import audit, merge_rules
+from nbversion.core.audit import chain as audit
+from nbversion.core.repo import merge_rules
 from nbversion.demo import make_dataset
 from nbversion.errors import NbversionError, NotFound
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, cli_json, git
-from nbversion.core import _dvc
-from nbversion.core.gc import cached_objects
-from nbversion.core.verify import cache_path, file_md5
+from nbversion.core.backends import _dvc
+from nbversion.core.storage.gc import cached_objects
+from nbversion.core.storage.verify import cache_path, file_md5
 
 DAY = 86400
 
@@ -96,7 +96,7 @@ def orphans_of_a_killed_commit(ws, rng: random.Random) -> set:
 
 
 def _objects_of(root, revs) -> set:
-    from nbversion.core import pointers
+    from nbversion.core.backends import pointers
 
     found = set()
     for rev, dvc_file in revs:
@@ -168,7 +168,7 @@ def test_recent_versions_are_kept_whatever_keep_last_says(ws, monkeypatch):
 def test_dry_run_cli_lists_versions_and_bytes_and_config_sets_the_policy(ws, monkeypatch):
     model_versions(ws, monkeypatch, [f"cli {step}".encode() * 10 for step in range(3)],
                    int(time.time()) - 100 * DAY, 1)
-    from nbversion.core.config import read_toml, write_toml
+    from nbversion.core.repo.config import read_toml, write_toml
     config = ws.root / ".nbversion/config.toml"
     write_toml(config, {**read_toml(config), "gc": {"keep_last": 2, "older_than_days": 10}})
     data = cli_json("gc", "--dry-run")

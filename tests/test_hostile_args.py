@@ -378,7 +378,7 @@ def test_a_reader_that_goes_away_is_a_quiet_exit(hostile_ws):
 def test_an_internal_error_is_one_line_with_a_way_to_see_more(hostile_ws, capsys, monkeypatch):
     """A bug still ends as `error:` + exit 1; NBVERSION_TRACEBACK=1 shows the traceback to report."""
     root, _ = hostile_ws
-    from nbversion.core import history
+    from nbversion.core.repo import history
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")

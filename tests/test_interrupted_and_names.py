@@ -332,7 +332,7 @@ def test_remote_add_with_bad_name_or_s3_without_git_changes_nothing(ws, tmp_path
 
 
 def test_remote_add_that_fails_half_way_puts_everything_back(ws, tmp_path, monkeypatch):
-    from nbversion.core import remotes
+    from nbversion.core.storage import remotes
     from nbversion.errors import NbversionError
 
     ws.remote_add("team", str(tmp_path / "remote"))

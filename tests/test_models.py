@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nbversion.core.frameworks import detect
+from nbversion.core.artifacts.frameworks import detect
 from nbversion.errors import InvalidInput, UsageError
 
 from conftest import cli, cli_json, git, snapshot
@@ -185,7 +185,7 @@ def test_real_ultralytics_checkpoint_is_detected(ws, demo_data, tmp_path, monkey
     # read without importing ultralytics or torch (a fresh process, so nothing is preloaded)
     import subprocess
     import sys
-    code = ("import sys; from nbversion.core.frameworks import detect; d = detect(sys.argv[1]); "
+    code = ("import sys; from nbversion.core.artifacts.frameworks import detect; d = detect(sys.argv[1]); "
             "print(d.class_names, 'ultralytics' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(best)], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['red', 'green', 'blue'] False False"

@@ -22,8 +22,8 @@ import pytest
 from conftest import cli, git
 from test_verify import WEIGHTS, add_dataset, register_fake
 import nbversion as nbv
-from nbversion.core import _dvc
-from nbversion.core.remotes import clone
+from nbversion.core.backends import _dvc
+from nbversion.core.storage.remotes import clone
 from nbversion.errors import NbversionError
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"

@@ -167,20 +167,20 @@ async def test_whoami_reports_identity_and_role(api, ws):
 
 async def test_audit_lists_entries_and_verify_checks_the_chain(api, ws):
     code, data = await api("audit")
-    assert_ok_or_not_installed(code, data, "nbversion.core.auditlog")
+    assert_ok_or_not_installed(code, data, "nbversion.core.audit.verify")
     if code == 200:
         assert any("init" in " ".join(row) for row in data["view"]["rows"]), data["view"]
     code, data = await api("audit", "verify")
-    assert_ok_or_not_installed(code, data, "nbversion.core.auditlog")
+    assert_ok_or_not_installed(code, data, "nbversion.core.audit.verify")
 
 
 # --- datasets, models, runs, registry ------------------------------------------------------
 
 @pytest.mark.parametrize("path,module", [
-    (("datasets",), "nbversion.core.datasets"),
-    (("models",), "nbversion.core.models"),
+    (("datasets",), "nbversion.core.artifacts.datasets"),
+    (("models",), "nbversion.core.artifacts.models"),
     (("runs",), "nbversion.training.runs"),
-    (("registry",), "nbversion.core.registry"),
+    (("registry",), "nbversion.core.registry.versions"),
 ])
 async def test_list_endpoints_answer_or_say_not_installed(api, ws, path, module):
     code, data = await api(*path)
@@ -189,7 +189,7 @@ async def test_list_endpoints_answer_or_say_not_installed(api, ws, path, module)
 
 async def test_unknown_dataset_is_404_or_not_installed(api, ws):
     code, data = await api("datasets", "no-such-dataset")
-    if installed("nbversion.core.datasets"):
+    if installed("nbversion.core.artifacts.datasets"):
         assert code == 404, data
         assert "no-such-dataset" in data["error"]["message"]
     else:
@@ -212,7 +212,7 @@ async def test_promote_without_ref_is_400(api, ws):
 
 async def test_promote_an_unknown_version_is_an_error_not_a_crash(api, ws):
     code, data = await api("registry", "promote", method="POST", body={"ref": "ghost@v9.9.9"})
-    if installed("nbversion.core.promotion"):
+    if installed("nbversion.core.registry.promotion"):
         assert code in (400, 404), data
         assert "ghost" in data["error"]["message"]
     else:
@@ -348,7 +348,7 @@ async def test_commit_while_another_process_holds_the_lock_is_409(api, ws, lock_
 
 async def test_promote_while_locked_is_409(api, ws, lock_holder):
     code, data = await api("registry", "promote", method="POST", body={"ref": "m@v1.0.0"})
-    if installed("nbversion.core.promotion"):
+    if installed("nbversion.core.registry.promotion"):
         assert_error(code, data, 409, "WorkspaceLocked")
     else:
         assert code in (409, 501), data
@@ -402,7 +402,7 @@ def two_versions(ws, tmp_path):
     return ws
 
 
-@needs("nbversion.core.auditlog")
+@needs("nbversion.core.audit.verify")
 async def test_audit_filters_and_limit(api, ws):
     (ws.root / "notes.txt").write_text("hello\n")
     ws.commit("notes")
@@ -414,7 +414,7 @@ async def test_audit_filters_and_limit(api, ws):
     assert_error(code, data, 400, "UsageError")
 
 
-@needs("nbversion.core.datasets")
+@needs("nbversion.core.artifacts.datasets")
 async def test_datasets_list_and_show_a_real_dataset(api, ws, demo_data):
     ws.dataset_add("shapes", demo_data)
     code, data = await api("datasets")
@@ -425,7 +425,7 @@ async def test_datasets_list_and_show_a_real_dataset(api, ws, demo_data):
     assert "view" in data
 
 
-@needs("nbversion.core.datasets")
+@needs("nbversion.core.artifacts.datasets")
 async def test_dataset_diff_between_two_versions(api, ws, demo_data):
     ws.dataset_add("shapes", demo_data)
     label = sorted((demo_data / "labels" / "train").glob("*.txt"))[0]
@@ -440,7 +440,7 @@ async def test_dataset_diff_between_two_versions(api, ws, demo_data):
     code, data = await api("datasets", "shapes", "diff", params={"a": "~5", "b": "latest"})
     assert code == 404 and "too far" in data["error"]["message"], data
 
-@needs("nbversion.core.registry", "nbversion.core.promotion")
+@needs("nbversion.core.registry.versions", "nbversion.core.registry.promotion")
 async def test_registry_lists_versions_with_the_champion_highlighted(api, two_versions):
     code, data = await api("registry")
     assert code == 200, data
@@ -450,7 +450,7 @@ async def test_registry_lists_versions_with_the_champion_highlighted(api, two_ve
     assert [view["rows"][i][version] for i in view["highlight"]] == ["v1.0.0"]
 
 
-@needs("nbversion.core.registry", "nbversion.core.promotion")
+@needs("nbversion.core.registry.versions", "nbversion.core.registry.promotion")
 async def test_promote_moves_the_champion_and_audits(api, two_versions):
     code, data = await api("registry", "promote", method="POST", body={"ref": "detector@v1.1.0"})
     assert code == 201, data
@@ -462,7 +462,7 @@ async def test_promote_moves_the_champion_and_audits(api, two_versions):
     assert json.loads(last)["action"] == "promote" and "detector@v1.1.0" in json.loads(last)["target"]
 
 
-@needs("nbversion.core.registry", "nbversion.core.promotion")
+@needs("nbversion.core.registry.versions", "nbversion.core.registry.promotion")
 async def test_promote_by_a_contributor_is_403_with_a_hint(api, two_versions, monkeypatch):
     monkeypatch.setenv("NBVERSION_USER", "intern@example.com")     # not in users.toml: contributor
     code, data = await api("registry", "promote", method="POST", body={"ref": "detector@v1.1.0"})
@@ -477,7 +477,7 @@ async def test_promote_by_a_contributor_is_403_with_a_hint(api, two_versions, mo
 
 async def test_a_bug_is_a_json_500_of_type_internal_not_a_traceback(api, ws, monkeypatch):
     """An unexpected exception in a route or in the long poll: the CLI's message, status 500, type internal."""
-    from nbversion.core import history
+    from nbversion.core.repo import history
     from nbversion.server import progress
 
     def broken(*args, **kwargs):

@@ -38,7 +38,7 @@ def assert_committed_run(ws, run_id, status, epochs):
     tracked = git(ws.root, "ls-files", f"runs/{run_id}").split()
     assert {f"runs/{run_id}/run.json", f"runs/{run_id}/results.csv", f"runs/{run_id}/weights.dvc"} <= set(tracked)
     assert not any("/weights/" in t for t in tracked)        # weights go to DVC, not git
-    from nbversion.core import _dvc
+    from nbversion.core.backends import _dvc
     pointer = (folder / "weights.dvc").read_text()
     listing = _dvc.read_dir_manifest(ws.root, pointer.split("md5: ")[1].split()[0])
     assert {"best.pt", "last.pt"} <= {e["relpath"] for e in listing}

@@ -181,7 +181,7 @@ def _caches(folder: Path) -> list:
 
 
 def _versioned_caches(root: Path) -> list:
-    from nbversion.core import _dvc
+    from nbversion.core.backends import _dvc
 
     pointer = (root / "datasets" / "demo.dvc").read_text()
     listing = _dvc.read_dir_manifest(root, pointer.split("md5: ")[1].split()[0])

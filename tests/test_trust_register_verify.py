@@ -13,7 +13,7 @@ import pytest
 
 import nbversion as nbv
 from conftest import cli, git, snapshot
-from nbversion.core import served
+from nbversion.core.registry import served
 from nbversion.errors import IntegrityError, NotFound, UncommittedChanges
 
 ONNX = b"\x08\x07\x12\x07pytorch\x1a\x032.1:\x0c\n\x04onnx" + bytes(40)

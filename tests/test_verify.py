@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, cli_json, git
-from nbversion.core import _dvc
+from nbversion.core.backends import _dvc
 
 WEIGHTS = b"fake-weights-" + bytes(range(256)) * 64
 
@@ -93,7 +93,7 @@ def test_corrupted_weight_byte_is_found_named_and_repaired(ws, registered):
 
 
 def test_missing_object_is_fetched_by_repair(ws, registered):
-    from nbversion.core import pointers
+    from nbversion.core.backends import pointers
     coco = pointers.parse("datasets/coco.dvc", (ws.root / "datasets/coco.dvc").read_text())[0]
     entries = json.loads(_dvc.object_path(ws.root, coco.md5.removesuffix(".dir")).with_suffix(".dir").read_text())
     victim = _dvc.object_path(ws.root, entries[0]["md5"])
@@ -156,7 +156,7 @@ def test_manifest_hash_not_matching_pointer_is_reported(ws):
 
 def hold_lock_then_die(root: Path) -> None:
     """A process that dies with SIGKILL while it holds the workspace lock."""
-    code = ("import sys, time\nfrom pathlib import Path\nfrom nbversion.core.lock import workspace_lock\n"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom nbversion.core.backends.lock import workspace_lock\n"
             "with workspace_lock(Path(sys.argv[1]), 'commit', 5):\n    print('held', flush=True)\n"
             "    time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, text=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import nbversion as nbv
-from nbversion.core import audit
+from nbversion.core.audit import chain as audit
 from nbversion.errors import (NbversionError, NotAWorkspace, NotFound, NothingToCommit,
                               UncommittedChanges)
 
@@ -26,7 +26,7 @@ def test_init_creates_workspace_with_one_commit(ws):
 
 def test_init_twice_says_it_exists(ws):
     again = nbv.init(ws.root)
-    from nbversion.core.init import init
+    from nbversion.core.repo.init import init
     result = init(ws.root)
     assert not result.created and "already" in result.summary()
     assert git(again.root, "rev-list", "--count", "HEAD").strip() == "1"
@@ -141,7 +141,7 @@ def test_diff_includes_files_inside_dvc_folders_with_sizes(ws, demo_data):
 
 
 def test_log_shows_changes_and_cell_trailers(ws):
-    from nbversion.core.cell import CellContext, current_cell
+    from nbversion.core.repo.cell import CellContext, current_cell
     (ws.root / "a.md").write_text("a\n")
     token = current_cell.set(CellContext.from_source("analysis.ipynb", 7, "%mv_commit -m x"))
     try:

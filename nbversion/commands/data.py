@@ -24,7 +24,7 @@ def _key_values(pairs, flag: str) -> dict:
             raise UsageError(f"{flag} {pair!r}: expected key=value", hint=f"e.g. {flag} mAP50=0.71")
         values[key.strip()] = typed_value(raw.strip())
     if flag == "--metric":
-        from ..core.models import check_metrics
+        from ..core.artifacts.models import check_metrics
         check_metrics(values)   # refused here, before anything is read or written
     return values
 

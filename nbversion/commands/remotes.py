@@ -59,7 +59,7 @@ def _gc_args(p):
 
 def _passphrase(args, confirm: bool = False):
     """From the environment, else a prompt on the terminal (never a command-line flag: shell history)."""
-    from ..core.backup import PASSPHRASE_ENV
+    from ..core.storage.backup import PASSPHRASE_ENV
 
     if os.environ.get(PASSPHRASE_ENV):
         return os.environ[PASSPHRASE_ENV]
@@ -84,7 +84,7 @@ def _backup_create_args(p):
 
 
 def _run_backup_create(ws, a, ev):
-    from ..core import crypto
+    from ..core.storage import crypto
 
     needs = a.encrypt or (a.since and os.path.exists(a.since) and crypto.is_encrypted(a.since))
     if needs:   # before the passphrase prompt, not after it
@@ -99,7 +99,7 @@ def _backup_restore_args(p):
 
 
 def _run_backup_restore(ws, a, ev):
-    from ..core import backup, crypto
+    from ..core.storage import backup, crypto
 
     needs = os.path.exists(a.archive) and crypto.is_encrypted(a.archive)
     if needs:
@@ -109,12 +109,12 @@ def _run_backup_restore(ws, a, ev):
 
 
 def _run_remote_list(ws, a, ev):
-    from ..core.remotes import remote_list
+    from ..core.storage.remotes import remote_list
     return remote_list(ws)
 
 
 def _run_clone(ws, a, ev):
-    from ..core.remotes import clone
+    from ..core.storage.remotes import clone
     return clone(a.url, a.directory, keyfile=a.keyfile, all_versions=a.all_versions, on_event=ev)
 
 

@@ -33,7 +33,7 @@ def _train_args(p):
 
 def _in_notebook() -> bool:
     # the magics set the current cell; the CLI does not, and there training always waits
-    from ..core.cell import current_cell
+    from ..core.repo.cell import current_cell
     return current_cell.get() is not None
 
 

@@ -13,7 +13,7 @@ def _init_args(p):
 
 
 def _run_init(ws, args, on_event):
-    from ..core.init import init
+    from ..core.repo.init import init
     return init(args.path, on_event=on_event)
 
 

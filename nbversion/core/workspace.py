@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import NotAWorkspace, NbversionError, UsageError
-from . import _git, audit, identity
-from .cell import with_trailers
-from .config import META_DIR, load_config
-from .lock import workspace_lock
+from .backends import _git
+from .audit import chain as audit
+from .repo import identity
+from .repo.cell import with_trailers
+from .repo.config import META_DIR, load_config
+from .backends.lock import workspace_lock
 
 
 def find_root(path: os.PathLike | str | None = None) -> Path:
@@ -83,35 +85,35 @@ class Workspace:
 
     # --- workspace verbs -----------------------------------------------------------------
     def status(self, **kw):
-        from .status import status
+        from .repo.status import status
         return status(self, **kw)
 
     def commit(self, message: str, paths=(), **kw):
-        from .commit import commit
+        from .repo.commit import commit
         return commit(self, message, paths, **kw)
 
     def log(self, n: Optional[int] = None, **kw):
-        from .history import log
+        from .repo.history import log
         return log(self, n, **kw)
 
     def diff(self, rev_a: Optional[str] = None, rev_b: Optional[str] = None, **kw):
-        from .history import diff
+        from .repo.history import diff
         return diff(self, rev_a, rev_b, **kw)
 
     def checkout(self, rev: str, paths=(), force: bool = False, **kw):
-        from .checkout import checkout
+        from .repo.checkout import checkout
         return checkout(self, rev, paths, force=force, **kw)
 
     def whoami(self):
-        from .users import whoami
+        from .repo.users import whoami
         return whoami(self)
 
     def user_add(self, user_id: str, role: str):
-        from .users import user_add
+        from .repo.users import user_add
         return user_add(self, user_id, role)
 
     def user_list(self):
-        from .users import user_list
+        from .repo.users import user_list
         return user_list(self)
 
 
@@ -133,40 +135,40 @@ def _delegate(module: str, function: str, doc: str):
 
 # Verbs of the other operation families: thin, named as the verbs (see DESIGN.md).
 for _name, _module, _function, _doc in [
-    ("dataset_add", "nbversion.core.datasets", "add", "Import a YOLO dataset or folder (or .zip) as a new version."),
-    ("dataset_list", "nbversion.core.datasets", "list_datasets", "Datasets with their latest version."),
-    ("dataset_show", "nbversion.core.datasets", "show", "Metadata, class histogram and samples of NAME[@REV]."),
-    ("dataset_diff", "nbversion.core.datasets", "diff", "Content diff of a dataset between two versions."),
-    ("model_add", "nbversion.core.models", "add", "Version a weights file with metrics, params and lineage."),
-    ("model_list", "nbversion.core.models", "list_models", "Models with their latest version."),
-    ("model_show", "nbversion.core.models", "show", "Metadata of NAME[@REV]."),
-    ("model_compare", "nbversion.core.models", "compare", "Metrics and params side by side."),
-    ("register", "nbversion.core.registry", "register", "Register an immutable semver version."),
-    ("promote", "nbversion.core.promotion", "promote", "Assign a stage (default champion) behind gates and roles."),
-    ("demote", "nbversion.core.promotion", "demote", "Remove a stage from a version (audited)."),
-    ("registry", "nbversion.core.registry", "registry", "Registered versions, stages and champion."),
-    ("resolve", "nbversion.core.registry", "resolve", "NAME@champion|vX.Y.Z|latest -> version and weights path."),
-    ("deploys", "nbversion.core.deploy", "deploys", "Deploy hook history."),
-    ("audit", "nbversion.core.auditlog", "query", "Filtered audit entries."),
-    ("audit_verify", "nbversion.core.auditlog", "verify", "Check the hash chain and re-check promotions."),
-    ("report", "nbversion.core.report", "report", "Registry, champion and deploy history, audit summary."),
+    ("dataset_add", "nbversion.core.artifacts.datasets", "add", "Import a YOLO dataset or folder (or .zip) as a new version."),
+    ("dataset_list", "nbversion.core.artifacts.datasets", "list_datasets", "Datasets with their latest version."),
+    ("dataset_show", "nbversion.core.artifacts.datasets", "show", "Metadata, class histogram and samples of NAME[@REV]."),
+    ("dataset_diff", "nbversion.core.artifacts.datasets", "diff", "Content diff of a dataset between two versions."),
+    ("model_add", "nbversion.core.artifacts.models", "add", "Version a weights file with metrics, params and lineage."),
+    ("model_list", "nbversion.core.artifacts.models", "list_models", "Models with their latest version."),
+    ("model_show", "nbversion.core.artifacts.models", "show", "Metadata of NAME[@REV]."),
+    ("model_compare", "nbversion.core.artifacts.models", "compare", "Metrics and params side by side."),
+    ("register", "nbversion.core.registry.versions", "register", "Register an immutable semver version."),
+    ("promote", "nbversion.core.registry.promotion", "promote", "Assign a stage (default champion) behind gates and roles."),
+    ("demote", "nbversion.core.registry.promotion", "demote", "Remove a stage from a version (audited)."),
+    ("registry", "nbversion.core.registry.versions", "registry", "Registered versions, stages and champion."),
+    ("resolve", "nbversion.core.registry.versions", "resolve", "NAME@champion|vX.Y.Z|latest -> version and weights path."),
+    ("deploys", "nbversion.core.registry.deploy", "deploys", "Deploy hook history."),
+    ("audit", "nbversion.core.audit.verify", "query", "Filtered audit entries."),
+    ("audit_verify", "nbversion.core.audit.verify", "verify", "Check the hash chain and re-check promotions."),
+    ("report", "nbversion.core.registry.report", "report", "Registry, champion and deploy history, audit summary."),
     ("train", "nbversion.training.runner", "train", "Train a YOLO model on a dataset version (background)."),
     ("runs_list", "nbversion.training.runs", "list_runs", "Training runs."),
     ("runs_show", "nbversion.training.runs", "show", "One run: params, device, per-epoch metrics, files."),
     ("runs_stop", "nbversion.training.runner", "stop", "Ask a running training to stop cleanly."),
     ("runs_resume", "nbversion.training.runner", "resume", "Continue a stopped or failed run from last.pt."),
     ("predict", "nbversion.training.predict", "predict", "Detect objects in images with a model reference."),
-    ("remote_add", "nbversion.core.remotes", "remote_add", "Add a data + history remote (folder, ssh://, s3://)."),
-    ("push", "nbversion.core.remotes", "push", "Send history, tags and data to a remote."),
-    ("pull", "nbversion.core.remotes", "pull", "Fetch history, tags and data from a remote."),
-    ("verify", "nbversion.core.verify", "verify", "Check tags, manifests, pointers, cache and remote; repair."),
-    ("gc", "nbversion.core.gc", "gc", "Remove unneeded data, never registered or champion versions."),
-    ("unprotect", "nbversion.core.protection", "unprotect", "Make linked data files private writable copies."),
-    ("backup_create", "nbversion.core.backup", "create", "One archive of history and needed data."),
-    ("exp_new", "nbversion.core.experiments", "new", "Start an experiment branch."),
-    ("exp_list", "nbversion.core.experiments", "list_experiments", "Experiment branches."),
-    ("exp_compare", "nbversion.core.experiments", "compare", "Runs and versions of each branch side by side."),
-    ("exp_best", "nbversion.core.experiments", "best", "The branch with the best metric."),
-    ("exp_merge", "nbversion.core.experiments", "merge", "Merge an experiment; metadata and audit by rule."),
+    ("remote_add", "nbversion.core.storage.remotes", "remote_add", "Add a data + history remote (folder, ssh://, s3://)."),
+    ("push", "nbversion.core.storage.remotes", "push", "Send history, tags and data to a remote."),
+    ("pull", "nbversion.core.storage.remotes", "pull", "Fetch history, tags and data from a remote."),
+    ("verify", "nbversion.core.storage.verify", "verify", "Check tags, manifests, pointers, cache and remote; repair."),
+    ("gc", "nbversion.core.storage.gc", "gc", "Remove unneeded data, never registered or champion versions."),
+    ("unprotect", "nbversion.core.storage.protection", "unprotect", "Make linked data files private writable copies."),
+    ("backup_create", "nbversion.core.storage.backup", "create", "One archive of history and needed data."),
+    ("exp_new", "nbversion.core.repo.experiments", "new", "Start an experiment branch."),
+    ("exp_list", "nbversion.core.repo.experiments", "list_experiments", "Experiment branches."),
+    ("exp_compare", "nbversion.core.repo.experiments", "compare", "Runs and versions of each branch side by side."),
+    ("exp_best", "nbversion.core.repo.experiments", "best", "The branch with the best metric."),
+    ("exp_merge", "nbversion.core.repo.experiments", "merge", "Merge an experiment; metadata and audit by rule."),
 ]:
     setattr(Workspace, _name, _delegate(_module, _function, _doc))

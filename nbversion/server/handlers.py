@@ -41,7 +41,7 @@ def _not_available(exc: ModuleNotFoundError) -> NotAvailable:
 
 
 def _locked_error(root: Path) -> WorkspaceLocked:
-    from ..core.lock import holder
+    from ..core.backends.lock import holder
     who = holder(root) or {}
     return WorkspaceLocked(
         f"the workspace is busy: {who.get('operation', 'an operation')} by pid "
@@ -159,7 +159,7 @@ class NbversionHandler(APIHandler):
         def run():
             ws = self.workspace()
             if mutating:
-                from ..core.lock import is_locked
+                from ..core.backends.lock import is_locked
                 if is_locked(ws.root):
                     raise _locked_error(ws.root)
             return operation(ws)

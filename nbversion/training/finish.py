@@ -10,7 +10,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from ..core import _dvc, _git
+from ..core.backends import _dvc, _git
 from . import runs
 
 

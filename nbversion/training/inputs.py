@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core import _dvc, _git, refs
-from ..core.dataset_meta import pointer_at
+from ..core.backends import _dvc, _git
+from ..core.repo import refs
+from ..core.artifacts.dataset_meta import pointer_at
 from ..errors import NotFound, UsageError
 
 KIND_DIR = "datasets"
@@ -50,8 +51,8 @@ def export_version(root: Path, md5_dir: str, dest: Path) -> Path:
     """Materialise a tracked directory from the DVC cache into `dest`, linked as `core.link` says:
     the export stays in the run folder, where a user may open and edit it, so by default it is a
     copy (a reflink where the filesystem can) that cannot reach the cache."""
-    from ..core import linking
-    from ..core.config import load_config
+    from ..core.storage import linking
+    from ..core.repo.config import load_config
 
     mode = linking.link_mode(load_config(root))
     listing = _dvc.read_dir_manifest(root, md5_dir.removesuffix(".dir") + ".dir")
@@ -83,7 +84,7 @@ def resolve_model(ws, model: str) -> tuple[str, dict]:
         return model, {"kind": "config", "ref": model}
     path = Path(model).expanduser()
     if path.is_file():
-        from ..core.frameworks import detect
+        from ..core.artifacts.frameworks import detect
         detect(path)   # a truncated or mislabelled file is refused here, not as a failed run
         return str(path.resolve()), {"kind": "file", "ref": model}
     if "@" in model:

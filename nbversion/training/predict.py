@@ -68,7 +68,7 @@ def model_weights(ws, ref: str) -> str:
 
 def _check_weights(weights: str) -> None:
     """Refuse an export Ultralytics cannot predict with, before it fails deep inside with a TypeError."""
-    from ..core.frameworks import detect
+    from ..core.artifacts.frameworks import detect
 
     found = detect(weights)   # a truncated file is refused here too
     if found.format == "torchscript":

@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..core import identity
-from ..core.cell import current_cell
+from ..core.repo import identity
+from ..core.repo.cell import current_cell
 from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..extras import require

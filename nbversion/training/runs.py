@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from ..core import atomic
+from ..core.backends import atomic
 from ..errors import NotFound
 from ..render import Result
 

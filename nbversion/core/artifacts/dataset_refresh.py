@@ -1,0 +1,74 @@
+"""`commit` of an edited dataset folder keeps `datasets/<name>.meta.json` true.
+
+A dataset edited in place (a relabelled file, images added by hand) or left half-imported by
+a killed `dataset add` gets a new DVC pointer from `commit`; its metadata (split counts,
+classes, instances, bytes, content hash) must describe that new version, not the old one.
+The folder is validated like an import, before anything is written, and a folder that is no
+longer a valid dataset is refused with the file and line at fault.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import InvalidInput
+from . import dataset_meta
+from .yolo_layout import find_layout
+from .yolo_validate import validate
+
+KIND_DIR = "datasets"
+MAX_SHOWN = 20
+
+
+@dataclass
+class Pending:
+    name: str
+    layout: object
+    validation: object
+
+
+def _names(root: Path, paths) -> list[str]:
+    """Datasets with metadata among `paths` (folders `datasets/<name>` or pointers `.dvc`)."""
+    found = []
+    for path in paths:
+        parts = path.rstrip("/").split("/")
+        if len(parts) != 2 or parts[0] != KIND_DIR:
+            continue
+        name = parts[1].removesuffix(".dvc")
+        if (root / dataset_meta.meta_path(KIND_DIR, name)).exists() and (root / KIND_DIR / name).is_dir():
+            found.append(name)
+    return sorted(set(found))
+
+
+def check(root: Path, paths) -> list[Pending]:
+    """Validate every dataset folder among `paths` that has metadata; nothing is written."""
+    pending = []
+    for name in _names(root, paths):
+        layout = find_layout(root / KIND_DIR / name)
+        validation = validate(layout) if layout.format == "yolo" else None
+        if validation and validation.errors:
+            errors = validation.errors
+            shown = "\n".join(f"  {e}" for e in errors[:MAX_SHOWN])
+            more = f"\n  ... and {len(errors) - MAX_SHOWN} more" if len(errors) > MAX_SHOWN else ""
+            raise InvalidInput(f"{KIND_DIR}/{name} is no longer a valid dataset ({len(errors)} error(s)), "
+                               f"nothing was committed:\n{shown}{more}",
+                               hint=f"fix the files named above (file:line) and commit again, or discard the "
+                                    f"edits with `nbversion checkout HEAD {KIND_DIR}/{name} --force`",
+                               problems=errors + validation.warnings)
+        pending.append(Pending(name, layout, validation))
+    return pending
+
+
+def write(root: Path, pending: list[Pending], user: str) -> list[str]:
+    """Rewrite the metadata of each checked dataset from its (new) pointer; returns the files."""
+    written = []
+    for item in pending:
+        pointer = dataset_meta.pointer_at(root, KIND_DIR, item.name, None)
+        old = dataset_meta.read_current(root, KIND_DIR, item.name) or {}
+        if old.get("content_hash") == pointer.md5:
+            continue   # the data did not change: the metadata still describes it
+        warnings = item.validation.warnings if item.validation else []
+        meta = dataset_meta.dataset_meta(item.name, item.layout, item.validation, pointer, [],
+                                         f"{KIND_DIR}/{item.name} (edited in place)", user, warnings)
+        written.append(dataset_meta.write(root, KIND_DIR, item.name, meta))
+    return written

@@ -1,0 +1,379 @@
+"""`dataset add|list|show|diff`: YOLO datasets (or plain folders) as versions over DVC.
+
+`add` validates first, in a temp folder inside `.nbversion/tmp`, and only then swaps the
+new content into `datasets/<name>/`, so a bad import leaves the workspace, the DVC cache and
+the audit log as they were. Show and diff live in dataset_view / dataset_diff.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import InvalidInput, NbversionError, NotFound, UncommittedChanges, UsageError
+from ...events import Event, emitter
+from ...render import Result
+from ..backends import _dvc, _git, pointers, statcache
+from . import dataset_meta, zipsafe
+from ..repo import leftovers, names, refs
+from ..repo.commit import _checkpoint
+from .yolo_layout import find_layout
+from .yolo_validate import validate
+
+KIND_DIR = "datasets"
+# never imported: VCS and OS litter, Ultralytics' label caches (rebuilt on every train)
+SKIP_NAMES = {".git", ".dvc", ".DS_Store", "__MACOSX", ".ipynb_checkpoints", "__pycache__"}
+SKIP_SUFFIXES = (".cache",)
+MAX_ERRORS_SHOWN = 20
+
+
+def human_bytes(n) -> str:
+    n = float(n or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+@dataclass
+class DatasetAddResult(Result):
+    name: str
+    commit: str | None
+    changed: bool
+    format: str
+    classes: list
+    splits: dict
+    class_instances: dict
+    files: int
+    bytes: int
+    content_hash: str
+    tags: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    source: str = ""
+
+    def table(self):
+        rows = [[s, v["images"], v["labels"], v["instances"], v["background"]] for s, v in self.splits.items()]
+        return ["split", "images", "labels", "instances", "background"], rows
+
+    def summary(self):
+        if not self.changed:
+            return f"no change: {self.name} already matches {self.source} (version {(self.commit or '')[:8]})"
+        warn = f", {len(self.warnings)} warning(s)" if self.warnings else ""
+        tags = f", tagged {', '.join(self.tags)}" if self.tags else ""
+        return (f"dataset {self.name}: new version {self.commit[:8]} — {self.files} files, "
+                f"{human_bytes(self.bytes)}, {len(self.classes)} class(es){warn}{tags}")
+
+
+@dataclass
+class DatasetListResult(Result):
+    datasets: list
+
+    def table(self):
+        rows = [[d["name"], d["version"][:8], d["versions"], d["images"], len(d["classes"]),
+                 human_bytes(d["bytes"]), d["added_by"], d["added_at"], ", ".join(d["tags"])]
+                for d in self.datasets]
+        return ["name", "version", "versions", "images", "classes", "size", "by", "when", "tags"], rows
+
+    def summary(self):
+        return "" if self.datasets else "no datasets yet: `nbversion dataset add NAME FOLDER|ZIP`"
+
+
+@dataclass
+class DatasetCheckResult(Result):
+    """`dataset add --dry-run`: what an import would find, nothing written."""
+
+    name: str
+    source: str
+    format: str
+    classes: list
+    splits: dict
+    errors: list
+    warnings: list
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors else 0
+
+    def table(self):
+        rows = [[p["severity"], p["file"], p["line"], p["message"]] for p in self.errors + self.warnings]
+        return ["severity", "file", "line", "problem"], rows
+
+    def summary(self):
+        verdict = "would be refused" if self.errors else "can be imported"
+        return (f"{self.source} ({self.format}, {len(self.classes)} class(es)): {verdict} — "
+                f"{len(self.errors)} error(s), {len(self.warnings)} warning(s); nothing was written")
+
+
+def _source_folder(src: Path, tmp: Path, config: dict, emit) -> Path:
+    if src.is_dir():
+        return src
+    if src.suffix.lower() != ".zip":
+        raise UsageError(f"{src}: expected a folder or a .zip archive",
+                         hint="unpack other archive formats first, then import the folder")
+    emit(Event("extract", 0, 1, src.name))
+    extracted = zipsafe.extract(src, tmp / "unzipped", int(config["max_zip_bytes"]), float(config["max_zip_ratio"]))
+    return zipsafe.single_top_folder(extracted)
+
+
+def _refuse(validation) -> InvalidInput:
+    errors = validation.errors
+    shown = "\n".join(f"  {e}" for e in errors[:MAX_ERRORS_SHOWN])
+    more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
+    return InvalidInput(f"dataset has {len(errors)} error(s), nothing was imported:\n{shown}{more}",
+                        hint="fix the files named above (file:line) and run `dataset add` again",
+                        problems=errors + validation.warnings)
+
+
+def _wanted(name: str) -> bool:
+    return name not in SKIP_NAMES and not name.endswith(SKIP_SUFFIXES)
+
+
+def _stage(folder: Path, staging: Path, move: bool, done=frozenset()) -> list[str]:
+    """Put the dataset into `staging`: move our own unzipped temp files, else copy.
+
+    Always a private copy, never a link to the user's files (see `linking` for how the
+    cache object is then made).
+    """
+    place = os.replace if move else shutil.copyfile
+    copied = []
+    for dirpath, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if _wanted(d)]
+        rel_dir = Path(dirpath).relative_to(folder)
+        (staging / rel_dir).mkdir(parents=True, exist_ok=True)
+        for fname in files:
+            source = Path(dirpath) / fname
+            if not _wanted(fname) or source.is_symlink() and not source.exists():
+                continue
+            rel = (rel_dir / fname).as_posix()
+            if rel in done:   # already copied while validating
+                copied.append(rel)
+                continue
+            place(source, staging / rel)
+            copied.append(rel)
+    return copied
+
+
+def _write_yaml(layout, staging: Path) -> None:
+    if layout.format != "yolo":
+        return
+    if layout.yaml_file != "data.yaml":
+        (staging / layout.yaml_file).unlink(missing_ok=True)
+    (staging / "data.yaml").write_text(layout.data_yaml())
+
+
+def _manifest(staging: Path, known: dict) -> dict:
+    """relpath -> md5 like DVC's .dir listing; reuses hashes computed during validation."""
+    found = {}
+    for dirpath, _dirs, files in os.walk(staging):
+        for fname in files:
+            rel = (Path(dirpath) / fname).relative_to(staging).as_posix()
+            md5 = known.get(rel) if rel != "data.yaml" else None
+            found[rel] = md5 or hashlib.md5((Path(dirpath) / fname).read_bytes()).hexdigest()
+    return found
+
+
+def _unchanged(root: Path, name: str, manifest: dict) -> bool:
+    current = pointers.in_worktree(root).get(f"{KIND_DIR}/{name}")
+    if current is None or not current.is_dir or not (root / KIND_DIR / f"{name}.meta.json").exists():
+        return False
+    if _git.status(root, [f"{KIND_DIR}/{name}.dvc", dataset_meta.meta_path(KIND_DIR, name)]):
+        return False  # pointer or metadata not committed: an import was interrupted, finish it
+    if statcache.stale_outputs(root, {current.path: current})[0]:
+        return False  # the folder was edited by hand since: not what the pointer says
+    try:
+        stored = _dvc.read_dir_manifest(root, current.md5)
+    except NbversionError:   # listing not in the cache (never pulled): import again
+        return False
+    return {e["relpath"]: e["md5"] for e in stored} == manifest
+
+
+def _edited_in_place(root: Path, out: str) -> bool:
+    current = pointers.in_worktree(root).get(out)
+    if current is None or not (root / f"{out}.meta.json").exists():
+        return True
+    stale, fresh = statcache.stale_outputs(root, {out: current})
+    if not stale:
+        return False
+    # no fingerprint recorded here (a fresh clone, a plain `dvc pull`, a touched file) is not
+    # itself a change: ask DVC, as `status` does, and remember the answer when it is clean
+    report = _dvc.data_status(root).get("uncommitted", {})
+    changed = any(p == out or p.startswith(out + "/") for state in ("added", "modified", "deleted")
+                  for p in report.get(state, []))
+    if not changed:
+        statcache.mark_clean(root, [out], fresh)
+    return changed
+
+
+def _holds_exactly(folder: Path, manifest: dict) -> bool:
+    """Whether `folder` holds exactly the files (relpath -> md5) an import is about to put there:
+    what a killed `dataset add` of the same data leaves, so nothing can be lost by replacing it."""
+    found = {}
+    for dirpath, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if _wanted(d)]
+        for fname in files:
+            if _wanted(fname):
+                found[(Path(dirpath) / fname).relative_to(folder).as_posix()] = Path(dirpath) / fname
+    if found.keys() != manifest.keys():
+        return False
+    return all(hashlib.md5(path.read_bytes()).hexdigest() == manifest[rel] for rel, path in found.items())
+
+
+def _refuse_to_lose_work(root: Path, out: str, manifest: dict) -> None:
+    """An import replaces datasets/<name>/: never over files that exist nowhere else."""
+    if not (root / out).exists():
+        return
+    current = pointers.in_worktree(root).get(out)
+    if (current is None or _edited_in_place(root, out)) and _holds_exactly(root / out, manifest):
+        return   # the same import, killed after it put the files in place: finish it
+    own_import = f"nbversion dataset add {Path(out).name} {out}"
+    if current is None:
+        raise UncommittedChanges(f"{out} exists but is not a versioned dataset; an import would replace it",
+                                 hint=f"move it away, or version it as it is with `{own_import}`")
+    if _edited_in_place(root, out):
+        raise UncommittedChanges(f"{out} has changes that are not recorded; an import would lose them",
+                                 hint=f"record them first with `{own_import}`, or discard them with "
+                                      f"`nbversion checkout HEAD {out} --force`")
+
+
+def _check_tags(root: Path, name: str, tags) -> None:
+    """Before anything is written: git must accept each tag, and none may exist yet."""
+    if len(set(tags)) != len(tags):
+        raise UsageError("the same --tag is given twice", hint="give each tag once")
+    for tag in tags:
+        if not isinstance(tag, str) or not tag or "/" in tag:
+            raise UsageError(f"invalid tag {tag!r}", hint="use letters, digits, '.', '-' and '_', e.g. v1 or reviewed")
+        full = names.check_tag(refs.tag_name(KIND_DIR, name, tag), given=tag)
+        if refs.tag_commit(root, full):
+            raise InvalidInput(f"tag {tag!r} already names a version of {name} ({full})",
+                               hint="tags name one version each: pick another tag")
+
+
+def _swap_in(target: Path, staging: Path, trash: Path) -> None:
+    if target.exists():
+        os.replace(target, trash)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, target)
+
+
+def add(ws, name: str, src, tags=(), message: str | None = None, dry_run: bool = False,
+        on_event=None) -> DatasetAddResult | DatasetCheckResult:
+    emit = emitter(on_event)
+    root = ws.root
+    refs.check_new_name(root, KIND_DIR, name)
+    src = Path(os.path.expanduser(str(src))).resolve()
+    if not src.exists():
+        raise NotFound(f"{src}: no such folder or file", hint="give a dataset folder or a .zip")
+    own = root / KIND_DIR / name
+    if src == root or own in src.parents or src in own.parents:
+        raise UsageError(f"{src} contains or is inside the dataset's folder {own}",
+                         hint=f"import from a folder outside it, or give datasets/{name} itself to "
+                              "record edits made in place")
+    tags = list(tags or [])
+    _check_tags(root, name, tags)
+    leftovers.remove(root)   # what killed imports left behind (never a live one's)
+    with leftovers.import_folder(root, name) as tmp:
+        folder = _source_folder(src, tmp, ws.config["datasets"], emit)
+        layout = find_layout(folder)
+        emit(Event("validate", 0, 1, str(folder)))
+        # a folder is copied while it is validated (one read per file); unzipped files are moved
+        copy_to = tmp / "dataset" if not dry_run and folder == src and src != own else None
+        validation = validate(layout, emit, copy_to) if layout.format == "yolo" else None
+        if dry_run:
+            return _check_result(name, src, layout, validation)
+        if validation and validation.errors:
+            raise _refuse(validation)
+        _checkpoint("dataset-validated")
+        with ws.transaction("dataset add") as tx:
+            return _import(ws, tx, name, src, layout, validation, tmp, folder != src, tags, message, emit)
+
+
+def _check_result(name, src, layout, validation) -> DatasetCheckResult:
+    errors = [p.to_dict() for p in (validation.errors if validation else [])]
+    warnings = [p.to_dict() for p in (validation.warnings if validation else [])]
+    return DatasetCheckResult(name, str(src), layout.format, list(layout.names),
+                              validation.splits if validation else {}, errors, warnings)
+
+
+def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message, emit):
+    root, out = ws.root, f"{KIND_DIR}/{name}"
+    in_place = src == root / out
+    if in_place:
+        # edits made inside datasets/<name>/: validated where they are, nothing to copy
+        changed = _edited_in_place(root, out) or bool(_git.status(root, [f"{out}.dvc", f"{out}.meta.json"]))
+    else:
+        staging = tmp / "dataset"
+        emit(Event("copy", 0, 1, f"{src} -> {out}"))
+        copied = set(validation.hashes) if validation and not from_zip else set()
+        _stage(layout.root, staging, move=from_zip, done=copied)
+        _write_yaml(layout, staging)
+        manifest = _manifest(staging, validation.hashes if validation else {})
+        _refuse_to_lose_work(root, out, manifest)
+        changed = not _unchanged(root, name, manifest)
+    _checkpoint("dataset-staged")
+    if not tags and not changed:
+        meta = dataset_meta.read_current(root, KIND_DIR, name)
+        return _result(name, refs.versions(root, KIND_DIR, name)[0].sha if _git.head(root) else None,
+                       False, meta)
+    trash = tmp / "previous"
+    if not in_place:
+        _swap_in(root / out, staging, trash)
+        _checkpoint("dataset-swapped-in")
+    try:
+        emit(Event("dvc add", 0, 1, out))
+        # objects stored as `core.link` says (copy: never the same inode); the staged files were
+        # hashed while validated, so they are not hashed again
+        known = {} if in_place or not validation else \
+            {str(root / out / rel): md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"}
+        _dvc.add(root, [out], known=known)
+        _checkpoint("dataset-after-dvc-add")
+    except BaseException:
+        if not in_place:
+            shutil.rmtree(root / out, ignore_errors=True)
+        if trash.exists():
+            os.replace(trash, root / out)
+        raise
+    pointer = dataset_meta.pointer_at(root, KIND_DIR, name, None)
+    fresh = {out: statcache.fingerprint(root, pointer)}
+    statcache.mark_clean(root, fresh, fresh)
+    warnings = validation.warnings if validation else []
+    meta = dataset_meta.dataset_meta(name, layout, validation, pointer, tags, str(src), tx.user, warnings)
+    meta_file = dataset_meta.write(root, KIND_DIR, name, meta)
+    tx.audit("dataset add", name, {"content_hash": pointer.md5, "files": pointer.nfiles,
+                                   "tags": tags, "source": str(src)})
+    _checkpoint("dataset-after-audit")
+    emit(Event("git commit", 0, 1, out))
+    sha = tx.commit(message or f"dataset {name}: import {src.name}",
+                    [f"{out}.dvc", f"{KIND_DIR}/.gitignore", meta_file])
+    for tag in tags:
+        _git.run(root, "tag", refs.tag_name(KIND_DIR, name, tag), sha)
+    return _result(name, sha, True, meta)
+
+
+def _result(name, sha, changed, meta) -> DatasetAddResult:
+    return DatasetAddResult(name, sha, changed, meta["format"], meta["classes"], meta["splits"],
+                            meta["class_instances"], meta["files"], meta["bytes"], meta["content_hash"],
+                            meta["tags"], meta["warnings"], meta["source"])
+
+
+def list_datasets(ws) -> DatasetListResult:
+    found = []
+    for name, history, meta in dataset_meta.catalogue(ws.root, KIND_DIR):
+        images = sum(s.get("images", 0) for s in meta.get("splits", {}).values()) or meta.get("files", 0)
+        found.append({"name": name, "version": history[0].sha, "versions": len(history), "images": images,
+                      "classes": meta.get("classes", []), "bytes": meta.get("bytes", 0),
+                      "added_by": meta.get("added_by", ""), "added_at": meta.get("added_at", ""),
+                      "tags": meta.get("tags", []), "format": meta.get("format", "")})
+    return DatasetListResult(found)
+
+
+def show(ws, ref: str, samples: int = 6, on_event=None):
+    from .dataset_view import show as _show
+    return _show(ws, ref, samples=samples)
+
+
+def diff(ws, name: str, rev_a: str, rev_b: str | None = None, on_event=None):
+    from .dataset_diff import diff as _diff
+    return _diff(ws, name, rev_a, rev_b, on_event=on_event)

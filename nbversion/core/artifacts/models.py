@@ -1,0 +1,261 @@
+"""`model add|list|show|compare`: weights files as versions, with metrics, params and lineage.
+
+Weights live in `models/<name>/` (DVC), the metadata in `models/<name>.meta.json` (git).
+Rolling back is the workspace's `checkout REV models/<name> models/<name>.meta.json`.
+"""
+from __future__ import annotations
+
+import html
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import NbversionError, NotFound, UsageError
+from ...events import Event, emitter
+from ...render import Result
+from ..backends.hashing import file_md5
+from ..backends import _dvc, statcache
+from . import dataset_meta
+from ..repo import leftovers, refs
+from ..repo.commit import _checkpoint
+from .frameworks import detect, normalise_metric
+
+KIND_DIR = "models"
+
+
+@dataclass
+class ModelResult(Result):
+    """One model version: what `model add` made and what `model show` reads."""
+
+    name: str
+    commit: str | None
+    meta: dict
+    changed: bool = True
+    rev: str = "latest"
+
+    def table(self):
+        rows = [["metric", k, v] for k, v in self.meta.get("metrics", {}).items()]
+        rows += [["param", k, v] for k, v in self.meta.get("params", {}).items()]
+        return ["kind", "name", "value"], rows
+
+    def summary(self):
+        from .datasets import human_bytes
+
+        m = self.meta
+        lineage = (m.get("lineage") or {}).get("dataset")
+        lines = [f"{self.name}@{self.rev} = {(self.commit or '')[:8]}  {m.get('framework')} ({m.get('format')}), "
+                 f"{m.get('file')}, {human_bytes(m.get('size'))}, md5 {m.get('md5')}"]
+        if m.get("class_names"):
+            lines.append(f"classes: {', '.join(m['class_names'])}")
+        if lineage:
+            lines.append(f"trained on dataset {lineage['name']} at {lineage['commit'][:8]} ({lineage.get('md5')})")
+        lines.append(f"added by {m.get('added_by')} at {m.get('added_at')}")
+        if not self.changed:
+            lines.append("no change: the same weights, metrics and params are already the latest version")
+        return "\n".join(lines)
+
+
+@dataclass
+class ModelListResult(Result):
+    models: list
+
+    def table(self):
+        from .datasets import human_bytes
+
+        rows = [[m["name"], m["version"][:8], m["versions"], m["framework"], human_bytes(m["size"]),
+                 ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
+                           list(m["metrics"].items())[:4]), m["added_by"], m["added_at"]] for m in self.models]
+        return ["name", "version", "versions", "framework", "size", "metrics", "by", "when"], rows
+
+    def summary(self):
+        return "" if self.models else "no models yet: `nbversion model add NAME FILE`"
+
+
+@dataclass
+class ModelCompareResult(Result):
+    refs: list                                  # the refs as given
+    commits: list
+    rows: list = field(default_factory=list)    # [{"kind", "key", "values", "best"}]
+
+    def table(self):
+        body = []
+        for row in self.rows:
+            cells = [("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
+                     + (" *" if i == row["best"] else "") for i, v in enumerate(row["values"])]
+            body.append([row["kind"], row["key"], *cells])
+        return ["kind", "name", *self.refs], body
+
+    def summary(self):
+        return "* = best value of the row (lowest for losses, highest otherwise)"
+
+    def extra_html(self) -> str:
+        return _bar_charts(self.refs, [r for r in self.rows if r["kind"] == "metric"])
+
+
+def _bar_charts(labels: list, rows: list) -> str:
+    """One small horizontal bar chart per metric, inline SVG (no plotting library)."""
+    charts = []
+    for row in rows:
+        values = [v if isinstance(v, (int, float)) else None for v in row["values"]]
+        top = max((abs(v) for v in values if v is not None), default=0) or 1
+        bars = []
+        for i, (label, value) in enumerate(zip(labels, values)):
+            width = 0 if value is None else 160 * abs(value) / top
+            colour = "#2e7d32" if i == row["best"] else "#90a4ae"
+            text = "" if value is None else f"{value:.4g}"
+            bars.append(f"<text x='0' y='{14 * i + 11}' font-size='10'>{html.escape(label[:18])}</text>"
+                        f"<rect x='110' y='{14 * i + 2}' width='{width:.1f}' height='11' fill='{colour}'/>"
+                        f"<text x='{114 + width:.1f}' y='{14 * i + 11}' font-size='10'>{text}</text>")
+        charts.append(f"<figure style='margin:0'><figcaption class='nbv-title'>{html.escape(row['key'])}"
+                      f"</figcaption><svg width='320' height='{14 * len(labels) + 4}'>{''.join(bars)}</svg></figure>")
+    return "<div style='display:flex;flex-wrap:wrap;gap:12px'>" + "".join(charts) + "</div>" if charts else ""
+
+
+def dataset_lineage(root: Path, ref: str | None, train_data: str | None = None) -> dict | None:
+    """{"name", "commit", "md5"} of the dataset version a model was trained on."""
+    if not ref and train_data:
+        return _lineage_from_train_args(root, Path(train_data))
+    if not ref:
+        return None
+    name, rev = refs.split_ref(ref)
+    commit = refs.resolve(root, "datasets", name, rev)
+    meta = dataset_meta.read_at(root, "datasets", name, commit)
+    return {"name": name, "commit": commit, "md5": meta.get("content_hash")}
+
+
+def _lineage_from_train_args(root: Path, data: Path) -> dict | None:
+    """A checkpoint trained on <workspace>/datasets/NAME/data.yaml: NAME's latest version, if any."""
+    if not data.is_absolute() or data.parent.parent != root / "datasets":
+        return None
+    try:
+        return dataset_lineage(root, data.parent.name)
+    except NbversionError:   # not a versioned dataset: no lineage rather than no model
+        return None
+
+
+def check_metrics(metrics) -> None:
+    """A metric is a finite number: `inf`, `nan` or text would win or break every comparison and gate."""
+    for key, value in (metrics or {}).items():
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or not math.isfinite(value):
+            raise UsageError(f"--metric {key}={value}: a metric must be a finite number",
+                             hint=f"e.g. --metric {key}=0.71 (text belongs in --param)")
+
+
+def add(ws, name: str, file, metrics=None, params=None, dataset: str | None = None,
+        message: str | None = None, on_event=None) -> ModelResult:
+    emit = emitter(on_event)
+    root = ws.root
+    refs.check_new_name(root, KIND_DIR, name)
+    path = Path(os.path.expanduser(str(file))).resolve()
+    if not path.is_file():
+        raise NotFound(f"{file}: no such weights file", hint="give the path of a .pt / .onnx / ... file")
+    if root / KIND_DIR / name in path.parents:
+        raise UsageError(f"{file} is already inside models/{name}/", hint="add weights from outside models/")
+    check_metrics(metrics)
+    leftovers.remove(root)   # what killed imports and model adds left behind (never a live one's)
+    emit(Event("detect", 0, 1, path.name))
+    found = detect(path)
+    meta = {"name": name, "framework": found.framework, "format": found.format, "file": path.name,
+            "size": path.stat().st_size, "md5": file_md5(path),
+            "metrics": {**found.metrics, **{normalise_metric(k): v for k, v in (metrics or {}).items()}},
+            "params": {**found.params, **(params or {})}, "class_names": found.class_names,
+            "lineage": {"dataset": dataset_lineage(root, dataset, found.params.get("data")), "run": None}}
+    with ws.transaction("model add") as tx:
+        current = dataset_meta.read_current(root, KIND_DIR, name)
+        if current and all(current.get(k) == meta[k] for k in ("md5", "metrics", "params", "lineage", "file")):
+            return ModelResult(name, refs.versions(root, KIND_DIR, name)[0].sha, current, changed=False)
+        _store_weights(root, name, path, emit)
+        meta.update(added_by=tx.user, added_at=dataset_meta.now_iso())
+        meta_file = dataset_meta.write(root, KIND_DIR, name, meta)
+        tx.audit("model add", name, {"md5": meta["md5"], "framework": meta["framework"],
+                                     "metrics": meta["metrics"], "dataset": meta["lineage"]["dataset"]})
+        sha = tx.commit(message or f"model {name}: add {path.name}",
+                        [f"{KIND_DIR}/{name}.dvc", f"{KIND_DIR}/.gitignore", meta_file])
+    return ModelResult(name, sha, meta)
+
+
+def _store_weights(root: Path, name: str, path: Path, emit) -> None:
+    """Replace models/<name>/ with just this file and track it with DVC."""
+    out = f"{KIND_DIR}/{name}"
+    # owned while we run: a killed model add's folder is swept by the next add, gc, verify --repair
+    with leftovers.owned_folder(root, leftovers.MODEL_PREFIX, name) as tmp:
+        (tmp / "new").mkdir(parents=True)
+        shutil.copyfile(path, tmp / "new" / path.name)
+        _checkpoint("model-copied")
+        target = root / out
+        if target.exists():
+            os.replace(target, tmp / "previous")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / "new", target)
+        emit(Event("dvc add", 0, 1, out))
+        try:
+            _dvc.add(root, [out])   # `core.link` decides: copy (default) or read-only hard link
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            if (tmp / "previous").exists():
+                os.replace(tmp / "previous", target)
+            raise
+    pointer = dataset_meta.pointer_at(root, KIND_DIR, name, None)
+    fresh = {out: statcache.fingerprint(root, pointer)}
+    statcache.mark_clean(root, fresh, fresh)
+
+
+def list_models(ws) -> ModelListResult:
+    found = []
+    for name, history, meta in dataset_meta.catalogue(ws.root, KIND_DIR):
+        found.append({"name": name, "version": history[0].sha, "versions": len(history),
+                      "framework": meta.get("framework"), "size": meta.get("size", 0),
+                      "metrics": meta.get("metrics", {}), "added_by": meta.get("added_by", ""),
+                      "added_at": meta.get("added_at", "")})
+    return ModelListResult(found)
+
+
+def _resolve(ws, ref: str) -> tuple[str, str, dict]:
+    name, rev = refs.split_ref(ref)
+    refs.check_name(name, "model")
+    commit = refs.resolve(ws.root, KIND_DIR, name, rev)
+    return name, commit, dataset_meta.read_at(ws.root, KIND_DIR, name, commit)
+
+
+def show(ws, ref: str) -> ModelResult:
+    name, commit, meta = _resolve(ws, ref)
+    return ModelResult(name, commit, meta, rev=refs.split_ref(ref)[1] or "latest")
+
+
+def _best(key: str, values: list) -> int | None:
+    numbers = [(v, i) for i, v in enumerate(values) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) < 2 or len({v for v, _ in numbers}) == 1:
+        return None
+    lower_is_better = "loss" in key.lower() or key.lower() in ("error", "rmse", "mae", "mse", "latency")
+    return (min if lower_is_better else max)(numbers)[1]
+
+
+def _dataset_label(meta: dict) -> str:
+    lineage = (meta.get("lineage") or {}).get("dataset")
+    return f"{lineage['name']}@{lineage['commit'][:8]}" if lineage else ""
+
+
+def compare(ws, model_refs) -> ModelCompareResult:
+    model_refs = list(model_refs)
+    if len(model_refs) < 2:
+        raise UsageError("compare needs at least two model versions",
+                         hint="e.g. `nbversion model compare yolo@~1 yolo` or `model compare a b`")
+    metas, commits = [], []
+    for ref in model_refs:
+        _name, commit, meta = _resolve(ws, ref)
+        metas.append(meta)
+        commits.append(commit)
+    result = ModelCompareResult([f"{r} ({c[:7]})" for r, c in zip(model_refs, commits)], commits)
+    for kind, section in (("metric", "metrics"), ("param", "params")):
+        keys = list(dict.fromkeys(k for m in metas for k in m.get(section, {})))
+        for key in keys:
+            values = [m.get(section, {}).get(key) for m in metas]
+            result.rows.append({"kind": kind, "key": key, "values": values,
+                                "best": _best(key, values) if kind == "metric" else None})
+    result.rows.append({"kind": "info", "key": "dataset", "values": [_dataset_label(m) for m in metas], "best": None})
+    result.rows.append({"kind": "info", "key": "framework", "values": [m.get("framework") for m in metas], "best": None})
+    result.rows.append({"kind": "info", "key": "size", "values": [m.get("size") for m in metas], "best": None})
+    return result

@@ -1,0 +1,222 @@
+"""Validate a YOLO detection dataset before it is imported: labels, images, splits.
+
+Every problem names the file and, for labels, the line. Errors stop the import; warnings
+(background images, duplicate images) are kept in the metadata. Each image and label is
+read once: the same bytes are hashed (for duplicates and the "no change" check) and decoded.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...events import Event, emitter
+from .yolo_layout import IMAGE_SUFFIXES, Layout, Problem
+
+# stop listing after this many errors: a wrong class list would otherwise flood the report
+MAX_ERRORS = 1000
+WORKERS = min(8, 2 * (os.cpu_count() or 1))
+
+
+@dataclass
+class Validation:
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    splits: dict = field(default_factory=dict)          # split -> {images, labels, instances, background}
+    class_instances: dict = field(default_factory=dict)  # class name -> boxes
+    hashes: dict = field(default_factory=dict)           # relative path -> md5 of every file read
+
+
+class _Reader:
+    """Reads each file once; optionally writes the same bytes to a copy (the import's staging)."""
+
+    def __init__(self, root: Path, copy_to: Path | None):
+        self.root, self.copy_to, self.made = root, copy_to, set()
+
+    def read(self, rel: str) -> tuple[str, bytes]:
+        data = (self.root / rel).read_bytes()
+        if self.copy_to is not None:
+            target = self.copy_to / rel
+            if target.parent not in self.made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.made.add(target.parent)
+            target.write_bytes(data)
+        return hashlib.md5(data).hexdigest(), data
+
+
+def check_label_line(text: str, nclasses: int) -> str | None:
+    """What is wrong with one label line, or None. Blank lines are allowed."""
+    parts = text.split()
+    if len(parts) != 5:
+        return (f"expected 5 numbers (class x_center y_center width height), found {len(parts)} "
+                f"value(s): {text.strip()[:60]!r}")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        return f"not a number in {text.strip()[:60]!r}"
+    cls = values[0]
+    if cls != int(cls) or not 0 <= cls < nclasses:
+        return f"class id {parts[0]} is outside `names` (0..{nclasses - 1})"
+    outside = [p for p, v in zip(parts[1:], values[1:]) if not 0.0 <= v <= 1.0]
+    if outside:
+        return f"coordinates outside [0, 1]: {' '.join(outside)}"
+    return None
+
+
+def parse_label_counts(data: bytes) -> Counter:
+    """class id -> boxes, for a label file already known to be valid (diffs, samples)."""
+    counts = Counter()
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 5:
+            counts[int(float(parts[0]))] += 1
+    return counts
+
+
+def _check_image(result: Validation, reader: _Reader, rel: str) -> bool:
+    """Read, hash and decode one image; True when it decodes."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        md5, data = reader.read(rel)
+    except OSError as exc:
+        result.errors.append(Problem(rel, None, f"cannot read the image: {exc.strerror}"))
+        return False
+    result.hashes[rel] = md5
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError) as exc:
+        # ImportError: once Ultralytics is imported (a notebook that trained), it patches Image.open
+        # and an unknown format ends in its HEIF fallback, which needs the absent pi_heif
+        result.errors.append(Problem(rel, None, f"image does not decode: {_decode_problem(exc, data)}"))
+        return False
+    return True
+
+
+def _decode_problem(exc: Exception, data: bytes) -> str:
+    """What is wrong, in words: Pillow's own message names the in-memory buffer, not the file."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, (UnidentifiedImageError, ImportError)):
+        return f"not an image format Pillow knows (it starts with {data[:8]!r})" if data else "the file is empty"
+    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the file", str(exc)) or type(exc).__name__
+
+
+def _check_pair(reader: _Reader, image: str, label: str, names: list):
+    """One image and its label, checked apart from the others (runs in a worker thread)."""
+    part = Validation()
+    decoded = _check_image(part, reader, image)
+    counts = _check_label(part, reader, label, names) if (reader.root / label).is_file() else None
+    return part, decoded, counts
+
+
+def _check_label(result: Validation, reader: _Reader, rel: str, names: list) -> Counter:
+    md5, data = reader.read(rel)
+    result.hashes[rel] = md5
+    counts = Counter()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        result.errors.append(Problem(rel, None, "not a text file (UTF-8)"))
+        return counts
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        problem = check_label_line(line, len(names))
+        if problem:
+            result.errors.append(Problem(rel, number, problem))
+        else:
+            counts[int(float(line.split()[0]))] += 1
+    return counts
+
+
+def _image_dir_of(label_dir: str) -> str:
+    """The inverse of Ultralytics' img2label rule, for a folder."""
+    path = f"/{label_dir}/"
+    if "/labels/" in path:
+        head, tail = path.rsplit("/labels/", 1)
+        path = f"{head}/images/{tail}"
+    return path.strip("/")
+
+
+def _orphan_labels(layout: Layout) -> list[str]:
+    """Label files in the splits' label folders with no image of the same name on disk.
+
+    An image that exists but is not listed in a `.txt` split is not an orphan's cause:
+    the list just picks a subset.
+    """
+    expected = {lbl for split in layout.splits.values() for lbl in split.labels.values()}
+    orphans = []
+    for folder in {str(Path(lbl).parent) for lbl in expected}:
+        image_dir = layout.root / _image_dir_of(folder)
+        stems = {p.stem for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES} \
+            if image_dir.is_dir() else set()
+        for path in (layout.root / folder).glob("*.txt"):
+            rel = path.relative_to(layout.root).as_posix()
+            if rel not in expected and path.stem not in stems:
+                orphans.append(rel)
+    return sorted(orphans)
+
+
+def _merge(result: Validation, part: Validation, image: str, decoded: bool, seen: dict) -> None:
+    """Add one pair's findings, in dataset order; duplicates are found here, across pairs."""
+    result.errors += part.errors
+    result.hashes.update(part.hashes)
+    if not decoded:
+        return
+    md5 = part.hashes[image]
+    if md5 in seen:
+        result.warnings.append(Problem(image, None, f"duplicate of {seen[md5]}", "warning"))
+    else:
+        seen[md5] = image
+
+
+def validate(layout: Layout, on_event=None, copy_to: Path | None = None) -> Validation:
+    """Check every image and label; with `copy_to`, also copy each file read there.
+
+    Copying while validating reads every file once instead of twice; the copy is a temp
+    folder the caller discards if there are errors.
+    """
+    emit = emitter(on_event)
+    reader = _Reader(layout.root, copy_to)
+    result = Validation(errors=list(layout.problems))
+    names = layout.names
+    total = sum(len(s.images) for s in layout.splits.values())
+    done, seen, classes = 0, {}, Counter()
+    # reading and decoding wait on the disk and zlib/hashlib release the GIL: threads overlap them
+    pool = ThreadPoolExecutor(max_workers=WORKERS)
+    try:
+        for split in layout.splits.values():
+            stats = {"images": len(split.images), "labels": 0, "instances": 0, "background": 0}
+            checked = pool.map(lambda img, s=split: _check_pair(reader, img, s.labels[img], names), split.images)
+            for image, (part, decoded, counts) in zip(split.images, checked):
+                _merge(result, part, image, decoded, seen)
+                if counts is None:
+                    stats["background"] += 1
+                    result.warnings.append(Problem(image, None, f"no label file ({split.labels[image]}): "
+                                                                "kept as a background image", "warning"))
+                else:
+                    stats["labels"] += 1
+                    classes.update(counts)
+                    stats["instances"] += sum(counts.values())
+                    stats["background"] += 0 if counts else 1
+                done += 1
+                if done % 500 == 0:
+                    emit(Event("validate", done, total, image))
+                if len(result.errors) >= MAX_ERRORS:
+                    break
+            result.splits[split.name] = stats
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    result.errors += [Problem(lbl, None, "label without an image (no image with this name in the "
+                                         "matching images folder)") for lbl in _orphan_labels(layout)]
+    result.class_instances = {names[i] if i < len(names) else str(i): classes.get(i, 0)
+                              for i in range(len(names))}
+    emit(Event("validate", total, total, f"{len(result.errors)} error(s), {len(result.warnings)} warning(s)"))
+    return result

@@ -1,0 +1,415 @@
+"""The only module that imports dvc. DVC is used in-process (`dvc.repo.Repo`).
+
+Every call opens the repo, does one thing and closes it: DVC caches state per Repo object
+and takes its own short-timeout lock, so we never keep one open across operations (our
+workspace lock serialises callers).
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Optional
+
+from ...errors import NbversionError
+
+
+def _quiet() -> None:
+    """DVC logs hints ("To track the changes with git...") and progress; core never prints."""
+    logging.getLogger("dvc").setLevel(logging.ERROR)
+
+
+def _link_mode(root) -> str:
+    from ..storage import linking
+    from ..repo.config import load_config
+
+    return linking.link_mode(load_config(root))
+
+
+def _link_override(root) -> dict:
+    """`core.link` decides how DVC links, whatever `.dvc/config` says (an old workspace may still
+    say "reflink,hardlink,copy" until `verify --repair` rewrites it)."""
+    from ..storage import linking
+
+    return {"cache": {"type": linking.dvc_cache_type(_link_mode(root))}}
+
+
+@contextmanager
+def _repo(root):
+    from dvc.repo import Repo
+    from dvc.exceptions import DvcException
+
+    _quiet()
+    override = _link_override(root)
+    try:
+        repo = Repo(str(root), config=override)
+    except DvcException as exc:
+        raise NbversionError(f"DVC could not open {root}: {exc}") from exc
+    repo.scm_context.quiet = True
+    try:
+        yield repo
+    except DvcException as exc:
+        raise NbversionError(f"dvc: {exc}", hint="run `nbversion verify` to check the workspace") from exc
+    finally:
+        repo.close()
+
+
+def _abs(root, targets) -> list[str]:
+    """DVC resolves relative targets against the process cwd, not the repo: make them absolute."""
+    return [str(Path(root) / t) for t in targets]
+
+
+def init(root, link_types: str) -> None:
+    import io
+    from contextlib import redirect_stdout
+
+    from dvc.repo import Repo
+
+    _quiet()
+    with redirect_stdout(io.StringIO()):  # `dvc init` greets on stdout; core never prints
+        repo = Repo.init(str(root))
+    try:
+        with repo.config.edit() as conf:
+            conf["core"]["autostage"] = False
+            conf["core"]["analytics"] = False
+            conf["cache"]["type"] = link_types
+    finally:
+        repo.close()
+
+
+def cache_type(root) -> str:
+    """`cache.type` as the committed `.dvc/config` says it (what a plain `dvc checkout` does)."""
+    from dvc.config import Config
+
+    conf = Config(str(Path(root) / ".dvc"), validate=False).load_one("repo")
+    return str(conf.get("cache", {}).get("type", ""))
+
+
+def sync_cache_type(root) -> Optional[str]:
+    """Write `core.link`'s DVC link types into `.dvc/config`; returns the old value if it changed."""
+    wanted = _link_override(root)["cache"]["type"]
+    before = cache_type(root)
+    if before.replace(" ", "") == wanted:
+        return None
+    with _repo(root) as repo:
+        with repo.config.edit("repo") as conf:
+            conf["cache"]["type"] = wanted
+    return before or "(DVC's default)"
+
+
+def add(root, targets: Iterable[str], known: Optional[dict] = None) -> dict:
+    """Track `targets` with DVC, storing their objects ourselves first (see `linking`): each new
+    file is read once (hashed while copied, or reflinked), files in parallel; DVC's state DB is
+    told the hashes, so `repo.add` neither hashes nor copies again and leaves the files as they
+    are (`relink=False`). `known`: {absolute path: md5} of files nbversion itself just wrote
+    while hashing them. Returns how the objects were stored: {"copy": n, "reflink": n, ...}."""
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    from ..storage import linking
+
+    targets = list(targets)
+    if not targets:
+        return {}
+    with _repo(root) as repo:
+        cache = Path(repo.cache.local.path)   # DVC 3: already ends in files/md5; honours `dvc cache dir`
+        todo = _files_to_store(repo, cache, _abs(root, targets))
+        try:
+            report = linking.store(todo, cache, _link_mode(root), known=known)
+        except OSError as exc:
+            raise NbversionError(f"could not store {exc.filename or 'a file'} in the DVC cache: {exc.strerror or exc}",
+                                 hint="check the file is readable and the disk has room, then run the command again") from exc
+        _state_save(repo, [(p, HashInfo("md5", m)) for p, m in report.hashes.items()])
+        repo.add(_abs(root, targets), relink=False)
+    return report.methods
+
+
+def _files_to_store(repo, cache: Path, targets: list[str]) -> list[str]:
+    """Files DVC will track under `targets` whose object is not known to be in the cache already
+    (unchanged since DVC last hashed them, by its state DB: those are not read at all)."""
+    import os
+
+    from ..storage import linking
+
+    files = []
+    for target in targets:
+        if os.path.isdir(target):
+            files += [f for f in repo.dvcignore.find(repo.fs, target) if not os.path.islink(f)]
+        elif os.path.isfile(target) and not os.path.islink(target):
+            files.append(target)
+    known = {}
+    for path, info in _state_get(repo, files):
+        if info is not None and linking.object_path(cache, info.value).exists():
+            known[path] = info.value
+    return [f for f in files if f not in known]
+
+
+def _state_save(repo, hashes: list) -> None:
+    """Tell DVC's state DB these (path, HashInfo): one batch where dvc-data has `save_many`
+    (3.16+), one call a file on the oldest supported DVC (3.50)."""
+    if hasattr(repo.state, "save_many"):
+        repo.state.save_many([(p, h, None) for p, h in hashes], repo.fs)
+    else:
+        for path, hash_info in hashes:
+            repo.state.save(path, repo.fs, hash_info)
+
+
+def _state_get(repo, files: list):
+    """(path, HashInfo or None) for each file, from DVC's state DB (unchanged since last hashed)."""
+    if hasattr(repo.state, "get_many"):
+        for path, _meta, info in repo.state.get_many(files, repo.fs, {}):
+            yield path, info
+    else:
+        for path in files:
+            yield path, repo.state.get(path, repo.fs)[1]
+
+
+def remove(root, dvc_files: Iterable[str]) -> None:
+    """Stop tracking (keeps data in cache); removes the .dvc file and its .gitignore entry."""
+    with _repo(root) as repo:
+        for target in dvc_files:
+            repo.remove(str(Path(root) / target), outs=False)
+
+
+def checkout(root, targets: Optional[Iterable[str]] = None) -> None:
+    with _repo(root) as repo:
+        repo.checkout(targets=_abs(root, targets) if targets else None, force=True)
+
+
+def data_status(root) -> dict:
+    """DVC's granular `data status`: uncommitted added/modified/deleted inside tracked outputs."""
+    with _repo(root) as repo:
+        return repo.data_status(granular=True)
+
+
+def diff(root, rev_a: str, rev_b: Optional[str]) -> dict:
+    with _repo(root) as repo:
+        return repo.diff(rev_a, rev_b)
+
+
+def cache_dir(root) -> Path:
+    with _repo(root) as repo:
+        return Path(repo.cache.local.path)
+
+
+def read_dir_manifest(root, md5_dir: str) -> list[dict]:
+    """The `.dir` object of a tracked directory: [{"relpath", "md5"}...] from the local cache."""
+    import json
+
+    path = object_path(root, md5_dir)
+    if not path.exists():
+        raise NbversionError(f"the cache has no listing for directory hash {md5_dir}",
+                             hint="run `nbversion pull` to fetch it from a remote")
+    return json.loads(path.read_text())
+
+
+def object_path(root, md5: str) -> Path:
+    """Path of object `md5` in the local cache, wherever `dvc cache dir` put it."""
+    from ..storage.linking import object_path as in_cache
+    return in_cache(cache_root(root), md5)
+
+
+_cache_roots: dict = {}
+
+
+def cache_root(root) -> Path:
+    """What `repo.cache.local.path` says (`<cache dir>/files/md5`), without opening a Repo: read
+    from DVC's config files, remembered until one of them changes."""
+    from dvc.config import Config
+
+    dvc_dir = Path(root) / ".dvc"
+    stamp = tuple(_mtime(dvc_dir / name) for name in ("config", "config.local"))
+    key = str(dvc_dir)
+    if key not in _cache_roots or _cache_roots[key][0] != stamp:
+        configured = Config(str(dvc_dir), validate=False).get("cache", {}).get("dir")
+        base = Path(configured) if configured else dvc_dir / "cache"
+        _cache_roots[key] = (stamp, base / "files" / "md5")
+    return _cache_roots[key][1]
+
+
+def _mtime(path: Path):
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+# --- remotes, transfers and remote objects (issue 9: remotes, verify, gc, backup) ---------
+
+def remote_add(root, name: str, url: str, default: bool = False, options: Optional[dict] = None,
+               local_options: Optional[dict] = None) -> None:
+    """Add (or replace) a DVC remote. `options` go to the committed .dvc/config, so clones see
+    the remote; `local_options` (key files, credentials) to the uncommitted .dvc/config.local."""
+    with _repo(root) as repo:
+        with repo.config.edit("repo") as conf:
+            conf["remote"][name] = {"url": url, **(options or {})}
+            if default:
+                conf["core"]["remote"] = name
+        if local_options:
+            with repo.config.edit("local") as conf:
+                conf["remote"].setdefault(name, {}).update(local_options)
+
+
+def remote_list(root) -> tuple[dict, Optional[str]]:
+    """({name: {"url": ..., other options}}, default remote name or None)."""
+    with _repo(root) as repo:
+        conf = repo.config
+        remotes = {name: dict(values) for name, values in conf.get("remote", {}).items()}
+        return remotes, conf.get("core", {}).get("remote")
+
+
+def _transfer_kwargs(remote, revs, all_commits, workspace, jobs) -> dict:
+    return {"remote": remote, "revs": list(revs) if revs else None, "all_commits": all_commits,
+            "workspace": workspace, "jobs": jobs}
+
+
+def push(root, remote: Optional[str] = None, revs=None, all_commits: bool = False,
+         workspace: bool = True, jobs: Optional[int] = None) -> int:
+    """Upload the objects of the workspace (and `revs`, or every commit) to a remote; returns
+    how many objects were sent. Objects are written to a temporary name and renamed."""
+    with _repo(root) as repo:
+        return repo.push(**_transfer_kwargs(remote, revs, all_commits, workspace, jobs))
+
+
+def fetch(root, remote: Optional[str] = None, revs=None, all_commits: bool = False,
+          workspace: bool = True, jobs: Optional[int] = None) -> int:
+    """Download missing objects into the local cache (temporary name, then rename)."""
+    with _repo(root) as repo:
+        return repo.fetch(**_transfer_kwargs(remote, revs, all_commits, workspace, jobs))
+
+
+def checkout_workspace(root, force: bool = False) -> None:
+    """Link or copy every tracked output of the working tree from the cache."""
+    from dvc.exceptions import CheckoutError
+
+    with _repo(root) as repo:
+        try:
+            repo.checkout(force=force)
+        except CheckoutError as exc:
+            raise NbversionError(f"dvc checkout: {exc}",
+                                 hint="run `nbversion pull` again, or `nbversion verify --repair`") from exc
+
+
+def _remote_odb(repo, remote: Optional[str]):
+    return repo.cloud.get_remote_odb(remote, "verify")
+
+
+def remote_missing(root, md5s: Iterable[str], remote: Optional[str] = None) -> set:
+    """The md5s (files and `.dir` listings) that the remote does not have."""
+    md5s = set(md5s)
+    if not md5s:
+        return set()
+    with _repo(root) as repo:
+        odb = _remote_odb(repo, remote)
+        present = set(odb.oids_exist(sorted(md5s)))
+    return md5s - present
+
+
+def remote_objects(root, remote: Optional[str] = None) -> set:
+    """Every md5 stored on the remote."""
+    with _repo(root) as repo:
+        return set(_remote_odb(repo, remote).all())
+
+
+def remote_remove(root, md5s: Iterable[str], remote: Optional[str] = None) -> int:
+    md5s = list(md5s)
+    if not md5s:
+        return 0
+    with _repo(root) as repo:
+        odb = _remote_odb(repo, remote)
+        odb.fs.remove([odb.oid_to_path(m) for m in md5s])
+    return len(md5s)
+
+
+def _hash_infos(md5s: Iterable[str]) -> list:
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    return [HashInfo("md5", m) for m in sorted(set(md5s))]
+
+
+def push_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: Optional[int] = None) -> int:
+    """Upload exactly these objects. Unlike `push(revs=...)` this does not read each old commit's
+    .dvc/config, so commits made before the remote was added are not skipped."""
+    with _repo(root) as repo:
+        result = repo.cloud.push(_hash_infos(md5s), jobs=jobs, remote=remote)
+    if result.failed:
+        raise NbversionError(f"{len(result.failed)} object(s) could not be uploaded",
+                             hint="check the remote is reachable and run push again (it resumes)")
+    return len(result.transferred)
+
+
+def fetch_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: Optional[int] = None) -> tuple[int, set]:
+    """Download these objects into the local cache. Returns (count, md5s the remote lacks)."""
+    with _repo(root) as repo:
+        result = repo.cloud.pull(_hash_infos(md5s), jobs=jobs, remote=remote)
+    return len(result.transferred), {h.value for h in result.failed}
+
+
+def pull(root, remote: Optional[str] = None, jobs: Optional[int] = None) -> int:
+    """Fetch and check out the working tree's data in one DVC repo session; returns objects fetched."""
+    from dvc.exceptions import CheckoutError
+
+    with _repo(root) as repo:
+        try:
+            result = repo.pull(remote=remote, jobs=jobs)
+        except CheckoutError as exc:
+            raise NbversionError(f"dvc checkout: {exc}",
+                                 hint="run `nbversion pull` again, or `nbversion verify --repair`") from exc
+    return int((result or {}).get("stats", {}).get("fetched", 0) or 0)
+
+
+@contextmanager
+def transfer_progress(on_event):
+    """Forward DVC's own progress bars (files transferred) to an `on_event` callback.
+
+    DVC draws them with `dvc.progress.Tqdm`, disabled here (quiet logger, maybe no terminal), and
+    a disabled tqdm neither counts nor keeps its description, so the wrapper does both; an
+    observer's error never reaches the transfer."""
+    from dvc.progress import Tqdm
+
+    from ...events import Event
+
+    try:   # dvc-data draws the per-file transfer bars with its own tqdm class
+        from dvc_data.callbacks import Tqdm as DataTqdm
+    except ImportError:  # pragma: no cover - older dvc-data
+        DataTqdm = None
+    with _forward_tqdm(DataTqdm, on_event, Event) if DataTqdm else _nothing():
+        with _forward_tqdm(Tqdm, on_event, Event):
+            yield
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+@contextmanager
+def _forward_tqdm(Tqdm, on_event, Event):
+    original_init, original_update = Tqdm.__init__, Tqdm.update
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self._nbv_desc = kwargs.get("desc") or ""
+        self._nbv_total = kwargs.get("total") or 0
+        self._nbv_done = 0
+
+    def update(self, n=1):
+        result = original_update(self, n)
+        try:
+            if getattr(self, "disable", False):   # fsspec callbacks send `value - bar.n`: keep n right
+                self.n = getattr(self, "n", 0) + (n or 0)
+            total = getattr(self, "total", None) or getattr(self, "_nbv_total", 0)
+            on_event(Event("transfer", int(self.n), int(total or 0), str(getattr(self, "_nbv_desc", ""))))
+        except Exception:
+            pass
+        return result
+
+    own = {name: Tqdm.__dict__[name] for name in ("__init__", "update") if name in Tqdm.__dict__}
+    Tqdm.__init__, Tqdm.update = init, update
+    try:
+        yield
+    finally:
+        for name in ("__init__", "update"):   # put back exactly what the class had (maybe inherited)
+            if name in own:
+                setattr(Tqdm, name, own[name])
+            else:
+                delattr(Tqdm, name)

@@ -1,0 +1,350 @@
+"""The only module that imports git (GitPython). Plain functions over a repo root."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+import git
+from git.exc import GitCommandError
+
+from ...errors import NbversionError, NotFound
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def _cmd(root) -> "git.Git":
+    return git.Git(str(root))
+
+
+def _run(root, *args, **kwargs) -> str:
+    try:
+        return _cmd(root).execute(["git", *args], **kwargs)
+    except GitCommandError as exc:
+        raise NbversionError(f"git {args[0]} failed: {_stderr(exc)}") from exc
+
+
+def _stderr(exc: GitCommandError) -> str:
+    text = (exc.stderr or exc.stdout or str(exc)).strip()
+    return text.replace("stderr: ", "").strip(" '\n")
+
+
+def toplevel(path) -> Optional[Path]:
+    try:
+        out = _cmd(path).execute(["git", "rev-parse", "--show-toplevel"])
+    except (GitCommandError, OSError):
+        return None
+    return Path(out.strip()).resolve()
+
+
+def init(root) -> None:
+    _run(root, "init", "-q")
+
+
+def identity_email(root) -> Optional[str]:
+    try:
+        value = _cmd(root).execute(["git", "config", "user.email"])
+    except (GitCommandError, OSError):
+        return None
+    return value.strip() or None
+
+
+def _identity_args(root, user: str) -> list[str]:
+    """`-c user.*` fallbacks so commits work where git has no identity configured."""
+    args = []
+    if not identity_email(root):
+        email = user if "@" in user else f"{user}@localhost"
+        args += ["-c", f"user.email={email}"]
+    try:
+        _cmd(root).execute(["git", "config", "user.name"])
+    except GitCommandError:
+        args += ["-c", f"user.name={user}"]
+    return args
+
+
+def head(root) -> Optional[str]:
+    try:
+        return _cmd(root).execute(["git", "rev-parse", "--verify", "-q", "HEAD"]).strip()
+    except GitCommandError:
+        return None
+
+
+def current_branch(root) -> Optional[str]:
+    try:
+        return _cmd(root).execute(["git", "symbolic-ref", "--short", "-q", "HEAD"]).strip()
+    except GitCommandError:
+        return None
+
+
+def rev_parse(root, rev: str) -> str:
+    try:
+        return _cmd(root).execute(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"]).strip()
+    except GitCommandError:
+        raise NotFound(f"unknown revision {rev!r}",
+                       hint="use a commit hash, a branch, a tag or HEAD~N (see `nbversion log`)") from None
+
+
+@dataclass
+class StatusEntry:
+    code: str       # two-letter porcelain code, e.g. "??", " M", "D ", "A "
+    path: str       # relative to the repo root, "/" separated; directories end with "/"
+
+
+def status(root, paths: Iterable[str] = (), untracked: str = "normal") -> list[StatusEntry]:
+    args = ["status", "--porcelain=v1", "-z", f"--untracked-files={untracked}", "--", *paths]
+    out = _run(root, *args, strip_newline_in_stdout=False)
+    entries, parts, i = [], out.split("\0"), 0
+    while i < len(parts):
+        item = parts[i]
+        i += 1
+        if len(item) < 4:
+            continue
+        code, path = item[:2], item[3:]
+        if code[0] in "RC":
+            i += 1  # the rename's source path follows
+        entries.append(StatusEntry(code, path))
+    return entries
+
+
+def add(root, paths: Iterable[str]) -> None:
+    """Stage additions, changes and deletions; a path already staged as deleted is skipped."""
+    from pathlib import Path
+
+    paths = list(paths)
+    missing = [p for p in paths if not (Path(root) / p).exists()]
+    if missing:
+        in_index = set(_run(root, "ls-files", "-z", "--", *missing,
+                            strip_newline_in_stdout=False).split("\0"))
+        paths = [p for p in paths if p not in missing or p in in_index]
+    if paths:
+        _run(root, "add", "-A", "--", *paths)
+
+
+def staged_paths(root) -> list[str]:
+    out = _run(root, "diff", "--cached", "--name-only", "-z", strip_newline_in_stdout=False)
+    return [p for p in out.split("\0") if p]
+
+
+def commit(root, message: str, user: str, paths: Iterable[str] = ()) -> str:
+    """Commit `paths` only (all staged changes when empty): a user's other staged work stays staged."""
+    paths = list(paths)
+    args = ["commit", "-q", "--no-verify", "-m", message]
+    if paths:
+        args += ["--", *paths]
+    _run(root, *_identity_args(root, user), *args)
+    return head(root)
+
+
+def tracked_files(root, rev: str = "HEAD", paths: Iterable[str] = ()) -> dict[str, int]:
+    """path -> size of every blob in `rev` (optionally under `paths`)."""
+    out = _run(root, "ls-tree", "-r", "-l", "-z", rev, "--", *paths, strip_newline_in_stdout=False)
+    files = {}
+    for item in out.split("\0"):
+        if not item:
+            continue
+        meta, path = item.split("\t", 1)
+        size = meta.split()[3]
+        files[path] = int(size) if size.isdigit() else 0
+    return files
+
+
+def show(root, rev: str, path: str) -> Optional[bytes]:
+    """Content of `path` at `rev`, or None when it does not exist there."""
+    try:
+        return _cmd(root).execute(["git", "show", f"{rev}:{path}"], stdout_as_string=False,
+                                  strip_newline_in_stdout=False)
+    except GitCommandError:
+        return None
+
+
+def diff_name_status(root, rev_a: str, rev_b: Optional[str]) -> list[tuple[str, str]]:
+    args = ["diff", "--name-status", "-z", "--no-renames", rev_a]
+    if rev_b:
+        args.append(rev_b)
+    out = _run(root, *args, strip_newline_in_stdout=False)
+    parts = [p for p in out.split("\0") if p]
+    return [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+
+
+@dataclass
+class CommitInfo:
+    sha: str
+    author: str
+    email: str
+    date: str           # ISO 8601
+    subject: str
+    body: str
+    changes: list       # [(status letter, path)]
+
+
+_LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1f"
+
+
+def log(root, n: Optional[int] = None, rev: str = "HEAD", paths: Iterable[str] = ()) -> list[CommitInfo]:
+    if head(root) is None:
+        return []
+    args = ["log", f"--format={_LOG_FORMAT}", "--name-status", "--no-renames", "-z"]
+    if n:
+        args.append(f"-n{n}")
+    out = _run(root, *args, rev, "--", *paths, strip_newline_in_stdout=False)
+    commits = []
+    for record in out.split("\x1e")[1:]:
+        sha, author, email, date, subject, body, rest = record.split("\x1f", 6)
+        parts = [p.strip("\n") for p in rest.split("\0")]
+        parts = [p for p in parts if p]
+        changes = [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        commits.append(CommitInfo(sha, author, email, date, subject, body.strip(), changes))
+    return commits
+
+
+def checkout(root, rev: str, paths: Iterable[str] = (), force: bool = False) -> None:
+    paths = list(paths)
+    args = ["checkout", "-q"] + (["-f"] if force else []) + [rev]
+    if paths:
+        args += ["--", *paths]
+    _run(root, *args)
+
+
+def create_tag(root, name: str, rev: str, message: str, user: str) -> None:
+    _run(root, *_identity_args(root, user), "tag", "-a", name, rev, "-m", message)
+
+
+def tags(root, pattern: str = "*") -> list[dict]:
+    """Annotated and light tags: name, target commit, tagger, date, message."""
+    fmt = "%(refname:strip=2)%1f%(*objectname)%1f%(objectname)%1f%(taggeremail)%1f%(taggerdate:iso-strict)%1f%(contents:subject)%1e"
+    out = _run(root, "for-each-ref", f"--format={fmt}", f"refs/tags/{pattern}", strip_newline_in_stdout=False)
+    result = []
+    for record in out.split("\x1e"):
+        record = record.strip("\n")
+        if not record:
+            continue
+        name, peeled, obj, email, date, subject = record.split("\x1f")
+        result.append({"name": name, "commit": peeled or obj, "tagger": email.strip("<>"),
+                       "date": date, "message": subject})
+    return result
+
+
+def is_ancestor(root, a: str, b: str) -> bool:
+    try:
+        _cmd(root).execute(["git", "merge-base", "--is-ancestor", a, b])
+        return True
+    except GitCommandError:
+        return False
+
+
+def run(root, *args: str) -> str:
+    """Escape hatch for other core modules: any git command, errors as NbversionError."""
+    return _run(root, *args)
+
+
+
+def status_staged(root, paths: Iterable[str]) -> bool:
+    """True when any of `paths` has a change staged against HEAD (or there is no HEAD yet)."""
+    paths = list(paths)
+    if not paths:
+        return False
+    if head(root) is None:
+        return True
+    out = _run(root, "diff", "--cached", "--name-only", "HEAD", "--", *paths)
+    return bool(out.strip())
+
+
+def object_ids(root, specs: Iterable[str]) -> dict:
+    """`REV:PATH` -> blob id, or None where it does not exist: one `cat-file --batch-check`."""
+    specs = list(specs)
+    if not specs:
+        return {}
+    import subprocess
+    proc = subprocess.run(["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd=str(root),
+                          input="\n".join(specs) + "\n", capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise NbversionError(f"git cat-file failed: {proc.stderr.strip()}")
+    ids = {}
+    for spec, line in zip(specs, proc.stdout.splitlines()):
+        ids[spec] = None if line.endswith("missing") or " " not in line else line.split()[0]
+    return ids
+
+
+def numstat_log(root, paths: Iterable[str]) -> list[dict]:
+    """Oldest first: {sha, date, changes: {path: (added, deleted)}} of commits touching `paths`."""
+    if head(root) is None:
+        return []
+    # first parent: a merge commit's changes are what it brought to the branch
+    out = _run(root, "log", "--first-parent", "--diff-merges=first-parent", "--reverse", "--no-renames",
+               "--numstat", "--format=%x1e%H%x1f%cI",
+               "HEAD", "--", *paths, strip_newline_in_stdout=False)
+    commits = []
+    for record in out.split("\x1e")[1:]:
+        first, _, rest = record.partition("\n")
+        sha, date = first.split("\x1f")
+        changes = {}
+        for line in rest.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[0].isdigit():
+                changes[parts[2]] = (int(parts[0]), int(parts[1]))
+        commits.append({"sha": sha, "date": date, "changes": changes})
+    return commits
+
+
+# --- remotes, verify, gc, backup, experiments (issue 9) ----------------------------------
+
+def cat_files(root, specs: Iterable[str]) -> dict:
+    """`REV:PATH` (or blob id) -> content bytes, or None where missing: one `cat-file --batch`."""
+    import subprocess
+    specs = list(dict.fromkeys(specs))
+    if not specs:
+        return {}
+    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=str(root), capture_output=True,
+                          input=("\n".join(specs) + "\n").encode())
+    if proc.returncode != 0:
+        raise NbversionError(f"git cat-file failed: {proc.stderr.decode().strip()}")
+    out, pos, contents = proc.stdout, 0, {}
+    for spec in specs:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) < 3 or header[-1] == b"missing":
+            contents[spec] = None
+            continue
+        size = int(header[2])
+        contents[spec] = out[pos:pos + size]
+        pos += size + 1
+    return contents
+
+
+def tree_paths(root, rev: str, paths: Iterable[str] = ()) -> list[str]:
+    """Every file path committed at `rev` (optionally under `paths`)."""
+    out = _run(root, "ls-tree", "-r", "--name-only", "-z", rev, "--", *paths, strip_newline_in_stdout=False)
+    return [p for p in out.split("\0") if p]
+
+
+def commits_with_dates(root, refs: Iterable[str] = ("--all",)) -> list[tuple[str, int]]:
+    """(sha, committer unix time) of every commit reachable from `refs`, newest first."""
+    out = _run(root, "log", "--format=%H %ct", *refs)
+    return [(sha, int(ts)) for sha, ts in (line.split() for line in out.splitlines() if line.strip())]
+
+
+def branches(root, pattern: str = "*") -> dict:
+    """Local branch name -> commit sha."""
+    out = _run(root, "for-each-ref", "--format=%(refname:strip=2) %(objectname)", f"refs/heads/{pattern}")
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def remotes(root) -> dict:
+    """git remote name -> fetch URL."""
+    out = _run(root, "remote", "-v")
+    found = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2] == "(fetch)":
+            found[parts[0]] = parts[1]
+    return found
+
+
+def ref_format_ok(refname: str) -> bool:
+    """Whether git accepts `refname` as a ref (`git check-ref-format`, run outside any repo)."""
+    try:
+        git.Git().execute(["git", "check-ref-format", refname])
+    except GitCommandError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""The model registry: GTO tags, versions, promotion behind rules, deploy hooks, serving, report."""

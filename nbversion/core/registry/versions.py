@@ -1,0 +1,407 @@
+"""`register`, `registry`, `resolve`: immutable semver versions of model weights.
+
+A version is `registry/<name>/vX.Y.Z/`: `manifest.json` in git, the weights in `files/`
+tracked by DVC, and the annotated tag `<name>@vX.Y.Z` on the registering commit. The tag
+is made last: a version without its tag is a half version that `audit verify` reports.
+No `artifacts.yaml` is written: GTO 1.10 finds artifacts from the tags alone, and an
+artifacts.yaml entry makes `gto show` list the unregistered HEAD commit as an extra version.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from ...errors import DamagedFile, NbversionError, NotFound, UsageError
+from ...events import Event, emitter
+from ...render import Result
+from ..backends.hashing import file_md5
+from ..backends import _git, atomic
+from ..repo import names
+from . import tags
+from ..audit.chain import now_iso
+
+REGISTRY_DIR = "registry"
+KEY_METRICS = ("mAP50-95", "mAP50", "precision", "recall")
+
+
+# --- reading the registry ------------------------------------------------------------------
+def artifact_tags(root, name: Optional[str] = None) -> dict[str, tags.ArtifactTags]:
+    """name -> ArtifactTags; one `git for-each-ref` however many versions there are."""
+    found = tags.read_all(_git.tags(root, f"{name}[@#]*" if name else "*"))
+    return {n: a for n, a in found.items() if name is None or n == name}
+
+
+def one_artifact(root, name: str) -> tags.ArtifactTags:
+    art = artifact_tags(root, tags.check_name(name)).get(name)
+    if art is None or not art.versions:
+        raise NotFound(f"no registered model named {name!r}",
+                       hint=f"register one with `nbversion register {name} --version 1.0.0 --from RUN|FILE|MODEL`")
+    return art
+
+
+def version_dir(name: str, version: str) -> str:
+    return f"{REGISTRY_DIR}/{name}/{version}"
+
+
+def read_manifest(root, name: str, version: str, commit: Optional[str] = None) -> dict:
+    """The manifest from the working tree, else from the version's commit (immutable either way)."""
+    try:
+        # plain open(), not pathlib: `registry` reads 10,000 of these in well under a second
+        with open(f"{root}/{REGISTRY_DIR}/{name}/{version}/manifest.json", "rb") as fh:
+            return json.loads(fh.read())
+    except FileNotFoundError:
+        pass
+    data = _git.show(root, commit, f"{version_dir(name, version)}/manifest.json") if commit else None
+    if data is None:
+        raise NotFound(f"{name}@{version} has no manifest.json",
+                       hint="run `nbversion audit verify`: the version may be half registered")
+    return json.loads(data)
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    name, _, selector = ref.partition("@")
+    return tags.check_name(name), selector
+
+
+# --- register ------------------------------------------------------------------------------
+@dataclass
+class RegisterResult(Result):
+    name: str
+    version: str
+    tag: str
+    commit: str
+    files: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    lineage: dict = field(default_factory=dict)
+
+    def table(self):
+        rows = [[path, info["size"], info["md5"][:12]] for path, info in self.files.items()]
+        return ["file", "bytes", "md5"], rows
+
+    def summary(self):
+        metrics = ", ".join(f"{k}={self.metrics[k]:.4g}" for k in KEY_METRICS if isinstance(self.metrics.get(k), (int, float)))
+        return f"registered {self.name}@{self.version} (tag {self.tag}, commit {self.commit[:8]})" \
+               + (f"; {metrics}" if metrics else "")
+
+
+def _source(ws, source: str) -> dict:
+    """Weights, metrics, params and lineage of a RUN id, a MODEL[@REV] or a FILE path."""
+    root = ws.root
+    run_json = root / "runs" / source / "run.json"
+    if run_json.exists():
+        return _from_run(root, source, json.loads(run_json.read_text()))
+    from ..repo import refs
+
+    model_name, _, rev = source.partition("@")
+    if rev and model_name and "/" not in model_name and refs.versions(root, "models", model_name):
+        # NAME@~1, NAME@TAG, NAME@COMMIT: the same revisions `model show` accepts
+        return _from_model(root, model_name, refs.resolve(root, "models", model_name, rev), shown=rev)
+    if (root / "models" / f"{model_name}.meta.json").exists() or (rev and _git.show(root, rev, f"models/{model_name}.meta.json")):
+        return _from_model(root, model_name, rev or None)
+    path = Path(source) if Path(source).is_absolute() else Path.cwd() / source
+    if path.is_file():
+        return _from_file(path)
+    raise NotFound(f"--from {source!r} is not a run, a model or a file",
+                   hint="give a run id (runs/<id>/run.json), a model name (models/<name>.meta.json) or a weights file")
+
+
+def _from_file(path: Path) -> dict:
+    """A weights file: framework, metrics and params read from it where the format keeps them."""
+    from ..repo.cell import current_cell
+    from ..artifacts.frameworks import detect
+
+    try:
+        found = detect(path)
+        framework, metrics, params = found.framework, found.metrics, found.params
+    except DamagedFile:
+        raise   # a cut-off .pt / .keras would be an immutable version nobody can load
+    except NbversionError:
+        framework, metrics, params = None, {}, {}   # an unknown format is still a file we can version
+    cell = current_cell.get()
+    return {"weights": [path], "metrics": metrics, "params": params, "source": f"file:{path.name}",
+            "framework": framework,
+            "lineage": {"dataset": None, "run": None, "cell": cell.to_dict() if cell else None}}
+
+
+def _from_run(root: Path, run_id: str, run: dict) -> dict:
+    best = (run.get("weights") or {}).get("best")
+    if not best or not (root / best).exists():
+        raise NotFound(f"run {run_id} has no best weights ({best or 'weights.best missing in run.json'})",
+                       hint="register a finished run, or pass the weights file with --from PATH")
+    if run.get("status") not in (None, "completed", "finished", "stopped", "done"):
+        raise UsageError(f"run {run_id} is {run.get('status')}", hint="wait until it has finished, then register it")
+    dataset = run.get("dataset") or None
+    lineage_dataset = {k: dataset.get(k) for k in ("name", "rev", "commit", "md5")} if dataset else None
+    return {"weights": [root / best], "metrics": run.get("metrics") or {}, "params": run.get("params") or {},
+            "source": f"run:{run_id}", "framework": "ultralytics",
+            "lineage": {"dataset": lineage_dataset, "run": run.get("id", run_id), "cell": run.get("cell")}}
+
+
+def _from_model(root: Path, name: str, rev: Optional[str], shown: Optional[str] = None) -> dict:
+    """`rev`: the commit to read the model at; `shown`: how the user wrote it (`~1`, a tag)."""
+    raw = _git.show(root, rev, f"models/{name}.meta.json") if rev else (root / "models" / f"{name}.meta.json").read_bytes()
+    shown = shown or rev
+    if raw is None:
+        raise NotFound(f"model {name} does not exist at {shown}", hint="see `nbversion model list` and `nbversion log`")
+    meta = json.loads(raw)
+    weights = root / "models" / name / meta.get("file", "")
+    if not weights.is_file() or (meta.get("md5") and file_md5(weights) != meta["md5"]):
+        from ..backends import _dvc
+        cached = _dvc.object_path(root, meta.get("md5") or "0" * 32)
+        if not cached.exists():
+            raise NotFound(f"the weights of model {name}{'@' + shown if shown else ''} are not available locally",
+                           hint=f"run `nbversion checkout {rev or 'HEAD'} models/{name}` or `nbversion pull` first")
+        weights = _staged_copy(root, cached, meta.get("file") or f"{name}.pt")
+    lineage = meta.get("lineage") or {}
+    return {"weights": [weights], "metrics": meta.get("metrics") or {}, "params": meta.get("params") or {},
+            "source": f"model:{name}@{shown or 'HEAD'}", "framework": meta.get("framework"),
+            "lineage": {"dataset": lineage.get("dataset"), "run": lineage.get("run"), "cell": lineage.get("cell")}}
+
+
+def _staged_copy(root: Path, cached: Path, filename: str) -> Path:
+    target = root / ".nbversion" / "tmp" / "register" / Path(filename).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cached, target)
+    return target
+
+
+def _choose_version(art: Optional[tags.ArtifactTags], version: Optional[str], bump: Optional[str]) -> str:
+    existing = sorted(tags.parse_version(v) for v in (art.versions if art else {}))
+    latest = existing[-1] if existing else None
+    if bool(version) == bool(bump):
+        raise UsageError("give exactly one of --version X.Y.Z or --bump major|minor|patch")
+    if bump:
+        return tags.format_version(tags.bump(latest, bump))
+    wanted = tags.parse_version(version)
+    if wanted in existing:
+        raise UsageError(f"{art.name}@{tags.format_version(wanted)} is already registered; versions are immutable",
+                         hint=f"register a new version, e.g. --bump patch (-> {tags.format_version(tags.bump(latest, 'patch'))})")
+    if latest and wanted < latest:
+        raise UsageError(f"{tags.format_version(wanted)} is lower than the latest version {tags.format_version(latest)}",
+                         hint="versions only go up: use --bump, or a version above the latest")
+    return tags.format_version(wanted)
+
+
+def _clear_leftover(root: Path, rel: str) -> None:
+    """An untagged, uncommitted version folder is what a killed `register` left: start afresh."""
+    folder = root / rel
+    if not folder.exists():
+        return
+    if _git.head(root) and _git.tracked_files(root, "HEAD", [rel]):
+        raise NbversionError(f"{rel} is committed but has no tag: a register was interrupted",
+                             hint="run `nbversion audit verify` for details; register the next version with --bump")
+    shutil.rmtree(folder)
+
+
+def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: dict) -> Optional["RegisterResult"]:
+    """A version committed but never tagged (a register killed between its commit and its tag):
+    the same register again finishes it by tagging that commit, when it names the same weights.
+    Its audit line went in with the commit, so the tag is all that is missing."""
+    rel = version_dir(name, version)
+    if not (root / rel).exists() or not _git.head(root) or not _git.tracked_files(root, "HEAD", [rel]):
+        return None
+    sha = _git.run(root, "log", "-n1", "--format=%H", "HEAD", "--", f"{rel}/manifest.json").strip()
+    try:
+        manifest = json.loads(_git.show(root, sha, f"{rel}/manifest.json") or b"{}") if sha else {}
+    except ValueError:
+        manifest = {}
+    recorded = {k: (v or {}).get("md5") for k, v in (manifest.get("files") or {}).items()}
+    if not recorded or recorded != {f"files/{Path(w).name}": file_md5(w) for w in origin["weights"]}:
+        above = tags.format_version(tags.bump(tags.parse_version(version), "patch"))
+        raise NbversionError(f"{rel} is committed but has no tag: a register of other weights was interrupted",
+                             hint=f"run that same `register` again to finish it, or register these weights as "
+                                  f"--version {above.removeprefix('v')}; `nbversion audit verify` shows the details")
+    tag = tags.version_tag(name, version)
+    _git.create_tag(root, tag, sha, tags.register_message(name, version), user)
+    return RegisterResult(name, version, tag, sha, manifest["files"], manifest.get("metrics") or {},
+                          manifest.get("lineage") or {})
+
+
+def register(ws, name: str, version: Optional[str] = None, bump: Optional[str] = None, source: str = "",
+             message: str = "", on_event=None) -> RegisterResult:
+    from ..backends import _dvc
+    from ..repo.commit import _checkpoint
+
+    emit = emitter(on_event)
+    tags.check_name(name)
+    if not source:
+        raise UsageError("--from is required", hint="--from RUN, --from MODEL[@REV] or --from FILE")
+    origin = _source(ws, source)
+    with ws.transaction("register", role="contributor") as tx:
+        version = _choose_version(artifact_tags(ws.root, name).get(name), version, bump)
+        names.check_tag(tags.version_tag(name, version), "version tag")   # before anything is written
+        rel = version_dir(name, version)
+        finished = _finish_interrupted(ws.root, tx.user, name, version, origin)
+        if finished is not None:
+            emit(Event("register", 4, 4, f"finished the interrupted register of {name}@{version}"))
+            return finished
+        _clear_leftover(ws.root, rel)
+        emit(Event("register", 0, 4, f"copying weights to {rel}/files"))
+        files = {}
+        for weights in origin["weights"]:
+            target = ws.root / rel / "files" / Path(weights).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(weights, target)
+            files[f"files/{target.name}"] = {"md5": file_md5(target), "size": target.stat().st_size}
+        manifest = {"name": name, "version": version, "files": files, "metrics": origin["metrics"],
+                    "params": origin["params"], "lineage": origin["lineage"], "source": origin["source"],
+                    "framework": origin.get("framework"), "registered_by": tx.user,
+                    "registered_at": now_iso(), "message": message}
+        emit(Event("register", 1, 4, "tracking weights with DVC"))
+        _dvc.add(ws.root, [f"{rel}/files"])
+        atomic.write_json(ws.root / rel / "manifest.json", manifest)
+        tag = tags.version_tag(name, version)
+        tx.audit("register", f"{name}@{version}", {"tag": tag, "source": origin["source"], "files": files,
+                                                   "metrics": origin["metrics"]})
+        emit(Event("register", 2, 4, "commit"))
+        sha = tx.commit(f"nbversion: register {name}@{version}" + (f"\n\n{message}" if message else ""),
+                        [rel])
+        _checkpoint("register-committed")   # the crash tests kill us here: committed, not tagged
+        emit(Event("register", 3, 4, f"tag {tag}"))
+        _git.create_tag(ws.root, tag, sha, tags.register_message(name, version), tx.user)
+    emit(Event("register", 4, 4, "done"))
+    return RegisterResult(name, version, tag, sha, files, origin["metrics"], origin["lineage"])
+
+
+# --- registry listing ----------------------------------------------------------------------
+@dataclass
+class RegistryResult(Result):
+    versions: list = field(default_factory=list)   # dicts, newest first per model
+
+    def table(self):
+        headers = ["model", "version", "stages", "champion", *KEY_METRICS, "registered by", "registered at"]
+        rows = [[v["name"], v["version"], ", ".join(v["stages"]), "★" if v["champion"] else "",
+                 *[v["metrics"].get(k) for k in KEY_METRICS], v["registered_by"], (v["registered_at"] or "")[:19]]
+                for v in self.versions]
+        return headers, rows
+
+    def highlight(self, row) -> bool:
+        return row[3] == "★"
+
+    def to_dict(self) -> dict:
+        return {"versions": self.versions}     # dataclasses.asdict deep-copies: slow for 10,000 rows
+
+    def summary(self):
+        names = {v["name"] for v in self.versions}
+        if not names:
+            return "the registry is empty: `nbversion register NAME --version 1.0.0 --from RUN|FILE|MODEL`"
+        return f"{len(self.versions)} version(s) of {len(names)} model(s)"
+
+
+SUMMARY_CACHE = ".nbversion/tmp/registry-summaries.json"
+
+
+def _summaries(root: Path, arts: dict) -> dict:
+    """tag -> {commit, metrics, registered_by, registered_at}, from a local cache.
+
+    Manifests are immutable (verify checks it), so a summary keyed by tag and commit stays
+    true: listing 10,000 versions reads one file instead of 10,000.
+    """
+    path = Path(root) / SUMMARY_CACHE
+    try:
+        cache = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        cache = {}
+    changed = False
+    for art in arts.values():
+        for version, info in art.versions.items():
+            hit = cache.get(info["tag"])
+            if hit is not None and hit["commit"] == info["commit"]:
+                continue
+            try:
+                manifest = read_manifest(root, art.name, version, info["commit"])
+            except NotFound:
+                cache.pop(info["tag"], None)
+                continue    # a half version: listed from its tag, reported by `audit verify`
+            cache[info["tag"]] = {"commit": info["commit"], "metrics": manifest.get("metrics") or {},
+                                  "registered_by": manifest.get("registered_by"),
+                                  "registered_at": manifest.get("registered_at")}
+            changed = True
+    if changed:
+        atomic.write_text(path, json.dumps(cache))
+    return cache
+
+
+def registry(ws, name: Optional[str] = None) -> RegistryResult:
+    arts = {name: one_artifact(ws.root, name)} if name else artifact_tags(ws.root)
+    summaries = _summaries(ws.root, arts)
+    rows = []
+    for art_name in sorted(arts):
+        art = arts[art_name]
+        holders = art.holders()
+        for version in sorted(art.versions, key=tags.parse_version, reverse=True):
+            info = art.versions[version]
+            summary = summaries.get(info["tag"]) or {}
+            rows.append({"name": art_name, "version": version,
+                         "stages": sorted(s for s, v in holders.items() if v == version),
+                         "champion": holders.get("champion") == version,
+                         "metrics": summary.get("metrics") or {},
+                         "registered_by": summary.get("registered_by") or info["tagger"],
+                         "registered_at": summary.get("registered_at") or info["date"]})
+    return RegistryResult(rows)
+
+
+# --- resolve -------------------------------------------------------------------------------
+@dataclass
+class ResolveResult(Result):
+    name: str
+    version: str
+    selector: str
+    path: str
+    files: list = field(default_factory=list)
+    commit: str = ""
+
+    def table(self):
+        return ["model", "selector", "version", "path"], [[self.name, self.selector, self.version, self.path]]
+
+
+def parse_when(text: str, end_of_day: bool = True) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"cannot read the date {text!r}", hint="use ISO 8601: 2026-01-31 or 2026-01-31T14:00:00+00:00") from None
+    if len(text) == 10 and end_of_day:
+        when = when.replace(hour=23, minute=59, second=59, microsecond=999999)  # a day means its end
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def select_version(art: tags.ArtifactTags, selector: str, at: Optional[str] = None) -> str:
+    selector = selector or os.environ.get("MODEL_VERSION") or "champion"
+    if selector == "latest":
+        return art.latest_version()
+    if selector.startswith("v") and selector[1:2].isdigit() or selector[:1].isdigit():
+        version = tags.format_version(tags.parse_version(selector))
+        if version not in art.versions:
+            raise NotFound(f"{art.name}@{version} is not registered",
+                           hint=f"registered: {', '.join(sorted(art.versions, key=tags.parse_version))}")
+        return version
+    holders = art.holders(parse_when(at) if at else None)
+    if selector not in holders:
+        when = f" at {at}" if at else ""
+        raise NotFound(f"{art.name} had no {selector}{when}" if at else f"{art.name} has no {selector}",
+                       hint=f"promote a version: `nbversion promote {art.name}@vX.Y.Z --stage {selector}`")
+    return holders[selector]
+
+
+def local_weights(root: Path, name: str, version: str, commit: str) -> list[Path]:
+    """The version's weights, checked against its manifest; never written into the working tree."""
+    from .served import served_files
+
+    rel = version_dir(name, version)
+    tagged = _git.show(root, commit, f"{rel}/manifest.json")   # the tagged manifest, not a working copy
+    manifest = json.loads(tagged) if tagged is not None else read_manifest(root, name, version, commit)
+    return served_files(root, rel, commit, manifest)
+
+
+def resolve(ws, ref: str, at: Optional[str] = None) -> ResolveResult:
+    name, selector = split_ref(ref)
+    art = one_artifact(ws.root, name)
+    version = select_version(art, selector, at)
+    paths = local_weights(ws.root, name, version, art.versions[version]["commit"])
+    return ResolveResult(name, version, selector or os.environ.get("MODEL_VERSION") or "champion",
+                         str(paths[0]), [str(p) for p in paths], art.versions[version]["commit"])

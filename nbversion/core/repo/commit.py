@@ -1,0 +1,190 @@
+"""`commit -m MSG [PATH...]`: data to DVC, the rest to git, one git commit."""
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import NothingToCommit
+from ...events import Event, emitter
+from ...render import Result
+from ..backends import _dvc, _git, pointers, statcache
+from ..artifacts import dataset_refresh
+from . import policy_check
+from .routing import Plan, dedupe, route_untracked
+
+
+@dataclass
+class CommitResult(Result):
+    commit: str
+    message: str
+    git_paths: list = field(default_factory=list)
+    dvc_paths: list = field(default_factory=list)
+    live_runs: list = field(default_factory=list)   # runs/<id> still training: left out, they commit themselves
+
+    def table(self):
+        rows = [["dvc", p] for p in self.dvc_paths] + [["git", p] for p in self.git_paths]
+        return ["tracked by", "path"], rows
+
+    def summary(self):
+        text = (f"[{self.commit[:8]}] {self.message.splitlines()[0]} — "
+                f"{len(self.dvc_paths)} data path(s) in DVC, {len(self.git_paths)} in git")
+        if self.live_runs:
+            text += f"\n{_left_out_note(self.live_runs)}"
+        return text
+
+
+def _left_out_note(live: list) -> str:
+    return (f"left out {len(live)} run(s) still training: {', '.join(live)} "
+            "(each commits its own folder when it ends)")
+
+
+def _checkpoint(name: str) -> None:
+    """Fault injection for the crash-safety tests: NBVERSION_TEST_KILL_AT=<name> kills us here,
+    NBVERSION_TEST_STOP_AT=<name> stops us (SIGSTOP: alive, holding what we hold) until SIGCONT."""
+    if os.environ.get("NBVERSION_TEST_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("NBVERSION_TEST_STOP_AT") == name:
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _matches(path: str, wanted: list[str]) -> bool:
+    if not wanted or "." in wanted:
+        return True
+    path = path.rstrip("/")
+    return any(path == w or path.startswith(w + "/") or w.startswith(path + "/") for w in wanted)
+
+
+def plan_commit(ws, wanted: list[str]) -> tuple[Plan, list, list]:
+    """What a commit of `wanted` (all when empty) would do: (plan, dvc outputs to re-add, to drop)."""
+    root, config = ws.root, ws.config
+    plan = Plan()
+    outs = pointers.in_worktree(root)
+    for entry in _git.status(root, wanted if wanted and "." not in wanted else ()):
+        if entry.path.startswith(".nbversion/tmp"):
+            continue
+        if entry.code == "??":
+            plan.extend(route_untracked(root, entry.path, config))
+        else:
+            plan.git.append(entry.path.rstrip("/"))
+    changed, removed = [], []
+    stale, _fresh = statcache.stale_outputs(root, outs)
+    for out in stale:
+        if not _matches(out, wanted):
+            continue
+        pointer = outs[out]
+        (changed if (root / out).exists() else removed).append(pointer)
+    return plan, changed, removed
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder + "/")
+
+
+def _route_around(ws, rel: str, live: list) -> Plan:
+    """An untracked folder holding a live run (`runs/` before the first commit): route its
+    other children one by one, the way git would have listed them."""
+    plan = Plan()
+    for child in sorted(os.listdir(ws.root / rel)):
+        child_rel = f"{rel}/{child}"
+        if any(_inside(child_rel, run) for run in live):
+            continue
+        if any(run.startswith(child_rel + "/") for run in live):
+            plan.extend(_route_around(ws, child_rel, live))
+        elif (ws.root / child_rel).is_dir():
+            plan.extend(route_untracked(ws.root, child_rel + "/", ws.config))
+        else:
+            plan.extend(route_untracked(ws.root, child_rel, ws.config))
+    return plan
+
+
+def leave_out_live_runs(ws, plan: Plan, changed: list, removed: list) -> tuple[Plan, list, list, list]:
+    """Drop what lies in (or holds) a run that is still training: its files are half-written."""
+    from ...training.runs import live_run_folders
+
+    live = live_run_folders(ws.root)
+    if not live:
+        return plan, changed, removed, []
+    kept, touched = Plan(), set()
+    for kind in ("git", "dvc"):
+        for path in getattr(plan, kind):
+            holders = [run for run in live if run.startswith(path + "/")]
+            inside = [run for run in live if _inside(path, run)]
+            touched.update(holders + inside)
+            if holders and (ws.root / path).is_dir():
+                kept.extend(_route_around(ws, path, live))
+            elif not inside and not holders:
+                getattr(kept, kind).append(path)
+    keep = lambda pointer: not any(_inside(pointer.path, run) for run in live)
+    touched.update(run for p in changed + removed if not keep(p) for run in live if _inside(p.path, run))
+    return kept, [p for p in changed if keep(p)], [p for p in removed if keep(p)], sorted(touched)
+
+
+def commit(ws, message: str, paths=(), on_event=None) -> CommitResult:
+    emit = emitter(on_event)
+    if not message or not message.strip():
+        from ...errors import UsageError
+        raise UsageError("a commit needs a message", hint='nbversion commit -m "what changed"')
+    if "\x00" in message:   # git would refuse it only after the data is added
+        from ...errors import UsageError
+        raise UsageError("a commit message cannot contain a NUL character", hint="remove it from the message")
+    wanted = [ws.rel(p) for p in paths]
+    for rel in wanted:
+        if rel != "." and not (ws.root / rel).exists() and not _git.status(ws.root, [rel]) \
+                and pointers.owner(pointers.in_worktree(ws.root), rel) is None:
+            raise NothingToCommit(f"{rel}: no such file or folder in the workspace",
+                                  hint="check the path (`nbversion status` lists what changed)")
+    with ws.transaction("commit") as tx:
+        _dvc.sync_cache_type(ws.root)   # a changed core.link reaches .dvc/config with this commit
+        emit(Event("scan", 0, 1, "looking for changes"))
+        plan, changed, removed, live = leave_out_live_runs(ws, *plan_commit(ws, wanted))
+        dvc_targets = dedupe(plan.dvc + [p.path for p in changed])
+        # checked before anything is written: policy files, and datasets whose metadata must follow
+        policy_check.check(ws.root, plan.git)
+        datasets = dataset_refresh.check(ws.root, dvc_targets + plan.git)
+        if dvc_targets:
+            emit(Event("dvc add", 0, len(dvc_targets), ", ".join(dvc_targets[:3])))
+            _dvc.add(ws.root, dvc_targets)
+            _remember_clean(ws.root, dvc_targets)
+            _checkpoint("after-dvc-add")
+        if removed:
+            _dvc.remove(ws.root, [p.dvc_file for p in removed])
+        plan.git.extend(dataset_refresh.write(ws.root, datasets, tx.user))
+        staged = dedupe(plan.git + [_pointer_file(t) for t in dvc_targets]
+                        + [_gitignore_of(t) for t in dvc_targets + [p.path for p in removed]]
+                        + [p.dvc_file for p in removed])
+        staged = [p for p in staged if (ws.root / p).exists() or _git.status(ws.root, [p])]
+        _git.add(ws.root, staged)
+        _checkpoint("after-git-add")
+        if not _git.status_staged(ws.root, staged):
+            if live:
+                raise NothingToCommit(f"nothing to commit: {_left_out_note(live)}",
+                                      hint="wait for the run to end, or stop it with `nbversion runs stop RUN`")
+            raise NothingToCommit("nothing to commit: the workspace matches the last commit",
+                                  hint="change or add files first; `nbversion status` shows changes")
+        data_paths = sorted(set(dvc_targets) | {p.path for p in removed})
+        git_paths = sorted(set(plan.git) - set(data_paths))
+        tx.audit("commit", message.splitlines()[0], {"dvc": data_paths, "git": git_paths})
+        _checkpoint("after-audit")
+        emit(Event("git commit", 0, 1, message))
+        sha = tx.commit(message, staged)
+        _checkpoint("after-commit")
+    emit(Event("git commit", 1, 1, sha))
+    return CommitResult(sha, message, git_paths, data_paths, live)
+
+
+def _pointer_file(out: str) -> str:
+    return out + ".dvc"
+
+
+def _gitignore_of(out: str) -> str:
+    parent = str(Path(out).parent)
+    return ".gitignore" if parent in ("", ".") else f"{parent}/.gitignore"
+
+
+def _remember_clean(root: Path, outs: list[str]) -> None:
+    """Just added to DVC, so they match their pointers: later `status` can skip hashing them."""
+    current = pointers.in_worktree(root)
+    fresh = {o: statcache.fingerprint(root, current[o]) for o in outs if o in current}
+    statcache.mark_clean(root, fresh, fresh)

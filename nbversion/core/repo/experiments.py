@@ -1,0 +1,220 @@
+"""Experiments as branches: `exp new|list|compare|best|merge`.
+
+An experiment is the git branch `exp/<name>`, started from the current commit; its base
+branch is remembered in `branch.exp/<name>.nbversionBase` (local git config). Runs
+(`runs/<id>/run.json`) and registered versions (`registry/<name>/v*/manifest.json`) are read
+from each branch tip without checking it out. `exp merge` merges code, data pointers and
+metadata; `.meta.json` and the audit log are resolved by rule (see merge_rules), a `.dvc`
+pointer changed on both sides takes the experiment's data, any other conflict aborts the merge
+and leaves the workspace as it was.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ...errors import NbversionError, NotFound, UncommittedChanges, UsageError
+from ...events import Event, emitter
+from ...render import Result
+from ..backends import _git, atomic
+from ..audit import chain as audit
+from . import merge_rules, names
+from .cell import with_trailers
+
+PREFIX = "exp/"
+LOWER_IS_BETTER = ("loss", "error", "time", "latency")
+
+
+@dataclass
+class ExperimentsResult(Result):
+    rows: list = field(default_factory=list)
+    headers: list = field(default_factory=list)
+    message: str = ""
+    best: Optional[dict] = None
+
+    def table(self):
+        return self.headers, self.rows
+
+    def highlight(self, row) -> bool:
+        return bool(self.best) and row[0] == self.best.get("branch") and row[2] == self.best.get("id")
+
+    def summary(self):
+        return self.message
+
+
+def _branch(name: str) -> str:
+    return name if name.startswith(PREFIX) else PREFIX + name
+
+
+def new(ws, name: str, on_event=None) -> ExperimentsResult:
+    names.check_name(name.removeprefix(PREFIX), "experiment")
+    branch = _branch(name)
+    if branch in _git.branches(ws.root, "**"):
+        raise UsageError(f"experiment {branch} already exists", hint=f"switch to it with `nbversion checkout {branch}`")
+    base = _git.current_branch(ws.root) or _git.head(ws.root)
+    with ws.transaction("exp new") as tx:
+        _git.run(ws.root, "checkout", "-q", "-b", branch)
+        _git.run(ws.root, "config", f"branch.{branch}.nbversionBase", base)
+        tx.audit("exp new", branch, {"from": base, "commit": _git.head(ws.root)})
+        tx.commit(f"nbversion: start experiment {branch} from {base}")
+    return ExperimentsResult(message=f"on {branch} (from {base}); commit, train and register here, "
+                                     f"then `nbversion exp merge {name}` from {base}")
+
+
+def _base_of(root, branch: str) -> str:
+    try:
+        return _git.run(root, "config", f"branch.{branch}.nbversionBase")
+    except NbversionError:
+        return "main" if "main" in _git.branches(root, "**") else "master"
+
+
+def list_experiments(ws) -> ExperimentsResult:
+    current, rows = _git.current_branch(ws.root), []
+    for branch, sha in sorted(_git.branches(ws.root, f"{PREFIX}*").items()):
+        base = _base_of(ws.root, branch)
+        counts = _git.run(ws.root, "rev-list", "--left-right", "--count", f"{base}...{branch}").split()
+        items = _branch_items(ws.root, branch)
+        rows.append([("* " if branch == current else "") + branch, sha[:8], base,
+                     f"+{counts[1]} -{counts[0]}" if len(counts) == 2 else "?",
+                     sum(1 for i in items if i["kind"] == "run"), sum(1 for i in items if i["kind"] == "version")])
+    return ExperimentsResult(rows, ["experiment", "tip", "base", "ahead/behind", "runs", "versions"],
+                             f"{len(rows)} experiment(s)" if rows else "no experiments: start one with `nbversion exp new NAME`")
+
+
+def _branch_items(root, branch: str) -> list:
+    """Runs and registered versions committed at the tip of `branch`."""
+    paths = [p for p in _git.tree_paths(root, branch, ["runs", "registry"])
+             if (p.startswith("runs/") and p.endswith("/run.json"))
+             or (p.startswith("registry/") and p.endswith("/manifest.json"))]
+    blobs = _git.cat_files(root, [f"{branch}:{p}" for p in paths])
+    items = []
+    for path in paths:
+        try:
+            data = json.loads(blobs.get(f"{branch}:{path}") or b"{}")
+        except ValueError:
+            continue
+        if path.startswith("runs/"):
+            items.append({"kind": "run", "id": path.split("/")[1], "metrics": _run_metrics(data),
+                          "status": data.get("status", "")})
+        else:
+            version = str(data.get("version") or "").removeprefix("v")   # manifests record "v1.2.3"
+            items.append({"kind": "version", "id": f"{data.get('name')}@v{version}",
+                          "metrics": data.get("metrics") or {}, "status": "registered"})
+    return items
+
+
+def _run_metrics(run: dict) -> dict:
+    if isinstance(run.get("metrics"), dict) and run["metrics"]:
+        return run["metrics"]
+    epochs = run.get("epochs") or []
+    return epochs[-1] if epochs and isinstance(epochs[-1], dict) else {}
+
+
+def _all_items(root) -> list:
+    branches = _git.branches(root, "**")
+    names = [b for b in branches if not b.startswith(PREFIX)] + sorted(b for b in branches if b.startswith(PREFIX))
+    return [{"branch": b, **item} for b in names for item in _branch_items(root, b)]
+
+
+def compare(ws, metric: Optional[str] = None) -> ExperimentsResult:
+    items = _all_items(ws.root)
+    metrics = [metric] if metric else sorted({k for i in items for k in i["metrics"]})[:6]
+    rows = [[i["branch"], i["kind"], i["id"], i["status"], *[i["metrics"].get(m) for m in metrics]] for i in items]
+    best = _best_item(items, metric) if metric else None
+    return ExperimentsResult(rows, ["branch", "kind", "id", "status", *metrics],
+                             f"{len(items)} run(s) and version(s) on {len({i['branch'] for i in items})} branch(es)",
+                             best)
+
+
+def _lower_is_better(metric: str) -> bool:
+    return any(word in metric.lower() for word in LOWER_IS_BETTER)
+
+
+def _best_item(items: list, metric: str, lower: Optional[bool] = None) -> Optional[dict]:
+    scored = [i for i in items if isinstance(i["metrics"].get(metric), (int, float))]
+    if not scored:
+        return None
+    lower = _lower_is_better(metric) if lower is None else lower
+    pick = min if lower else max
+    return pick(scored, key=lambda i: i["metrics"][metric])
+
+
+def best(ws, metric: str, lower_is_better: Optional[bool] = None) -> ExperimentsResult:
+    items = _all_items(ws.root)
+    winner = _best_item(items, metric, lower_is_better)
+    if winner is None:
+        raise NotFound(f"no run or registered version on any branch records the metric {metric!r}",
+                       hint="see the available metrics with `nbversion exp compare`")
+    row = [winner["branch"], winner["kind"], winner["id"], winner["status"], winner["metrics"][metric]]
+    direction = "lowest" if (_lower_is_better(metric) if lower_is_better is None else lower_is_better) else "highest"
+    return ExperimentsResult([row], ["branch", "kind", "id", "status", metric],
+                             f"{direction} {metric}: {winner['id']} on {winner['branch']}", winner)
+
+
+# --- merge ------------------------------------------------------------------------------------
+
+def _changed(root, base: str, rev: str) -> set:
+    return {p for _, p in _git.diff_name_status(root, base, rev)}
+
+
+def _resolve(root, path: str, base: str, theirs: str) -> bool:
+    """Resolve one path changed on both sides by rule. False when no rule applies."""
+    if path == str(audit.AUDIT_FILE) or path.endswith(".meta.json"):
+        blobs = _git.cat_files(root, [f"{base}:{path}", f"HEAD:{path}", f"{theirs}:{path}"])
+        rule = merge_rules.merge_audit if path == str(audit.AUDIT_FILE) else merge_rules.merge_meta
+        atomic.write_bytes(root / path, rule(blobs[f"{base}:{path}"], blobs[f"HEAD:{path}"], blobs[f"{theirs}:{path}"]))
+    elif path.endswith(".dvc"):
+        _git.run(root, "checkout", theirs, "--", path)   # the experiment's data wins
+    else:
+        return False
+    _git.add(root, [path])
+    return True
+
+
+def merge(ws, name: str, on_event=None) -> ExperimentsResult:
+    emit = emitter(on_event)
+    branch = _branch(name)
+    if branch not in _git.branches(ws.root, "**"):
+        raise NotFound(f"no experiment {branch}", hint="see `nbversion exp list`")
+    if branch == _git.current_branch(ws.root):
+        raise UsageError(f"you are on {branch}", hint=f"switch to the branch to merge into, e.g. `nbversion checkout {_base_of(ws.root, branch)}`")
+    if _git.run(ws.root, "status", "--porcelain", "--untracked-files=no").strip():
+        raise UncommittedChanges("uncommitted changes in tracked files", hint="commit them first (`nbversion commit -m ...`)")
+    with ws.transaction("exp merge") as tx:
+        base = _git.run(ws.root, "merge-base", "HEAD", branch)
+        both = _changed(ws.root, base, "HEAD") & _changed(ws.root, base, branch)
+        emit(Event("merge", message=f"{branch} into {_git.current_branch(ws.root)}"))
+        try:
+            _git.run(ws.root, "merge", "-q", "--no-ff", "--no-commit", branch)
+        except NbversionError:
+            pass   # conflicts: resolved by rule below, or the merge is aborted
+        conflicts = set(p for p in _git.run(ws.root, "diff", "--name-only", "--diff-filter=U").splitlines() if p)
+        unresolved = [p for p in sorted(both | conflicts) if not _resolve(ws.root, p, base, branch) and p in conflicts]
+        if unresolved:
+            _git.run(ws.root, "merge", "--abort")
+            raise NbversionError(f"cannot merge {branch}: conflicting changes in {', '.join(unresolved)}",
+                                 hint="these are code or data files without a merge rule: resolve them on the "
+                                      "experiment branch (merge the base into it), then merge again")
+        changed_pointers = sorted(p for p in _changed(ws.root, "HEAD", branch) | both if p.endswith(".dvc"))
+        tx.audit("exp merge", branch, {"base": base, "resolved_by_rule": sorted(both)})
+        _git.add(ws.root, [str(audit.AUDIT_FILE)])
+        # a merge commit cannot be a partial commit, so commit everything staged by the merge
+        sha = _git.commit(ws.root, with_trailers(f"nbversion: merge experiment {branch}"), tx.user)
+    checked_out = _checkout_data(ws.root, changed_pointers)
+    return ExperimentsResult([[p] for p in sorted(both)], ["resolved by rule"],
+                             f"merged {branch} as {sha[:8]}" + ("" if checked_out else
+                                                               "; some data is not in the cache: run `nbversion pull`"))
+
+
+def _checkout_data(root, dvc_files: list) -> bool:
+    from ..backends import _dvc
+
+    existing = [p for p in dvc_files if (root / p).exists()]
+    if not existing:
+        return True
+    try:
+        _dvc.checkout(root, existing)
+        return True
+    except NbversionError:
+        return False

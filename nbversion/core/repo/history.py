@@ -1,0 +1,153 @@
+"""`log` and `diff`: history with data changes shown as data, not as `.dvc` pointers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ...errors import UsageError
+from ...render import Result
+from ..backends import _dvc, _git
+from .cell import parse_trailers
+
+CHANGE_WORDS = {"A": "added", "D": "removed", "M": "modified", "T": "modified"}
+
+
+@dataclass
+class LogEntry:
+    commit: str
+    author: str
+    date: str
+    message: str
+    changes: list = field(default_factory=list)     # ["added datasets/coco (data)", ...]
+    notebook: Optional[str] = None
+    cell: Optional[str] = None
+
+
+@dataclass
+class LogResult(Result):
+    entries: list = field(default_factory=list)
+
+    def table(self):
+        rows = []
+        for e in self.entries:
+            cell = f"{e.notebook or ''} [{e.cell}]" if e.cell else ""
+            rows.append([e.commit[:8], e.date[:19].replace("T", " "), e.author,
+                         e.message.splitlines()[0], "; ".join(e.changes[:4])
+                         + (f" (+{len(e.changes) - 4})" if len(e.changes) > 4 else ""), cell])
+        return ["commit", "date", "author", "message", "changes", "cell"], rows
+
+
+def _describe(letter: str, path: str) -> Optional[str]:
+    word = CHANGE_WORDS.get(letter[0], "changed")
+    if path.endswith(".dvc"):
+        return f"{word} {path[:-4]} (data)"
+    if path == ".nbversion/audit.jsonl" or path.endswith("/.gitignore") or path == ".gitignore":
+        return None   # bookkeeping of every commit, not news
+    return f"{word} {path}"
+
+
+def log(ws, n: Optional[int] = None, paths=(), on_event=None) -> LogResult:
+    if n is not None and n < 0:   # git would read -n -5 as "no limit" and print everything
+        raise UsageError(f"-n {n}: give a number of 0 or more", hint="e.g. `nbversion log -n 5`")
+    wanted = []
+    for p in paths:
+        rel = ws.rel(p)
+        wanted += [rel, rel + ".dvc"]
+    entries = []
+    for c in _git.log(ws.root, n, paths=wanted):
+        trailers = parse_trailers(c.body)
+        changes = [d for d in (_describe(s, p) for s, p in c.changes) if d]
+        message = c.subject + ("\n\n" + c.body if c.body else "")
+        entries.append(LogEntry(c.sha, c.email or c.author, c.date, message, changes,
+                                trailers.get("notebook"), trailers.get("cell")))
+    return LogResult(entries)
+
+
+@dataclass
+class FileChange:
+    change: str            # added | removed | modified
+    path: str
+    tracked_by: str        # git | dvc
+    size_before: Optional[int] = None
+    size_after: Optional[int] = None
+
+
+@dataclass
+class DiffResult(Result):
+    rev_a: str
+    rev_b: str
+    files: list = field(default_factory=list)
+
+    def table(self):
+        return (["change", "path", "tracked by", "size before", "size after"],
+                [[f.change, f.path, f.tracked_by, _human(f.size_before), _human(f.size_after)]
+                 for f in self.files])
+
+    def summary(self):
+        counts = {}
+        for f in self.files:
+            counts[f.change] = counts.get(f.change, 0) + 1
+        detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no differences"
+        return f"{self.rev_a} → {self.rev_b}: {detail}"
+
+
+def _human(size: Optional[int]) -> str:
+    if size is None:
+        return ""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def _object_size(root: Path, md5: str) -> Optional[int]:
+    path = _dvc.object_path(root, md5)
+    return path.stat().st_size if path.exists() else None
+
+
+def _worktree_size(root: Path, rel: str) -> Optional[int]:
+    path = root / rel
+    return path.stat().st_size if path.is_file() else None
+
+
+def diff(ws, rev_a: Optional[str] = None, rev_b: Optional[str] = None, on_event=None) -> DiffResult:
+    root = ws.root
+    a = _git.rev_parse(root, rev_a or "HEAD")
+    b = _git.rev_parse(root, rev_b) if rev_b else None
+    files = []
+    sizes_a = _git.tracked_files(root, a)
+    sizes_b = _git.tracked_files(root, b) if b else None
+    for letter, path in _git.diff_name_status(root, a, b):
+        if path.endswith(".dvc") or path == ".nbversion/audit.jsonl" or path.endswith(".gitignore"):
+            continue
+        after = sizes_b.get(path) if sizes_b is not None else _worktree_size(root, path)
+        files.append(FileChange(CHANGE_WORDS.get(letter[0], "modified"), path, "git",
+                                sizes_a.get(path), after))
+    if b is None:  # untracked files in the working tree are "added" too
+        for entry in _git.status(root, untracked="all"):
+            if entry.code == "??" and not entry.path.startswith(".nbversion/tmp"):
+                files.append(FileChange("added", entry.path, "git", None, _worktree_size(root, entry.path)))
+    files += _data_changes(root, a, b)
+    files.sort(key=lambda f: f.path)
+    return DiffResult(rev_a or "HEAD", rev_b or "working tree", files)
+
+
+def _data_changes(root: Path, a: str, b: Optional[str]) -> list[FileChange]:
+    report = _dvc.diff(root, a, b)
+    changes = []
+    for key, word in (("added", "added"), ("deleted", "removed"), ("modified", "modified")):
+        for item in report.get(key, []):
+            path = item["path"]
+            if path.endswith("/"):
+                continue   # the folder entry; its files follow one by one
+            hashes = item["hash"] if isinstance(item["hash"], dict) else (
+                {"new": item["hash"]} if key == "added" else {"old": item["hash"]})
+            before = _object_size(root, hashes["old"]) if hashes.get("old") else None
+            if b is None and key != "deleted":
+                after = _worktree_size(root, path)
+            else:
+                after = _object_size(root, hashes["new"]) if hashes.get("new") else None
+            changes.append(FileChange(word, path, "dvc", before, after))
+    return changes

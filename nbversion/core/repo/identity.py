@@ -1,0 +1,69 @@
+"""Who is acting, and what their role allows.
+
+Identity: NBVERSION_USER, else JUPYTERHUB_USER, else git user.email. Roles live in the
+committed `.nbversion/users.toml`, so local checks are advisory; `audit verify` re-checks
+them against the roles in force at each commit.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+from ...errors import PermissionDenied
+from ..backends import _git
+from .config import META_DIR, load_config, read_toml
+
+ROLES = ("viewer", "contributor", "admin")
+RANK = {role: rank for rank, role in enumerate(ROLES)}
+
+
+def current_user(root: Path | None = None) -> str:
+    for var in ("NBVERSION_USER", "JUPYTERHUB_USER"):
+        if os.environ.get(var):
+            return os.environ[var]
+    email = _git.identity_email(root or Path.cwd())
+    if email:
+        return email
+    return getpass.getuser()
+
+
+def identity_source() -> str:
+    for var in ("NBVERSION_USER", "JUPYTERHUB_USER"):
+        if os.environ.get(var):
+            return var
+    return "git user.email"
+
+
+def users(root: Path) -> dict[str, str]:
+    return dict(read_toml(Path(root) / META_DIR / "users.toml").get("users", {}))
+
+
+def role_of(root: Path, user: str, table: dict | None = None) -> str:
+    table = users(root) if table is None else table
+    return table.get(user) or load_config(root)["core"]["default_role"]
+
+
+def allows(role: str, needed: str) -> bool:
+    return RANK.get(role, -1) >= RANK[needed]
+
+
+def require(root: Path, needed: str, action: str) -> str:
+    """Raise PermissionDenied (and audit the refusal) unless the current user has `needed`."""
+    user = current_user(root)
+    role = role_of(root, user)
+    if allows(role, needed):
+        return user
+    if role not in RANK:   # a typo in users.toml is not a refusal to audit: say where it is
+        from .policy_check import check_users
+        check_users(Path(root))
+    from ..audit import chain as audit
+    from ..backends.lock import workspace_lock
+    with workspace_lock(root, f"refused {action}"):
+        audit.append(root, user, "denied", action, {"role": role, "needed": needed})
+        _git.add(root, [str(audit.AUDIT_FILE)])
+        _git.commit(root, f"nbversion: denied {action} to {user}", user, [str(audit.AUDIT_FILE)])
+    raise PermissionDenied(
+        f"{user} is a {role}; `{action}` needs the {needed} role",
+        hint=f"ask an admin to run `nbversion user add {user} --role {needed}`",
+    )

@@ -1,0 +1,107 @@
+"""Conflict resolution by rule for `exp merge`: `.meta.json` files and the audit log.
+
+Metadata is merged key by key against the common ancestor: a key changed on one side takes
+that side's value; changed on both, dicts merge recursively, lists are unioned (ours first),
+and a scalar takes the experiment's value (the branch being merged in is the newer work).
+When the sides hold different data (`md5`), the description (metrics, params, lineage) comes
+whole from the side whose data is kept: metrics measured on one weights file never end up
+attached to another.
+Audit logs are merged by time and re-chained: the shared prefix stays byte for byte, the
+entries either side added after it are sorted by time and get new `prev`/`hash` values, so
+`audit verify` passes on the merge commit.
+"""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from ..audit import chain as audit
+
+_MISSING = object()
+
+
+def merge_value(base, ours, theirs):
+    if ours == theirs:
+        return ours
+    if base == ours:
+        return theirs
+    if base == theirs:
+        return ours
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return merge_dicts(base if isinstance(base, dict) else {}, ours, theirs)
+    if isinstance(ours, list) and isinstance(theirs, list):
+        return ours + [item for item in theirs if item not in ours]
+    return theirs
+
+
+def merge_dicts(base: dict, ours: dict, theirs: dict) -> dict:
+    merged = {}
+    for key in list(ours) + [k for k in theirs if k not in ours]:
+        value = merge_value(base.get(key, _MISSING), ours.get(key, _MISSING), theirs.get(key, _MISSING))
+        if value is not _MISSING:
+            merged[key] = value
+    return merged
+
+
+def merge_meta(base: Optional[bytes], ours: Optional[bytes], theirs: Optional[bytes]) -> bytes:
+    """Three versions of a `.meta.json` -> the merged file, formatted as nbversion writes it."""
+    load = lambda raw: json.loads(raw) if raw else {}
+    ours_meta, theirs_meta = load(ours), load(theirs)
+    merged = merge_dicts(load(base), ours_meta, theirs_meta)
+    merged = _with_its_own_description(merged, ours_meta, theirs_meta)
+    return (json.dumps(merged, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+def _with_its_own_description(merged: dict, ours: dict, theirs: dict) -> dict:
+    """Metrics, params and lineage describe one file: never pair one side's weights with the other's.
+
+    When the two sides hold different data (`md5`, a dataset's `content_hash`), the side whose
+    data the merge keeps supplies the whole description; a change the other side made described
+    data that is no longer there.
+    """
+    key = next((k for k in ("md5", "content_hash") if k in merged), None)   # models, datasets
+    if key is None or ours.get(key) == theirs.get(key):
+        return merged
+    for side in (ours, theirs):
+        if side.get(key) == merged[key]:
+            return side
+    return merged
+
+
+def _entries(raw: Optional[bytes]) -> list:
+    """Parsed lines; a torn last line (a write cut off) is dropped."""
+    entries = []
+    for line in (raw or b"").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    return entries
+
+
+def _identity(entry: dict) -> str:
+    """What an entry says, without its chain fields: the same event after re-chaining is the same."""
+    return json.dumps({k: entry.get(k) for k in audit.FIELDS if k != "prev"}, sort_keys=True, default=str)
+
+
+def merge_audit(base: Optional[bytes], ours: Optional[bytes], theirs: Optional[bytes]) -> bytes:
+    ours_entries, theirs_entries = _entries(ours), _entries(theirs)
+    prefix = 0
+    while (prefix < min(len(ours_entries), len(theirs_entries))
+           and ours_entries[prefix].get("hash") == theirs_entries[prefix].get("hash")):
+        prefix += 1
+    kept, seen = ours_entries[:prefix], {_identity(e) for e in ours_entries[:prefix]}
+    rest = []
+    for entry in ours_entries[prefix:] + theirs_entries[prefix:]:
+        if _identity(entry) not in seen:
+            seen.add(_identity(entry))
+            rest.append(entry)
+    rest.sort(key=lambda e: (e.get("time") or "", _identity(e)))
+    prev = kept[-1]["hash"] if kept else audit.GENESIS
+    lines = [json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for e in kept]
+    for entry in rest:
+        entry = {k: entry.get(k) for k in audit.FIELDS}
+        entry["prev"] = prev
+        entry["hash"] = prev = audit.entry_hash(entry)
+        lines.append(json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    return ("\n".join(lines) + "\n").encode() if lines else b""

@@ -1,0 +1,149 @@
+"""The policy files `.nbversion/rules.toml`, `users.toml` and `config.toml`, checked at `commit`.
+
+A rules.toml with a typo would otherwise be committed and break every later `promote` (or,
+worse, silently drop a gate: `gate = ...` instead of `gates = ...`). Each problem names the
+file and line and says what a valid value looks like; nothing is written when one is found.
+Keys this version does not know in config.toml are left alone (newer versions add some).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ...errors import InvalidInput, UsageError
+from .config import META_DIR, tomllib
+from .identity import ROLES
+
+RULES, USERS, CONFIG = (f"{META_DIR}/{n}" for n in ("rules.toml", "users.toml", "config.toml"))
+STAGE_KEYS = {"role", "promotes_from", "gates", "deploy"}
+DEPLOY_KEYS = {"command", "webhook", "timeout"}
+ROLE_HINT = "roles are: " + ", ".join(ROLES)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# config.toml: (section, key) -> (is it valid, what a valid value is)
+CONFIG_KEYS = {
+    ("core", "large_file_bytes"): (lambda v: _int(v) and v >= 0, "a whole number of bytes, e.g. 1000000"),
+    ("core", "data_dirs"): (lambda v: isinstance(v, list) and all(isinstance(d, str) and d for d in v),
+                            'a list of folder names, e.g. ["datasets", "models"]'),
+    ("core", "default_role"): (lambda v: v in ROLES, "one of " + ", ".join(ROLES)),
+    ("core", "lock_timeout"): (lambda v: _number(v) and v >= 0, "seconds, e.g. 120"),
+    ("core", "link"): (lambda v: v in ("copy", "hardlink"), '"copy" (the default) or "hardlink"'),
+    ("datasets", "max_zip_bytes"): (lambda v: _int(v) and v > 0, "a whole number of bytes"),
+    ("datasets", "max_zip_ratio"): (lambda v: _number(v) and v > 0, "a number, e.g. 200"),
+    ("gc", "keep_last"): (lambda v: _int(v) and v >= 1, "a whole number, at least 1"),
+    ("gc", "older_than_days"): (lambda v: _number(v) and v >= 0, "days, e.g. 30"),
+}
+
+
+def _line(text: str, *needles: str) -> int:
+    """The first line holding the first needle found (0: none)."""
+    for needle in needles:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if needle and needle in line:
+                return number
+    return 0
+
+
+def _bad(rel: str, line: int, what: str, hint: str) -> InvalidInput:
+    return InvalidInput(f"{rel}:{line}: {what}" if line else f"{rel}: {what}",
+                        hint=f"{hint}; nothing was committed")
+
+
+def _parse(root: Path, rel: str) -> tuple[dict, str]:
+    text = (root / rel).read_text(encoding="utf-8", errors="replace")
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise _bad(rel, int(match.group(1)) if match else 0, f"not valid TOML ({exc})",
+                   "fix the syntax (strings need quotes, tables look like [stages.champion])") from None
+
+
+def check_rules(root: Path) -> None:
+    from . import names
+    from ..registry import rules
+
+    data, text = _parse(root, RULES)
+    stages = data.get("stages", {})
+    if not isinstance(stages, dict):
+        raise _bad(RULES, _line(text, "stages"), "`stages` must be a table", "write [stages.champion]")
+    for stage, raw in stages.items():
+        where = _line(text, f"[stages.{stage}]", f"stages.{stage}", stage)
+        try:
+            names.check_name(stage, "stage")
+        except UsageError as exc:   # say it with the file and line
+            raise _bad(RULES, where, exc.message, exc.hint or "") from None
+        if not isinstance(raw, dict):
+            raise _bad(RULES, where, f"[stages.{stage}] must be a table", "e.g. [stages.champion] role = \"admin\"")
+        for key in raw:
+            if key not in STAGE_KEYS:
+                raise _bad(RULES, _line(text, f"{key} =", f"{key}=", key), f"unknown setting {key!r} in stage {stage}",
+                           "a stage takes " + ", ".join(sorted(STAGE_KEYS)))
+        role = raw.get("role", "admin")
+        if role not in ROLES:
+            raise _bad(RULES, _line(text, f'"{role}"', "role"), f"unknown role {role!r} for stage {stage}", ROLE_HINT)
+        before = raw.get("promotes_from")
+        if before is not None and (not isinstance(before, str) or not names.NAME_RE.fullmatch(before)):
+            raise _bad(RULES, _line(text, "promotes_from"), f"promotes_from of stage {stage} must be a stage name",
+                       'e.g. promotes_from = "qa"')
+        if not isinstance(raw.get("gates", []), list):
+            raise _bad(RULES, _line(text, "gates"), f"gates of stage {stage} must be a list",
+                       'e.g. gates = ["metrics.mAP50-95 >= 0.5"]')
+        _check_deploy(raw.get("deploy", {}), stage, text)
+    rules.load(root)   # the gates themselves: file:line for each one it cannot read
+
+
+def _check_deploy(deploy, stage: str, text: str) -> None:
+    where = _line(text, f"[stages.{stage}.deploy]", "deploy")
+    if not isinstance(deploy, dict):
+        raise _bad(RULES, where, f"deploy of stage {stage} must be a table", '[stages.champion.deploy] command = "..."')
+    for key, value in deploy.items():
+        line = _line(text, f"{key} =", key) or where
+        if key not in DEPLOY_KEYS:
+            raise _bad(RULES, line, f"unknown deploy setting {key!r} in stage {stage}",
+                       "a deploy hook takes " + ", ".join(sorted(DEPLOY_KEYS)))
+        if key == "timeout" and not (_number(value) and value > 0):
+            raise _bad(RULES, line, f"deploy timeout of stage {stage} must be a number of seconds", "e.g. timeout = 300")
+        if key != "timeout" and not isinstance(value, str):
+            raise _bad(RULES, line, f"deploy {key} of stage {stage} must be a string", f'e.g. {key} = "..."')
+
+
+def check_users(root: Path) -> None:
+    data, text = _parse(root, USERS)
+    users = data.get("users", {})
+    if not isinstance(users, dict):
+        raise _bad(USERS, _line(text, "users"), "`users` must be a table", '[users] then "id" = "role" lines')
+    for user, role in users.items():
+        if role not in ROLES:
+            raise _bad(USERS, _line(text, user), f"unknown role {role!r} for {user}", ROLE_HINT)
+
+
+def check_config(root: Path) -> None:
+    check_config_values(*_parse(root, CONFIG))
+
+
+def check_config_values(data: dict, text: str) -> None:
+    """The known settings of a parsed config.toml (also checked each time it is loaded)."""
+    for (section, key), (valid, expected) in CONFIG_KEYS.items():
+        values = data.get(section, {})
+        if isinstance(values, dict) and key in values and not valid(values[key]):
+            raise _bad(CONFIG, _line(text, f"{key} =", f"{key}=", key),
+                       f"[{section}] {key} = {values[key]!r} is not valid", f"use {expected}")
+
+
+CHECKS = {RULES: check_rules, USERS: check_users, CONFIG: check_config}
+
+
+def check(root: Path, paths) -> None:
+    """Check each policy file among `paths` (workspace-relative) that exists; raise on the first problem."""
+    for rel in sorted(set(paths) & set(CHECKS)):
+        if (Path(root) / rel).is_file():
+            CHECKS[rel](Path(root))

@@ -1,0 +1,62 @@
+"""`user add`, `user list`, `whoami`: roles in the committed `.nbversion/users.toml`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import UsageError
+from ...render import Result
+from . import identity
+from .config import META_DIR, read_toml, write_toml
+
+
+@dataclass
+class WhoamiResult(Result):
+    user: str
+    role: str
+    source: str
+
+    def table(self):
+        return ["user", "role", "identity from"], [[self.user, self.role, self.source]]
+
+
+@dataclass
+class UserListResult(Result):
+    users: dict = field(default_factory=dict)
+    changed: str | None = None
+
+    def table(self):
+        return ["user", "role"], [[u, r] for u, r in sorted(self.users.items())]
+
+    def summary(self):
+        return self.changed or ""
+
+
+def whoami(ws) -> WhoamiResult:
+    user = identity.current_user(ws.root)
+    return WhoamiResult(user, identity.role_of(ws.root, user), identity.identity_source())
+
+
+def user_list(ws) -> UserListResult:
+    return UserListResult(identity.users(ws.root))
+
+
+MAX_ID = 254   # the longest e-mail address; JupyterHub names are shorter
+
+
+def user_add(ws, user_id: str, role: str) -> UserListResult:
+    if not user_id or len(user_id) > MAX_ID or any(c.isspace() or not c.isprintable() for c in user_id):
+        shown = user_id if len(user_id) <= 60 else user_id[:59] + "…"
+        raise UsageError(f"{shown!r} is not a user id: an e-mail or a JupyterHub name, 1 to {MAX_ID} characters, "
+                         "no spaces", hint="e.g. `nbversion user add ana@example.com --role contributor`")
+    if role not in identity.ROLES:
+        raise UsageError(f"unknown role {role!r}", hint="use one of: " + ", ".join(identity.ROLES))
+    with ws.transaction("user add", role="admin") as tx:
+        path = ws.root / META_DIR / "users.toml"
+        data = read_toml(path)
+        table = data.setdefault("users", {})
+        before = table.get(user_id)
+        table[user_id] = role
+        write_toml(path, data)
+        tx.audit("user add", user_id, {"role": role, "previous_role": before})
+        tx.commit(f"nbversion: {user_id} is {role}", [f"{META_DIR}/users.toml"])
+    return UserListResult(table, f"{user_id} is now {role}" + (f" (was {before})" if before else ""))

@@ -1,0 +1,352 @@
+"""How data files relate to the DVC cache: `core.link` is the one owner of that choice.
+
+- `copy` (default): a workspace file and its cache object never share an inode. The object is
+  a reflink (shared extents, copy-on-write) where the filesystem can, else a real copy made
+  while hashing, so each byte is read once. An edit in place can never change a stored version.
+- `hardlink` (opt-in): the workspace file *is* the cache object (no second copy on disk); both
+  are read-only, and `unprotect PATH` swaps a file for a private writable copy before an edit.
+
+Pure file work, no dvc import: `_dvc.add` drives it with the cache folder DVC reports.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import stat
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import InvalidInput
+
+MODES = ("copy", "hardlink")
+DVC_CACHE_TYPE = {"copy": "reflink,copy", "hardlink": "hardlink,copy"}
+CACHE_MODE = 0o444            # DVC's mode for cache objects (and hard-linked workspace files)
+CHUNK = 1 << 20
+BIG_FILE = 64 << 20           # from here a copy runs beside the hashing instead of through it
+TMP_DIR = ".nbv-tmp"          # inside the cache folder, so a rename into place never crosses filesystems
+FICLONE = 0x40049409          # linux/fs.h: _IOW(0x94, 9, int)
+
+
+def link_mode(config: dict) -> str:
+    """`core.link` from a loaded config; an unknown value is refused before anything is written."""
+    mode = str(config.get("core", {}).get("link", "copy"))
+    if mode not in MODES:
+        raise InvalidInput(f".nbversion/config.toml: core.link = {mode!r} is not one of {', '.join(MODES)}",
+                           hint='set `link = "copy"` (safe default) or `link = "hardlink"` under [core]')
+    return mode
+
+
+def dvc_cache_type(mode: str) -> str:
+    """What `.dvc/config` must say so DVC's own checkouts make the same kind of files."""
+    return DVC_CACHE_TYPE[mode]
+
+
+# --- storing files into the cache ---------------------------------------------------------
+
+@dataclass
+class StoreReport:
+    hashes: dict = field(default_factory=dict)    # absolute path -> md5
+    methods: dict = field(default_factory=dict)   # "reflink" | "copy" | "hardlink" | "present" -> count
+
+
+def object_path(cache: Path, md5: str) -> Path:
+    """Where DVC 3 keeps object `md5`: `cache` is `repo.cache.local.path` (already ends in files/md5)."""
+    return Path(cache) / md5[:2] / md5[2:]
+
+
+def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: dict | None = None) -> StoreReport:
+    """Put each file's object into the cache, hashing it on the way; files in parallel (hashlib
+    and file I/O release the GIL). Returns the hashes so DVC need not read the files again.
+
+    `known` (path -> md5) is for files nbversion itself just wrote while hashing them (an import's
+    private copy): they are not hashed again, and not even read when their object is present."""
+    report = StoreReport()
+    if not paths:
+        return report
+    # scratch left by an add killed mid-way: every add runs under the workspace lock, so no other
+    # add of this workspace is live now (`verify` reports such scratch as orphan objects)
+    shutil.rmtree(Path(cache) / TMP_DIR, ignore_errors=True)
+    tmp = Path(cache) / TMP_DIR / uuid.uuid4().hex
+    tmp.mkdir(parents=True)
+    clone = _Clone()
+    known = known or {}
+
+    def one(path: str):
+        if mode != "hardlink" and path in known:
+            return _store_known(Path(path), known[path], Path(cache), tmp, clone)
+        return (_store_hardlink if mode == "hardlink" else _store_copy)(Path(path), Path(cache), tmp, clone)
+
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(paths), 32))
+    # a few large batches, not one future per file: at 10,000 small files the pool's own locking
+    # cost more than the copies (measured: 4.2 s -> see benchmarks/README.md)
+    batches = [paths[i::workers * 4] for i in range(min(len(paths), workers * 4))]
+    _make_fanout(Path(cache))
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for done in pool.map(lambda batch: [(p, *one(p)) for p in batch], batches):
+                for path, md5, method in done:
+                    report.hashes[str(path)] = md5
+                    report.methods[method] = report.methods.get(method, 0) + 1
+        from ..repo.commit import _checkpoint
+        _checkpoint("store-before-cleanup")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            tmp.parent.rmdir()
+    return report
+
+
+def _make_fanout(cache: Path) -> None:
+    """The 256 two-hex-digit folders objects go in, made once rather than tried once per file."""
+    for n in range(256):
+        (cache / f"{n:02x}").mkdir(parents=True, exist_ok=True)
+
+
+class _Clone:
+    """Whether reflinks work between the working tree and the cache: asked once per `store`, not per
+    file (a refused ioctl costs little, but 10,000 of them do not)."""
+
+    def __init__(self):
+        self.works = None
+
+    def into(self, source, target) -> bool:
+        if self.works is False:
+            return False
+        ok = _ficlone(source, target)
+        if self.works is None:
+            self.works = ok
+        return ok
+
+
+def _store_copy(path: Path, cache: Path, tmp: Path, clone: _Clone) -> tuple[str, str]:
+    """A private object for `path`: a reflink plus one hashing read, else a copy while hashing."""
+    scratch = tmp / uuid.uuid4().hex
+    with open(path, "rb", buffering=0) as source, _create_readonly(scratch) as target:
+        if clone.into(source, target):
+            md5, method = _hash_stream(source), "reflink"
+        elif os.fstat(source.fileno()).st_size >= BIG_FILE:
+            md5, method = _copy_beside_hashing(path, source, target), "copy"
+        else:
+            md5, method = _copy_hashing(source, target), "copy"
+    obj = object_path(cache, md5)
+    if obj.exists():
+        scratch.unlink()
+        return md5, "present"
+    os.replace(scratch, obj)
+    return md5, method
+
+
+def _create_readonly(path: Path):
+    """A new file opened for writing that is already read-only (DVC's mode for objects): one
+    syscall fewer per object than a chmod afterwards."""
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, CACHE_MODE), "wb", buffering=0)
+
+
+def _store_known(path: Path, md5: str, cache: Path, tmp: Path, clone: _Clone) -> tuple[str, str]:
+    """A file whose hash is known: nothing to do if its object exists, else an in-kernel copy."""
+    obj = object_path(cache, md5)
+    if obj.exists():
+        return md5, "present"
+    scratch = tmp / uuid.uuid4().hex
+    with open(path, "rb") as source, open(scratch, "wb") as target:
+        cloned = clone.into(source, target)
+    if not cloned:
+        shutil.copyfile(path, scratch)   # sendfile/copy_file_range: no pass through Python
+    os.chmod(scratch, CACHE_MODE)
+    obj.parent.mkdir(exist_ok=True)
+    os.replace(scratch, obj)
+    return md5, "reflink" if cloned else "copy"
+
+
+def _store_hardlink(path: Path, cache: Path, tmp: Path, clone: _Clone) -> tuple[str, str]:
+    """Opt-in: the workspace file and the object become one read-only inode."""
+    md5 = file_md5(path)
+    obj = object_path(cache, md5)
+    if obj.exists():
+        if not _same_inode(path, obj):   # same bytes already stored: link to that object instead
+            _replace_with_link(obj, path)
+        method = "present"
+    else:
+        obj.parent.mkdir(exist_ok=True)
+        try:
+            os.link(path, obj)
+            method = "hardlink"
+        except OSError:   # the cache is on another filesystem: fall back to a copy
+            return _store_copy(path, cache, tmp, clone)
+    os.chmod(obj, CACHE_MODE)
+    return md5, method
+
+
+def _replace_with_link(obj: Path, path: Path) -> None:
+    scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.nbv")
+    try:
+        os.link(obj, scratch)
+        os.replace(scratch, path)
+    except OSError:
+        scratch.unlink(missing_ok=True)
+
+
+def _ficlone(source, target) -> bool:
+    """Make open file `target` share `source`'s extents (XFS, Btrfs...). False where unsupported."""
+    import fcntl
+
+    try:
+        fcntl.ioctl(target.fileno(), FICLONE, source.fileno())
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EPERM):
+            raise
+        return False
+
+
+_buffers = threading.local()
+
+
+def _buffer() -> tuple[bytearray, memoryview]:
+    """One reusable buffer per thread: a fresh 1 MB bytearray per file is a 1 MB memset per file."""
+    if not hasattr(_buffers, "buffer"):
+        _buffers.buffer = bytearray(CHUNK)
+        _buffers.view = memoryview(_buffers.buffer)
+    return _buffers.buffer, _buffers.view
+
+
+def _copy_hashing(source, target) -> str:
+    """One read of each byte: hashed and written from the same buffer."""
+    digest = hashlib.md5()
+    buffer, view = _buffer()
+    while n := source.readinto(buffer):
+        digest.update(view[:n])
+        written = 0
+        while written < n:   # raw (unbuffered) writes may be short
+            written += target.write(view[written:n])
+    return digest.hexdigest()
+
+
+def _copy_beside_hashing(path: Path, source, target) -> str:
+    """A big file: an in-kernel copy (no pass through Python) on one core while this one hashes,
+    since one md5 cannot be split across cores; the second read comes from the page cache."""
+    copier = ThreadPoolExecutor(1)
+    try:
+        copying = copier.submit(_kernel_copy, path, target)
+        md5 = _hash_stream(source)
+        copying.result()
+    finally:
+        copier.shutdown()
+    return md5
+
+
+def _kernel_copy(path: Path, target) -> None:
+    with open(path, "rb", buffering=0) as again:
+        size, offset = os.fstat(again.fileno()).st_size, 0
+        while offset < size:
+            sent = os.sendfile(target.fileno(), again.fileno(), offset, min(size - offset, 1 << 30))
+            if sent == 0:
+                break
+            offset += sent
+
+
+def _hash_stream(source) -> str:
+    digest = hashlib.md5()
+    buffer, view = _buffer()
+    while n := source.readinto(buffer):
+        digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    with open(path, "rb", buffering=0) as source:
+        return _hash_stream(source)
+
+
+def _same_inode(a: Path, b: Path) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def place(obj: Path, target: Path, mode: str) -> None:
+    """Materialise cache object `obj` as a new working-tree file `target`, as `core.link` says:
+    a reflink or a copy (writable), or with the opt-in a read-only hard link."""
+    if mode == "hardlink":
+        try:
+            os.link(obj, target)
+            return
+        except OSError:   # another filesystem: a copy below
+            pass
+    with open(obj, "rb") as source, open(target, "wb") as out:
+        cloned = _ficlone(source, out)
+    if not cloned:
+        shutil.copyfile(obj, target)
+
+
+# --- links already in the working tree -----------------------------------------------------
+
+def linked_objects(cache: Path) -> set:
+    """(device, inode) of every cache object that has another name somewhere (link count > 1).
+    Empty in a healthy copy-mode workspace, so `verify` then looks no further."""
+    found = set()
+    for shard in Path(cache).glob("??"):
+        for entry in os.scandir(shard):
+            info = entry.stat(follow_symlinks=False)
+            if info.st_nlink > 1:
+                found.add((info.st_dev, info.st_ino))
+    return found
+
+
+def shared_with_cache(paths, linked: set) -> list:
+    """Those of `paths` that are the very inode of a cache object (`linked`, from linked_objects)."""
+    found = []
+    for path in paths:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if info.st_nlink > 1 and (info.st_dev, info.st_ino) in linked:
+            found.append(path)
+    return found
+
+
+def break_link(path: Path) -> bool:
+    """Give `path` its own writable inode (copy, then rename over it). False if it already had one."""
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode) or (info.st_nlink == 1 and info.st_mode & stat.S_IWUSR):
+        return False
+    scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.nbv")
+    try:
+        with open(path, "rb") as source, open(scratch, "wb") as target:
+            cloned = _ficlone(source, target)
+        if not cloned:
+            shutil.copyfile(path, scratch)
+        os.chmod(scratch, (info.st_mode & 0o777) | stat.S_IWUSR | stat.S_IRUSR)
+        os.replace(scratch, path)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def nested_orphans(cache: Path) -> Path | None:
+    """Objects an old nbversion wrote under `<cache>/files/md5/` (it appended files/md5 twice)."""
+    nested = Path(cache) / "files"       # not a shard name (two hex digits): nothing else lives there
+    return nested if nested.is_dir() else None
+
+
+def remove_tree(path: Path) -> int:
+    """Delete a folder of read-only objects; returns the bytes freed."""
+    freed = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                freed += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    shutil.rmtree(path, ignore_errors=True)
+    return freed

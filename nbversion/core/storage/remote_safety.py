@@ -1,0 +1,56 @@
+"""`remote add` changes nothing unless it completes: what it checks first, what it puts back.
+
+DVC's remote is written before git's, so a failure in between (a name git refuses, an SSH
+server that is down) would leave `.dvc/config` with a half-added remote and the default moved.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from ...errors import NbversionError, UsageError
+from ..backends import _git
+from ..repo import names
+
+
+def check_remote_add(name: str, url: str, git_url: Optional[str]) -> None:
+    """Everything `remote add` can refuse, before anything is written."""
+    from .remotes import _kind
+
+    names.check_name(name, "remote")
+    if _kind(url) == "s3" and not git_url:
+        raise UsageError(f"{url}: an S3 remote holds data only, and nbversion will not guess where history goes",
+                         hint=f"give the git repo for history too: `nbversion remote add {name} {url} "
+                              "--git git@host:org/repo.git` (a folder or ssh:// URL holds both)")
+
+
+def settings(root) -> dict:
+    """What `remote add` may change, to put back if it fails half-way."""
+    files = {n: (Path(root) / ".dvc" / n).read_bytes() if (Path(root) / ".dvc" / n).exists() else None
+             for n in ("config", "config.local")}
+    try:
+        ssh = _git.run(root, "config", "--local", "core.sshCommand")
+    except NbversionError:
+        ssh = None
+    return {"files": files, "git": _git.remotes(root), "ssh": ssh}
+
+
+def restore(root, name: str, saved: dict) -> None:
+    for fname, data in saved["files"].items():
+        path = Path(root) / ".dvc" / fname
+        if data is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(data)
+    before, now = saved["git"].get(name), _git.remotes(root).get(name)
+    if before is None and now is not None:
+        _git.run(root, "remote", "remove", name)
+    elif before is not None and now != before:
+        _git.run(root, "remote", "set-url", name, before)
+    if saved["ssh"] is None:
+        try:
+            _git.run(root, "config", "--local", "--unset", "core.sshCommand")
+        except NbversionError:
+            pass   # it was not set then either
+    else:
+        _git.run(root, "config", "core.sshCommand", saved["ssh"])

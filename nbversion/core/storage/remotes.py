@@ -1,0 +1,389 @@
+"""`remote add`, `push`, `pull`, `clone`: one remote name for both history (git) and data (DVC).
+
+Layout of a remote URL:
+- a local folder `DIR`: history in the bare repo `DIR/git`, data in `DIR/data` (both created);
+- `ssh://[user@]host[:port]/path`: the same two folders on the server (`git init --bare` over ssh);
+- `s3://bucket/prefix`: data only (an S3 store cannot hold git); give `--git URL` for history.
+`--git URL` always overrides where history goes. The DVC remote is written to the committed
+`.dvc/config` so a fresh clone (and plain `dvc pull`) finds it; key files stay in
+`.dvc/config.local`. Data is pushed before history, so a teammate who sees a commit can fetch
+its data. Transfers write to a temporary name and rename, so kill -9 leaves no corrupt object.
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlparse
+
+from ...errors import NbversionError, NotFound, UsageError
+from ...events import Event, emitter
+from ...extras import require_for_url
+from ...render import Result
+from ..backends import _git
+from . import remote_safety
+from .verify import cache_path
+
+
+@dataclass
+class RemoteListResult(Result):
+    remotes: list = field(default_factory=list)    # [{"name", "data", "history", "default"}]
+    changed: str = ""
+
+    def table(self):
+        rows = [[r["name"], r["data"], r["history"] or "(none)", "yes" if r["default"] else ""]
+                for r in self.remotes]
+        return ["remote", "data", "history", "default"], rows
+
+    def summary(self):
+        return self.changed
+
+
+@dataclass
+class TransferResult(Result):
+    action: str
+    remote: str
+    objects: int
+    history: str
+    seconds: float
+    directory: str = ""
+
+    def table(self):
+        return ["part", "what happened"], [["data", f"{self.objects} object(s) transferred"],
+                                           ["history", self.history]]
+
+    def summary(self):
+        where = f" into {self.directory}" if self.directory else ""
+        return f"{self.action} {self.remote}{where}: done in {self.seconds:.1f}s"
+
+
+# --- remote add / list ------------------------------------------------------------------------
+
+def _kind(url: str) -> str:
+    scheme = urlparse(url).scheme
+    if scheme in ("ssh", "s3"):
+        return scheme
+    if scheme in ("", "file"):
+        return "folder"
+    raise UsageError(f"unsupported remote URL {url!r}",
+                     hint="use a local folder, ssh://[user@]host[:port]/path or s3://bucket/prefix")
+
+
+def _folder(url: str) -> Path:
+    return Path(urlparse(url).path if url.startswith("file://") else url).expanduser().resolve()
+
+
+def _ssh_command(keyfile: Optional[str]) -> list:
+    cmd = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
+    if keyfile:
+        cmd += ["-i", str(Path(keyfile).expanduser().resolve()), "-o", "IdentitiesOnly=yes"]
+    return cmd
+
+
+def _ssh_init_bare(url: str, keyfile: Optional[str]) -> None:
+    """Create the history repo on an SSH server: git cannot push into a folder that is not a repo."""
+    parts = urlparse(url)
+    target = (f"{parts.username}@" if parts.username else "") + (parts.hostname or "")
+    cmd = _ssh_command(keyfile) + (["-p", str(parts.port)] if parts.port else []) + [
+        target, f"git init -q --bare {shlex.quote(parts.path)}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise NbversionError(f"could not create the history repo {url}: {proc.stderr.strip()}",
+                             hint="check the SSH login (try `ssh` by hand) or give --git URL of an existing repo")
+
+
+def _layout(root, url: str, git_url: Optional[str], keyfile: Optional[str]) -> tuple[str, Optional[str]]:
+    """(data URL for DVC, history URL for git or None) of a remote URL."""
+    kind = _kind(url)
+    if kind == "folder":
+        base = _folder(url)
+        if git_url is None:
+            (base / "git").mkdir(parents=True, exist_ok=True)
+            if not (base / "git" / "HEAD").exists():
+                _git.run(root, "init", "-q", "--bare", str(base / "git"))
+            git_url = str(base / "git")
+        return str(base / "data"), git_url
+    if kind == "ssh":
+        base = url.rstrip("/")
+        if git_url is None:
+            git_url = f"{base}/git"
+            _ssh_init_bare(git_url, keyfile)
+        return f"{base}/data", git_url
+    return url, git_url
+
+
+def _set_git_remote(root, name: str, git_url: str, keyfile: Optional[str]) -> None:
+    if name in _git.remotes(root):
+        _git.run(root, "remote", "set-url", name, git_url)
+    else:
+        _git.run(root, "remote", "add", name, git_url)
+    if keyfile:   # git's own ssh then uses the same key as DVC
+        _git.run(root, "config", "core.sshCommand", shlex.join(_ssh_command(keyfile)))
+
+
+def remote_add(ws, name: str, url: str, git_url: Optional[str] = None, endpoint_url: Optional[str] = None,
+               keyfile: Optional[str] = None, default: bool = True, on_event=None) -> RemoteListResult:
+    from ..backends import _dvc
+
+    remote_safety.check_remote_add(name, url, git_url)
+    require_for_url(url, "remote add")
+    with ws.transaction("remote add") as tx:
+        saved = remote_safety.settings(ws.root)
+        try:
+            data_url, git_url = _layout(ws.root, url, git_url, keyfile)
+            options = {"endpointurl": endpoint_url} if endpoint_url else {}
+            local = {"keyfile": str(Path(keyfile).expanduser().resolve())} if keyfile else {}
+            _dvc.remote_add(ws.root, name, data_url, default=default, options=options, local_options=local)
+            if git_url:
+                _set_git_remote(ws.root, name, git_url, keyfile)
+        except BaseException:
+            remote_safety.restore(ws.root, name, saved)   # no half-added remote, default unmoved
+            raise
+        tx.audit("remote add", name, {"data": data_url, "history": git_url})
+        tx.commit(f"nbversion: remote {name}", [".dvc/config"])
+    result = remote_list(ws)
+    result.changed = f"remote {name}: data -> {data_url}, history -> {git_url or '(none: give --git URL)'}"
+    return result
+
+
+def remote_list(ws) -> RemoteListResult:
+    from ..backends import _dvc
+
+    data, default = _dvc.remote_list(ws.root)
+    history = _git.remotes(ws.root)
+    names = sorted(set(data) | set(history))
+    rows = [{"name": n, "data": data.get(n, {}).get("url", ""), "history": history.get(n),
+             "default": n == default} for n in names]
+    return RemoteListResult(rows)
+
+
+def _dvc_remote_names(root) -> tuple[set, Optional[str]]:
+    """DVC remote names and the default, read from `.dvc/config` (+ `config.local`) as plain INI:
+    opening a DVC repo only to read two settings costs more than a small push."""
+    import configparser
+
+    names, default = set(), None
+    for name in ("config", "config.local"):
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            parser.read(Path(root) / ".dvc" / name)
+        except configparser.Error:
+            from ..backends import _dvc
+            data, default = _dvc.remote_list(root)
+            return set(data), default
+        for section in parser.sections():
+            section = section.strip("'")     # DVC writes ['remote "name"']
+            if section.startswith('remote "') and section.endswith('"'):
+                names.add(section[len('remote "'):-1])
+        default = (parser.get("core", "remote", fallback=default) or "").strip("\"'") or None
+    return names, default
+
+
+def _data_url(root, name: str) -> str:
+    """The URL of DVC remote `name` (read as plain INI, like `_dvc_remote_names`)."""
+    import configparser
+
+    url = ""
+    for file in ("config", "config.local"):
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            parser.read(Path(root) / ".dvc" / file)
+        except configparser.Error:
+            return ""
+        for section in (f'remote "{name}"', f"'remote \"{name}\"'"):
+            url = parser.get(section, "url", fallback=url)
+    return url
+
+
+def _resolve_remote(root, remote: Optional[str]) -> tuple[str, bool]:
+    """(remote name, whether DVC knows it)."""
+    data, default = _dvc_remote_names(root)
+    name = remote or default
+    if not name:
+        raise NotFound("no remote given and no default remote",
+                       hint="add one with `nbversion remote add NAME URL`")
+    if name not in data and name not in _git.remotes(root):
+        raise NotFound(f"unknown remote {name!r}", hint="see `nbversion remote list`")
+    return name, name in data
+
+
+def _history_remote(root, name: str, explicit: bool) -> Optional[str]:
+    """The git remote for history: the same name, else (no name given) the one a plain
+    `git clone` made, `origin`, so a colleague's clone pushes and pulls history too."""
+    remotes = _git.remotes(root)
+    if name in remotes:
+        return name
+    return "origin" if not explicit and "origin" in remotes else None
+
+
+def _version_objects(root, all_versions: bool, registered: bool, remote: str, fetch: bool) -> set:
+    """Every object of the chosen versions. DVC's own `push -A` skips commits older than the
+    remote's entry in .dvc/config, so the objects are listed here and transferred as a set."""
+    from . import verify
+
+    anchors, _ = verify.tag_anchors(root)
+    if registered:
+        anchors = [a for a in anchors if not a.label.startswith("dataset ")]
+    elif all_versions:
+        anchors += verify.commit_anchors(root)
+    return set(verify.objects_for(root, anchors, include_worktree=not registered, remote=remote, fetch=fetch))
+
+
+# --- push / pull ------------------------------------------------------------------------------
+
+def push(ws, remote: Optional[str] = None, all_versions: bool = False, registered: bool = False,
+         on_event=None) -> TransferResult:
+    """Data first (current commit, every commit, or registered versions), then branch and tags."""
+    from ..backends import _dvc
+
+    emit, started = emitter(on_event), time.monotonic()
+    name, has_data = _resolve_remote(ws.root, remote)
+    if has_data:
+        require_for_url(_data_url(ws.root, name), "push")
+    objects = 0
+    if has_data:
+        emit(Event("push", 0, 2, f"data to {name}"))
+        if all_versions or registered:
+            wanted = _version_objects(ws.root, all_versions, registered, name, fetch=False)
+            present = {m for m in wanted if cache_path(ws.root, m).exists()}
+            with _dvc.transfer_progress(emit):
+                objects = _dvc.push_objects(ws.root, present, name)
+        else:
+            with _dvc.transfer_progress(emit):
+                objects = _dvc.push(ws.root, name)
+    history = "no git remote of this name"
+    if git_remote := _history_remote(ws.root, name, remote is not None):
+        emit(Event("push", 1, 2, f"history to {git_remote}"))
+        history = _push_history(ws.root, git_remote, all_versions)
+    emit(Event("push", 2, 2, "done"))
+    return TransferResult("push", name, objects or 0, history, time.monotonic() - started)
+
+
+def _push_history(root, name: str, all_versions: bool) -> str:
+    branch = _git.current_branch(root)
+    if all_versions:   # git refuses --all together with --tags: two pushes
+        _git.run(root, "push", "-q", "--all", name)
+        _git.run(root, "push", "-q", "--tags", name)
+    elif branch:       # one connection for the branch and every tag
+        _git.run(root, "push", "-q", "--tags", "-u", name, f"HEAD:refs/heads/{branch}")
+    else:
+        _git.run(root, "push", "-q", "--tags", name)
+    return ("all branches" if all_versions else f"branch {branch}" if branch else "detached HEAD: no branch") + " and tags"
+
+
+def pull(ws, remote: Optional[str] = None, all_versions: bool = False, registered: bool = False,
+         on_event=None) -> TransferResult:
+    """History and tags (fast-forward only), then the data of the checkout (and of other versions)."""
+    from ..backends import _dvc
+    from ..backends.lock import workspace_lock
+
+    emit, started = emitter(on_event), time.monotonic()
+    name, has_data = _resolve_remote(ws.root, remote)
+    if has_data:
+        require_for_url(_data_url(ws.root, name), "pull")
+    history = "no git remote of this name"
+    with workspace_lock(ws.root, "pull", float(ws.config["core"]["lock_timeout"])):
+        if git_remote := _history_remote(ws.root, name, remote is not None):
+            emit(Event("pull", 0, 3, f"history from {git_remote}"))
+            history = _pull_history(ws.root, git_remote)
+        objects = 0
+        if has_data:
+            emit(Event("pull", 1, 3, f"data from {name}"))
+            if all_versions or registered:
+                wanted = _version_objects(ws.root, all_versions, registered, name, fetch=True)
+                with _dvc.transfer_progress(emit):
+                    objects += _dvc.fetch_objects(ws.root, [m for m in wanted if not cache_path(ws.root, m).exists()],
+                                                  name)[0]
+            emit(Event("pull", 2, 3, "data of the checkout"))
+            with _dvc.transfer_progress(emit):
+                objects += _dvc.pull(ws.root, name)
+    emit(Event("pull", 3, 3, "done"))
+    return TransferResult("pull", name, objects or 0, history, time.monotonic() - started)
+
+
+def _pull_history(root, name: str) -> str:
+    _git.run(root, "fetch", "-q", "--tags", name)
+    branch = _git.current_branch(root)
+    if not branch or not _git.run(root, "branch", "-r", "--list", f"{name}/{branch}").strip():
+        return "tags fetched (no matching remote branch)"
+    before = _git.head(root)
+    try:
+        _git.run(root, "merge", "-q", "--ff-only", f"{name}/{branch}")
+    except NbversionError as exc:
+        raise NbversionError(f"{branch} and {name}/{branch} have diverged: {exc.message}",
+                             hint=f"merge them with `git merge {name}/{branch}` (or `nbversion exp merge`), then pull again") from None
+    return "up to date" if before == _git.head(root) else f"fast-forwarded {branch} to {_git.head(root)[:8]}"
+
+
+# --- clone ------------------------------------------------------------------------------------
+
+def _history_url(url: str) -> str:
+    """A folder remote made by `remote add` holds its history in DIR/git."""
+    if _kind_or_git(url) == "folder" and (_folder(url) / "git" / "HEAD").exists():
+        return str(_folder(url) / "git")
+    if url.startswith("ssh://") and not url.rstrip("/").endswith("/git"):
+        return url.rstrip("/") + "/git"
+    return url
+
+
+def _kind_or_git(url: str) -> str:
+    try:
+        return _kind(url)
+    except UsageError:
+        return "git"
+
+
+def _require_clone_data(target: Path, data_url: Optional[str]) -> None:
+    """History came from a folder or over ssh, but the data lives on s3://: without the plug-in,
+    take the half-made clone away again rather than leave a checkout without its data."""
+    try:
+        require_for_url(data_url or "", "clone")
+    except NbversionError:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions: bool = False,
+          on_event=None) -> TransferResult:
+    """git clone, then fetch and check out the data of the checkout from the default DVC remote."""
+    from ..backends import _dvc
+
+    emit, started = emitter(on_event), time.monotonic()
+    require_for_url(url, "clone")
+    target = Path(directory).expanduser().resolve()
+    if target.exists() and any(target.iterdir()):
+        raise UsageError(f"{target} already exists and is not empty", hint="clone into a new folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    emit(Event("clone", 0, 3, "history"))
+    env_args = ["-c", f"core.sshCommand={shlex.join(_ssh_command(keyfile))}"] if keyfile else []
+    _git.run(target.parent, *env_args, "clone", "-q", _history_url(url), str(target))
+    data, default = _dvc.remote_list(target)
+    _require_clone_data(target, data.get(default, {}).get("url") if default else None)
+    if default and "origin" in _git.remotes(target) and default not in _git.remotes(target):
+        _git.run(target, "remote", "rename", "origin", default)   # one name for history and data
+    if keyfile:
+        _git.run(target, "config", "core.sshCommand", shlex.join(_ssh_command(keyfile)))
+        if default:
+            _dvc.remote_add(target, default, data[default]["url"], default=True,
+                            options={k: v for k, v in data[default].items() if k != "url"},
+                            local_options={"keyfile": str(Path(keyfile).expanduser().resolve())})
+    objects = 0
+    if default:
+        emit(Event("clone", 1, 3, f"data from {default}"))
+        with _dvc.transfer_progress(emit):
+            objects = _dvc.fetch(target, default)
+        if all_versions:
+            wanted = _version_objects(target, True, False, default, fetch=True)
+            objects += _dvc.fetch_objects(target, [m for m in wanted if not cache_path(target, m).exists()],
+                                          default)[0]
+        emit(Event("clone", 2, 3, "checkout"))
+        _dvc.checkout_workspace(target)
+    emit(Event("clone", 3, 3, "done"))
+    history = f"cloned {_git.current_branch(target) or 'HEAD'} with {len(_git.tags(target, '**'))} tag(s)"
+    return TransferResult("clone", default or url, objects or 0, history, time.monotonic() - started,
+                          directory=str(target))
+

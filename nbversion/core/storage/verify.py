@@ -1,0 +1,396 @@
+"""`verify [--repair]`: tags -> commits -> manifests -> DVC pointers -> cache files -> remote.
+
+Every problem names what it affects (a registered version, a dataset version, the working
+tree), so a user knows whether a corrupted byte matters. `--repair` fetches missing or
+corrupted objects from a remote, drops a torn audit line, clears a stale lock, and re-checks.
+The reference walk (`needed_objects`) is shared with `gc` and `backup`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ...events import Event, emitter
+from ...render import Result
+from ..backends.hashing import file_md5
+from ..backends import _git, lock, pointers
+from ..audit import chain as audit
+from ..repo import leftovers
+
+VERSION_TAG = re.compile(r"^(?P<name>[^@#]+)@v(?P<version>\d+\.\d+\.\d+)$")
+STAGE_TAG = re.compile(r"^(?P<name>[^@#]+)#(?P<stage>[^#]+)#(?P<n>\d+)$")
+DATASET_TAG = re.compile(r"^dataset/(?P<name>.+)/(?P<tag>[^/]+)$")
+
+
+@dataclass
+class Problem:
+    kind: str            # missing | corrupt | not on remote | immutability | half registration | audit | lock
+    what: str            # the object, tag or file at fault
+    affects: list = field(default_factory=list)
+    detail: str = ""
+    repaired: bool = False
+
+
+@dataclass
+class Anchor:
+    """Something whose data must stay readable: a commit plus the label a user knows it by."""
+    label: str           # "registered yolo@v1.0.0", "stage yolo#champion", "dataset coco@v1"
+    rev: str
+    paths: Optional[list] = None    # only these outputs (None: every .dvc file of the commit)
+    protected: bool = True          # gc never touches it
+
+
+@dataclass
+class VerifyResult(Result):
+    problems: list = field(default_factory=list)
+    checked: dict = field(default_factory=dict)
+    remote: Optional[str] = None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(not p.repaired for p in self.problems) else 0
+
+    def table(self):
+        rows = [[p.kind, p.what, ", ".join(p.affects), p.detail, "repaired" if p.repaired else ""]
+                for p in self.problems]
+        return ["problem", "what", "affects", "detail", "status"], rows
+
+    def highlight(self, row) -> bool:
+        return row[4] != "repaired"
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {k}" for k, n in self.checked.items())
+        left = sum(1 for p in self.problems if not p.repaired)
+        state = "all good" if not left else f"{left} problem(s) left"
+        fixed = len(self.problems) - left
+        return f"checked {counts}: {state}" + (f", {fixed} repaired" if fixed else "")
+
+
+# --- what needs which object -------------------------------------------------------------
+
+def tag_anchors(root) -> tuple[list, list]:
+    """(anchors, problems) for registry version, stage and dataset tags."""
+    anchors, problems = [], []
+    for tag in _git.tags(root, "**"):
+        name, rev = tag["name"], tag["commit"]
+        if m := VERSION_TAG.match(name):
+            base = f"registry/{m['name']}/v{m['version']}"
+            anchors.append(Anchor(f"registered {name}", rev, [f"{base}/files.dvc"]))
+        elif m := STAGE_TAG.match(name):
+            anchors.append(Anchor(f"stage {m['name']}#{m['stage']}", rev,
+                                  _registry_pointer_files(root, rev, m["name"])))
+        elif m := DATASET_TAG.match(name):
+            anchors.append(Anchor(f"dataset {m['name']}@{m['tag']}", rev, [f"datasets/{m['name']}.dvc"]))
+    return anchors, problems
+
+
+def _registry_pointer_files(root, rev: str, name: str) -> list:
+    return [p for p in _git.tree_paths(root, rev, [f"registry/{name}"]) if p.endswith("files.dvc")]
+
+
+def anchor_pointers(root, anchors) -> dict:
+    """md5 -> set of labels, read with one `git cat-file --batch` for all anchors."""
+    specs = {}
+    for anchor in anchors:
+        files = anchor.paths
+        if files is None:
+            files = [p for p in _git.tree_paths(root, anchor.rev) if p.endswith(".dvc")]
+        for dvc_file in files:
+            specs.setdefault(f"{anchor.rev}:{dvc_file}", []).append(anchor.label)
+    contents = _git.cat_files(root, specs)
+    needed = {}
+    for spec, labels in specs.items():
+        dvc_file = spec.split(":", 1)[1]
+        for pointer in pointers.parse(dvc_file, contents.get(spec) or b""):
+            if pointer.md5:
+                needed.setdefault(pointer.md5, set()).update(labels)
+    return needed
+
+
+def worktree_needed(root) -> dict:
+    needed = {}
+    for path, pointer in pointers.in_worktree(root).items():
+        if pointer.md5:
+            needed.setdefault(pointer.md5, set()).add(f"working tree {path}")
+    return needed
+
+
+def merge_needed(*maps) -> dict:
+    merged = {}
+    for mapping in maps:
+        for md5, labels in mapping.items():
+            merged.setdefault(md5, set()).update(labels)
+    return merged
+
+
+def cache_path(root, md5: str) -> Path:
+    from ..backends._dvc import cache_root
+
+    clean = md5.replace(".dir", "")
+    return cache_root(root) / clean[:2] / (clean[2:] + (".dir" if md5.endswith(".dir") else ""))
+
+
+def expand(root, needed: dict) -> tuple[dict, set]:
+    """Add the files listed in each cached `.dir` object. Returns (all md5s -> labels, unreadable .dir md5s)."""
+    everything, unreadable = dict(needed), set()
+    for md5, labels in needed.items():
+        if not md5.endswith(".dir"):
+            continue
+        try:
+            entries = json.loads(cache_path(root, md5).read_bytes())
+        except (OSError, ValueError):
+            unreadable.add(md5)
+            continue
+        for entry in entries:
+            everything.setdefault(entry["md5"], set()).update(labels)
+    return everything, unreadable
+
+
+def commit_anchors(root) -> list:
+    """Every commit of every branch and tag, for `--all-versions`."""
+    return [Anchor(f"commit {sha[:8]}", sha) for sha, _ in _git.commits_with_dates(root, ["--all"])]
+
+
+def objects_for(root, anchors: list, include_worktree: bool, remote=None, fetch: bool = False) -> dict:
+    """md5 -> labels of what `anchors` need; with `fetch`, missing `.dir` listings are fetched first
+    from `remote` so their files can be listed too."""
+    needed = anchor_pointers(root, anchors)
+    if include_worktree:
+        needed = merge_needed(needed, worktree_needed(root))
+    everything, unreadable = expand(root, needed)
+    if fetch and unreadable:
+        from ..backends import _dvc
+        _dvc.fetch_objects(root, unreadable, remote)
+        everything, _ = expand(root, needed)
+    return everything
+
+
+def needed_objects(root, include_worktree: bool = True) -> dict:
+    """md5 -> labels of everything tags (and the working tree) need, `.dir` contents included."""
+    anchors, _ = tag_anchors(root)
+    maps = [anchor_pointers(root, anchors)] + ([worktree_needed(root)] if include_worktree else [])
+    return expand(root, merge_needed(*maps))[0]
+
+
+# --- checks -------------------------------------------------------------------------------
+
+def check_registrations(root) -> list:
+    """Half registrations (tag without manifest, manifest without tag) and changed versions."""
+    problems = []
+    versions = {m["name"] + "@v" + m["version"]: t["commit"] for t in _git.tags(root, "**")
+                if (m := VERSION_TAG.match(t["name"]))}
+    head = _git.head(root)
+    head_manifests = [p for p in _git.tree_paths(root, head, ["registry"])
+                      if p.endswith("/manifest.json")] if head else []
+    specs = []
+    for ref, rev in versions.items():
+        name, version = ref.split("@")
+        base = f"registry/{name}/{version}"
+        specs += [f"{rev}:{base}/manifest.json", f"{rev}:{base}/files.dvc"]
+        if head:
+            specs += [f"{head}:{base}/manifest.json", f"{head}:{base}/files.dvc"]
+    blobs = _git.cat_files(root, specs)
+    for ref, rev in sorted(versions.items()):
+        name, version = ref.split("@")
+        base = f"registry/{name}/{version}"
+        manifest = blobs.get(f"{rev}:{base}/manifest.json")
+        if manifest is None:
+            problems.append(Problem("half registration", f"tag {ref}", [f"registered {ref}"],
+                                    "the version tag has no manifest.json in its commit"))
+            continue
+        for kind in ("manifest.json", "files.dvc"):
+            now = blobs.get(f"{head}:{base}/{kind}") if head else None
+            if now is not None and now != blobs.get(f"{rev}:{base}/{kind}"):
+                problems.append(Problem("immutability", f"{base}/{kind}", [f"registered {ref}"],
+                                        "changed after registration: differs from the tagged commit"))
+        problems += _manifest_matches_files(root, ref, manifest, blobs.get(f"{rev}:{base}/files.dvc"))
+    problems += _stage_tags_without_version(root)
+    for path in head_manifests:
+        parts = path.split("/")
+        if len(parts) == 4 and f"{parts[1]}@{parts[2]}" not in versions:
+            problems.append(Problem("half registration", path, [f"{parts[1]}@{parts[2]}"],
+                                    "manifest without a version tag (registration did not finish)"))
+    return problems
+
+
+def _stage_tags_without_version(root) -> list:
+    """A stage tag must point at a commit that holds a registered version of its model."""
+    problems = []
+    for tag in _git.tags(root, "**"):
+        if (m := STAGE_TAG.match(tag["name"])) and not any(
+                p.endswith("/manifest.json") for p in _git.tree_paths(root, tag["commit"], [f"registry/{m['name']}"])):
+            problems.append(Problem("half registration", f"tag {tag['name']}", [f"stage {m['name']}#{m['stage']}"],
+                                    "the stage tag points at a commit with no registered version"))
+    return problems
+
+
+def _manifest_matches_files(root, ref: str, manifest: bytes, files_dvc: Optional[bytes]) -> list:
+    try:
+        listed = {rel: f.get("md5") for rel, f in json.loads(manifest).get("files", {}).items()}
+    except (ValueError, AttributeError):
+        return [Problem("immutability", f"manifest of {ref}", [f"registered {ref}"], "manifest is not valid JSON")]
+    outs = pointers.parse("files.dvc", files_dvc or b"")
+    if not outs:
+        return [Problem("half registration", f"files.dvc of {ref}", [f"registered {ref}"],
+                        "the tagged commit has no DVC pointer for the weights")]
+    md5, out = outs[0].md5, outs[0].path
+    # manifest keys are relative to the version folder (`files/best.pt`); a `.dir` listing is
+    # relative to the tracked output (`best.pt`): compare both from the version folder
+    if md5.endswith(".dir"):
+        try:
+            actual = {f"{out}/{e['relpath']}": e["md5"] for e in json.loads(cache_path(root, md5).read_bytes())}
+        except (OSError, ValueError):
+            return []       # the missing .dir object is reported by the cache check
+    else:
+        actual = {out: md5}
+    if listed and actual != listed:
+        return [Problem("immutability", f"manifest of {ref}", [f"registered {ref}"],
+                        "the manifest's file hashes do not match the tagged DVC pointer")]
+    return []
+
+
+def check_cache(root, needed: dict, on_event=None) -> tuple[list, dict]:
+    """Missing and corrupted cache objects. Returns (problems, md5 -> labels checked)."""
+    emit = emitter(on_event)
+    everything, unreadable = expand(root, needed)
+    problems = [Problem("missing", md5, sorted(needed[md5]), "directory listing not in the cache")
+                for md5 in sorted(unreadable) if not cache_path(root, md5).exists()]
+    for number, (md5, labels) in enumerate(sorted(everything.items()), start=1):
+        emit(Event("hash", number, len(everything), md5[:12]))
+        path = cache_path(root, md5)
+        if md5 in unreadable and not path.exists():
+            continue
+        if not path.exists():
+            problems.append(Problem("missing", md5, sorted(labels), "not in the local cache"))
+        elif file_md5(path) != md5.replace(".dir", ""):
+            problems.append(Problem("corrupt", md5, sorted(labels),
+                                    f"{path.relative_to(root)} does not match its hash"))
+    return problems, everything
+
+
+def check_remote(root, everything: dict, remote: Optional[str]) -> list:
+    from ..backends import _dvc
+
+    missing = _dvc.remote_missing(root, everything, remote)
+    return [Problem("not on remote", md5, sorted(everything[md5]), f"remote {remote or '(default)'}")
+            for md5 in sorted(missing)]
+
+
+def check_audit_and_lock(root) -> list:
+    problems = []
+    path = Path(root) / audit.AUDIT_FILE
+    data = path.read_bytes() if path.exists() else b""
+    if data and not data.endswith(b"\n"):
+        problems.append(Problem("audit", str(audit.AUDIT_FILE), ["audit log"],
+                                "torn last line (a write was cut off)"))
+    else:
+        chain = audit.verify_chain(root)
+        if not chain.ok:
+            problems.append(Problem("audit", f"{audit.AUDIT_FILE}:{chain.line}", ["audit log"], chain.problem))
+    who = lock.holder(root)
+    if who and not lock.is_locked(root):
+        problems.append(Problem("lock", str(lock.lock_path(root).relative_to(root)), ["workspace lock"],
+                                f"stale lock of pid {who.get('pid')} ({who.get('operation')})"))
+    return problems
+
+
+# --- the verb -----------------------------------------------------------------------------
+
+def verify(ws, repair: bool = False, remote: Optional[str] = None, check_remote_presence: bool = False,
+           on_event=None) -> VerifyResult:
+    """Check everything; with `repair`, fix what can be fixed and check again."""
+    result = _check(ws.root, remote, check_remote_presence, on_event)
+    if not repair or not result.problems:
+        return result
+    fixed = repair_problems(ws.root, result.problems, remote, on_event)
+    after = _check(ws.root, remote, check_remote_presence, on_event)
+    still = {(p.kind, p.what) for p in after.problems}
+    for problem in result.problems:
+        problem.repaired = (problem.kind, problem.what) not in still and (problem.kind, problem.what) in fixed
+    after_only = [p for p in after.problems if (p.kind, p.what) not in {(q.kind, q.what) for q in result.problems}]
+    return VerifyResult(result.problems + after_only, after.checked, after.remote)
+
+
+def _check(root, remote, check_remote_presence, on_event) -> VerifyResult:
+    emit = emitter(on_event)
+    emit(Event("verify", message="tags and manifests"))
+    anchors, problems = tag_anchors(root)
+    problems += check_registrations(root)
+    needed = merge_needed(anchor_pointers(root, anchors), worktree_needed(root))
+    cache_problems, everything = check_cache(root, needed, on_event)
+    problems += cache_problems
+    if check_remote_presence:
+        emit(Event("verify", message="remote presence"))
+        problems += check_remote(root, everything, remote)
+    problems += check_audit_and_lock(root)
+    problems += leftovers.verify_problems(root)
+    problems += _link_problems(root)
+    checked = {"tags": len(anchors), "pointers": len(needed), "objects": len(everything)}
+    return VerifyResult(problems, checked, remote)
+
+
+def repair_problems(root, problems: list, remote: Optional[str], on_event=None) -> set:
+    """Fix what can be fixed, under the workspace lock. Returns the (kind, what) it acted on."""
+    from ..backends import _dvc
+    from ..backends.lock import workspace_lock
+
+    emit = emitter(on_event)
+    acted = set()
+    with workspace_lock(root, "verify --repair", 120.0):   # taking it over clears a stale record
+        acted |= {(p.kind, p.what) for p in problems if p.kind == "lock"}
+        if any(p.kind == "audit" and "torn" in p.detail for p in problems):
+            audit.repair_tail(root)
+            acted |= {(p.kind, p.what) for p in problems if p.kind == "audit"}
+        acted |= leftovers.repair(root, problems)
+        acted |= _repair_links(root, problems)
+        broken = [p for p in problems if p.kind in ("missing", "corrupt")]
+        if not broken:
+            return acted
+        for problem in broken:
+            if problem.kind == "corrupt":
+                _discard(cache_path(root, problem.what))
+        emit(Event("fetch", message=f"{len(broken)} object(s) from remote {remote or '(default)'}"))
+        wanted = {p.what for p in broken}
+        _dvc.fetch_objects(root, wanted, remote)
+        listed, _ = expand(root, {m: set() for m in wanted if m.endswith(".dir")})
+        missing = {m for m in listed if not cache_path(root, m).exists()}
+        if missing:   # files of a directory whose listing was itself missing
+            _dvc.fetch_objects(root, missing, remote)
+        _restore_worktree(root, broken)
+        acted |= {(p.kind, p.what) for p in broken}
+    return acted
+
+
+def _discard(path: Path) -> None:
+    """Remove a corrupted cache file (DVC makes them read-only) so a fetch can replace it."""
+    try:
+        path.chmod(0o644)
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _restore_worktree(root, broken: list) -> None:
+    """A hard-linked working copy shared the corrupted bytes: link it again from the repaired cache."""
+    from ..backends import _dvc
+
+    paths = sorted({label.removeprefix("working tree ") for p in broken for label in p.affects
+                    if label.startswith("working tree ")})
+    outputs = pointers.in_worktree(root)
+    targets = [outputs[p].dvc_file for p in paths if p in outputs]
+    if targets:
+        _dvc.checkout(root, targets)
+
+
+def _link_problems(root) -> list:
+    """Working-tree files sharing an inode with the cache, a stale DVC link setting, orphans."""
+    from . import protection
+    return protection.check(root)
+
+
+def _repair_links(root, problems: list) -> set:
+    from . import protection
+    return protection.repair(root, problems)
