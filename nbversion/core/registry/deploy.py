@@ -19,6 +19,11 @@ from ...render import Result
 from ..audit.chain import now_iso
 from ..repo.config import META_DIR
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ..workspace import Workspace
+
 DEPLOYS_FILE = f"{META_DIR}/deploys.jsonl"
 OUTPUT_LIMIT = 4000          # characters of hook output kept in the history
 
@@ -135,5 +140,17 @@ class DeploysResult(Result):
         return f"{len(self.deploys)} hook run(s), {failed} failed"
 
 
-def deploys(ws, name: Optional[str] = None) -> DeploysResult:
+def deploys(ws: Workspace, name: Optional[str] = None) -> DeploysResult:
+    """Deploy hook history (`nbversion deploys`).
+
+    Args:
+        name: only this model's deploys (default: all).
+
+    Returns:
+        DeploysResult: `deploys`, one dict per hook run.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.deploys("det")
+    """
     return DeploysResult(read_history(ws.root, name))
