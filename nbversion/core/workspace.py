@@ -10,7 +10,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from ..errors import NotAWorkspace, NbversionError, UsageError
 from .backends import _git
@@ -52,6 +52,17 @@ class Transaction:
 
 
 class Workspace:
+    """An nbversion workspace; its methods are the verbs of `nbversion VERB` and `%mv_VERB`.
+
+    Open one with `nbv.open(path)` or create one with `nbv.init(path)`. Every verb returns a result
+    dataclass that prints as a table and renders as HTML in a notebook.
+
+    Example:
+        >>> import nbversion as nbv
+        >>> ws = nbv.open(".")
+        >>> ws.status()
+    """
+
     def __init__(self, root: os.PathLike | str):
         self.root = Path(root).resolve()
 
@@ -61,14 +72,27 @@ class Workspace:
     # --- plumbing shared by operations -------------------------------------------------
     @property
     def config(self) -> dict:
+        """`.nbversion/config.toml` with its defaults filled in, read now."""
         return load_config(self.root)
 
     @property
     def user(self) -> str:
+        """The current user's identity (see `whoami`)."""
         return identity.current_user(self.root)
 
     def rel(self, path: os.PathLike | str) -> str:
-        """Workspace-relative "/" path; a path outside the workspace is an error."""
+        """The workspace-relative "/" path of `path`; a path outside the workspace is an error.
+
+        Args:
+            path: absolute, or relative to the current folder.
+
+        Returns:
+            str: e.g. "datasets/traffic", or "." for the workspace root.
+
+        Example:
+            >>> ws = nbv.open(".")
+            >>> ws.rel("datasets/traffic/images")
+        """
         if "\x00" in os.fspath(path):   # no file can have it; the OS would refuse it with a ValueError
             raise UsageError(f"{os.fspath(path)!r}: a path cannot contain a NUL character")
         absolute = (Path(os.getcwd()) / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
@@ -78,7 +102,24 @@ class Workspace:
         return absolute.relative_to(self.root).as_posix() if absolute != self.root else "."
 
     @contextmanager
-    def transaction(self, action: str, role: str = "contributor"):
+    def transaction(self, action: str, role: str = "contributor") -> Iterator[Transaction]:
+        """Lock the workspace for one mutating operation by a user who holds `role`.
+
+        For code that adds a verb: audit inside the block, and make the commit last.
+
+        Args:
+            action: the operation's name, shown to whoever waits for the lock.
+            role: the least role the current user needs ("viewer", "contributor", "admin").
+
+        Returns:
+            A context manager yielding a `Transaction` (`audit(...)`, then `commit(...)`).
+
+        Example:
+            >>> ws = nbv.open(".")
+            >>> with ws.transaction("label fix") as tx:
+            ...     tx.audit("label fix", "datasets/traffic")
+            ...     tx.commit("fix labels", ["datasets/traffic"])
+        """
         user = identity.require(self.root, role, action)
         timeout = float(self.config["core"]["lock_timeout"])
         with workspace_lock(self.root, action, timeout):
