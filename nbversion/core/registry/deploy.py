@@ -10,8 +10,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -66,6 +64,9 @@ def run_command(root, command: str, data: dict, timeout: float) -> tuple[bool, O
 
 
 def post_webhook(url: str, data: dict, timeout: float) -> tuple[bool, Optional[int], str]:
+    import urllib.error   # with http.client and ssl, ~15 ms that only a webhook should pay
+    import urllib.request
+
     request = urllib.request.Request(url, data=json.dumps(data).encode(), method="POST",
                                      headers={"Content-Type": "application/json",
                                               "User-Agent": "nbversion-deploy"})
