@@ -14,25 +14,74 @@ __version__ = "0.1.0"
 
 __all__ = ["open", "init", "load_model", "NbversionError", "load_ipython_extension", "__version__"]
 
+from typing import TYPE_CHECKING, Any, Optional
+
 from .errors import NbversionError  # noqa: E402  (light: no third-party imports)
 
+if TYPE_CHECKING:   # annotations only: importing core.workspace here would slow `import nbversion`
+    import os
 
-def open(path=None):  # noqa: A001 - the verb users expect: nbv.open(path)
-    """The workspace containing `path` (default: the current folder)."""
+    from .core.workspace import Workspace
+    from .events import EventCallback
+
+
+def open(path: str | os.PathLike | None = None) -> Workspace:  # noqa: A001 - the verb users expect: nbv.open(path)
+    """The workspace that contains `path`.
+
+    Args:
+        path: a folder inside the workspace (default: the current folder).
+
+    Returns:
+        Workspace: the handle whose methods are the verbs (`ws.commit`, `ws.register`...).
+
+    Raises:
+        NotAWorkspace: no folder from `path` upwards is an nbversion workspace.
+
+    Example:
+        >>> import nbversion as nbv
+        >>> ws = nbv.open(".")
+    """
     from .core.workspace import open_workspace
     return open_workspace(path)
 
 
-def init(path=None, on_event=None):
-    """Initialise a workspace at `path` and return it."""
+def init(path: str | os.PathLike | None = None, on_event: Optional[EventCallback] = None) -> Workspace:
+    """Make a folder (or an existing git repository) an nbversion workspace, and open it.
+
+    Initialising a workspace that already exists changes nothing.
+
+    Args:
+        path: the folder (default: the current folder); created if missing.
+        on_event: called with progress `Event`s.
+
+    Returns:
+        Workspace: the new (or existing) workspace.
+
+    Example:
+        >>> import nbversion as nbv
+        >>> ws = nbv.init("project")
+    """
     from .core.repo.init import init as _init
     from .core.workspace import Workspace
     result = _init(path, on_event=on_event)
     return Workspace(result.root)
 
 
-def load_model(ref: str, path=None):
-    """`name@champion`, `name@vX.Y.Z`, `name@latest` or `name` (MODEL_VERSION decides)."""
+def load_model(ref: str, path: str | os.PathLike | None = None) -> Any:
+    """A registered model for serving code: a YOLO model for YOLO weights, else the weights' path.
+
+    Args:
+        ref: NAME@champion (or another stage), NAME@vX.Y.Z, NAME@latest, or a bare NAME,
+            which honours $MODEL_VERSION (default champion).
+        path: a folder inside the workspace (default: the current folder).
+
+    Returns:
+        An `ultralytics.YOLO` for YOLO weights; otherwise the `pathlib.Path` of the weights.
+
+    Example:
+        >>> import nbversion as nbv
+        >>> model = nbv.load_model("det@champion")
+    """
     from .core.registry.serving import load_model as _load
     return _load(ref, path)
 

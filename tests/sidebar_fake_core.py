@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from dataclasses import dataclass, field
 
 from nbversion.core.audit import chain as audit_chain
@@ -99,17 +98,17 @@ def verify(ws):
     return Table([], [], note, ok=check.ok)
 
 
-MODULES = {
-    "nbversion.core.artifacts.datasets": {"list_datasets": list_datasets, "show": show, "diff": diff},
-    "nbversion.core.registry.versions": {"registry": registry},
-    "nbversion.core.registry.promotion": {"promote": promote, "demote": demote},
-    "nbversion.core.audit.verify": {"query": query, "verify": verify},
+# Workspace method -> the fake that stands in for it
+WORKSPACE_METHODS = {
+    "dataset_list": list_datasets, "dataset_show": show, "dataset_diff": diff,
+    "registry": registry, "promote": promote, "demote": demote,
+    "audit": query, "audit_verify": verify,
 }
 
 
 def install() -> None:
-    """Put the fakes in sys.modules: the Workspace delegates import them by name."""
-    for name, functions in MODULES.items():
-        module = types.ModuleType(name, "fake for the sidebar UI tests")
-        module.__dict__.update(functions)
-        sys.modules[name] = module
+    """Make the fakes those Workspace methods: each method is its operation's function."""
+    from nbversion.core.workspace import Workspace
+
+    for name, function in WORKSPACE_METHODS.items():
+        setattr(Workspace, name, function)

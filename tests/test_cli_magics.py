@@ -104,7 +104,7 @@ def test_magic_errors_are_short_and_fail_the_cell(shell, tmp_path, capsys):
 
 def test_a_bug_in_a_magic_is_one_red_line_and_fails_the_cell(shell, capsys, monkeypatch):
     """An unexpected exception: the CLI's `internal error` line, no traceback; the user's own code keeps its."""
-    from nbversion.core.repo import history
+    from nbversion.core.workspace import Workspace   # ws.log is history.log itself: patch the method
 
     shell.run_cell("%mv_init proj")
     shell.run_cell("import os; os.chdir('proj')")
@@ -114,8 +114,8 @@ def test_a_bug_in_a_magic_is_one_red_line_and_fails_the_cell(shell, capsys, monk
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    original = history.log
-    monkeypatch.setattr(history, "log", broken)
+    original = Workspace.log
+    monkeypatch.setattr(Workspace, "log", broken)
     r = shell.run_cell("%mv_log -n 1")
     assert not r.success                                # "Run All" still stops here
     out = capsys.readouterr()
@@ -129,7 +129,7 @@ def test_a_bug_in_a_magic_is_one_red_line_and_fails_the_cell(shell, capsys, monk
     out = capsys.readouterr().out
     assert not r.success and "Traceback" in out and "a bug" in out
     monkeypatch.delenv("NBVERSION_TRACEBACK")
-    monkeypatch.setattr(history, "log", original)
+    monkeypatch.setattr(Workspace, "log", original)
     assert shell.run_cell("%mv_log -n 1").success       # the shell is fine afterwards
 
 

@@ -378,12 +378,12 @@ def test_a_reader_that_goes_away_is_a_quiet_exit(hostile_ws):
 def test_an_internal_error_is_one_line_with_a_way_to_see_more(hostile_ws, capsys, monkeypatch):
     """A bug still ends as `error:` + exit 1; NBVERSION_TRACEBACK=1 shows the traceback to report."""
     root, _ = hostile_ws
-    from nbversion.core.repo import history
+    from nbversion.core.workspace import Workspace   # ws.log is history.log itself: patch the method
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(history, "log", broken)
+    monkeypatch.setattr(Workspace, "log", broken)
     code, _, err = run_cli(["log"], capsys)
     assert code == 1 and err.startswith("error: internal error: ZeroDivisionError: a bug")
     assert "NBVERSION_TRACEBACK=1" in err and "Traceback" not in err

@@ -477,14 +477,14 @@ async def test_promote_by_a_contributor_is_403_with_a_hint(api, two_versions, mo
 
 async def test_a_bug_is_a_json_500_of_type_internal_not_a_traceback(api, ws, monkeypatch):
     """An unexpected exception in a route or in the long poll: the CLI's message, status 500, type internal."""
-    from nbversion.core.repo import history
+    from nbversion.core.workspace import Workspace   # ws.log is history.log itself: patch the method
     from nbversion.server import progress
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.delenv("NBVERSION_TRACEBACK", raising=False)
-    monkeypatch.setattr(history, "log", broken)
+    monkeypatch.setattr(Workspace, "log", broken)
     code, data = await api("log")
     assert_error(code, data, 500, "internal")
     assert data["error"]["message"] == "internal error: ZeroDivisionError: a bug"

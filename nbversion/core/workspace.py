@@ -1,7 +1,8 @@
 """A workspace: a git repository with DVC initialised and a committed `.nbversion/` folder.
 
-`Workspace` is a thin handle: each verb is a method that calls the module of its
-operation family, so the class stays small and the operations stay testable alone.
+`Workspace` is a thin handle: each verb is a function of its operation family's module, imported
+into the class body (as DVC's `Repo` does), so the class stays small, the operations stay testable
+alone, and `help(ws.register)` shows the function's own signature and docstring.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from ..errors import NotAWorkspace, NbversionError, UsageError
 from .backends import _git
@@ -51,6 +52,17 @@ class Transaction:
 
 
 class Workspace:
+    """An nbversion workspace; its methods are the verbs of `nbversion VERB` and `%mv_VERB`.
+
+    Open one with `nbv.open(path)` or create one with `nbv.init(path)`. Every verb returns a result
+    dataclass that prints as a table and renders as HTML in a notebook.
+
+    Example:
+        >>> import nbversion as nbv
+        >>> ws = nbv.open(".")
+        >>> ws.status()
+    """
+
     def __init__(self, root: os.PathLike | str):
         self.root = Path(root).resolve()
 
@@ -60,14 +72,27 @@ class Workspace:
     # --- plumbing shared by operations -------------------------------------------------
     @property
     def config(self) -> dict:
+        """`.nbversion/config.toml` with its defaults filled in, read now."""
         return load_config(self.root)
 
     @property
     def user(self) -> str:
+        """The current user's identity (see `whoami`)."""
         return identity.current_user(self.root)
 
     def rel(self, path: os.PathLike | str) -> str:
-        """Workspace-relative "/" path; a path outside the workspace is an error."""
+        """The workspace-relative "/" path of `path`; a path outside the workspace is an error.
+
+        Args:
+            path: absolute, or relative to the current folder.
+
+        Returns:
+            str: e.g. "datasets/traffic", or "." for the workspace root.
+
+        Example:
+            >>> ws = nbv.open(".")
+            >>> ws.rel("datasets/traffic/images")
+        """
         if "\x00" in os.fspath(path):   # no file can have it; the OS would refuse it with a ValueError
             raise UsageError(f"{os.fspath(path)!r}: a path cannot contain a NUL character")
         absolute = (Path(os.getcwd()) / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
@@ -77,98 +102,63 @@ class Workspace:
         return absolute.relative_to(self.root).as_posix() if absolute != self.root else "."
 
     @contextmanager
-    def transaction(self, action: str, role: str = "contributor"):
+    def transaction(self, action: str, role: str = "contributor") -> Iterator[Transaction]:
+        """Lock the workspace for one mutating operation by a user who holds `role`.
+
+        For code that adds a verb: audit inside the block, and make the commit last.
+
+        Args:
+            action: the operation's name, shown to whoever waits for the lock.
+            role: the least role the current user needs ("viewer", "contributor", "admin").
+
+        Returns:
+            A context manager yielding a `Transaction` (`audit(...)`, then `commit(...)`).
+
+        Example:
+            >>> ws = nbv.open(".")
+            >>> with ws.transaction("label fix") as tx:
+            ...     tx.audit("label fix", "datasets/traffic")
+            ...     tx.commit("fix labels", ["datasets/traffic"])
+        """
         user = identity.require(self.root, role, action)
         timeout = float(self.config["core"]["lock_timeout"])
         with workspace_lock(self.root, action, timeout):
             yield Transaction(self.root, user, action)
 
-    # --- workspace verbs -----------------------------------------------------------------
-    def status(self, **kw):
-        from .repo.status import status
-        return status(self, **kw)
+    # --- verbs: each method IS its operation's function (first parameter `ws`), so help(),
+    # Shift-Tab and IDEs show the real signature and docstring. The operation modules import
+    # git, DVC, PIL and torch inside their functions, which keeps this import cheap.
+    from .repo.status import status
+    from .repo.commit import commit
+    from .repo.history import log, diff
+    from .repo.checkout import checkout
+    from .repo.users import whoami, user_add, user_list
 
-    def commit(self, message: str, paths=(), **kw):
-        from .repo.commit import commit
-        return commit(self, message, paths, **kw)
+    from .artifacts.datasets import add as dataset_add, list_datasets as dataset_list, \
+        show as dataset_show, diff as dataset_diff
+    from .artifacts.models import add as model_add, list_models as model_list, \
+        show as model_show, compare as model_compare
 
-    def log(self, n: Optional[int] = None, **kw):
-        from .repo.history import log
-        return log(self, n, **kw)
+    from .registry.versions import register, registry, resolve
+    from .registry.promotion import promote, demote
+    from .registry.deploy import deploys
+    from .registry.report import report
+    from .audit.verify import query as audit, verify as audit_verify
 
-    def diff(self, rev_a: Optional[str] = None, rev_b: Optional[str] = None, **kw):
-        from .repo.history import diff
-        return diff(self, rev_a, rev_b, **kw)
+    from ..training.runner import train, stop as runs_stop, resume as runs_resume
+    from ..training.runs import list_runs as runs_list, show as runs_show
+    from ..training.predict import predict
 
-    def checkout(self, rev: str, paths=(), force: bool = False, **kw):
-        from .repo.checkout import checkout
-        return checkout(self, rev, paths, force=force, **kw)
+    from .storage.remotes import remote_add, push, pull
+    from .storage.verify import verify
+    from .storage.gc import gc
+    from .storage.protection import unprotect
+    from .storage.backup import create as backup_create
 
-    def whoami(self):
-        from .repo.users import whoami
-        return whoami(self)
-
-    def user_add(self, user_id: str, role: str):
-        from .repo.users import user_add
-        return user_add(self, user_id, role)
-
-    def user_list(self):
-        from .repo.users import user_list
-        return user_list(self)
+    from .repo.experiments import new as exp_new, list_experiments as exp_list, \
+        compare as exp_compare, best as exp_best, merge as exp_merge
 
 
 def open_workspace(path: os.PathLike | str | None = None) -> Workspace:
     return Workspace(find_root(path))
 
-
-def _delegate(module: str, function: str, doc: str):
-    """A Workspace method that calls `<module>.<function>(ws, ...)`, imported on first use."""
-
-    def method(self, *args, **kwargs):
-        from importlib import import_module
-        return getattr(import_module(module), function)(self, *args, **kwargs)
-
-    method.__name__ = function
-    method.__doc__ = doc
-    return method
-
-
-# Verbs of the other operation families: thin, named as the verbs (see DESIGN.md).
-for _name, _module, _function, _doc in [
-    ("dataset_add", "nbversion.core.artifacts.datasets", "add", "Import a YOLO dataset or folder (or .zip) as a new version."),
-    ("dataset_list", "nbversion.core.artifacts.datasets", "list_datasets", "Datasets with their latest version."),
-    ("dataset_show", "nbversion.core.artifacts.datasets", "show", "Metadata, class histogram and samples of NAME[@REV]."),
-    ("dataset_diff", "nbversion.core.artifacts.datasets", "diff", "Content diff of a dataset between two versions."),
-    ("model_add", "nbversion.core.artifacts.models", "add", "Version a weights file with metrics, params and lineage."),
-    ("model_list", "nbversion.core.artifacts.models", "list_models", "Models with their latest version."),
-    ("model_show", "nbversion.core.artifacts.models", "show", "Metadata of NAME[@REV]."),
-    ("model_compare", "nbversion.core.artifacts.models", "compare", "Metrics and params side by side."),
-    ("register", "nbversion.core.registry.versions", "register", "Register an immutable semver version."),
-    ("promote", "nbversion.core.registry.promotion", "promote", "Assign a stage (default champion) behind gates and roles."),
-    ("demote", "nbversion.core.registry.promotion", "demote", "Remove a stage from a version (audited)."),
-    ("registry", "nbversion.core.registry.versions", "registry", "Registered versions, stages and champion."),
-    ("resolve", "nbversion.core.registry.versions", "resolve", "NAME@champion|vX.Y.Z|latest -> version and weights path."),
-    ("deploys", "nbversion.core.registry.deploy", "deploys", "Deploy hook history."),
-    ("audit", "nbversion.core.audit.verify", "query", "Filtered audit entries."),
-    ("audit_verify", "nbversion.core.audit.verify", "verify", "Check the hash chain and re-check promotions."),
-    ("report", "nbversion.core.registry.report", "report", "Registry, champion and deploy history, audit summary."),
-    ("train", "nbversion.training.runner", "train", "Train a YOLO model on a dataset version (background)."),
-    ("runs_list", "nbversion.training.runs", "list_runs", "Training runs."),
-    ("runs_show", "nbversion.training.runs", "show", "One run: params, device, per-epoch metrics, files."),
-    ("runs_stop", "nbversion.training.runner", "stop", "Ask a running training to stop cleanly."),
-    ("runs_resume", "nbversion.training.runner", "resume", "Continue a stopped or failed run from last.pt."),
-    ("predict", "nbversion.training.predict", "predict", "Detect objects in images with a model reference."),
-    ("remote_add", "nbversion.core.storage.remotes", "remote_add", "Add a data + history remote (folder, ssh://, s3://)."),
-    ("push", "nbversion.core.storage.remotes", "push", "Send history, tags and data to a remote."),
-    ("pull", "nbversion.core.storage.remotes", "pull", "Fetch history, tags and data from a remote."),
-    ("verify", "nbversion.core.storage.verify", "verify", "Check tags, manifests, pointers, cache and remote; repair."),
-    ("gc", "nbversion.core.storage.gc", "gc", "Remove unneeded data, never registered or champion versions."),
-    ("unprotect", "nbversion.core.storage.protection", "unprotect", "Make linked data files private writable copies."),
-    ("backup_create", "nbversion.core.storage.backup", "create", "One archive of history and needed data."),
-    ("exp_new", "nbversion.core.repo.experiments", "new", "Start an experiment branch."),
-    ("exp_list", "nbversion.core.repo.experiments", "list_experiments", "Experiment branches."),
-    ("exp_compare", "nbversion.core.repo.experiments", "compare", "Runs and versions of each branch side by side."),
-    ("exp_best", "nbversion.core.repo.experiments", "best", "The branch with the best metric."),
-    ("exp_merge", "nbversion.core.repo.experiments", "merge", "Merge an experiment; metadata and audit by rule."),
-]:
-    setattr(Workspace, _name, _delegate(_module, _function, _doc))

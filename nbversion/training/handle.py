@@ -35,6 +35,7 @@ class Run(Result):
                 pass
 
     def stop(self) -> "Run":
+        """Ask this run, training in this process, to stop after the current batch."""
         if self.observer is not None:
             self.observer.stop_requested.set()
             self.note = "stop requested: it ends after the current batch"
@@ -66,14 +67,17 @@ class Run(Result):
 
     @property
     def record(self) -> dict:
+        """The run's run.json, read now: params, device, per-epoch metrics, outcome."""
         return runs.read(self.root, self.run_id)
 
     @property
     def status(self) -> str:
+        """The status `runs list` shows: running, completed, stopped, failed, commit failed..."""
         return runs.effective_status(self.record)
 
     @property
     def running(self) -> bool:
+        """Whether it is training in this process now."""
         return self.thread is not None and not self.finished.is_set()
 
     # --- rendering ---------------------------------------------------------------------------

@@ -14,6 +14,14 @@ from ..extras import require
 from ..render import Result
 from . import runs
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    import os
+    from typing import Iterable
+    from ..core.workspace import Workspace
+    from ..events import EventCallback
+
 
 @dataclass
 class Detections(Result):
@@ -96,8 +104,27 @@ def _check_images(images) -> list[Path]:
     return paths
 
 
-def predict(ws, model: str, images, conf: float = 0.25, iou: float = 0.7, imgsz: Optional[int] = None,
-            save: Optional[str] = None, on_event=None) -> Detections:
+def predict(ws: Workspace, model: str, images: Iterable[str | os.PathLike], conf: float = 0.25, iou: float = 0.7,
+            imgsz: Optional[int] = None, save: Optional[str] = None,
+            on_event: Optional[EventCallback] = None) -> Detections:
+    """Detect objects in images with a run, a weights file or a registered model (`nbversion predict`).
+
+    Args:
+        model: a run id, a weights file, NAME@champion or NAME@vX.Y.Z.
+        images: paths of the images.
+        conf: confidence threshold.
+        iou: IoU threshold of non-maximum suppression.
+        imgsz: inference size (default: the model's).
+        save: write annotated images to this folder.
+        on_event: called with progress `Event`s.
+
+    Returns:
+        Detections: the boxes found in each image, and the annotated images saved.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.predict("det@champion", ["street.jpg"], conf=0.4)
+    """
     from PIL import Image
 
     from . import _yolo

@@ -26,6 +26,12 @@ from ..extras import require
 from . import runs
 from .handle import Run
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ..core.workspace import Workspace
+    from ..events import EventCallback
+
 ACTIVE: dict[str, Run] = {}      # run id -> Run, in this process
 # arguments we set ourselves: passing them as key=value would silently fight with ours
 OWN_KEYS = {"data", "model", "project", "name", "exist_ok", "resume", "mode"}
@@ -108,13 +114,31 @@ def new_run_id(name: Optional[str], model: str) -> str:
     return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{safe}"
 
 
-def train(ws, data: str, model: str = "yolov8n.yaml", epochs: int = 100, imgsz: int = 640,
+def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 100, imgsz: int = 640,
           batch: int = 16, device: str = "auto", name: Optional[str] = None, extra: Optional[dict] = None,
-          wait: bool = False, on_event=None, callbacks: Optional[dict] = None) -> Run:
-    """Start training NAME[@REV] in a background thread; `wait=True` blocks until it ends.
+          wait: bool = False, on_event: Optional[EventCallback] = None, callbacks: Optional[dict] = None) -> Run:
+    """Train a YOLO model on a dataset version, in a background thread (`nbversion train`).
 
-    `callbacks`: extra raw Ultralytics callbacks {event: fn(trainer)}; unlike ours, an exception
-    in them stops the training (the tests inject failures this way).
+    Args:
+        data: NAME[@REV], a dataset (version) of this workspace.
+        model: yolov8n.yaml (from scratch), a FILE.pt, NAME@champion or NAME@vX.Y.Z.
+        epochs: training epochs.
+        imgsz: training image size.
+        batch: images per batch; -1: AutoBatch.
+        device: "auto" (a GPU if there is one), "cpu", "0" or "0,1".
+        name: part of the run id (default: the model).
+        extra: more Ultralytics training arguments, e.g. {"lr0": 0.003}.
+        wait: block until the run ends.
+        on_event: called with progress `Event`s (epochs, metrics).
+        callbacks: extra raw Ultralytics callbacks {event: fn(trainer)}; unlike ours, an
+            exception in them stops the training (the tests inject failures this way).
+
+    Returns:
+        Run: a live handle (status, metrics, `wait()`, `stop()`); a widget in a notebook.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> run = ws.train("traffic", epochs=10, wait=True)
     """
     from . import _yolo
     from .inputs import resolve_model
@@ -243,8 +267,20 @@ def _finish(ws, run: Run, status: str, error: Optional[str]) -> None:
         run.finished.set()
 
 
-def stop(ws, run_id: str, wait: bool = False) -> Run:
-    """Ask a running training to stop after the current batch; weights are kept for resume."""
+def stop(ws: Workspace, run_id: str, wait: bool = False) -> Run:
+    """Ask a running training to stop after the current batch; weights are kept for resume (`nbversion runs stop`).
+
+    Args:
+        run_id: the run id (see `runs_list`).
+        wait: block until the run has stopped (only for a run training in this process).
+
+    Returns:
+        Run: the run's handle.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.runs_stop("yolov8n-20260131-140000")
+    """
     run = ACTIVE.get(run_id)
     if run is None:
         record = runs.read(ws.root, run_id)
@@ -267,8 +303,23 @@ def _stop_elsewhere(ws, run_id: str, record: dict) -> Run:
     return run
 
 
-def resume(ws, run_id: str, wait: bool = False, on_event=None, callbacks: Optional[dict] = None) -> Run:
-    """Continue a stopped or failed run from its last checkpoint, in the same run folder."""
+def resume(ws: Workspace, run_id: str, wait: bool = False, on_event: Optional[EventCallback] = None,
+           callbacks: Optional[dict] = None) -> Run:
+    """Continue a stopped or failed run from its last checkpoint, in the same run folder (`nbversion runs resume`).
+
+    Args:
+        run_id: the run id (see `runs_list`).
+        wait: block until the run ends.
+        on_event: called with progress `Event`s.
+        callbacks: extra raw Ultralytics callbacks, as for `train`.
+
+    Returns:
+        Run: a live handle on the resumed run.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.runs_resume("yolov8n-20260131-140000", wait=True)
+    """
     from . import _yolo
 
     require("yolo", "runs resume")

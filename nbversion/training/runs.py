@@ -21,6 +21,11 @@ from ..core.backends import atomic
 from ..errors import NotFound
 from ..render import Result
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ..core.workspace import Workspace
+
 RUNS_DIR = "runs"
 STATUSES = ("queued", "running", "stopped", "failed", "done", "commit failed")
 LIVE = ("queued", "running")     # its process may still write into the run folder
@@ -167,7 +172,16 @@ class RunList(Result):
         return {"runs": [with_effective_status(r) for r in self.runs]}
 
 
-def list_runs(ws) -> RunList:
+def list_runs(ws: Workspace) -> RunList:
+    """Training runs with their status, dataset and best mAP (`nbversion runs list`).
+
+    Returns:
+        RunList: `runs`, the run.json record of each run.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.runs_list()
+    """
     records = []
     base = Path(ws.root) / RUNS_DIR
     for path in sorted(base.glob("*/run.json")) if base.exists() else []:
@@ -213,7 +227,19 @@ class RunShow(Result):
         return {**with_effective_status(self.record), "files": self.files}
 
 
-def show(ws, run_id: str) -> RunShow:
+def show(ws: Workspace, run_id: str) -> RunShow:
+    """One run: parameters, device, per-epoch metrics, best epoch and files (`nbversion runs show`).
+
+    Args:
+        run_id: the run id (see `runs_list`).
+
+    Returns:
+        RunShow: the run's `record` and its `files`.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.runs_show("yolov8n-20260131-140000").record["status"]
+    """
     record = read(ws.root, run_id)
     folder = run_dir(ws.root, run_id)
     files = sorted(p.relative_to(ws.root).as_posix() for p in folder.rglob("*")

@@ -22,6 +22,15 @@ from ..repo.commit import _checkpoint
 from .yolo_layout import find_layout
 from .yolo_validate import validate
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from typing import Iterable, Optional
+    from ...events import EventCallback
+    from ..workspace import Workspace
+    from .dataset_diff import DatasetDiffResult
+    from .dataset_view import DatasetShowResult
+
 KIND_DIR = "datasets"
 # never imported: VCS and OS litter, Ultralytics' label caches (rebuilt on every train)
 SKIP_NAMES = {".git", ".dvc", ".DS_Store", "__MACOSX", ".ipynb_checkpoints", "__pycache__"}
@@ -258,8 +267,26 @@ def _swap_in(target: Path, staging: Path, trash: Path) -> None:
     os.replace(staging, target)
 
 
-def add(ws, name: str, src, tags=(), message: str | None = None, dry_run: bool = False,
-        on_event=None) -> DatasetAddResult | DatasetCheckResult:
+def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = (), message: str | None = None,
+        dry_run: bool = False, on_event: Optional[EventCallback] = None) -> DatasetAddResult | DatasetCheckResult:
+    """Import a YOLO dataset, a plain folder or a .zip of either as a new version (`nbversion dataset add`).
+
+    Args:
+        name: dataset name, the folder under datasets/.
+        src: the folder or .zip to import; `datasets/NAME` itself records edits made in place.
+        tags: tags for this version.
+        message: commit message (default: one naming the dataset).
+        dry_run: only validate and list every problem; write nothing.
+        on_event: called with progress `Event`s (validate, copy, hash, commit).
+
+    Returns:
+        DatasetAddResult: the commit, format, classes, splits and counts of the new version;
+        with `dry_run`, a DatasetCheckResult listing errors and warnings.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.dataset_add("traffic", "~/Downloads/traffic.zip", tags=["v1"])
+    """
     emit = emitter(on_event)
     root = ws.root
     refs.check_new_name(root, KIND_DIR, name)
@@ -358,7 +385,17 @@ def _result(name, sha, changed, meta) -> DatasetAddResult:
                             meta["tags"], meta["warnings"], meta["source"])
 
 
-def list_datasets(ws) -> DatasetListResult:
+def list_datasets(ws: Workspace) -> DatasetListResult:
+    """Datasets with their latest version (`nbversion dataset list`).
+
+    Returns:
+        DatasetListResult: `datasets`, one dict per dataset (name, version, versions, images,
+        classes, bytes, added_by, added_at, tags, format).
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.dataset_list()
+    """
     found = []
     for name, history, meta in dataset_meta.catalogue(ws.root, KIND_DIR):
         images = sum(s.get("images", 0) for s in meta.get("splits", {}).values()) or meta.get("files", 0)
@@ -369,11 +406,41 @@ def list_datasets(ws) -> DatasetListResult:
     return DatasetListResult(found)
 
 
-def show(ws, ref: str, samples: int = 6, on_event=None):
+def show(ws: Workspace, ref: str, samples: int = 6, on_event: Optional[EventCallback] = None) -> DatasetShowResult:
+    """Metadata, class histogram and sample images of a dataset version (`nbversion dataset show`).
+
+    Args:
+        ref: NAME or NAME@REV; REV is a commit, a tag, or ~N (N versions back).
+        samples: how many sample images the notebook view shows.
+        on_event: unused; kept so every verb takes it.
+
+    Returns:
+        DatasetShowResult: the name, revision, commit, metadata and samples.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.dataset_show("traffic@~1", samples=4)
+    """
     from .dataset_view import show as _show
     return _show(ws, ref, samples=samples)
 
 
-def diff(ws, name: str, rev_a: str, rev_b: str | None = None, on_event=None):
+def diff(ws: Workspace, name: str, rev_a: str, rev_b: str | None = None,
+         on_event: Optional[EventCallback] = None) -> DatasetDiffResult:
+    """Images and labels added, removed, moved or changed between two versions (`nbversion dataset diff`).
+
+    Args:
+        name: the dataset.
+        rev_a: the older version: a commit, a tag, or ~N.
+        rev_b: the newer version (default: the latest).
+        on_event: called with progress `Event`s.
+
+    Returns:
+        DatasetDiffResult: the image and label changes, class count deltas and other files.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.dataset_diff("traffic", "~1")
+    """
     from .dataset_diff import diff as _diff
     return _diff(ws, name, rev_a, rev_b, on_event=on_event)

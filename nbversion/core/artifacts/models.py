@@ -22,6 +22,13 @@ from ..repo import leftovers, refs
 from ..repo.commit import _checkpoint
 from .frameworks import detect, normalise_metric
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from typing import Iterable, Optional
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 KIND_DIR = "models"
 
 
@@ -144,8 +151,27 @@ def check_metrics(metrics) -> None:
                              hint=f"e.g. --metric {key}=0.71 (text belongs in --param)")
 
 
-def add(ws, name: str, file, metrics=None, params=None, dataset: str | None = None,
-        message: str | None = None, on_event=None) -> ModelResult:
+def add(ws: Workspace, name: str, file: str | os.PathLike, metrics: Optional[dict] = None,
+        params: Optional[dict] = None, dataset: str | None = None, message: str | None = None,
+        on_event: Optional[EventCallback] = None) -> ModelResult:
+    """Version a weights file with its metrics, parameters and dataset lineage (`nbversion model add`).
+
+    Args:
+        name: model name, the folder under models/.
+        file: the weights (.pt .pth .onnx .h5 .keras .pb .tflite .pkl .joblib .json .ubj .txt).
+        metrics: metric name to number, e.g. {"mAP50": 0.71}.
+        params: parameter name to value.
+        dataset: NAME[@REV] of the dataset version it was trained on.
+        message: commit message (default: one naming the model).
+        on_event: called with progress `Event`s (detect, copy, commit).
+
+    Returns:
+        ModelResult: the name, commit and metadata of the new version.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.model_add("det", "best.pt", metrics={"mAP50": 0.71}, dataset="traffic")
+    """
     emit = emitter(on_event)
     root = ws.root
     refs.check_new_name(root, KIND_DIR, name)
@@ -203,7 +229,17 @@ def _store_weights(root: Path, name: str, path: Path, emit) -> None:
     statcache.mark_clean(root, fresh, fresh)
 
 
-def list_models(ws) -> ModelListResult:
+def list_models(ws: Workspace) -> ModelListResult:
+    """Models with their latest version (`nbversion model list`).
+
+    Returns:
+        ModelListResult: `models`, one dict per model (name, version, versions, framework, size,
+        metrics, added_by, added_at).
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.model_list()
+    """
     found = []
     for name, history, meta in dataset_meta.catalogue(ws.root, KIND_DIR):
         found.append({"name": name, "version": history[0].sha, "versions": len(history),
@@ -220,7 +256,19 @@ def _resolve(ws, ref: str) -> tuple[str, str, dict]:
     return name, commit, dataset_meta.read_at(ws.root, KIND_DIR, name, commit)
 
 
-def show(ws, ref: str) -> ModelResult:
+def show(ws: Workspace, ref: str) -> ModelResult:
+    """Metadata of a model version (`nbversion model show`).
+
+    Args:
+        ref: NAME or NAME@REV; REV is a commit, a tag, or ~N (N versions back).
+
+    Returns:
+        ModelResult: the name, commit and metadata (framework, metrics, params, lineage).
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.model_show("det@~1").meta["metrics"]
+    """
     name, commit, meta = _resolve(ws, ref)
     return ModelResult(name, commit, meta, rev=refs.split_ref(ref)[1] or "latest")
 
@@ -238,7 +286,19 @@ def _dataset_label(meta: dict) -> str:
     return f"{lineage['name']}@{lineage['commit'][:8]}" if lineage else ""
 
 
-def compare(ws, model_refs) -> ModelCompareResult:
+def compare(ws: Workspace, model_refs: Iterable[str]) -> ModelCompareResult:
+    """Metrics and parameters of two or more model versions side by side (`nbversion model compare`).
+
+    Args:
+        model_refs: two or more NAME[@REV] references.
+
+    Returns:
+        ModelCompareResult: one row per metric or parameter, the best value marked.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.model_compare(["det@~1", "det"])
+    """
     model_refs = list(model_refs)
     if len(model_refs) < 2:
         raise UsageError("compare needs at least two model versions",

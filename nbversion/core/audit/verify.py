@@ -22,6 +22,12 @@ from ..registry import rules
 from ..repo.config import META_DIR
 from ..registry.versions import REGISTRY_DIR, artifact_tags, parse_when, version_dir
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 USERS_FILE = f"{META_DIR}/users.toml"
 AUDIT_PATH = str(audit.AUDIT_FILE)
 RECHECKED = (b'"action":"promote"', b'"action":"demote"', b'"action":"register"', b'"action":"user add"')
@@ -63,8 +69,23 @@ def _short(details) -> str:
     return ", ".join(parts)[:80]
 
 
-def query(ws, user: Optional[str] = None, action: Optional[str] = None, since: Optional[str] = None,
+def query(ws: Workspace, user: Optional[str] = None, action: Optional[str] = None, since: Optional[str] = None,
           limit: Optional[int] = None) -> AuditResult:
+    """Audit log entries, filtered (`nbversion audit`).
+
+    Args:
+        user: only entries by this user.
+        action: only this action (register, promote, denied...).
+        since: only entries at or after this ISO 8601 date or time.
+        limit: only the last `limit` matching entries.
+
+    Returns:
+        AuditResult: the matching `entries` and the `total` number of lines read.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.audit(action="promote", limit=10)
+    """
     if limit is not None and limit < 0:   # found[-(-5):] would silently drop the first five instead
         raise UsageError(f"-n {limit}: give a number of 0 or more", hint="e.g. `nbversion audit -n 20`")
     start = parse_when(since, end_of_day=False) if since else None
@@ -349,7 +370,19 @@ def check_history(policies: _Policies, chain: audit.ChainCheck, problems: list) 
                                     "the log is append-only"})
 
 
-def verify(ws, on_event=None) -> VerifyResult:
+def verify(ws: Workspace, on_event: Optional[EventCallback] = None) -> VerifyResult:
+    """Check the audit hash chain and re-check roles, rules, stage tags and versions (`nbversion audit verify`).
+
+    Args:
+        on_event: unused; kept so every verb takes it.
+
+    Returns:
+        VerifyResult: `ok`, the lines checked, `problems`, `warnings` and counts per check.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.audit_verify().ok
+    """
     chain = audit.verify_chain(ws.root)
     problems, warnings, stats = [], [], {}
     if not chain.ok:

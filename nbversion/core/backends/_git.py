@@ -5,10 +5,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
-import git
-from git.exc import GitCommandError
-
 from ...errors import NbversionError, NotFound
+
+
+# GitPython costs ~40 ms to import, and every Workspace method's module imports this adapter,
+# so `import nbversion` would pay it before any git call. `git` is loaded on first attribute use;
+# until then no GitPython error can have been raised, so the stand-in below never matches.
+class GitCommandError(Exception):
+    """Stand-in for git.exc.GitCommandError until GitPython is loaded."""
+
+
+class _LazyGitPython:
+    def __getattr__(self, name: str):
+        global git, GitCommandError
+        import git as module
+        from git.exc import GitCommandError
+        git = module
+        return getattr(module, name)
+
+
+git = _LazyGitPython()
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 

@@ -5,8 +5,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
 from . import _git
 
 
@@ -24,6 +22,8 @@ class Pointer:
 
 
 def parse(dvc_file: str, text: str | bytes) -> list[Pointer]:
+    import yaml   # ~8 ms, paid by the first pointer read rather than by `import nbversion`
+
     data = yaml.safe_load(text) or {}
     base = str(Path(dvc_file).parent)
     pointers = []

@@ -10,14 +10,17 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Optional
 
 from ...render import Result
 from ..audit.chain import now_iso
 from ..repo.config import META_DIR
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ..workspace import Workspace
 
 DEPLOYS_FILE = f"{META_DIR}/deploys.jsonl"
 OUTPUT_LIMIT = 4000          # characters of hook output kept in the history
@@ -61,6 +64,9 @@ def run_command(root, command: str, data: dict, timeout: float) -> tuple[bool, O
 
 
 def post_webhook(url: str, data: dict, timeout: float) -> tuple[bool, Optional[int], str]:
+    import urllib.error   # with http.client and ssl, ~15 ms that only a webhook should pay
+    import urllib.request
+
     request = urllib.request.Request(url, data=json.dumps(data).encode(), method="POST",
                                      headers={"Content-Type": "application/json",
                                               "User-Agent": "nbversion-deploy"})
@@ -135,5 +141,17 @@ class DeploysResult(Result):
         return f"{len(self.deploys)} hook run(s), {failed} failed"
 
 
-def deploys(ws, name: Optional[str] = None) -> DeploysResult:
+def deploys(ws: Workspace, name: Optional[str] = None) -> DeploysResult:
+    """Deploy hook history (`nbversion deploys`).
+
+    Args:
+        name: only this model's deploys (default: all).
+
+    Returns:
+        DeploysResult: `deploys`, one dict per hook run.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.deploys("det")
+    """
     return DeploysResult(read_history(ws.root, name))

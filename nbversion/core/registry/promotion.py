@@ -20,6 +20,12 @@ from ..backends import _git
 from . import deploy, versions as registry, rules, tags
 from ..repo import identity
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 
 @dataclass
 class PromoteResult(Result):
@@ -141,7 +147,23 @@ def _run_deploys(ws, rule, name, version, stage, user, previous, commit, emit) -
     return records
 
 
-def promote(ws, ref: str, stage: str = "champion", force: bool = False, on_event=None) -> PromoteResult:
+def promote(ws: Workspace, ref: str, stage: str = "champion", force: bool = False,
+            on_event: Optional[EventCallback] = None) -> PromoteResult:
+    """Assign a stage to a version behind roles and gates, then run deploy hooks (`nbversion promote`).
+
+    Args:
+        ref: NAME@vX.Y.Z, the version to promote.
+        stage: the stage to assign.
+        force: admins only: promote past failing gates (audited).
+        on_event: called with progress `Event`s (gates, deploy hooks).
+
+    Returns:
+        PromoteResult: the version, stage, stage tag, former holder, gate results and deploys.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.promote("det@v1.2.0", stage="champion")
+    """
     emit = emitter(on_event)
     name, selector = registry.split_ref(ref)
     if not selector:
@@ -184,8 +206,23 @@ def _former_holder(art: tags.ArtifactTags, stage: str, leaving: str) -> Optional
     return before
 
 
-def demote(ws, ref: str, stage: str = "champion", rollback: bool = True, on_event=None) -> PromoteResult:
-    """Take `stage` from NAME@vX.Y.Z; by default the former holder gets it back (a rollback)."""
+def demote(ws: Workspace, ref: str, stage: str = "champion", rollback: bool = True,
+           on_event: Optional[EventCallback] = None) -> PromoteResult:
+    """Take a stage from a version; by default the former holder gets it back (`nbversion demote`).
+
+    Args:
+        ref: NAME@vX.Y.Z that holds the stage (NAME@champion works too).
+        stage: the stage to take away.
+        rollback: give the stage back to its former holder; False leaves it empty.
+        on_event: called with progress `Event`s (deploy hooks).
+
+    Returns:
+        PromoteResult: the version, stage, who holds it now, and the deploys run.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.demote("det@champion")
+    """
     emit = emitter(on_event)
     name, selector = registry.split_ref(ref)
     tags.check_name(stage, "stage")

@@ -20,6 +20,11 @@ from ..audit.verify import verify
 from .deploy import read_history
 from .versions import artifact_tags, registry
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ..workspace import Workspace
+
 CSS = """
 body{font:14px/1.45 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1d2330;max-width:1100px;margin:32px auto;padding:0 24px}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:2px solid #e3e6ec;padding-bottom:4px}
@@ -121,7 +126,20 @@ def render_html(data: dict) -> str:
             f"<h2>Audit summary</h2>{actions}{users}<h2>Audit verification problems</h2>{problems}</body></html>")
 
 
-def report(ws, format: str = "html", out: Optional[str] = None) -> ReportResult:
+def report(ws: Workspace, format: str = "html", out: Optional[str] = None) -> ReportResult:
+    """Write a standalone report: registry, champions, deploys and audit summary (`nbversion report`).
+
+    Args:
+        format: "html" or "json".
+        out: the file to write (default: nbversion-report.html or .json in the current folder).
+
+    Returns:
+        ReportResult: the path written and the counts it reports.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.report("html", out="report.html")
+    """
     if format not in ("html", "json"):
         raise UsageError(f"unknown report format {format!r}", hint="use --format html or --format json")
     data = collect(ws)

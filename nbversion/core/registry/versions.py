@@ -25,6 +25,12 @@ from ..repo import names
 from . import tags
 from ..audit.chain import now_iso
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 REGISTRY_DIR = "registry"
 KEY_METRICS = ("mAP50-95", "mAP50", "precision", "recall")
 
@@ -222,8 +228,28 @@ def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: 
                           manifest.get("lineage") or {})
 
 
-def register(ws, name: str, version: Optional[str] = None, bump: Optional[str] = None, source: str = "",
-             message: str = "", on_event=None) -> RegisterResult:
+def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Optional[str] = None,
+             source: str = "", message: str = "", on_event: Optional[EventCallback] = None) -> RegisterResult:
+    """Register an immutable semver version of model weights (`nbversion register`).
+
+    Give either `version` or `bump`.
+
+    Args:
+        name: model name (letters, digits, - and _).
+        version: an explicit version "X.Y.Z", above the latest registered one.
+        bump: "major", "minor" or "patch": the next version after the latest.
+        source: where the weights come from: a training run id, a versioned model MODEL[@REV],
+            or a weights file.
+        message: why this version exists.
+        on_event: called with progress `Event`s.
+
+    Returns:
+        RegisterResult: the name, version, tag and commit, the files, metrics and lineage.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.register("det", bump="minor", source="yolov8n-20260131-140000")
+    """
     from ..backends import _dvc
     from ..repo.commit import _checkpoint
 
@@ -327,7 +353,19 @@ def _summaries(root: Path, arts: dict) -> dict:
     return cache
 
 
-def registry(ws, name: Optional[str] = None) -> RegistryResult:
+def registry(ws: Workspace, name: Optional[str] = None) -> RegistryResult:
+    """Registered versions with their stages, champion and key metrics (`nbversion registry`).
+
+    Args:
+        name: only this model (default: every registered model).
+
+    Returns:
+        RegistryResult: `versions`, one dict per version, newest first per model.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.registry("det")
+    """
     arts = {name: one_artifact(ws.root, name)} if name else artifact_tags(ws.root)
     summaries = _summaries(ws.root, arts)
     rows = []
@@ -398,7 +436,21 @@ def local_weights(root: Path, name: str, version: str, commit: str) -> list[Path
     return served_files(root, rel, commit, manifest)
 
 
-def resolve(ws, ref: str, at: Optional[str] = None) -> ResolveResult:
+def resolve(ws: Workspace, ref: str, at: Optional[str] = None) -> ResolveResult:
+    """The version a reference means now (or at a date) and a local path to its weights (`nbversion resolve`).
+
+    Args:
+        ref: NAME@champion (or another stage), NAME@vX.Y.Z, NAME@latest, or a bare NAME,
+            which honours $MODEL_VERSION (default champion).
+        at: an ISO 8601 date or time: which version held the stage then.
+
+    Returns:
+        ResolveResult: the name, version, selector, weights `path` (and all `files`), commit.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.resolve("det@champion").path
+    """
     name, selector = split_ref(ref)
     art = one_artifact(ws.root, name)
     version = select_version(art, selector, at)

@@ -15,6 +15,14 @@ from ...render import Result
 from ..backends import _dvc, _git, pointers, statcache
 from .status import dvc_changes, git_changes
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    import os
+    from typing import Iterable, Optional
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 
 @dataclass
 class CheckoutResult(Result):
@@ -47,7 +55,23 @@ def _blocking_changes(ws, wanted: list[str]) -> list[str]:
     return paths
 
 
-def checkout(ws, rev: str, paths=(), force: bool = False, on_event=None) -> CheckoutResult:
+def checkout(ws: Workspace, rev: str, paths: Iterable[str | os.PathLike] = (), force: bool = False,
+             on_event: Optional[EventCallback] = None) -> CheckoutResult:
+    """Restore the code and data of a version, everything or only `paths` (`nbversion checkout`).
+
+    Args:
+        rev: a commit, branch, tag or HEAD~N.
+        paths: restore only these paths (default: the whole workspace, switching branch/commit).
+        force: discard uncommitted changes instead of refusing.
+        on_event: called with progress `Event`s (data checkout).
+
+    Returns:
+        CheckoutResult: the revision, its commit, the branch, and the paths restored.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.checkout("HEAD~1", ["datasets/traffic"])
+    """
     emit = emitter(on_event)
     wanted = [ws.rel(p) for p in paths]
     commit = _git.rev_parse(ws.root, rev)

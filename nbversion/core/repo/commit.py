@@ -14,6 +14,13 @@ from ..artifacts import dataset_refresh
 from . import policy_check
 from .routing import Plan, dedupe, route_untracked
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from typing import Iterable, Optional
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 
 @dataclass
 class CommitResult(Result):
@@ -121,7 +128,22 @@ def leave_out_live_runs(ws, plan: Plan, changed: list, removed: list) -> tuple[P
     return kept, [p for p in changed if keep(p)], [p for p in removed if keep(p)], sorted(touched)
 
 
-def commit(ws, message: str, paths=(), on_event=None) -> CommitResult:
+def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
+           on_event: Optional[EventCallback] = None) -> CommitResult:
+    """Record changes as one commit: large data to DVC, the rest to git (`nbversion commit`).
+
+    Args:
+        message: what changed, for the history; must not be empty.
+        paths: only these workspace paths (default: every change).
+        on_event: called with progress `Event`s (hashing, staging).
+
+    Returns:
+        CommitResult: the commit sha and message, and the paths sent to git and to DVC.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.commit("relabel night images", ["datasets/traffic"])
+    """
     emit = emitter(on_event)
     if not message or not message.strip():
         from ...errors import UsageError

@@ -22,6 +22,12 @@ from ..audit import chain as audit
 from . import merge_rules, names
 from .cell import with_trailers
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 PREFIX = "exp/"
 LOWER_IS_BETTER = ("loss", "error", "time", "latency")
 
@@ -47,7 +53,20 @@ def _branch(name: str) -> str:
     return name if name.startswith(PREFIX) else PREFIX + name
 
 
-def new(ws, name: str, on_event=None) -> ExperimentsResult:
+def new(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) -> ExperimentsResult:
+    """Start experiment branch exp/NAME from here and switch to it (`nbversion exp new`).
+
+    Args:
+        name: the experiment's name (the branch is exp/NAME).
+        on_event: unused; kept so every verb takes it.
+
+    Returns:
+        ExperimentsResult: a `message` saying where you are and how to merge back.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.exp_new("mosaic-off")
+    """
     names.check_name(name.removeprefix(PREFIX), "experiment")
     branch = _branch(name)
     if branch in _git.branches(ws.root, "**"):
@@ -69,7 +88,16 @@ def _base_of(root, branch: str) -> str:
         return "main" if "main" in _git.branches(root, "**") else "master"
 
 
-def list_experiments(ws) -> ExperimentsResult:
+def list_experiments(ws: Workspace) -> ExperimentsResult:
+    """Experiment branches with their base, ahead/behind counts, runs and versions (`nbversion exp list`).
+
+    Returns:
+        ExperimentsResult: one row per experiment branch.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.exp_list()
+    """
     current, rows = _git.current_branch(ws.root), []
     for branch, sha in sorted(_git.branches(ws.root, f"{PREFIX}*").items()):
         base = _base_of(ws.root, branch)
@@ -117,7 +145,19 @@ def _all_items(root) -> list:
     return [{"branch": b, **item} for b in names for item in _branch_items(root, b)]
 
 
-def compare(ws, metric: Optional[str] = None) -> ExperimentsResult:
+def compare(ws: Workspace, metric: Optional[str] = None) -> ExperimentsResult:
+    """Runs and registered versions of each branch side by side (`nbversion exp compare`).
+
+    Args:
+        metric: only this metric, and the best row marked (default: up to six metrics).
+
+    Returns:
+        ExperimentsResult: one row per run or version, and `best` with `metric`.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.exp_compare(metric="metrics/mAP50-95(B)")
+    """
     items = _all_items(ws.root)
     metrics = [metric] if metric else sorted({k for i in items for k in i["metrics"]})[:6]
     rows = [[i["branch"], i["kind"], i["id"], i["status"], *[i["metrics"].get(m) for m in metrics]] for i in items]
@@ -140,7 +180,20 @@ def _best_item(items: list, metric: str, lower: Optional[bool] = None) -> Option
     return pick(scored, key=lambda i: i["metrics"][metric])
 
 
-def best(ws, metric: str, lower_is_better: Optional[bool] = None) -> ExperimentsResult:
+def best(ws: Workspace, metric: str, lower_is_better: Optional[bool] = None) -> ExperimentsResult:
+    """The run or registered version with the best metric, on any branch (`nbversion exp best`).
+
+    Args:
+        metric: the metric, e.g. "metrics/mAP50-95(B)".
+        lower_is_better: the direction (default: guessed, lower for *loss*).
+
+    Returns:
+        ExperimentsResult: one row, and `best`, the winning run or version.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.exp_best("metrics/mAP50-95(B)").best["branch"]
+    """
     items = _all_items(ws.root)
     winner = _best_item(items, metric, lower_is_better)
     if winner is None:
@@ -172,7 +225,20 @@ def _resolve(root, path: str, base: str, theirs: str) -> bool:
     return True
 
 
-def merge(ws, name: str, on_event=None) -> ExperimentsResult:
+def merge(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) -> ExperimentsResult:
+    """Merge experiment exp/NAME into the current branch; metadata and audit log by rule (`nbversion exp merge`).
+
+    Args:
+        name: the experiment's name (or its branch exp/NAME).
+        on_event: called with progress `Event`s.
+
+    Returns:
+        ExperimentsResult: the paths both sides changed and how they were resolved.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.exp_merge("mosaic-off")
+    """
     emit = emitter(on_event)
     branch = _branch(name)
     if branch not in _git.branches(ws.root, "**"):

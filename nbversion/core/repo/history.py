@@ -10,6 +10,14 @@ from ...render import Result
 from ..backends import _dvc, _git
 from .cell import parse_trailers
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    import os
+    from typing import Iterable
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 CHANGE_WORDS = {"A": "added", "D": "removed", "M": "modified", "T": "modified"}
 
 
@@ -47,7 +55,22 @@ def _describe(letter: str, path: str) -> Optional[str]:
     return f"{word} {path}"
 
 
-def log(ws, n: Optional[int] = None, paths=(), on_event=None) -> LogResult:
+def log(ws: Workspace, n: Optional[int] = None, paths: Iterable[str | os.PathLike] = (),
+        on_event: Optional[EventCallback] = None) -> LogResult:
+    """History, newest first, with the data changes and notebook cell of each commit (`nbversion log`).
+
+    Args:
+        n: only the last `n` commits (default: all).
+        paths: only commits touching these paths (a data path matches its .dvc pointer too).
+        on_event: unused; kept so every verb takes it.
+
+    Returns:
+        LogResult: `entries`, one `LogEntry` per commit.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.log(5, paths=["models/det"])
+    """
     if n is not None and n < 0:   # git would read -n -5 as "no limit" and print everything
         raise UsageError(f"-n {n}: give a number of 0 or more", hint="e.g. `nbversion log -n 5`")
     wanted = []
@@ -112,7 +135,22 @@ def _worktree_size(root: Path, rel: str) -> Optional[int]:
     return path.stat().st_size if path.is_file() else None
 
 
-def diff(ws, rev_a: Optional[str] = None, rev_b: Optional[str] = None, on_event=None) -> DiffResult:
+def diff(ws: Workspace, rev_a: Optional[str] = None, rev_b: Optional[str] = None,
+         on_event: Optional[EventCallback] = None) -> DiffResult:
+    """Files added, removed and modified between two versions, data included (`nbversion diff`).
+
+    Args:
+        rev_a: a commit, branch or tag (default: HEAD).
+        rev_b: a commit, branch or tag (default: the working tree).
+        on_event: unused; kept so every verb takes it.
+
+    Returns:
+        DiffResult: `files`, one `FileChange` per path with its sizes before and after.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.diff("HEAD~1", "HEAD")
+    """
     root = ws.root
     a = _git.rev_parse(root, rev_a or "HEAD")
     b = _git.rev_parse(root, rev_b) if rev_b else None

@@ -7,6 +7,13 @@ from ...render import Result
 from ..backends import _dvc, _git, pointers, statcache
 from .routing import route_untracked
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from typing import Optional
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 GIT_STATES = {"?": "new", "A": "new", "M": "modified", "D": "deleted", "R": "renamed",
               "T": "modified", "U": "conflict"}
 
@@ -92,7 +99,19 @@ def dvc_changes(ws) -> list[Change]:
     return changes
 
 
-def status(ws, on_event=None) -> StatusResult:
+def status(ws: Workspace, on_event: Optional[EventCallback] = None) -> StatusResult:
+    """New, modified and deleted paths since the last commit, git and DVC alike (`nbversion status`).
+
+    Args:
+        on_event: called with progress `Event`s (unused today; kept so every verb takes it).
+
+    Returns:
+        StatusResult: the branch, HEAD, the changed paths, and live training runs among them.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.status().changes
+    """
     changes = git_changes(ws) + dvc_changes(ws)
     changes.sort(key=lambda c: c.path)
     from ...training.runs import live_run_folders

@@ -8,6 +8,11 @@ from ...render import Result
 from . import identity
 from .config import META_DIR, read_toml, write_toml
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ..workspace import Workspace
+
 
 @dataclass
 class WhoamiResult(Result):
@@ -31,19 +36,50 @@ class UserListResult(Result):
         return self.changed or ""
 
 
-def whoami(ws) -> WhoamiResult:
+def whoami(ws: Workspace) -> WhoamiResult:
+    """Your identity in this workspace, your role, and where the identity came from (`nbversion whoami`).
+
+    Returns:
+        WhoamiResult: `user`, `role` and `source` (environment, JupyterHub, git config...).
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.whoami().role
+    """
     user = identity.current_user(ws.root)
     return WhoamiResult(user, identity.role_of(ws.root, user), identity.identity_source())
 
 
-def user_list(ws) -> UserListResult:
+def user_list(ws: Workspace) -> UserListResult:
+    """Users and their roles (`nbversion user list`).
+
+    Returns:
+        UserListResult: `users`, a mapping of user id to role.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.user_list().users
+    """
     return UserListResult(identity.users(ws.root))
 
 
 MAX_ID = 254   # the longest e-mail address; JupyterHub names are shorter
 
 
-def user_add(ws, user_id: str, role: str) -> UserListResult:
+def user_add(ws: Workspace, user_id: str, role: str) -> UserListResult:
+    """Give a user a role; admins only, audited (`nbversion user add`).
+
+    Args:
+        user_id: an identity: an e-mail or a JupyterHub name, no spaces.
+        role: "admin", "contributor" or "viewer".
+
+    Returns:
+        UserListResult: every user and role, and `changed`, the user just set.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.user_add("ana@example.com", "contributor")
+    """
     if not user_id or len(user_id) > MAX_ID or any(c.isspace() or not c.isprintable() for c in user_id):
         shown = user_id if len(user_id) <= 60 else user_id[:59] + "…"
         raise UsageError(f"{shown!r} is not a user id: an e-mail or a JupyterHub name, 1 to {MAX_ID} characters, "

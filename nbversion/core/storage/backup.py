@@ -32,6 +32,12 @@ from . import crypto
 from ..backends.hashing import file_md5
 from .verify import cache_path, needed_objects
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 FORMAT = 1
 PASSPHRASE_ENV = "NBVERSION_BACKUP_PASSPHRASE"
 
@@ -118,8 +124,24 @@ def _plain_archive(archive: Path, tmp: Path, passphrase: Optional[str]) -> Path:
     return plain
 
 
-def create(ws, out: Optional[str] = None, encrypt: bool = False, passphrase: Optional[str] = None,
-           since: Optional[str] = None, on_event=None) -> BackupResult:
+def create(ws: Workspace, out: Optional[str] = None, encrypt: bool = False, passphrase: Optional[str] = None,
+           since: Optional[str] = None, on_event: Optional[EventCallback] = None) -> BackupResult:
+    """Write one archive of history and the data that matters (`nbversion backup create`).
+
+    Args:
+        out: the archive to write (default: ../<workspace>-backup-<time>.tar.gz).
+        encrypt: AES-256-GCM with `passphrase` (needs the `remotes` extra).
+        passphrase: the passphrase (default: $NBVERSION_BACKUP_PASSPHRASE).
+        since: an earlier backup: store only the objects it lacks.
+        on_event: called with progress `Event`s.
+
+    Returns:
+        BackupResult: the archive, its sha256, counts of objects, bytes and refs, objects missing.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.backup_create(out="/backups/project.tar.gz")
+    """
     emit = emitter(on_event)
     passphrase = _passphrase(passphrase)
     if encrypt:

@@ -23,6 +23,12 @@ from ..backends import _git, pointers
 from ..repo import leftovers
 from .verify import STAGE_TAG, VERSION_TAG, Anchor, anchor_pointers, cache_path, expand, merge_needed, tag_anchors, worktree_needed
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 UNREFERENCED = "(no commit)"
 
 
@@ -172,8 +178,24 @@ def _group(doomed: dict, versions: list, root, where: str) -> list:
     return sorted(rows.values(), key=lambda r: r["version"])
 
 
-def gc(ws, keep_last: Optional[int] = None, older_than: Optional[float] = None, dry_run: bool = False,
-       remote: Optional[str] = None, on_event=None) -> GcResult:
+def gc(ws: Workspace, keep_last: Optional[int] = None, older_than: Optional[float] = None, dry_run: bool = False,
+       remote: Optional[str] = None, on_event: Optional[EventCallback] = None) -> GcResult:
+    """Remove data outside the retention policy; never registered, staged or tagged versions (`nbversion gc`).
+
+    Args:
+        keep_last: newest versions kept per path (default: config gc.keep_last, 5).
+        older_than: days; younger versions are kept (default: config gc.older_than_days, 30).
+        dry_run: only list what would go and how many bytes.
+        remote: also remove from this remote (admins only).
+        on_event: called with progress `Event`s.
+
+    Returns:
+        GcResult: what was (or would be) removed, the objects and bytes, and the policy used.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.gc(keep_last=3, dry_run=True)
+    """
     emit = emitter(on_event)
     policy = dict(ws.config.get("gc", {}))
     keep_last = int(policy.get("keep_last", 5) if keep_last is None else keep_last)

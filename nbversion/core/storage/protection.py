@@ -17,6 +17,12 @@ from ..backends import _dvc, pointers
 from . import linking
 from ..repo.config import load_config
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from typing import Iterable
+    from ..workspace import Workspace
+
 HARD_LINKED = "hard-linked: an edit in place would change the stored version"
 
 
@@ -135,8 +141,19 @@ class UnprotectResult(Result):
                 + (f" ({self.already} already were)" if self.already else ""))
 
 
-def unprotect(ws, paths) -> UnprotectResult:
-    """Replace read-only links into the cache under `paths` by private writable copies."""
+def unprotect(ws: Workspace, paths: Iterable[str | os.PathLike]) -> UnprotectResult:
+    """Replace read-only links into the cache under `paths` by private writable copies (`nbversion unprotect`).
+
+    Args:
+        paths: files or folders in the workspace.
+
+    Returns:
+        UnprotectResult: the paths copied, and how many were already private.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.unprotect(["datasets/traffic/labels"])
+    """
     targets = [ws.root / ws.rel(p) for p in paths]
     hint = "give a file or folder of tracked data: under datasets/, models/, runs/ or registry/"
     outs = pointers.in_worktree(ws.root)

@@ -28,6 +28,12 @@ from ..backends import _git
 from . import remote_safety
 from .verify import cache_path
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 
 @dataclass
 class RemoteListResult(Result):
@@ -125,8 +131,27 @@ def _set_git_remote(root, name: str, git_url: str, keyfile: Optional[str]) -> No
         _git.run(root, "config", "core.sshCommand", shlex.join(_ssh_command(keyfile)))
 
 
-def remote_add(ws, name: str, url: str, git_url: Optional[str] = None, endpoint_url: Optional[str] = None,
-               keyfile: Optional[str] = None, default: bool = True, on_event=None) -> RemoteListResult:
+def remote_add(ws: Workspace, name: str, url: str, git_url: Optional[str] = None, endpoint_url: Optional[str] = None,
+               keyfile: Optional[str] = None, default: bool = True,
+               on_event: Optional[EventCallback] = None) -> RemoteListResult:
+    """Add a remote: one name for history (git) and data (DVC) (`nbversion remote add`).
+
+    Args:
+        name: the remote's name.
+        url: a folder, ssh://[user@]host[:port]/path or s3://bucket/prefix.
+        git_url: where history goes (default: URL/git for folders and ssh; required for s3).
+        endpoint_url: an S3-compatible store's endpoint (MinIO, moto...).
+        keyfile: an SSH private key (kept out of git).
+        default: make it the default remote.
+        on_event: unused; kept so every verb takes it.
+
+    Returns:
+        RemoteListResult: every remote, and `changed`, the one just added.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.remote_add("team", "/mnt/shared/project")
+    """
     from ..backends import _dvc
 
     remote_safety.check_remote_add(name, url, git_url)
@@ -235,9 +260,23 @@ def _version_objects(root, all_versions: bool, registered: bool, remote: str, fe
 
 # --- push / pull ------------------------------------------------------------------------------
 
-def push(ws, remote: Optional[str] = None, all_versions: bool = False, registered: bool = False,
-         on_event=None) -> TransferResult:
-    """Data first (current commit, every commit, or registered versions), then branch and tags."""
+def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False, registered: bool = False,
+         on_event: Optional[EventCallback] = None) -> TransferResult:
+    """Send data first, then the branch and tags, to a remote (`nbversion push`).
+
+    Args:
+        remote: the remote's name (default: the default remote).
+        all_versions: send the data of every commit on all branches, not only the current one.
+        registered: send only the data of registered versions and stages.
+        on_event: called with progress `Event`s.
+
+    Returns:
+        TransferResult: the remote, the objects sent, what happened to history, and the time taken.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.push("team", registered=True)
+    """
     from ..backends import _dvc
 
     emit, started = emitter(on_event), time.monotonic()
@@ -275,9 +314,23 @@ def _push_history(root, name: str, all_versions: bool) -> str:
     return ("all branches" if all_versions else f"branch {branch}" if branch else "detached HEAD: no branch") + " and tags"
 
 
-def pull(ws, remote: Optional[str] = None, all_versions: bool = False, registered: bool = False,
-         on_event=None) -> TransferResult:
-    """History and tags (fast-forward only), then the data of the checkout (and of other versions)."""
+def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False, registered: bool = False,
+         on_event: Optional[EventCallback] = None) -> TransferResult:
+    """Fetch history and tags (fast-forward only), then the data of the checkout (`nbversion pull`).
+
+    Args:
+        remote: the remote's name (default: the default remote).
+        all_versions: also fetch the data of every commit on all branches.
+        registered: also fetch the data of registered versions and stages.
+        on_event: called with progress `Event`s.
+
+    Returns:
+        TransferResult: the remote, the objects fetched, what happened to history, and the time taken.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.pull()
+    """
     from ..backends import _dvc
     from ..backends.lock import workspace_lock
 

@@ -20,6 +20,12 @@ from ..backends import _git, lock, pointers
 from ..audit import chain as audit
 from ..repo import leftovers
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ...events import EventCallback
+    from ..workspace import Workspace
+
 VERSION_TAG = re.compile(r"^(?P<name>[^@#]+)@v(?P<version>\d+\.\d+\.\d+)$")
 STAGE_TAG = re.compile(r"^(?P<name>[^@#]+)#(?P<stage>[^#]+)#(?P<n>\d+)$")
 DATASET_TAG = re.compile(r"^dataset/(?P<name>.+)/(?P<tag>[^/]+)$")
@@ -299,9 +305,24 @@ def check_audit_and_lock(root) -> list:
 
 # --- the verb -----------------------------------------------------------------------------
 
-def verify(ws, repair: bool = False, remote: Optional[str] = None, check_remote_presence: bool = False,
-           on_event=None) -> VerifyResult:
-    """Check everything; with `repair`, fix what can be fixed and check again."""
+def verify(ws: Workspace, repair: bool = False, remote: Optional[str] = None, check_remote_presence: bool = False,
+           on_event: Optional[EventCallback] = None) -> VerifyResult:
+    """Check tags, manifests, pointers and cache hashes; with `repair`, fix and check again (`nbversion verify`).
+
+    Args:
+        repair: fetch missing or corrupted objects from a remote, drop a torn audit line,
+            clear a stale lock.
+        remote: the remote to check against and repair from (default: the default remote).
+        check_remote_presence: also check that every needed object is on the remote.
+        on_event: called with progress `Event`s.
+
+    Returns:
+        VerifyResult: the `problems` found (and whether each was repaired), counts per check.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.verify(repair=True)
+    """
     result = _check(ws.root, remote, check_remote_presence, on_event)
     if not repair or not result.problems:
         return result
