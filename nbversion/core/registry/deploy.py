@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...render import Result
+from ..result import Result
 from ..audit.chain import now_iso
 from ..repo.config import META_DIR
 
