@@ -193,3 +193,100 @@ def test_readme_missing_extra_example_is_what_the_cli_prints(tmp_path):
     proc = subprocess.run([nbversion, *args], cwd=tmp_path / "p", env=env, capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == shown[1:]
+
+
+# --- sample output in the docs is what the verbs print ------------------------------------------
+# Each `$ nbversion ...` of a checked ```console block is run in a workspace set up as the prose
+# says, and its output must have the documented shape: the same lines, headers and columns, with
+# hashes, numbers, dates, run ids and e-mail addresses normalised (they differ run to run).
+
+def console_commands(path: Path) -> list[tuple[int, str, list[str]]]:
+    """[(line, command, [output lines])] of every `$ ` line of the ```console blocks."""
+    found = []
+    for lang, start, text in blocks(path):
+        if lang != "console":
+            continue
+        for offset, line in enumerate(text.splitlines(), 1):
+            if line.startswith("$ "):
+                found.append((start + offset, line[2:], []))
+            elif found and line.strip():
+                found[-1][2].append(line)
+    return found
+
+
+def shape(line: str) -> str:
+    line = re.sub(r"[\w.+-]+@example\.com", "USER", line)
+    line = re.sub(r"\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\d\S*)?", "TIME", line)
+    line = re.sub(r"\b\d{8}-\d{6}-[\w-]+", "RUN", line)
+    line = re.sub(r"\b[0-9a-f]*\d[0-9a-f]*\b", "N", line)    # sizes, hashes, metrics, version parts
+    line = re.sub(r"N(\.N)+", "N", line)
+    line = re.sub(r"(?<![\w-])-{2,}(?![\w-])", "---", line)  # a table's separator, any width
+    return " ".join(line.split())
+
+
+def test_shape_ignores_values_but_not_columns():
+    assert shape("files/best.pt  6234567  3f1c0d2a9b7e") == shape("files/best.pt  5912  9a8b7c6d5e4f")
+    assert shape("detector#champion#2 by alice@example.com") == shape("detector#champion#7 by tester@example.com")
+    assert shape("a  b  c") != shape("a  b")
+    assert shape("-----  ---") == shape("--  ------")
+
+
+def run_documented(command: str, cwd: Path, substitute: dict) -> list[str]:
+    """The non-blank lines `command` prints (stdout, then stderr), run as a user types it."""
+    for placeholder, real in substitute.items():
+        command = command.replace(placeholder, real)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", NO_COLOR="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return [l for l in (proc.stdout + proc.stderr).splitlines() if l.strip()]
+
+
+# what the examples of docs/registry.md need, made with the verbs; run ids and paths stand in
+REGISTRY_RULES = """[stages.champion]
+role = "admin"
+[[stages.champion.gates]]
+metric = "mAP50-95"
+op = ">="
+value = 0.5
+[[stages.champion.gates]]
+beats_champion = "mAP50-95"
+[stages.champion.deploy]
+command = "echo deployed $NBVERSION_VERSION"
+"""
+REGISTRY_NOT_RUN = {
+    "nbversion deploys detector": "its example shows a webhook answering 500 beside the command hook",
+    "nbversion audit verify": "its example shows a log edited by hand (tests/test_audit.py tampers with one)",
+}
+
+
+def test_registry_md_examples_are_what_the_verbs_print(tmp_path):
+    from test_registry import checkpoint_file
+
+    root = tmp_path / "project"
+    commands = console_commands(REPO / "docs" / "registry.md")
+    assert REGISTRY_NOT_RUN.keys() <= {c for _, c, _ in commands}
+    run_documented(f"nbversion init {root}", tmp_path, {})
+    first = checkpoint_file(tmp_path / "run" / "best.pt", {"mAP50-95": 0.42, "mAP50": 0.65, "precision": 0.7,
+                                                          "recall": 0.6})
+    checkpoint_file(root / "exported" / "best.pt", {"mAP50-95": 0.55, "mAP50": 0.71, "precision": 0.8,
+                                                    "recall": 0.66})
+    substitute = {"20260101-120000-shapes": str(first)}
+    checked = problems = 0
+    report = []
+    for line, command, documented in commands:
+        if command in REGISTRY_NOT_RUN or not command.startswith(("nbversion ", "NBVERSION_USER=")):
+            continue
+        if command.startswith("nbversion promote detector@v1.1.0"):
+            # the champion to beat, then the gates the example shows (the admin's rules.toml)
+            run_documented("nbversion promote detector@v1.0.0", root, {})
+            (root / ".nbversion" / "rules.toml").write_text(REGISTRY_RULES)
+            run_documented("nbversion commit -m rules", root, {})
+        printed = [l.replace(str(root), "/home/alice/project")      # the workspace the docs show
+                   for l in run_documented(command, root, substitute)]
+        checked += 1
+        if documented and [shape(l) for l in printed] != [shape(l) for l in documented]:
+            problems += 1
+            report.append(f"docs/registry.md:{line}: $ {command}\n  documented:\n    "
+                          + "\n    ".join(documented) + "\n  printed:\n    " + "\n    ".join(printed))
+    assert checked >= 5
+    assert not problems, "\n".join(report)
