@@ -259,34 +259,114 @@ REGISTRY_NOT_RUN = {
 }
 
 
+def check_examples(doc: str, root: Path, *, not_run: dict, before: dict, substitute: dict, shown_root: str,
+                   only_with_output: bool = False) -> int:
+    """Run the `$ ` lines of `doc` in order (`before[command](root)` first, where given) and
+    compare what each prints with the documented output; returns how many were compared."""
+    commands = console_commands(REPO / doc)
+    listed = {c for _, c, _ in commands}
+    assert not_run.keys() <= listed and before.keys() <= listed, "a command the doc no longer shows"
+    compared, report = 0, []
+    for line, command, documented in commands:
+        if command in not_run or (only_with_output and not documented):
+            continue
+        if command in before:
+            before[command](root)
+        printed = [l.replace(str(root), shown_root) for l in run_documented(command, root, substitute)]
+        if documented:
+            compared += 1
+            if [shape(l) for l in printed] != [shape(l) for l in documented]:
+                report.append(f"{doc}:{line}: $ {command}\n  documented:\n    " + "\n    ".join(documented)
+                              + "\n  printed:\n    " + "\n    ".join(printed))
+    assert not report, "\n".join(report)
+    return compared
+
+
 def test_registry_md_examples_are_what_the_verbs_print(tmp_path):
     from test_registry import checkpoint_file
 
     root = tmp_path / "project"
-    commands = console_commands(REPO / "docs" / "registry.md")
-    assert REGISTRY_NOT_RUN.keys() <= {c for _, c, _ in commands}
     run_documented(f"nbversion init {root}", tmp_path, {})
     first = checkpoint_file(tmp_path / "run" / "best.pt", {"mAP50-95": 0.42, "mAP50": 0.65, "precision": 0.7,
                                                           "recall": 0.6})
     checkpoint_file(root / "exported" / "best.pt", {"mAP50-95": 0.55, "mAP50": 0.71, "precision": 0.8,
                                                     "recall": 0.66})
-    substitute = {"20260101-120000-shapes": str(first)}
-    checked = problems = 0
-    report = []
-    for line, command, documented in commands:
-        if command in REGISTRY_NOT_RUN or not command.startswith(("nbversion ", "NBVERSION_USER=")):
-            continue
-        if command.startswith("nbversion promote detector@v1.1.0"):
-            # the champion to beat, then the gates the example shows (the admin's rules.toml)
-            run_documented("nbversion promote detector@v1.0.0", root, {})
-            (root / ".nbversion" / "rules.toml").write_text(REGISTRY_RULES)
-            run_documented("nbversion commit -m rules", root, {})
-        printed = [l.replace(str(root), "/home/alice/project")      # the workspace the docs show
-                   for l in run_documented(command, root, substitute)]
-        checked += 1
-        if documented and [shape(l) for l in printed] != [shape(l) for l in documented]:
-            problems += 1
-            report.append(f"docs/registry.md:{line}: $ {command}\n  documented:\n    "
-                          + "\n    ".join(documented) + "\n  printed:\n    " + "\n    ".join(printed))
-    assert checked >= 5
-    assert not problems, "\n".join(report)
+
+    def champion_and_gates(root):
+        """The champion to beat, then the gates the example shows (the admin's rules.toml)."""
+        run_documented("nbversion promote detector@v1.0.0", root, {})
+        (root / ".nbversion" / "rules.toml").write_text(REGISTRY_RULES)
+        run_documented("nbversion commit -m rules", root, {})
+
+    compared = check_examples("docs/registry.md", root, not_run=REGISTRY_NOT_RUN,
+                              before={"nbversion promote detector@v1.1.0": champion_and_gates},
+                              substitute={"20260101-120000-shapes": str(first)}, shown_root="/home/alice/project")
+    assert compared >= 6
+
+
+# what the examples of docs/datasets.md need: the edits its prose describes, made to the files
+ONNX = b"\x08\x07\x12\x07pytorch\x1a\x032.1:\x0c\n\x04onnx"     # the head of a real export
+DATASETS_NOT_RUN = {
+    "nbversion model add shapes-det runs/detect/train/weights/best.pt --dataset shapes@v1 --metric latency_ms=3.1":
+        "needs a training; tests/test_models.py adds an Ultralytics checkpoint",
+}
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Files under datasets/NAME are read-only links into the DVC cache: replace, never write into."""
+    path.unlink()
+    path.write_text(text)
+
+
+def test_datasets_md_examples_are_what_the_verbs_print(tmp_path):
+    root = tmp_path / "you"
+    run_documented(f"nbversion init {root}", tmp_path, {})
+    source = root / "shapes-src"
+    bad_line = "1 0.5 0.5 0.2\n"
+    label = source / "labels" / "train" / "train_00002.txt"
+
+    def broken_label(root):
+        label.write_text(label.read_text() + bad_line)
+
+    def edited_in_the_workspace(root):
+        label.write_text(label.read_text().replace(bad_line, ""))
+        edited = root / "datasets" / "shapes" / "labels" / "train" / "train_00001.txt"
+        replace_text(edited, edited.read_text() + "0 0.5 0.5 0.1\n")
+
+    def discarded(root):
+        run_documented("nbversion checkout HEAD datasets/shapes --force", root, {})
+
+    def second_version(root):
+        """One image added, one removed, one box relabelled red -> blue, added as a new version."""
+        for kind, suffix in (("images", ".png"), ("labels", ".txt")):
+            (source / kind / "val" / f"val_00007{suffix}").unlink()
+            (source / kind / "train" / f"train_new_000{suffix}").write_bytes(
+                (source / kind / "train" / f"train_00003{suffix}").read_bytes())
+        first = source / "labels" / "train" / "train_00000.txt"
+        first.write_text("2" + first.read_text()[1:])
+        run_documented("nbversion dataset add shapes shapes-src", root, {})
+
+    def onnx_versions(root):
+        (root / "model.onnx").write_bytes(b"PK\x03\x04" + bytes(40))           # a zip named .onnx
+        (root / "a.onnx").write_bytes(ONNX + bytes(42))
+        (root / "b.onnx").write_bytes(ONNX + bytes(41) + b"\x01")
+
+    def model_versions(root):
+        """The two versions of `det` the list, show and compare examples read (added further down)."""
+        run_documented("nbversion model add det a.onnx --metric mAP50=0.5 --metric val/box_loss=1.0 --param lr=0.01"
+                       " --dataset shapes@v1", root, {})
+        run_documented("nbversion model add det b.onnx --metric mAP50=0.7 --metric val/box_loss=1.2 --param lr=0.02"
+                       " --dataset shapes", root, {})
+
+    compared = check_examples(
+        "docs/datasets.md", root, not_run=DATASETS_NOT_RUN, only_with_output=True, shown_root="/home/you",
+        before={"nbversion dataset add shapes shapes-src --tag v1":
+                lambda root: run_documented("python -m nbversion.demo shapes-src", root, {}),
+                "nbversion dataset add shapes shapes-src": broken_label,
+                "nbversion commit -m \"relabel\"": edited_in_the_workspace,
+                "nbversion dataset list": discarded,
+                "nbversion dataset diff shapes v1 '~0'": second_version,
+                "nbversion model add det model.onnx": onnx_versions,
+                "nbversion model list": model_versions},
+        substitute={})
+    assert compared >= 8
