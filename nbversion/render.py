@@ -2,31 +2,17 @@
 from __future__ import annotations
 
 import html
+import importlib
 import json
 from dataclasses import asdict, is_dataclass
+
+from .core.result import Result, _cell, text_table  # noqa: F401 (re-exported: training, server)
 
 STYLE = ("<style>.nbv-table{border-collapse:collapse;font-size:12px;margin:2px 0}"
          ".nbv-table th,.nbv-table td{padding:2px 8px;text-align:left;"
          "border-bottom:1px solid var(--jp-border-color2,#ddd)}"
          ".nbv-title{font-weight:600;margin:2px 0}.nbv-note{color:var(--jp-ui-font-color2,#666)}"
          ".nbv-hl{background:var(--jp-warn-color3,#fff3cd)}</style>")
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def text_table(headers, rows) -> str:
-    if not rows:
-        return ""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
 def html_table(headers, rows, highlight=lambda row: False) -> str:
@@ -53,45 +39,35 @@ def to_json(obj) -> str:
     return json.dumps(data, indent=None if big else 2, default=str)
 
 
-class Result:
-    """Base of every result dataclass: a title, a table, a summary; HTML in notebooks.
+# What a notebook shows below a result's table, by result class: "module:function" of a
+# renderer, imported when first drawn (PIL, matplotlib only then). The result modules do not
+# import them: core and training stay free of presentation and of import cycles through it.
+EXTRA_HTML = {
+    "nbversion.core.artifacts.dataset_view.DatasetShowResult": "nbversion.renderers.datasets:show_tiles",
+    "nbversion.core.artifacts.dataset_diff.DatasetDiffResult": "nbversion.renderers.datasets:relabelled_tiles",
+    "nbversion.core.artifacts.models.ModelCompareResult": "nbversion.renderers.models:metric_bars",
+    "nbversion.training.runs.RunShow": "nbversion.widgets.train_chart:run_chart_html",
+    "nbversion.training.handle.Run": "nbversion.widgets.train_chart:run_chart_html",
+}
 
-    Subclasses define `table()` -> (headers, rows) and optionally `summary()` and
-    `extra_html()` (a chart or images below the table).
-    """
 
-    def table(self):
-        return [], []
+def extra_html(result) -> str:
+    """The chart or images below the table: a registered renderer, else the class's own."""
+    cls = type(result)
+    target = EXTRA_HTML.get(f"{cls.__module__}.{cls.__qualname__}")
+    if target is None:
+        return result.extra_html()
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)(result)
 
-    def summary(self) -> str:
-        return ""
 
-    def highlight(self, row) -> bool:
-        return False
-
-    def extra_html(self) -> str:
-        return ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # IPython prefers a class's own __repr__ (dataclasses write one) over an inherited
-        # _repr_pretty_, so give every subclass its own: plain-text output is the table.
-        cls._repr_pretty_ = lambda self, printer, cycle: printer.text(str(self))
-
-    def __str__(self) -> str:
-        headers, rows = self.table()
-        parts = [text_table(headers, rows), self.summary()]
-        return "\n".join(p for p in parts if p)
-
-    def _repr_html_(self) -> str:
-        headers, rows = self.table()
-        parts = [STYLE]
-        if rows:
-            parts.append(html_table(headers, rows, self.highlight))
-        if self.summary():
-            parts.append(f"<div class='nbv-note'>{html.escape(self.summary())}</div>")
-        parts.append(self.extra_html())
-        return "".join(parts)
+def result_html(result) -> str:
+    """A result as notebook HTML: its table, its summary, then what its renderer adds."""
+    headers, rows = result.table()
+    parts = [STYLE]
+    if rows:
+        parts.append(html_table(headers, rows, result.highlight))
+    if result.summary():
+        parts.append(f"<div class='nbv-note'>{html.escape(result.summary())}</div>")
+    parts.append(extra_html(result))
+    return "".join(parts)

@@ -1,13 +1,12 @@
 """The REST server extension, through a real Jupyter server (pytest-jupyter's `jp_fetch`).
 
 Every endpoint: success, bad input, 403 without token / XSRF, 409 while another process
-holds the workspace lock. Endpoints whose core module is not installed answer a clean 501.
+holds the workspace lock, all on the real core modules.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
 import inspect
 import json
 import os
@@ -62,28 +61,15 @@ def api(jp_fetch, jp_serverapp):
     return call
 
 
-def installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def assert_error(code, data, status, error_type):
     assert code == status, data
     assert data["error"]["type"] == error_type, data
     assert data["error"]["message"]
 
 
-def assert_ok_or_not_installed(code, data, module):
-    """501 with a clean error while `module` is missing; success once it exists."""
-    if installed(module):
-        assert code == 200, data
-        assert "view" in data
-    else:
-        assert_error(code, data, 501, "NotAvailable")
-        assert module in data["error"]["message"]
-        assert data["error"]["hint"]
+def assert_view(code, data):
+    assert code == 200, data
+    assert "view" in data, data
 
 
 @pytest.fixture
@@ -167,33 +153,26 @@ async def test_whoami_reports_identity_and_role(api, ws):
 
 async def test_audit_lists_entries_and_verify_checks_the_chain(api, ws):
     code, data = await api("audit")
-    assert_ok_or_not_installed(code, data, "nbversion.core.audit.verify")
-    if code == 200:
-        assert any("init" in " ".join(row) for row in data["view"]["rows"]), data["view"]
+    assert_view(code, data)
+    assert any("init" in " ".join(row) for row in data["view"]["rows"]), data["view"]
     code, data = await api("audit", "verify")
-    assert_ok_or_not_installed(code, data, "nbversion.core.audit.verify")
+    assert_view(code, data)
+    assert data["ok"] is True, data
 
 
 # --- datasets, models, runs, registry ------------------------------------------------------
 
-@pytest.mark.parametrize("path,module", [
-    (("datasets",), "nbversion.core.artifacts.datasets"),
-    (("models",), "nbversion.core.artifacts.models"),
-    (("runs",), "nbversion.training.runs"),
-    (("registry",), "nbversion.core.registry.versions"),
-])
-async def test_list_endpoints_answer_or_say_not_installed(api, ws, path, module):
-    code, data = await api(*path)
-    assert_ok_or_not_installed(code, data, module)
+@pytest.mark.parametrize("path", ["datasets", "models", "runs", "registry"])
+async def test_list_endpoints_of_an_empty_workspace_answer_an_empty_table(api, ws, path):
+    code, data = await api(path)
+    assert_view(code, data)
+    assert data["view"]["rows"] == [], data["view"]
 
 
-async def test_unknown_dataset_is_404_or_not_installed(api, ws):
+async def test_unknown_dataset_is_404(api, ws):
     code, data = await api("datasets", "no-such-dataset")
-    if installed("nbversion.core.artifacts.datasets"):
-        assert code == 404, data
-        assert "no-such-dataset" in data["error"]["message"]
-    else:
-        assert_error(code, data, 501, "NotAvailable")
+    assert code == 404, data
+    assert "no-such-dataset" in data["error"]["message"]
 
 
 async def test_dataset_diff_needs_two_versions(api, ws):
@@ -212,20 +191,14 @@ async def test_promote_without_ref_is_400(api, ws):
 
 async def test_promote_an_unknown_version_is_an_error_not_a_crash(api, ws):
     code, data = await api("registry", "promote", method="POST", body={"ref": "ghost@v9.9.9"})
-    if installed("nbversion.core.registry.promotion"):
-        assert code in (400, 404), data
-        assert "ghost" in data["error"]["message"]
-    else:
-        assert_error(code, data, 501, "NotAvailable")
+    assert code in (400, 404), data
+    assert "ghost" in data["error"]["message"]
 
 
 async def test_stop_an_unknown_run_is_an_error(api, ws):
     code, data = await api("runs", "no-such-run", "stop", method="POST")
-    if installed("nbversion.training.runner"):
-        assert code in (400, 404, 409), data
-    else:
-        assert_error(code, data, 501, "NotAvailable")
-    assert "error" in data
+    assert code in (400, 404, 409), data
+    assert "no-such-run" in data["error"]["message"], data
 
 
 # --- live progress -------------------------------------------------------------------------
@@ -348,10 +321,7 @@ async def test_commit_while_another_process_holds_the_lock_is_409(api, ws, lock_
 
 async def test_promote_while_locked_is_409(api, ws, lock_holder):
     code, data = await api("registry", "promote", method="POST", body={"ref": "m@v1.0.0"})
-    if installed("nbversion.core.registry.promotion"):
-        assert_error(code, data, 409, "WorkspaceLocked")
-    else:
-        assert code in (409, 501), data
+    assert_error(code, data, 409, "WorkspaceLocked")
 
 
 async def test_no_workspace_is_a_404_with_a_hint(api, ws, jp_serverapp, tmp_path):
@@ -383,12 +353,7 @@ def test_extension_is_enabled_by_the_shipped_config():
     assert os.path.basename(ext.__file__) == "__init__.py"
 
 
-# --- with the real core modules, once they are installed -----------------------------------
-
-def needs(*modules):
-    missing = [m for m in modules if not installed(m)]
-    return pytest.mark.skipif(bool(missing), reason=f"not installed yet: {', '.join(missing)}")
-
+# --- with state made by the verbs ------------------------------------------------------------
 
 @pytest.fixture
 def two_versions(ws, tmp_path):
@@ -402,7 +367,6 @@ def two_versions(ws, tmp_path):
     return ws
 
 
-@needs("nbversion.core.audit.verify")
 async def test_audit_filters_and_limit(api, ws):
     (ws.root / "notes.txt").write_text("hello\n")
     ws.commit("notes")
@@ -414,7 +378,6 @@ async def test_audit_filters_and_limit(api, ws):
     assert_error(code, data, 400, "UsageError")
 
 
-@needs("nbversion.core.artifacts.datasets")
 async def test_datasets_list_and_show_a_real_dataset(api, ws, demo_data):
     ws.dataset_add("shapes", demo_data)
     code, data = await api("datasets")
@@ -425,7 +388,6 @@ async def test_datasets_list_and_show_a_real_dataset(api, ws, demo_data):
     assert "view" in data
 
 
-@needs("nbversion.core.artifacts.datasets")
 async def test_dataset_diff_between_two_versions(api, ws, demo_data):
     ws.dataset_add("shapes", demo_data)
     label = sorted((demo_data / "labels" / "train").glob("*.txt"))[0]
@@ -440,7 +402,6 @@ async def test_dataset_diff_between_two_versions(api, ws, demo_data):
     code, data = await api("datasets", "shapes", "diff", params={"a": "~5", "b": "latest"})
     assert code == 404 and "too far" in data["error"]["message"], data
 
-@needs("nbversion.core.registry.versions", "nbversion.core.registry.promotion")
 async def test_registry_lists_versions_with_the_champion_highlighted(api, two_versions):
     code, data = await api("registry")
     assert code == 200, data
@@ -450,7 +411,6 @@ async def test_registry_lists_versions_with_the_champion_highlighted(api, two_ve
     assert [view["rows"][i][version] for i in view["highlight"]] == ["v1.0.0"]
 
 
-@needs("nbversion.core.registry.versions", "nbversion.core.registry.promotion")
 async def test_promote_moves_the_champion_and_audits(api, two_versions):
     code, data = await api("registry", "promote", method="POST", body={"ref": "detector@v1.1.0"})
     assert code == 201, data
@@ -462,7 +422,6 @@ async def test_promote_moves_the_champion_and_audits(api, two_versions):
     assert json.loads(last)["action"] == "promote" and "detector@v1.1.0" in json.loads(last)["target"]
 
 
-@needs("nbversion.core.registry.versions", "nbversion.core.registry.promotion")
 async def test_promote_by_a_contributor_is_403_with_a_hint(api, two_versions, monkeypatch):
     monkeypatch.setenv("NBVERSION_USER", "intern@example.com")     # not in users.toml: contributor
     code, data = await api("registry", "promote", method="POST", body={"ref": "detector@v1.1.0"})
@@ -505,7 +464,6 @@ async def test_fields_view_returns_only_the_table(api, ws):
     assert data["view"]["rows"] == [["new", "notes.txt", "git"]]
 
 
-@needs("nbversion.training.runs")
 async def test_runs_list_and_show_read_the_run_records(trained, api):
     ws, done_id = trained
     with held_training(ws, epochs=3) as live:
@@ -525,7 +483,6 @@ async def test_runs_list_and_show_read_the_run_records(trained, api):
     assert code == 404, data
 
 
-@needs("nbversion.training.runs")
 async def test_progress_shows_a_run_of_a_dead_process_as_failed(trained, api):
     ws, done_id = trained
     trainer, record = cli_training(ws, "killed")
@@ -535,7 +492,6 @@ async def test_progress_shows_a_run_of_a_dead_process_as_failed(trained, api):
     assert {r["id"]: r["status"] for r in answer["runs"]} == {done_id: "done", record["id"]: "failed"}
 
 
-@needs("nbversion.training.runner")
 async def test_stop_asks_a_run_training_elsewhere_to_stop(trained, api):
     ws, done_id = trained
     trainer, record = cli_training(ws, "far")    # trained by another live process

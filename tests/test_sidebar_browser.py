@@ -1,9 +1,9 @@
 """The JupyterLab sidebar in a real browser: Debian's chromium driven by Playwright.
 
 A real `jupyter lab` (127.0.0.1, token) serves a temp workspace holding a dataset, two
-registered versions and a finished run; the test opens the sidebar, sees the datasets and
-the champion, promotes the other version and sees the audit entry appear. Screenshots go
-to test-artifacts/ (kept by CI).
+registered versions and a finished run, all made with the public verbs on the real core;
+the test opens the sidebar, sees the datasets and the champion, promotes the other version
+past a gate and sees the audit entry appear. Screenshots go to test-artifacts/ (kept by CI).
 """
 from __future__ import annotations
 
@@ -38,13 +38,6 @@ pytestmark = [
 ]
 
 
-def installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -59,29 +52,25 @@ def free_port() -> int:
 
 @pytest.fixture
 def populated(trained, tmp_path):
-    """demo dataset, a finished run, detector v1.0.0 (champion, from the run) and v1.1.0."""
+    """demo dataset, a finished run, detector v1.0.0 (champion, from its weights file) and
+    v1.1.0 (from the run, so with its metrics for the champion gate)."""
     ws, run_id = trained
-    ws.register("detector", version="1.0.0", source=run_id)
     weights = tmp_path / "detector.pt"
     shutil.copy(ws.root / "runs" / run_id / "weights" / "last.pt", weights)
-    ws.register("detector", version="1.1.0", source=str(weights))
+    ws.register("detector", version="1.0.0", source=str(weights))
+    ws.register("detector", version="1.1.0", source=run_id)
     ws.promote("detector@v1.0.0")
-    return {"dataset": True, "registry": True, "run": run_id}
+    return ws, run_id
 
 
-def start_lab(root: Path, tmp_path: Path, fake_core: bool = False, env_extra: dict | None = None):
+def start_lab(root: Path, tmp_path: Path, env_extra: dict | None = None):
     """`jupyter lab` on 127.0.0.1 with a token, our server extension and the built sidebar.
 
-    Returns (process, url). With `fake_core`, tests/sidebar_fake_core.py stands in for the
-    datasets, registry, audit and runs modules inside the server process.
+    Returns (process, url).
     """
     config = tmp_path / "jupyter-config"
     (config / "labconfig").mkdir(parents=True)
-    lines = ["c.ServerApp.jpserver_extensions = {'nbversion.server': True}"]
-    if fake_core:
-        lines += ["import sys", f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
-                  "import sidebar_fake_core", "sidebar_fake_core.install()"]
-    (config / "jupyter_server_config.py").write_text("\n".join(lines) + "\n")
+    (config / "jupyter_server_config.py").write_text("c.ServerApp.jpserver_extensions = {'nbversion.server': True}\n")
     # no "news" toast over the sidebar in screenshots
     (config / "labconfig" / "page_config.json").write_text(json.dumps(
         {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
@@ -117,32 +106,47 @@ def stop_lab(proc) -> None:
 
 
 @pytest.fixture
-def lab(ws, populated, tmp_path):
+def lab(populated, tmp_path):
+    ws, run_id = populated
     proc, url = start_lab(ws.root, tmp_path)
-    yield {"url": url, "parts": {k: v for k, v in populated.items() if k != "run"}, "run": populated["run"],
-           "root": ws.root}
+    yield {"url": url, "run": run_id, "root": ws.root, "ws": ws}
     stop_lab(proc)
 
 
 @pytest.fixture
-def fake_lab(trained, tmp_path, request):
-    """The sidebar over the fake core: a done run and a running one (held after epoch 1 of 5)."""
+def live_lab(trained, tmp_path):
+    """A done run and a running one (a real training held after epoch 1 of 5)."""
     ws, run_id = trained
-    versions = getattr(request, "param", 2)
     with held_training(ws, epochs=5) as live:
-        proc, url = start_lab(ws.root, tmp_path, fake_core=True, env_extra={"NBV_FAKE_VERSIONS": str(versions)})
+        proc, url = start_lab(ws.root, tmp_path)
         yield {"url": url, "root": ws.root, "done": run_id, "live": live}
         stop_lab(proc)
 
 
+LONG_REGISTRY = 32     # more than the 30 rows the sidebar draws before "Show all"
+
+
 @pytest.fixture
-def viewer_lab(trained, tmp_path):
-    """The sidebar of a viewer (a role in users.toml), over the fake core with a running run."""
-    ws, _ = trained
+def long_registry_lab(ws, tmp_path):
+    """detector v1.0.0 (champion) .. v1.31.0, registered from weight files."""
+    weights = tmp_path / "detector.pt"
+    for minor in range(LONG_REGISTRY):
+        weights.write_bytes(os.urandom(256))
+        ws.register("detector", version=f"1.{minor}.0", source=str(weights))
+    ws.promote("detector@v1.0.0")
+    proc, url = start_lab(ws.root, tmp_path)
+    yield {"url": url, "root": ws.root}
+    stop_lab(proc)
+
+
+@pytest.fixture
+def viewer_lab(populated, tmp_path):
+    """The sidebar of a viewer (a role in users.toml), with a running run."""
+    ws, _ = populated
     ws.user_add("guest@example.com", "viewer")
     (ws.root / "notes.txt").write_text("uncommitted\n")
     with held_training(ws, epochs=3):
-        proc, url = start_lab(ws.root, tmp_path, fake_core=True, env_extra={"NBVERSION_USER": "guest@example.com"})
+        proc, url = start_lab(ws.root, tmp_path, env_extra={"NBVERSION_USER": "guest@example.com"})
         yield {"url": url, "root": ws.root}
         stop_lab(proc)
 
@@ -173,8 +177,9 @@ def wait_for_server(url: str, proc, log: Path, timeout: float = 90) -> None:
 
 @pytest.fixture
 def page(request):
-    """A chromium page on the lab of the test (`lab` or `fake_lab`)."""
-    name = next((n for n in ("fake_lab", "bare_lab", "viewer_lab") if n in request.fixturenames), "lab")
+    """A chromium page on the lab of the test (`lab`, `live_lab`, ...)."""
+    name = next((n for n in ("live_lab", "long_registry_lab", "bare_lab", "viewer_lab")
+                 if n in request.fixturenames), "lab")
     lab = request.getfixturevalue(name)
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     from playwright.sync_api import sync_playwright
@@ -225,23 +230,14 @@ def test_sidebar_shows_status_datasets_runs_and_champion(page, lab):
     assert "nothing changed" in section(page, "status").inner_text()
     shot(page, "light")
 
-    runs = section(page, "runs")
-    if installed("nbversion.training.runs"):
-        assert lab["run"] in runs.inner_text()
-    else:
-        assert "not available" in runs.inner_text()
-    if lab["parts"]["dataset"] is True:
-        assert "demo" in section(page, "datasets").inner_text()
-    if lab["parts"]["registry"] is True:
-        champion = section(page, "registry").locator("tr.nbv-mod-highlight")
-        assert champion.count() >= 1 and "1.0.0" in champion.first.inner_text()
+    assert lab["run"] in section(page, "runs").inner_text()
+    assert "demo" in section(page, "datasets").inner_text()
+    champion = section(page, "registry").locator("tr.nbv-mod-highlight")
+    assert champion.count() == 1 and "v1.0.0" in champion.inner_text()
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
     page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
     page.wait_for_timeout(500)
     shot(page, "dark")
-    missing = [f"{part} ({built})" for part, built in lab["parts"].items() if built is not True]
-    if missing:
-        pytest.skip(f"checked what exists; not built: {'; '.join(missing)}")
 
 
 def test_sidebar_commit_from_the_status_section(page, lab):
@@ -273,27 +269,41 @@ def test_sidebar_follows_a_commit_made_in_a_terminal(page, lab):
     shot(page, "followed-terminal-commit")
 
 
-def test_sidebar_promotes_and_the_audit_entry_appears(page, lab):
-    if lab["parts"]["registry"] is not True:
-        pytest.skip(f"no registered versions: {lab['parts']['registry']}")
+CHAMPION_GATE = """[stages.champion]
+role = "admin"
+gates = ["metrics.mAP50-95 >= 0"]
+"""
+
+
+def test_sidebar_promotes_past_a_gate_and_the_audit_entry_appears(page, lab):
+    (lab["root"] / ".nbversion" / "rules.toml").write_text(CHAMPION_GATE)   # the admin's rules, committed
+    lab["ws"].commit("champion gate")
     open_sidebar(page)
     registry = section(page, "registry")
-    row = registry.locator("tr", has_text="v1.1.0")
-    row.get_by_role("button", name="Promote").click()
-    dialog = page.locator(".jp-Dialog")
+    assert "v1.0.0" in registry.locator("tr.nbv-mod-highlight").inner_text()
+    registry.locator("tr", has_text="v1.1.0").get_by_role("button", name="Promote").click()
     shot(page, "promote-dialog")
-    dialog.get_by_role("button", name="Promote").click()
+    page.locator(".jp-Dialog").get_by_role("button", name="Promote").click()
     page.wait_for_function(
         "() => { const r = document.querySelector('#nbversion-sidebar .nbv-Section-registry tr.nbv-mod-highlight');"
-        " return r && /1\\.1\\.0/.test(r.textContent); }")
+        " return r && /v1\\.1\\.0/.test(r.textContent); }")
+    # the gate results stay under the table once the promotion has answered
+    page.wait_for_selector("#nbversion-sidebar .nbv-Section-registry .nbv-Details >> text=mAP50-95")
+    assert "pass" in registry.locator(".nbv-Details").inner_text()
     audit = section(page, "audit")
     page.wait_for_function(   # the audit section reloads right after the registry
         "() => { const r = document.querySelector('#nbversion-sidebar .nbv-Section-audit tbody tr');"
-        " return r && r.textContent.includes('promote') && r.textContent.includes('1.1.0'); }")
+        " return r && r.textContent.includes('promote') && r.textContent.includes('detector@v1.1.0'); }")
+    log = subprocess.run(["git", "log", "-1", "--format=%s"], cwd=lab["root"], capture_output=True, text=True)
+    assert "detector@v1.1.0" in log.stdout and "champion" in log.stdout
     shot(page, "after-promote")
     audit.get_by_role("button", name="Verify").click()
     page.wait_for_selector("#nbversion-sidebar .nbv-Section-audit .nbv-Details.nbv-mod-ok")
     shot(page, "audit-verified")
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    page.wait_for_timeout(500)
+    shot(page, "audit-verified-dark")
 
 
 def toast(page, text: str):
@@ -319,24 +329,31 @@ def test_sidebar_error_is_a_notification_with_the_hint(page, lab):
     assert section(page, "status").locator("input.nbv-Input").input_value() == "blocked"   # nor lost
 
 
-# --- every UI path, over the fake core -------------------------------------------------------
+# --- datasets, live runs -------------------------------------------------------------------
 
-def test_fake_core_datasets_show_and_diff(page, fake_lab):
+def test_sidebar_shows_and_diffs_dataset_versions(page, lab, tmp_path):
+    from nbversion.demo import edit_labels, make_dataset
+
+    source = make_dataset(tmp_path / "demo-v2")           # the same bytes as version 1...
+    relabelled = edit_labels(source, count=1)[0]          # ...but one box moved
+    lab["ws"].dataset_add("demo", source)
     open_sidebar(page)
     datasets = section(page, "datasets")
-    assert "circle, square" in datasets.inner_text()
-    datasets.locator("tr", has_text="shapes").get_by_role("button", name="Show").click()
-    page.wait_for_selector("#nbversion-sidebar .nbv-Section-datasets .nbv-Details >> text=16 train, 8 val")
+    row = datasets.locator("tr", has_text="demo")
+    row.get_by_role("button", name="Show").click()
+    page.wait_for_selector("#nbversion-sidebar .nbv-Section-datasets .nbv-Details >> text=demo@latest")
+    assert "train 16 images" in datasets.locator(".nbv-Details").inner_text()
     inputs = datasets.locator(".nbv-Diff input")
-    assert [inputs.nth(i).input_value() for i in range(3)] == ["shapes", "~1", "latest"]
-    inputs.nth(1).fill("~2")
+    assert [inputs.nth(i).input_value() for i in range(3)] == ["demo", "~1", "latest"]
     datasets.get_by_role("button", name="Diff").click()
-    page.wait_for_selector("#nbversion-sidebar .nbv-Section-datasets .nbv-Details >> text=images/train/017.png")
-    assert "~2 → latest" in datasets.locator(".nbv-Details").inner_text()
+    page.wait_for_selector(f"#nbversion-sidebar .nbv-Section-datasets .nbv-Details >> text={relabelled.name}")
+    details = datasets.locator(".nbv-Details").inner_text()
+    assert "label changed" in details and "~1 → latest" in details
+    shot(page, "dataset-diff")
 
 
-def test_fake_core_live_progress_and_stop(page, fake_lab):
-    live, done = fake_lab["live"], fake_lab["done"]
+def test_sidebar_live_progress_and_stop(page, live_lab):
+    live, done = live_lab["live"], live_lab["done"]
     open_sidebar(page)
     runs = section(page, "runs")
     bar = runs.locator(".nbv-LiveRun")
@@ -361,32 +378,6 @@ def test_fake_core_live_progress_and_stop(page, fake_lab):
                            ".some(n => n.textContent.includes(id))", arg=live.run_id, timeout=15_000)
 
 
-def test_fake_core_champion_promote_gates_audit_verify(page, fake_lab):
-    open_sidebar(page)
-    registry = section(page, "registry")
-    assert "v1.0.0" in registry.locator("tr.nbv-mod-highlight").inner_text()
-    registry.locator("tr", has_text="v1.1.0").get_by_role("button", name="Promote").click()
-    page.locator(".jp-Dialog").get_by_role("button", name="Promote").click()
-    page.wait_for_function(
-        "() => /v1\\.1\\.0/.test(document.querySelector("
-        "'#nbversion-sidebar .nbv-Section-registry tr.nbv-mod-highlight').textContent)")
-    # the gate results stay under the table once the promotion has answered
-    page.wait_for_selector("#nbversion-sidebar .nbv-Section-registry .nbv-Details >> text=>= 0.30")
-    assert "mAP50-95" in registry.locator(".nbv-Details").inner_text()
-    audit = section(page, "audit")
-    newest = audit.locator("tbody tr").first
-    assert "promote" in newest.inner_text() and "detector@v1.1.0" in newest.inner_text()
-    log = subprocess.run(["git", "log", "-1", "--format=%s"], cwd=fake_lab["root"], capture_output=True, text=True)
-    assert "promote detector@v1.1.0" in log.stdout
-    audit.get_by_role("button", name="Verify").click()
-    page.wait_for_selector("#nbversion-sidebar .nbv-Section-audit .nbv-Details.nbv-mod-ok >> text=audit chain intact")
-    shot(page, "fake-core-light")
-    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
-    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
-    page.wait_for_timeout(500)
-    shot(page, "fake-core-dark")
-
-
 def test_sidebar_outside_a_workspace_says_how_to_make_one(page, bare_lab):
     open_sidebar(page)
     status = section(page, "status").inner_text()
@@ -395,17 +386,16 @@ def test_sidebar_outside_a_workspace_says_how_to_make_one(page, bare_lab):
     shot(page, "no-workspace")
 
 
-@pytest.mark.parametrize("fake_lab", [45], indirect=True)
-def test_fake_core_a_long_registry_draws_30_rows_and_the_champion(page, fake_lab):
+def test_a_long_registry_draws_30_rows_and_the_champion(page, long_registry_lab):
     open_sidebar(page)
     registry = section(page, "registry")
     rows = registry.locator("tbody tr")
     assert rows.count() == 31                                  # 30 newest + the champion (v1.0.0)
-    assert "v1.44.0" in rows.first.inner_text()
+    assert f"v1.{LONG_REGISTRY - 1}.0" in rows.first.inner_text()
     assert "v1.0.0" in registry.locator("tr.nbv-mod-highlight").inner_text()
-    registry.get_by_role("button", name="Show all 45").click()
-    page.wait_for_function("() => document.querySelectorAll("
-                           "'#nbversion-sidebar .nbv-Section-registry tbody tr').length === 45")
+    registry.get_by_role("button", name=f"Show all {LONG_REGISTRY}").click()
+    page.wait_for_function("n => document.querySelectorAll("
+                           "'#nbversion-sidebar .nbv-Section-registry tbody tr').length === n", arg=LONG_REGISTRY)
 
 
 def test_a_viewer_sees_the_workspace_but_cannot_act(page, viewer_lab):

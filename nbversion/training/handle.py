@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import MissingExtra
-from ..render import Result
+from ..core.result import Result
 from . import runs
 
 
@@ -103,11 +103,6 @@ class Run(Result):
 
     def to_dict(self) -> dict:
         return runs.with_effective_status(self.record)
-
-    def extra_html(self) -> str:
-        from ..widgets.train_chart import static_chart_html
-
-        return static_chart_html(self.record)
 
     def widget(self, render: bool = True, champion: Optional[float] = None):
         """The live chart with its Stop button, subscribed to this run's events."""

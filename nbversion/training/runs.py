@@ -19,7 +19,7 @@ from typing import Optional
 
 from ..core.backends import atomic
 from ..errors import NotFound
-from ..render import Result
+from ..core.result import Result
 
 from typing import TYPE_CHECKING
 
@@ -217,11 +217,6 @@ class RunShow(Result):
         if r.get("commit_error"):
             lines.append(f"commit failed: {r['commit_error']}")
         return "\n".join(lines)
-
-    def extra_html(self) -> str:
-        from ..widgets.train_chart import static_chart_html
-
-        return static_chart_html(self.record)
 
     def to_dict(self) -> dict:
         return {**with_effective_status(self.record), "files": self.files}

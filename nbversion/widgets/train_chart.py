@@ -94,6 +94,11 @@ def render_png(rows: list, batch_loss: Optional[list] = None, champion: Optional
     return ChartFigure(with_batches=bool(batch_loss)).png(rows, batch_loss, champion, title)
 
 
+def run_chart_html(result) -> str:
+    """Below `runs show`'s table in a notebook (registered in nbversion/render.py)."""
+    return static_chart_html(result.record)
+
+
 def static_chart_html(record: dict) -> str:
     """The chart of a run record as an inline PNG (no widget frontend needed)."""
     rows = record.get("epochs") or []

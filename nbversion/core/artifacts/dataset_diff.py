@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from ...errors import NotFound
-from ...render import Result
+from ..result import Result
 from ..backends import _dvc
 from . import dataset_meta
 from ..repo import refs
@@ -20,7 +20,7 @@ from .yolo_layout import IMAGE_SUFFIXES, label_for
 from .yolo_validate import parse_label_counts
 
 KIND_DIR = "datasets"
-MAX_PREVIEWS = 4
+MAX_PREVIEWS = 4   # relabelled images kept for a notebook's before/after thumbnails
 
 
 @dataclass
@@ -46,19 +46,6 @@ class DatasetDiffResult(Result):
         for private in ("previews", "root", "classes"):
             data.pop(private)
         return data
-
-    def extra_html(self) -> str:
-        """Relabelled images before and after, boxes drawn (from the DVC cache)."""
-        from .dataset_view import _tile
-
-        rows = []
-        for preview in self.previews[:MAX_PREVIEWS]:
-            before = _tile(self.root, preview["before"], self.classes)
-            after = _tile(self.root, preview["after"], self.classes)
-            if before and after:
-                rows.append(f"<div style='display:flex;gap:6px;align-items:center'>{before}"
-                            f"<span>&rarr;</span>{after}</div>")
-        return ("<div class='nbv-title'>relabelled (before &rarr; after)</div>" + "".join(rows)) if rows else ""
 
     def table(self):
         rows = [["image added", i["path"], i["split"]] for i in self.images_added]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ...errors import InvalidInput, NbversionError, NotFound, UncommittedChanges, UsageError
 from ...events import Event, emitter
-from ...render import Result
+from ..result import Result
+from ..units import human_bytes
 from ..backends import _dvc, _git, pointers, statcache
 from . import dataset_meta, zipsafe
 from ..repo import leftovers, names, refs
@@ -36,15 +37,6 @@ KIND_DIR = "datasets"
 SKIP_NAMES = {".git", ".dvc", ".DS_Store", "__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 SKIP_SUFFIXES = (".cache",)
 MAX_ERRORS_SHOWN = 20
-
-
-def human_bytes(n) -> str:
-    n = float(n or 0)
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 @dataclass

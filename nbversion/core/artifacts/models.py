@@ -5,7 +5,6 @@ Rolling back is the workspace's `checkout REV models/<name> models/<name>.meta.j
 """
 from __future__ import annotations
 
-import html
 import math
 import os
 import shutil
@@ -14,7 +13,8 @@ from pathlib import Path
 
 from ...errors import NbversionError, NotFound, UsageError
 from ...events import Event, emitter
-from ...render import Result
+from ..result import Result
+from ..units import human_bytes
 from ..backends.hashing import file_md5
 from ..backends import _dvc, statcache
 from . import dataset_meta
@@ -48,8 +48,6 @@ class ModelResult(Result):
         return ["kind", "name", "value"], rows
 
     def summary(self):
-        from .datasets import human_bytes
-
         m = self.meta
         lineage = (m.get("lineage") or {}).get("dataset")
         lines = [f"{self.name}@{self.rev} = {(self.commit or '')[:8]}  {m.get('framework')} ({m.get('format')}), "
@@ -69,8 +67,6 @@ class ModelListResult(Result):
     models: list
 
     def table(self):
-        from .datasets import human_bytes
-
         rows = [[m["name"], m["version"][:8], m["versions"], m["framework"], human_bytes(m["size"]),
                  ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
                            list(m["metrics"].items())[:4]), m["added_by"], m["added_at"]] for m in self.models]
@@ -96,28 +92,6 @@ class ModelCompareResult(Result):
 
     def summary(self):
         return "* = best value of the row (lowest for losses, highest otherwise)"
-
-    def extra_html(self) -> str:
-        return _bar_charts(self.refs, [r for r in self.rows if r["kind"] == "metric"])
-
-
-def _bar_charts(labels: list, rows: list) -> str:
-    """One small horizontal bar chart per metric, inline SVG (no plotting library)."""
-    charts = []
-    for row in rows:
-        values = [v if isinstance(v, (int, float)) else None for v in row["values"]]
-        top = max((abs(v) for v in values if v is not None), default=0) or 1
-        bars = []
-        for i, (label, value) in enumerate(zip(labels, values)):
-            width = 0 if value is None else 160 * abs(value) / top
-            colour = "#2e7d32" if i == row["best"] else "#90a4ae"
-            text = "" if value is None else f"{value:.4g}"
-            bars.append(f"<text x='0' y='{14 * i + 11}' font-size='10'>{html.escape(label[:18])}</text>"
-                        f"<rect x='110' y='{14 * i + 2}' width='{width:.1f}' height='11' fill='{colour}'/>"
-                        f"<text x='{114 + width:.1f}' y='{14 * i + 11}' font-size='10'>{text}</text>")
-        charts.append(f"<figure style='margin:0'><figcaption class='nbv-title'>{html.escape(row['key'])}"
-                      f"</figcaption><svg width='320' height='{14 * len(labels) + 4}'>{''.join(bars)}</svg></figure>")
-    return "<div style='display:flex;flex-wrap:wrap;gap:12px'>" + "".join(charts) + "</div>" if charts else ""
 
 
 def dataset_lineage(root: Path, ref: str | None, train_data: str | None = None) -> dict | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from ...errors import UsageError
-from ...render import Result
+from ..result import Result
 from ..backends import _git
 from . import chain as audit
 from ..repo import identity

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...render import Result
+from ..result import Result
 from ..audit.chain import now_iso
 from ..repo.config import META_DIR
 

@@ -15,7 +15,7 @@ from typing import Optional
 
 from ...errors import UsageError
 from ...events import Event, emitter
-from ...render import Result
+from ..result import Result
 from ..backends import _git
 from . import deploy, versions as registry, rules, tags
 from ..repo import identity

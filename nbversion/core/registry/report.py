@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from ...errors import UsageError
-from ...render import Result
+from ..result import Result
 from ..backends import atomic
 from ..audit import chain as audit
 from ..audit.chain import now_iso

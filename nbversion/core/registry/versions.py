@@ -18,7 +18,7 @@ from typing import Optional
 
 from ...errors import DamagedFile, NbversionError, NotFound, UsageError
 from ...events import Event, emitter
-from ...render import Result
+from ..result import Result
 from ..backends.hashing import file_md5
 from ..backends import _git, atomic
 from ..repo import names

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ...errors import NotFound, UncommittedChanges
 from ...events import Event, emitter
-from ...render import Result
+from ..result import Result
 from ..backends import _dvc, _git, pointers, statcache
 from .status import dvc_changes, git_changes
 

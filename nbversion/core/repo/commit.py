@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ...errors import NothingToCommit
 from ...events import Event, emitter
-from ...render import Result
+from ..result import Result
 from ..backends import _dvc, _git, pointers, statcache
 from ..artifacts import dataset_refresh
 from . import policy_check

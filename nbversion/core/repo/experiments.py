@@ -16,7 +16,7 @@ from typing import Optional
 
 from ...errors import NbversionError, NotFound, UncommittedChanges, UsageError
 from ...events import Event, emitter
-from ...render import Result
+from ..result import Result
 from ..backends import _git, atomic
 from ..audit import chain as audit
 from . import merge_rules, names

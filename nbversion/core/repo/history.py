@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from ...errors import UsageError
-from ...render import Result
+from ..result import Result
 from ..backends import _dvc, _git
 from .cell import parse_trailers
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ...errors import NbversionError
 from ...events import Event, emitter
-from ...render import Result
+from ..result import Result
 from ..backends import _dvc, _git, atomic
 from ..audit import chain as audit
 from . import identity

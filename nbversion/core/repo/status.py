@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...render import Result
+from ..result import Result
 from ..backends import _dvc, _git, pointers, statcache
 from .routing import route_untracked
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...errors import UsageError
-from ...render import Result
+from ..result import Result
 from . import identity
 from .config import META_DIR, read_toml, write_toml
 

@@ -26,7 +26,7 @@ from typing import Optional
 from ...errors import IntegrityError, InvalidInput, NotFound, UsageError
 from ...events import Event, emitter
 from ...extras import require
-from ...render import Result
+from ..result import Result
 from ..backends import _git, atomic
 from . import crypto
 from ..backends.hashing import file_md5

@@ -18,7 +18,7 @@ from typing import Optional
 
 from ...errors import NbversionError, UsageError
 from ...events import Event, emitter
-from ...render import Result
+from ..result import Result
 from ..backends import _git, pointers
 from ..repo import leftovers
 from .verify import STAGE_TAG, VERSION_TAG, Anchor, anchor_pointers, cache_path, expand, merge_needed, tag_anchors, worktree_needed

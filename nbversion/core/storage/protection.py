@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import NotFound
-from ...render import Result
+from ..result import Result
 from ..backends import _dvc, pointers
 from . import linking
 from ..repo.config import load_config

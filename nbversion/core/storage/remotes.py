@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 from ...errors import NbversionError, NotFound, UsageError
 from ...events import Event, emitter
 from ...extras import require_for_url
-from ...render import Result
+from ..result import Result
 from ..backends import _git
 from . import remote_safety
 from .verify import cache_path

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from ...events import Event, emitter
-from ...render import Result
+from ..result import Result
 from ..backends.hashing import file_md5
 from ..backends import _git, lock, pointers
 from ..audit import chain as audit
