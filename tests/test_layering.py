@@ -48,6 +48,8 @@ def imports(module: str) -> list[tuple[str, str]]:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 visit(child, child.name)
                 continue
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue    # annotations only: never imported at run time
             if isinstance(child, ast.Import):
                 found.extend((alias.name, function) for alias in child.names)
             elif isinstance(child, ast.ImportFrom):

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
 from ..errors import NotAWorkspace, NbversionError, UsageError
-from .backends import _git
-from .audit import chain as audit
-from .repo import identity
-from .repo.cell import with_trailers
-from .repo.config import META_DIR, load_config
 from .backends.lock import workspace_lock
+from .repo import identity
+from .repo.config import META_DIR, load_config
+from .transaction import Transaction
 
 
 def find_root(path: os.PathLike | str | None = None) -> Path:
@@ -28,27 +25,6 @@ def find_root(path: os.PathLike | str | None = None) -> Path:
             return candidate
     raise NotAWorkspace(f"{start} is not inside an nbversion workspace",
                         hint="run `nbversion init` (or `%mv_init`) in the project folder first")
-
-
-@dataclass
-class Transaction:
-    """One mutating operation: holds the lock, knows the user, audits, then commits last."""
-
-    root: Path
-    user: str
-    action: str
-    entries: list = field(default_factory=list)
-
-    def audit(self, action: str, target: str = "", details: Optional[dict] = None) -> dict:
-        entry = audit.append(self.root, self.user, action, target, details)
-        self.entries.append(entry)
-        return entry
-
-    def commit(self, message: str, paths=()) -> str:
-        """Stage `paths` plus the audit log, and make one commit. Returns its sha."""
-        paths = [*paths, str(audit.AUDIT_FILE)]
-        _git.add(self.root, paths)
-        return _git.commit(self.root, with_trailers(message), self.user, paths)
 
 
 class Workspace:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
+import os
 import threading
 import time
 from typing import Optional
+
+logger = logging.getLogger(__name__)
 
 ENDED = ("done", "stopped", "failed", "commit failed")
 TRAINING = ("queued", "running")   # an ETA means something only then
@@ -114,16 +118,12 @@ def static_chart_html(record: dict) -> str:
 def champion_map(record: dict) -> Optional[float]:
     """mAP50-95 of the current champion, if the registry has one (read defensively)."""
     try:
-        from ..core.workspace import open_workspace
+        from ..core.registry.versions import champion_metric
 
-        root = record.get("_root")
-        ws = open_workspace(root) if root else open_workspace()
-        champions = [v for v in ws.registry().versions if v.get("champion")]
-        wanted = (record.get("params") or {}).get("name")
-        champions.sort(key=lambda v: v.get("name") != wanted)
-        value = champions[0]["metrics"].get("mAP50-95") if champions else None
-        return float(value) if value is not None else None
-    except Exception:
+        root = record.get("_root") or os.getcwd()
+        return champion_metric(root, "mAP50-95", prefer=(record.get("params") or {}).get("name"))
+    except Exception:   # a chart without the champion line is still the chart
+        logger.debug("no champion line for run %s", record.get("id"), exc_info=True)
         return None
 
 

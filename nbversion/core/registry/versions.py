@@ -384,6 +384,19 @@ def registry(ws: Workspace, name: Optional[str] = None) -> RegistryResult:
     return RegistryResult(rows)
 
 
+def champion_metric(root, metric: str = "mAP50-95", prefer: Optional[str] = None) -> Optional[float]:
+    """`metric` of a current champion (of model `prefer` when it has one): the training chart's line."""
+    arts = artifact_tags(root)
+    champions = [(art_name, art.holders().get("champion")) for art_name, art in sorted(arts.items())]
+    champions = sorted(((n, v) for n, v in champions if v), key=lambda nv: nv[0] != prefer)
+    if not champions:
+        return None
+    art_name, version = champions[0]
+    summary = _summaries(root, {art_name: arts[art_name]}).get(arts[art_name].versions[version]["tag"]) or {}
+    value = (summary.get("metrics") or {}).get(metric)
+    return float(value) if value is not None else None
+
+
 # --- resolve -------------------------------------------------------------------------------
 @dataclass
 class ResolveResult(Result):

@@ -95,7 +95,7 @@ def repair(root, problems: list) -> set:
 
 def _commit_link_setting(root: Path) -> None:
     from ..repo import identity
-    from ..workspace import Transaction
+    from ..transaction import Transaction
 
     before = _dvc.sync_cache_type(root)
     if before is None:
