@@ -14,6 +14,7 @@ import pytest
 from nbversion.training import runs
 from nbversion.training.handle import Run
 from nbversion.training.progress import RunObserver
+from trained import trained, trained_template   # noqa: F401 (fixtures)
 
 RECORDED = Path(__file__).parent / "data" / "recorded_callbacks.json"
 RUN_ID = "20260101-000000-replay"
@@ -225,3 +226,13 @@ def test_a_run_whose_commit_failed_says_so_in_the_widget(live_run, states):
     assert chart.state["status"] == "commit failed" and chart.state["eta_s"] is None
     assert "commit failed: WorkspaceLocked: the workspace is busy" in chart.label.value
     assert "ETA" not in chart.label.value and chart.stop_button.disabled
+
+
+def test_the_chart_of_a_run_draws_the_registered_champions_map(trained):
+    """The dashed line is the champion's mAP50-95 as registered, read from the registry's tags."""
+    ws, run_id = trained
+    assert ws.runs_show(run_id).to_dict() and Run(ws.root, run_id).widget(render=False).champion is None
+    ws.register("det", version="1.0.0", source=run_id)
+    ws.promote("det@v1.0.0")
+    registered = ws.registry("det").versions[0]["metrics"]["mAP50-95"]
+    assert Run(ws.root, run_id).widget(render=False).champion == pytest.approx(float(registered))
