@@ -119,7 +119,8 @@ class Workspace:
     from .registry.promotion import promote, demote
     from .registry.deploy import deploys
     from .registry.report import report
-    from .audit.verify import query as audit, verify as audit_verify
+    from .audit.query import query as audit
+    from .audit.verify import verify as audit_verify
 
     from ..training.runner import train, stop as runs_stop, resume as runs_resume
     from ..training.runs import list_runs as runs_list, show as runs_show

@@ -1,4 +1,4 @@
-"""`audit` (filtered entries) and `audit verify` (chain, roles and rules, hand-made tags, half versions).
+"""`audit verify`: the chain, roles and rules, hand-made tags, half versions.
 
 Roles and rules live in git, so a laptop's checks are advisory; `audit verify` re-checks
 every registration, promotion and role change against the users.toml and rules.toml in
@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from ...errors import UsageError
 from ..result import Result
 from ..backends import _git
 from . import chain as audit
@@ -33,73 +32,6 @@ AUDIT_PATH = str(audit.AUDIT_FILE)
 RECHECKED = (b'"action":"promote"', b'"action":"demote"', b'"action":"register"', b'"action":"user add"')
 # nbversion writes keys sorted, so "action" comes first: a prefix test is 8x faster than a search
 RECHECKED_PREFIXES = tuple(b"{" + key for key in RECHECKED)
-
-
-# --- audit [--user U] [--action A] [--since DATE] ------------------------------------------
-@dataclass
-class AuditResult(Result):
-    entries: list = field(default_factory=list)     # (line number, entry)
-    total: int = 0
-
-    def table(self):
-        rows = [[n, e["time"][:19], e["user"], e["action"], e["target"], _short(e.get("details"))]
-                for n, e in self.entries]
-        return ["line", "time", "user", "action", "target", "details"], rows
-
-    def highlight(self, row) -> bool:
-        return row[3] in ("denied", "promote refused") or "forced" in row[5]
-
-    def summary(self):
-        return f"{len(self.entries)} of {self.total} entries"
-
-    def to_dict(self):
-        return {"total": self.total, "entries": [{"line": n, **e} for n, e in self.entries]}
-
-
-def _short(details) -> str:
-    if not details:
-        return ""
-    parts = []
-    for key, value in details.items():
-        if key in ("gates", "files", "metrics", "hooks"):
-            continue
-        if key == "forced" and not value:
-            continue
-        parts.append(f"{key}={value}")
-    return ", ".join(parts)[:80]
-
-
-def query(ws: Workspace, user: Optional[str] = None, action: Optional[str] = None, since: Optional[str] = None,
-          limit: Optional[int] = None) -> AuditResult:
-    """Audit log entries, filtered (`nbversion audit`).
-
-    Args:
-        user: only entries by this user.
-        action: only this action (register, promote, denied...).
-        since: only entries at or after this ISO 8601 date or time.
-        limit: only the last `limit` matching entries.
-
-    Returns:
-        AuditResult: the matching `entries` and the `total` number of lines read.
-
-    Example:
-        >>> ws = nbv.open(".")
-        >>> ws.audit(action="promote", limit=10)
-    """
-    if limit is not None and limit < 0:   # found[-(-5):] would silently drop the first five instead
-        raise UsageError(f"-n {limit}: give a number of 0 or more", hint="e.g. `nbversion audit -n 20`")
-    start = parse_when(since, end_of_day=False) if since else None
-    found, total = [], 0
-    for number, entry in audit.iter_entries(ws.root):
-        total += 1
-        if user and entry.get("user") != user:
-            continue
-        if action and entry.get("action") != action:
-            continue
-        if start and datetime.fromisoformat(entry["time"]) < start:
-            continue
-        found.append((number, entry))
-    return AuditResult(found[-limit:] if limit else found, total)
 
 
 # --- audit verify --------------------------------------------------------------------------
