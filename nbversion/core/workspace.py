@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
 from ..errors import NotAWorkspace, NbversionError, UsageError
 from .backends.lock import workspace_lock

@@ -19,7 +19,7 @@ from . import chain as audit
 from ..repo import identity
 from ..registry import rules
 from ..repo.config import META_DIR
-from ..registry.versions import REGISTRY_DIR, artifact_tags, parse_when, version_dir
+from ..registry.versions import REGISTRY_DIR, artifact_tags, version_dir
 
 from typing import TYPE_CHECKING
 
