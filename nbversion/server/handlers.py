@@ -19,19 +19,13 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from tornado.log import app_log
 
-from ..errors import InternalError, NbversionError, UsageError, WorkspaceLocked, as_error
+from ..errors import InternalError, NbversionError, NotAvailable, UsageError, WorkspaceLocked, as_error
 from ..render import Result, _cell, to_jsonable
 
 SERVER_LOG_HINT = "this is a bug in nbversion; the Jupyter server log has its traceback: please report it"
 
 # Few threads: core calls are git/DVC subprocesses; more would only fight over the same disk.
 EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nbversion-api")
-
-
-class NotAvailable(NbversionError):
-    """The endpoint's operation family is not part of this installation (yet)."""
-
-    http_status = 501
 
 
 def _not_available(exc: ModuleNotFoundError) -> NotAvailable:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
 
-from ...errors import NbversionError
+from ...errors import NbversionError, RemoteUnreachable
 
 
 def _quiet() -> None:
@@ -332,7 +332,7 @@ def push_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: 
     with _repo(root) as repo:
         result = repo.cloud.push(_hash_infos(md5s), jobs=jobs, remote=remote)
     if result.failed:
-        raise NbversionError(f"{len(result.failed)} object(s) could not be uploaded",
+        raise RemoteUnreachable(f"{len(result.failed)} object(s) could not be uploaded",
                              hint="check the remote is reachable and run push again (it resumes)")
     return len(result.transferred)
 

@@ -8,7 +8,7 @@ from typing import Iterable, Optional
 import git
 from git.exc import GitCommandError
 
-from ...errors import NbversionError, NotFound
+from ...errors import NbversionError, RefNotFound
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -80,7 +80,7 @@ def rev_parse(root, rev: str) -> str:
     try:
         return _cmd(root).execute(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"]).strip()
     except GitCommandError:
-        raise NotFound(f"unknown revision {rev!r}",
+        raise RefNotFound(f"unknown revision {rev!r}",
                        hint="use a commit hash, a branch, a tag or HEAD~N (see `nbversion log`)") from None
 
 

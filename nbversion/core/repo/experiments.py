@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...errors import NbversionError, NotFound, UncommittedChanges, UsageError
+from ...errors import AlreadyExists, NbversionError, NotFound, UncommittedChanges, UsageError
 from ...events import Event, emitter
 from ...render import Result
 from ..backends import _git, atomic
@@ -51,7 +51,7 @@ def new(ws, name: str, on_event=None) -> ExperimentsResult:
     names.check_name(name.removeprefix(PREFIX), "experiment")
     branch = _branch(name)
     if branch in _git.branches(ws.root, "**"):
-        raise UsageError(f"experiment {branch} already exists", hint=f"switch to it with `nbversion checkout {branch}`")
+        raise AlreadyExists(f"experiment {branch} already exists", hint=f"switch to it with `nbversion checkout {branch}`")
     base = _git.current_branch(ws.root) or _git.head(ws.root)
     with ws.transaction("exp new") as tx:
         _git.run(ws.root, "checkout", "-q", "-b", branch)
