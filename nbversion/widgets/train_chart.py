@@ -11,9 +11,12 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 import threading
 import time
 from typing import Optional
+
+logger = logging.getLogger(__name__)
 
 ENDED = ("done", "stopped", "failed", "commit failed")
 TRAINING = ("queued", "running")   # an ETA means something only then
@@ -102,6 +105,7 @@ def static_chart_html(record: dict) -> str:
     try:
         png = render_png(rows, champion=champion_map(record), title=record.get("id", ""))
     except Exception:   # no matplotlib or a font problem: the table above still says it all
+        logger.debug("could not draw the training chart", exc_info=True)
         return ""
     return f"<img alt='training chart' src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
 
@@ -118,7 +122,8 @@ def champion_map(record: dict) -> Optional[float]:
         champions.sort(key=lambda v: v.get("name") != wanted)
         value = champions[0]["metrics"].get("mAP50-95") if champions else None
         return float(value) if value is not None else None
-    except Exception:
+    except Exception:   # no workspace or registry here: the chart draws no champion line
+        logger.debug("no champion mAP50-95 for the chart", exc_info=True)
         return None
 
 
@@ -243,7 +248,8 @@ class TrainChart:
     def _renderer(self) -> None:
         try:   # import matplotlib and build the figure now, while Ultralytics sets up
             figure = ChartFigure(with_batches=True)
-        except Exception:
+        except Exception:   # no matplotlib: the widget's table is all there is
+            logger.debug("the live training chart is off", exc_info=True)
             return
         while True:
             self._dirty.wait()
@@ -255,7 +261,7 @@ class TrainChart:
                 if rows or losses:
                     self.image.value = figure.png(rows, losses, self.champion, self.state["run"])
             except Exception:   # drawing must never disturb the run
-                pass
+                logger.debug("could not redraw the training chart", exc_info=True)
             with self._drawn:
                 self.renders = wanted
                 self._drawn.notify_all()

@@ -7,16 +7,22 @@ workspace lock serialises callers).
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
 
 from ...errors import NbversionError, RemoteUnreachable
 
+logger = logging.getLogger(__name__)
+
 
 def _quiet() -> None:
-    """DVC logs hints ("To track the changes with git...") and progress; core never prints."""
-    logging.getLogger("dvc").setLevel(logging.ERROR)
+    """DVC logs hints ("To track the changes with git...") and progress; core never prints.
+
+    Except under `nbversion -vv` (the root logger at DEBUG): then DVC's debug log is wanted."""
+    if logging.getLogger().level != logging.DEBUG:
+        logging.getLogger("dvc").setLevel(logging.ERROR)
 
 
 def _link_mode(root) -> str:
@@ -333,7 +339,7 @@ def push_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: 
         result = repo.cloud.push(_hash_infos(md5s), jobs=jobs, remote=remote)
     if result.failed:
         raise RemoteUnreachable(f"{len(result.failed)} object(s) could not be uploaded",
-                             hint="check the remote is reachable and run push again (it resumes)")
+                                hint="check the remote is reachable and run push again (it resumes)")
     return len(result.transferred)
 
 
@@ -357,6 +363,15 @@ def pull(root, remote: Optional[str] = None, jobs: Optional[int] = None) -> int:
     return int((result or {}).get("stats", {}).get("fetched", 0) or 0)
 
 
+# DVC's push, pull and fetch (`Repo.push`, `DataCloud.push`, ...) take no progress callback, in
+# 3.50 (the lowest supported) as in 3.6x: they make their own `TqdmCallback`. So the bars are
+# forwarded by patching the Tqdm classes for the duration of a transfer; the server runs verbs in
+# worker threads, and two patched sections at once would mix their observers and could restore
+# the classes in the wrong order (leaving one observer patched in for good). One transfer with
+# progress at a time, then: the others wait for it.
+_PATCHING_TQDM = threading.RLock()
+
+
 @contextmanager
 def transfer_progress(on_event):
     """Forward DVC's own progress bars (files transferred) to an `on_event` callback.
@@ -372,9 +387,15 @@ def transfer_progress(on_event):
         from dvc_data.callbacks import Tqdm as DataTqdm
     except ImportError:  # pragma: no cover - older dvc-data
         DataTqdm = None
-    with _forward_tqdm(DataTqdm, on_event, Event) if DataTqdm else _nothing():
-        with _forward_tqdm(Tqdm, on_event, Event):
-            yield
+    if not _PATCHING_TQDM.acquire(blocking=False):
+        logger.debug("another transfer reports progress: waiting for it to finish")
+        _PATCHING_TQDM.acquire()
+    try:
+        with _forward_tqdm(DataTqdm, on_event, Event) if DataTqdm else _nothing():
+            with _forward_tqdm(Tqdm, on_event, Event):
+                yield
+    finally:
+        _PATCHING_TQDM.release()
 
 
 @contextmanager
@@ -399,8 +420,8 @@ def _forward_tqdm(Tqdm, on_event, Event):
                 self.n = getattr(self, "n", 0) + (n or 0)
             total = getattr(self, "total", None) or getattr(self, "_nbv_total", 0)
             on_event(Event("transfer", int(self.n), int(total or 0), str(getattr(self, "_nbv_desc", ""))))
-        except Exception:
-            pass
+        except Exception:   # an observer's error never reaches the transfer
+            logger.debug("forwarding DVC's progress failed", exc_info=True)
         return result
 
     own = {name: Tqdm.__dict__[name] for name in ("__init__", "update") if name in Tqdm.__dict__}

@@ -79,9 +79,9 @@ def current_branch(root) -> Optional[str]:
 def rev_parse(root, rev: str) -> str:
     try:
         return _cmd(root).execute(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"]).strip()
-    except GitCommandError:
+    except GitCommandError as exc:   # kept as the cause: `-v` shows what git said
         raise RefNotFound(f"unknown revision {rev!r}",
-                       hint="use a commit hash, a branch, a tag or HEAD~N (see `nbversion log`)") from None
+                          hint="use a commit hash, a branch, a tag or HEAD~N (see `nbversion log`)") from exc
 
 
 @dataclass

@@ -180,7 +180,7 @@ def _choose_version(art: Optional[tags.ArtifactTags], version: Optional[str], bu
     wanted = tags.parse_version(version)
     if wanted in existing:
         raise VersionExists(f"{art.name}@{tags.format_version(wanted)} is already registered; versions are immutable",
-                         hint=f"register a new version, e.g. --bump patch (-> {tags.format_version(tags.bump(latest, 'patch'))})")
+                            hint=f"register a new version, e.g. --bump patch (-> {tags.format_version(tags.bump(latest, 'patch'))})")
     if latest and wanted < latest:
         raise UsageError(f"{tags.format_version(wanted)} is lower than the latest version {tags.format_version(latest)}",
                          hint="versions only go up: use --bump, or a version above the latest")
@@ -378,13 +378,13 @@ def select_version(art: tags.ArtifactTags, selector: str, at: Optional[str] = No
         version = tags.format_version(tags.parse_version(selector))
         if version not in art.versions:
             raise RefNotFound(f"{art.name}@{version} is not registered",
-                           hint=f"registered: {', '.join(sorted(art.versions, key=tags.parse_version))}")
+                              hint=f"registered: {', '.join(sorted(art.versions, key=tags.parse_version))}")
         return version
     holders = art.holders(parse_when(at) if at else None)
     if selector not in holders:
         when = f" at {at}" if at else ""
         raise RefNotFound(f"{art.name} had no {selector}{when}" if at else f"{art.name} has no {selector}",
-                       hint=f"promote a version: `nbversion promote {art.name}@vX.Y.Z --stage {selector}`")
+                          hint=f"promote a version: `nbversion promote {art.name}@vX.Y.Z --stage {selector}`")
     return holders[selector]
 
 

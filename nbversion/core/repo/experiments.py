@@ -11,6 +11,7 @@ and leaves the workspace as it was.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -21,6 +22,8 @@ from ..backends import _git, atomic
 from ..audit import chain as audit
 from . import merge_rules, names
 from .cell import with_trailers
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "exp/"
 LOWER_IS_BETTER = ("loss", "error", "time", "latency")
@@ -187,8 +190,8 @@ def merge(ws, name: str, on_event=None) -> ExperimentsResult:
         emit(Event("merge", message=f"{branch} into {_git.current_branch(ws.root)}"))
         try:
             _git.run(ws.root, "merge", "-q", "--no-ff", "--no-commit", branch)
-        except NbversionError:
-            pass   # conflicts: resolved by rule below, or the merge is aborted
+        except NbversionError:   # conflicts: resolved by rule below, or the merge is aborted
+            logger.debug("git merge of %s stopped on conflicts", branch, exc_info=True)
         conflicts = set(p for p in _git.run(ws.root, "diff", "--name-only", "--diff-filter=U").splitlines() if p)
         unresolved = [p for p in sorted(both | conflicts) if not _resolve(ws.root, p, base, branch) and p in conflicts]
         if unresolved:
@@ -216,5 +219,6 @@ def _checkout_data(root, dvc_files: list) -> bool:
     try:
         _dvc.checkout(root, existing)
         return True
-    except NbversionError:
+    except NbversionError:   # data not in the cache: the result tells the user to pull
+        logger.debug("checking out the data of %s failed", ", ".join(existing), exc_info=True)
         return False

@@ -76,7 +76,7 @@ def resolve(root, kind_dir: str, name: str, rev: str | None) -> str:
         back = _steps_back(name, rev)
         if back >= len(history):
             raise RefNotFound(f"{kind} {name} has {len(history)} version(s); {name}@{rev} goes back too far",
-                           hint=f"use {name}@~0 .. {name}@~{len(history) - 1}")
+                              hint=f"use {name}@~0 .. {name}@~{len(history) - 1}")
         return history[back].sha
     if rev.startswith("/"):
         raise UsageError(f"{rev!r} is a path, not a version of {name}",
@@ -84,5 +84,5 @@ def resolve(root, kind_dir: str, name: str, rev: str | None) -> str:
     commit = tag_commit(root, tag_name(kind_dir, name, rev)) or _git.rev_parse(root, rev)
     if _git.show(root, commit, f"{kind_dir}/{name}.dvc") is None:
         raise RefNotFound(f"{kind} {name!r} does not exist at {rev}",
-                       hint=f"`nbversion log {kind_dir}/{name}.dvc` lists its versions")
+                          hint=f"`nbversion log {kind_dir}/{name}.dvc` lists its versions")
     return commit

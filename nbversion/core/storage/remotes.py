@@ -93,7 +93,7 @@ def _ssh_init_bare(url: str, keyfile: Optional[str]) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise RemoteUnreachable(f"could not create the history repo {url}: {proc.stderr.strip()}",
-                             hint="check the SSH login (try `ssh` by hand) or give --git URL of an existing repo")
+                                hint="check the SSH login (try `ssh` by hand) or give --git URL of an existing repo")
 
 
 def _layout(root, url: str, git_url: Optional[str], keyfile: Optional[str]) -> tuple[str, Optional[str]]:
@@ -315,7 +315,7 @@ def _pull_history(root, name: str) -> str:
         _git.run(root, "merge", "-q", "--ff-only", f"{name}/{branch}")
     except NbversionError as exc:
         raise NbversionError(f"{branch} and {name}/{branch} have diverged: {exc.message}",
-                             hint=f"merge them with `git merge {name}/{branch}` (or `nbversion exp merge`), then pull again") from None
+                             hint=f"merge them with `git merge {name}/{branch}` (or `nbversion exp merge`), then pull again") from exc
     return "up to date" if before == _git.head(root) else f"fast-forwarded {branch} to {_git.head(root)[:8]}"
 
 
