@@ -77,6 +77,19 @@ def log_file_setting(explicit: Optional[str], workspace: Optional[str]) -> Optio
     return str(root / configured) if configured else None
 
 
+def configure_from_settings(workspace: Optional[str] = None, read_config: bool = True) -> Optional[Path]:
+    """For the kernel and the server, which have no `--log-file`: NBVERSION_LOG_FILE, or (with
+    `read_config`) the workspace's `[core] log_file`; nothing changes when neither is set."""
+    wanted = os.environ.get(LOG_FILE_ENV) if not read_config else log_file_setting(None, workspace)
+    if not wanted:
+        return None
+    try:
+        return configure(0, wanted)
+    except OSError:   # an unwritable log file must not stop the kernel or the server
+        logging.getLogger(OWN).warning("cannot write the log file %s", wanted, exc_info=True)
+        return None
+
+
 def _workspace_root(start: Path) -> Optional[Path]:
     for folder in (start, *start.parents):
         if (folder / ".nbversion" / "config.toml").is_file():

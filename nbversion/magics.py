@@ -87,3 +87,5 @@ def register(shell) -> None:
     for name in all_verbs():
         shell.register_magic_function(_make_magic(shell, name), "line", f"mv_{name}")
     shell.set_custom_exc((NbversionError,), show_error)
+    from .logs import configure_from_settings
+    configure_from_settings(read_config=False)   # %load_ext stays fast: the environment only

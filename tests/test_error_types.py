@@ -5,6 +5,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 # pytest-jupyter's fixtures, imported (not registered) as in test_server.py
 from pytest_jupyter.jupyter_core import *  # noqa: F401,F403
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403
@@ -17,6 +19,17 @@ from test_server import _run_in_the_server_loop, api, jp_server_config  # noqa: 
 from nbversion import errors
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+
+
+@pytest.fixture
+def log_to_file(tmp_path, monkeypatch):
+    """NBVERSION_LOG_FILE set before the server starts (list this fixture before `api`)."""
+    from nbversion import logs
+
+    path = tmp_path / "server.log"
+    monkeypatch.setenv(logs.LOG_FILE_ENV, str(path))
+    yield path
+    logs.reset()
 
 
 def _doc_row(cls) -> str:
@@ -92,3 +105,12 @@ async def test_rest_gives_the_same_types(api, ws):   # noqa: F811
     with workspace_lock_held(ws.root):
         code, data = await api("registry", "promote", method="POST", body={"ref": "det@v1.0.0"})
     assert code == 409 and data["error"]["type"] == "lock_held", data
+
+
+@_run_in_the_server_loop
+async def test_the_server_logs_a_refused_request_to_the_log_file(log_to_file, api, ws):   # noqa: F811
+    code, data = await api("registry", "promote", method="POST", body={"ref": "ghost@v9.9.9"})
+    assert code == 404, data
+    text = log_to_file.read_text()
+    assert f"nbversion/api/registry/promote: 404 {data['error']['type']}" in text, text
+    assert "Traceback" in text, "the log file keeps where the error came from"

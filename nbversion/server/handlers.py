@@ -15,12 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
+import logging
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from tornado.log import app_log
 
 from ..errors import InternalError, NbversionError, NotAvailable, UsageError, WorkspaceLocked, as_error
 from ..render import Result, _cell, to_jsonable
+
+logger = logging.getLogger(__name__)
 
 SERVER_LOG_HINT = "this is a bug in nbversion; the Jupyter server log has its traceback: please report it"
 
@@ -182,6 +185,8 @@ class NbversionHandler(APIHandler):
         return error
 
     def fail(self, exc: NbversionError) -> None:
+        logger.debug("%s %s: %s %s", self.request.method, self.request.path, exc.http_status, exc.type,
+                     exc_info=(type(exc), exc, exc.__traceback__))
         self.set_status(exc.http_status)
         self.finish(json.dumps({"error": exc.to_dict()}, default=str))
 
