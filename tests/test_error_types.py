@@ -114,3 +114,11 @@ async def test_the_server_logs_a_refused_request_to_the_log_file(log_to_file, ap
     text = log_to_file.read_text()
     assert f"nbversion/api/registry/promote: 404 {data['error']['type']}" in text, text
     assert "Traceback" in text, "the log file keeps where the error came from"
+
+
+def test_a_remote_that_cannot_be_reached_is_remote_unreachable(ws):
+    proc = cli("--json", "remote", "add", "team", "ssh://127.0.0.1:1/srv/team")   # port 1: refused
+    assert proc.returncode == 1
+    error = _json_error(proc)
+    assert error["type"] == "remote_unreachable" and "127.0.0.1" in error["message"], error
+    assert "team" not in cli("remote", "list", check=0).stdout

@@ -41,7 +41,9 @@ def _link_override(root) -> dict:
 
 
 @contextmanager
-def _repo(root):
+def _repo(root, transfer: bool = False):
+    """DVC's Repo of `root`, closed after; a DVC error as an NbversionError keeping its cause
+    (a RemoteUnreachable for a `transfer`: the remote refused, or could not be reached)."""
     from dvc.repo import Repo
     from dvc.exceptions import DvcException
 
@@ -54,7 +56,12 @@ def _repo(root):
     repo.scm_context.quiet = True
     try:
         yield repo
-    except DvcException as exc:
+    except (DvcException, ConnectionError) as exc:
+        if transfer:
+            raise RemoteUnreachable(f"dvc: {exc}", hint="check the remote's URL, login and network "
+                                    "(`nbversion remote list`), then run the command again") from exc
+        if isinstance(exc, ConnectionError):
+            raise
         raise NbversionError(f"dvc: {exc}", hint="run `nbversion verify` to check the workspace") from exc
     finally:
         repo.close()
@@ -272,14 +279,14 @@ def push(root, remote: Optional[str] = None, revs=None, all_commits: bool = Fals
          workspace: bool = True, jobs: Optional[int] = None) -> int:
     """Upload the objects of the workspace (and `revs`, or every commit) to a remote; returns
     how many objects were sent. Objects are written to a temporary name and renamed."""
-    with _repo(root) as repo:
+    with _repo(root, transfer=True) as repo:
         return repo.push(**_transfer_kwargs(remote, revs, all_commits, workspace, jobs))
 
 
 def fetch(root, remote: Optional[str] = None, revs=None, all_commits: bool = False,
           workspace: bool = True, jobs: Optional[int] = None) -> int:
     """Download missing objects into the local cache (temporary name, then rename)."""
-    with _repo(root) as repo:
+    with _repo(root, transfer=True) as repo:
         return repo.fetch(**_transfer_kwargs(remote, revs, all_commits, workspace, jobs))
 
 
@@ -335,7 +342,7 @@ def _hash_infos(md5s: Iterable[str]) -> list:
 def push_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: Optional[int] = None) -> int:
     """Upload exactly these objects. Unlike `push(revs=...)` this does not read each old commit's
     .dvc/config, so commits made before the remote was added are not skipped."""
-    with _repo(root) as repo:
+    with _repo(root, transfer=True) as repo:
         result = repo.cloud.push(_hash_infos(md5s), jobs=jobs, remote=remote)
     if result.failed:
         raise RemoteUnreachable(f"{len(result.failed)} object(s) could not be uploaded",
@@ -345,7 +352,7 @@ def push_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: 
 
 def fetch_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: Optional[int] = None) -> tuple[int, set]:
     """Download these objects into the local cache. Returns (count, md5s the remote lacks)."""
-    with _repo(root) as repo:
+    with _repo(root, transfer=True) as repo:
         result = repo.cloud.pull(_hash_infos(md5s), jobs=jobs, remote=remote)
     return len(result.transferred), {h.value for h in result.failed}
 
@@ -354,7 +361,7 @@ def pull(root, remote: Optional[str] = None, jobs: Optional[int] = None) -> int:
     """Fetch and check out the working tree's data in one DVC repo session; returns objects fetched."""
     from dvc.exceptions import CheckoutError
 
-    with _repo(root) as repo:
+    with _repo(root, transfer=True) as repo:
         try:
             result = repo.pull(remote=remote, jobs=jobs)
         except CheckoutError as exc:

@@ -8,9 +8,12 @@ from typing import Iterable, Optional
 import git
 from git.exc import GitCommandError
 
-from ...errors import NbversionError, RefNotFound
+from ...errors import NbversionError, RefNotFound, RemoteUnreachable
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+# a failure of these is the remote's (down, refused, diverged): a script may retry later
+TALKS_TO_A_REMOTE = ("push", "fetch", "pull", "clone", "ls-remote")
 
 
 def _cmd(root) -> "git.Git":
@@ -21,7 +24,8 @@ def _run(root, *args, **kwargs) -> str:
     try:
         return _cmd(root).execute(["git", *args], **kwargs)
     except GitCommandError as exc:
-        raise NbversionError(f"git {args[0]} failed: {_stderr(exc)}") from exc
+        kind = RemoteUnreachable if args and args[0] in TALKS_TO_A_REMOTE else NbversionError
+        raise kind(f"git {args[0]} failed: {_stderr(exc)}") from exc
 
 
 def _stderr(exc: GitCommandError) -> str:
