@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from ..repo import identity
 from ..registry import rules
 from ..repo.config import META_DIR
 from ..registry.versions import REGISTRY_DIR, artifact_tags, parse_when, version_dir
+
+logger = logging.getLogger(__name__)
 
 USERS_FILE = f"{META_DIR}/users.toml"
 AUDIT_PATH = str(audit.AUDIT_FILE)
@@ -241,7 +244,8 @@ def _manifest_or_none(root: Path, ref: str) -> dict | None:
     name, version = split_ref(ref)
     try:
         return {**read_manifest(root, name, version, f"{name}@{version}"), "version": version}
-    except (NbversionError, ValueError):
+    except (NbversionError, ValueError):   # a missing version is reported by the registry check
+        logger.debug("the manifest of %s is not readable", ref, exc_info=True)
         return None
 
 
