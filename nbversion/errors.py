@@ -47,7 +47,7 @@ class NotAWorkspace(NbversionError):
 
 
 class NotFound(NbversionError):
-    """An unknown revision, dataset, model, run or version."""
+    """An unknown dataset, model, run, remote or file (an unknown revision or version: `ref_not_found`)."""
 
     type = "not_found"
     http_status = 404
