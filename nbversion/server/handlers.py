@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-import logging
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from tornado.log import app_log
