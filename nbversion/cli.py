@@ -1,11 +1,15 @@
 """`nbversion VERB ...`: parse, call core, print a table or JSON. Exit 0 ok, 1 error, 2 usage, 3 denied."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
+import time
 
 from .errors import InternalError, NbversionError, as_error, wants_traceback
+
+logger = logging.getLogger(__name__)
 
 
 class _Progress:
@@ -56,10 +60,14 @@ def _main(argv) -> int:
         from . import __version__
         print(__version__)
         return 0
+    try:
+        _start_logs(args, argv)
+    except OSError as exc:   # an unwritable --log-file: said like any other file-system refusal
+        return _fail(as_error(exc))
     if not getattr(args, "_verb", None):
         parser.print_help()
         return 2
-    progress = _Progress()
+    progress, started = _Progress(), time.monotonic()
     try:
         result = dispatch(args, args.workspace, on_event=progress)
     except KeyboardInterrupt:
@@ -70,6 +78,8 @@ def _main(argv) -> int:
         raise
     except Exception as exc:   # noqa: BLE001 - the last line of defence: translate, never dump a traceback
         progress.close()
+        # the whole chain (`raise ... from exc`: git's or DVC's own error) goes to -v / --log-file
+        logger.debug("%s failed after %.2f s", args.verb, time.monotonic() - started, exc_info=True)
         error = as_error(exc)
         if isinstance(error, InternalError) and wants_traceback():
             raise
@@ -77,9 +87,18 @@ def _main(argv) -> int:
             print(to_json({"error": error.to_dict()}))
         return _fail(error)
     progress.close()
+    logger.debug("%s done in %.2f s", args.verb, time.monotonic() - started)
     print(to_json(result) if args.json else str(result))
     sys.stdout.flush()   # a closed pipe shows up here, inside main, not at interpreter exit
     return getattr(result, "exit_code", 0)
+
+
+def _start_logs(args, argv) -> None:
+    from . import __version__, logs
+
+    path = logs.configure(args.verbose, logs.log_file_setting(args.log_file, args.workspace))
+    logger.debug("nbversion %s: %s (pid %d, cwd %s, log file %s)", __version__,
+                 " ".join(sys.argv[1:] if argv is None else argv), os.getpid(), os.getcwd(), path)
 
 
 def _reader_gone() -> int:

@@ -1,7 +1,10 @@
-"""One error type with a message a user can act on and a hint.
+"""One error family with a message a user can act on and a hint.
 
 Front ends translate it once: magics into a short red line, the CLI into
 ``error:``/``hint:`` and an exit code, REST into a JSON body with a status.
+Each class has a stable ``type`` string (``--json`` and REST bodies carry it) so a
+script tells cases apart without parsing messages; docs/errors.md lists them all
+(tests/test_error_types.py keeps that table and this module in step).
 """
 from __future__ import annotations
 
@@ -14,8 +17,9 @@ RERUN_HINT = (f"this is a bug in nbversion; run again with {TRACEBACK_ENV}=1 and
 
 
 class NbversionError(Exception):
-    """Something the user can fix; ``hint`` says how."""
+    """Something the user can fix; `hint` says how (the base: catch it to catch them all)."""
 
+    type = "error"
     exit_code = 1
     http_status = 400
 
@@ -25,46 +29,63 @@ class NbversionError(Exception):
         self.hint = hint
 
     def to_dict(self) -> dict:
-        return {"type": type(self).__name__, "message": self.message, "hint": self.hint}
+        return {"type": self.type, "message": self.message, "hint": self.hint}
 
 
 class UsageError(NbversionError):
     """Bad command-line / magic arguments."""
 
+    type = "usage"
     exit_code = 2
 
 
 class NotAWorkspace(NbversionError):
+    """Neither the folder nor any of its parents is an nbversion workspace."""
+
+    type = "not_a_workspace"
     http_status = 404
 
 
 class NotFound(NbversionError):
-    """An unknown revision, dataset, model, run or version."""
+    """An unknown dataset, model, run, remote or file (an unknown revision or version: `ref_not_found`)."""
 
+    type = "not_found"
     http_status = 404
 
 
 class NothingToCommit(NbversionError):
+    """A commit was asked for but nothing changed."""
+
+    type = "nothing_to_commit"
     http_status = 409
 
 
 class UncommittedChanges(NbversionError):
+    """The verb needs a clean working tree (checkout, merge) and there are changes."""
+
+    type = "uncommitted_changes"
     http_status = 409
 
 
 class WorkspaceLocked(NbversionError):
+    """Another nbversion operation holds the workspace lock."""
+
+    type = "lock_held"
     http_status = 409
 
 
 class PermissionDenied(NbversionError):
     """The current identity's role does not allow the action."""
 
+    type = "permission_denied"
     exit_code = 3
     http_status = 403
 
 
 class InvalidInput(NbversionError):
     """Bad data: a malformed label, an unsafe archive, a wrong file type."""
+
+    type = "invalid_input"
 
     def __init__(self, message: str, hint: str | None = None, problems: list | None = None):
         super().__init__(message, hint)
@@ -80,14 +101,19 @@ class InvalidInput(NbversionError):
 class DamagedFile(InvalidInput):
     """A file of a known format cut short or corrupted (a truncated .pt or .keras): never versioned."""
 
+    type = "damaged_file"
+
 
 class IntegrityError(NbversionError):
     """Stored data does not match its recorded hash, or the audit chain is broken."""
+
+    type = "integrity"
 
 
 class MissingExtra(NbversionError):
     """A verb needs an optional part of nbversion that is not installed (`pip install 'nbversion[X]'`)."""
 
+    type = "missing_extra"
     http_status = 501
 
     def __init__(self, message: str, hint: str | None = None, extra: str | None = None):
@@ -101,10 +127,62 @@ class MissingExtra(NbversionError):
 class InternalError(NbversionError):
     """An exception nbversion did not expect: a bug, shown as one line (type "internal")."""
 
+    type = "internal"
     http_status = 500
 
+
+class VersionExists(UsageError):
+    """The version being registered is already registered: versions are immutable."""
+
+    type = "version_exists"
+
+
+class AlreadyExists(UsageError):
+    """Something to be created (an experiment branch, a clone or restore target) is already there."""
+
+    type = "already_exists"
+
+
+class RefNotFound(NotFound):
+    """An unknown revision, tag, or version of a dataset, model or registered model."""
+
+    type = "ref_not_found"
+
+
+class GateFailed(NbversionError):
+    """A promotion gate failed; `results` holds every rule with pass/fail (`rules` in the body)."""
+
+    type = "gate_failed"
+    http_status = 409
+
+    def __init__(self, message: str, hint: str | None = None, results: list | None = None):
+        super().__init__(message, hint)
+        self.results = results or []
+
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "type": "internal"}
+        return {**super().to_dict(), "rules": [r.to_dict() for r in self.results]}
+
+
+class RemoteUnreachable(NbversionError):
+    """A remote (git history or DVC data) could not be reached or refused the transfer."""
+
+    type = "remote_unreachable"
+
+
+class NotAvailable(NbversionError):
+    """A REST endpoint's operation family is not part of this installation (yet)."""
+
+    type = "not_available"
+    http_status = 501
+
+
+def error_classes() -> list:
+    """Every error class a user can meet, each followed by its subclasses: the table of docs/errors.md."""
+    def walk(cls):
+        yield cls
+        for sub in sorted(cls.__subclasses__(), key=lambda c: c.__name__):
+            yield from walk(sub)
+    return [c for c in walk(NbversionError) if c.__module__ == __name__]
 
 
 def wants_traceback() -> bool:

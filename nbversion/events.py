@@ -1,8 +1,11 @@
 """Progress events: core reports through ``on_event`` callbacks, never by printing."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Optional
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -20,12 +23,17 @@ EventCallback = Callable[[Event], None]
 def emitter(on_event: Optional[EventCallback]) -> EventCallback:
     """A callback that never raises into the operation it observes."""
 
+    failed = []
+
     def emit(event: Event) -> None:
         if on_event is None:
             return
         try:
             on_event(event)
         except Exception:  # an observer's bug must not break the work it watches
-            pass
+            if not failed:   # once: a broken progress bar fails on every event
+                logger.debug("the progress observer %r failed on %s; its later failures are not logged",
+                             on_event, event.stage, exc_info=True)
+            failed.append(event)
 
     return emit

@@ -8,10 +8,13 @@ CLI's; the handler stays on NbversionError so the user's own code keeps its trac
 from __future__ import annotations
 
 import html
+import logging
 import os
 import shlex
 
 from .errors import InternalError, NbversionError, as_error, wants_traceback
+
+logger = logging.getLogger(__name__)
 
 
 def _notebook_path(shell) -> str | None:
@@ -56,8 +59,8 @@ def show_error(shell, etype, value, tb, tb_offset=None):
     try:
         display(HTML(f"<div style='color:var(--jp-error-color1,#c00)'><b>nbversion error</b> — "
                      f"{html.escape(text)}{hint}</div>"))
-    except Exception:
-        pass
+    except Exception:   # no rich display (a plain terminal IPython): the text below still says it
+        logger.debug("could not display the error as HTML", exc_info=True)
     # plain text too, for terminals and for nbval, which compares text outputs
     print(f"error: {value.message}" + (f"\nhint: {value.hint}" if value.hint else ""))
     return None
@@ -84,3 +87,5 @@ def register(shell) -> None:
     for name in all_verbs():
         shell.register_magic_function(_make_magic(shell, name), "line", f"mv_{name}")
     shell.set_custom_exc((NbversionError,), show_error)
+    from .logs import configure_from_settings
+    configure_from_settings(read_config=False)   # %load_ext stays fast: the environment only

@@ -241,6 +241,6 @@ def test_magic_api_and_server_extension_name_their_extra_in_the_core_install(cor
     run([venv / "bin" / "nbversion", "register", "det", "--version", "1.0.0", "--from", weights], cwd=root, env=env)
     errors = [json.loads(line) for line in run([venv / "bin" / "python", "-c", API], cwd=root, env=env)
               .stdout.splitlines()]
-    assert [(e["type"], e["extra"]) for e in errors] == [("MissingExtra", "yolo"), ("MissingExtra", "lab")]
+    assert [(e["type"], e["extra"]) for e in errors] == [("missing_extra", "yolo"), ("missing_extra", "lab")]
     assert errors[0]["message"].startswith("loading the YOLO weights of det@v1.0.0 needs the yolo extra")
     assert errors[1]["hint"] == "pip install 'nbversion[lab]'"

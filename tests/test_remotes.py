@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -301,6 +302,39 @@ def test_push_and_pull_report_progress_events(ws, tmp_path):
     events.clear()
     nbv.open(tmp_path / "b").pull(on_event=events.append)
     assert [e.done for e in events if e.stage == "pull"] == [0, 1, 2, 3]
+
+
+def test_two_pushes_in_threads_each_report_their_own_progress(ws, tmp_path):
+    """The server pushes in worker threads: DVC's progress bars of one push never reach the other."""
+    other = nbv.init(tmp_path / "other")
+    pushes = {}
+    for name, workspace in (("a", ws), ("b", other)):
+        add_dataset(workspace, "coco", "v1", seed=ord(name))
+        workspace.remote_add("team", str(tmp_path / f"remote-{name}"))
+        pushes[name] = (workspace, [], [])
+    start = threading.Barrier(2)
+
+    def push(workspace, events, failures):
+        start.wait()
+        try:
+            workspace.push(on_event=events.append)
+        except Exception as exc:   # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=push, args=args) for args in pushes.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, (workspace, events, failures) in pushes.items():
+        mine, theirs = str(tmp_path / f"remote-{name}"), str(tmp_path / f"remote-{'b' if name == 'a' else 'a'}")
+        assert failures == [] and ("push", 2, 2) in [(e.stage, e.done, e.total) for e in events], failures
+        assert any(e.stage == "transfer" and e.done > 0 for e in events)
+        checked = [e.message for e in events if e.stage == "transfer" and "Checking cache in" in e.message]
+        assert any(mine in m for m in checked), checked
+        assert not any(theirs in m for m in checked), f"push {name} got the other push's progress: {checked}"
+        assert stored_objects(Path(mine) / "data") == {p.parent.name + p.name for p in
+                                                         (workspace.root / ".dvc/cache/files/md5").glob("??/*")}
 
 
 def test_a_plain_git_clone_pushes_and_pulls_history_through_origin(shared, tmp_path):

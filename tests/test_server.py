@@ -122,16 +122,16 @@ async def test_commit_without_message_is_400_and_changes_nothing(api, ws):
     (ws.root / "notes.txt").write_text("hello\n")
     before = snapshot(ws.root)
     code, data = await api("commit", method="POST", body={"paths": ["notes.txt"]})
-    assert_error(code, data, 400, "UsageError")
+    assert_error(code, data, 400, "usage")
     assert "message" in data["error"]["message"]
     code, data = await api("commit", method="POST", body="{not json")
-    assert_error(code, data, 400, "UsageError")
+    assert_error(code, data, 400, "usage")
     assert snapshot(ws.root) == before
 
 
 async def test_commit_with_nothing_changed_is_409(api, ws):
     code, data = await api("commit", method="POST", body={"message": "nothing"})
-    assert_error(code, data, 409, "NothingToCommit")
+    assert_error(code, data, 409, "nothing_to_commit")
     assert data["error"]["hint"] is not None or data["error"]["message"]
 
 
@@ -140,7 +140,7 @@ async def test_log_returns_history_and_rejects_a_bad_n(api, ws):
     assert code == 200, data
     assert data["view"]["rows"], data
     code, data = await api("log", params={"n": "many"})
-    assert_error(code, data, 400, "UsageError")
+    assert_error(code, data, 400, "usage")
     assert "`n`" in data["error"]["message"]
 
 
@@ -177,14 +177,14 @@ async def test_unknown_dataset_is_404(api, ws):
 
 async def test_dataset_diff_needs_two_versions(api, ws):
     code, data = await api("datasets", "coco", "diff", params={"a": "HEAD"})
-    assert_error(code, data, 400, "UsageError")
+    assert_error(code, data, 400, "usage")
     assert "`b`" in data["error"]["message"]
 
 
 async def test_promote_without_ref_is_400(api, ws):
     before = snapshot(ws.root)
     code, data = await api("registry", "promote", method="POST", body={"stage": "champion"})
-    assert_error(code, data, 400, "UsageError")
+    assert_error(code, data, 400, "usage")
     assert "ref" in data["error"]["message"]
     assert snapshot(ws.root) == before
 
@@ -264,7 +264,7 @@ async def test_progress_long_poll_waits_for_a_change_without_blocking_the_server
 
 async def test_progress_rejects_a_bad_cursor(api, ws):
     code, data = await api("runs", "progress", params={"cursor": "yesterday"})
-    assert_error(code, data, 400, "UsageError")
+    assert_error(code, data, 400, "usage")
 
 
 # --- auth, XSRF, lock, workspace -----------------------------------------------------------
@@ -310,7 +310,7 @@ async def test_commit_while_another_process_holds_the_lock_is_409(api, ws, lock_
     before = snapshot(ws.root)
     started = time.monotonic()
     code, data = await api("commit", method="POST", body={"message": "blocked"})
-    assert_error(code, data, 409, "WorkspaceLocked")
+    assert_error(code, data, 409, "lock_held")
     assert str(lock_holder.pid) in data["error"]["message"]
     assert "held by the test" in data["error"]["message"]
     assert time.monotonic() - started < 5      # answered at once, not after lock_timeout
@@ -321,13 +321,13 @@ async def test_commit_while_another_process_holds_the_lock_is_409(api, ws, lock_
 
 async def test_promote_while_locked_is_409(api, ws, lock_holder):
     code, data = await api("registry", "promote", method="POST", body={"ref": "m@v1.0.0"})
-    assert_error(code, data, 409, "WorkspaceLocked")
+    assert_error(code, data, 409, "lock_held")
 
 
 async def test_no_workspace_is_a_404_with_a_hint(api, ws, jp_serverapp, tmp_path):
     jp_serverapp.web_app.settings["nbversion_workspace"] = str(tmp_path / "elsewhere")
     code, data = await api("status")
-    assert_error(code, data, 404, "NotAWorkspace")
+    assert_error(code, data, 404, "not_a_workspace")
     assert "init" in data["error"]["hint"]
 
 
@@ -375,7 +375,7 @@ async def test_audit_filters_and_limit(api, ws):
     code, data = await api("audit", params={"limit": "1"})
     assert len(data["view"]["rows"]) == 1 and data["view"]["rows"][0][3] == "commit"
     code, data = await api("audit", params={"limit": "all"})
-    assert_error(code, data, 400, "UsageError")
+    assert_error(code, data, 400, "usage")
 
 
 async def test_datasets_list_and_show_a_real_dataset(api, ws, demo_data):
@@ -425,7 +425,7 @@ async def test_promote_moves_the_champion_and_audits(api, two_versions):
 async def test_promote_by_a_contributor_is_403_with_a_hint(api, two_versions, monkeypatch):
     monkeypatch.setenv("NBVERSION_USER", "intern@example.com")     # not in users.toml: contributor
     code, data = await api("registry", "promote", method="POST", body={"ref": "detector@v1.1.0"})
-    assert_error(code, data, 403, "PermissionDenied")
+    assert_error(code, data, 403, "permission_denied")
     assert "user add intern@example.com" in data["error"]["hint"]
     last = json.loads((two_versions.root / ".nbversion" / "audit.jsonl").read_text().splitlines()[-1])
     assert last["user"] == "intern@example.com" and last["action"] in ("denied", "promote refused")
@@ -505,7 +505,7 @@ async def test_stop_asks_a_run_training_elsewhere_to_stop(trained, api):
     stopped = json.loads((ws.root / "runs" / record["id"] / "run.json").read_text())
     assert stopped["status"] == "stopped" and len(stopped["epochs"]) < 30
     code, data = await api("runs", done_id, "stop", method="POST")
-    assert_error(code, data, 400, "UsageError")
+    assert_error(code, data, 400, "usage")
     assert "not running" in data["error"]["message"]
 
 

@@ -148,7 +148,7 @@ async def test_a_long_poll_with_a_wait_that_never_ends_is_refused_at_once(api, w
     for wait in ("nan", "inf", "-1", "soon"):
         started = time.monotonic()
         code, data = await api("runs", "progress", params={"cursor": first["cursor"], "wait": wait})
-        assert code == 400 and data["error"]["type"] == "UsageError" and "`wait`" in data["error"]["message"], data
+        assert code == 400 and data["error"]["type"] == "usage" and "`wait`" in data["error"]["message"], data
         assert time.monotonic() - started < 2
     code, data = await api("runs", "progress", params={"cursor": first["cursor"], "wait": "0.2"})
     assert code == 200 and data["cursor"] == first["cursor"]

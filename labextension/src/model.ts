@@ -248,7 +248,7 @@ export class NbversionModel {
     if (error.status === 501) {
       return `not available: ${error.message}`;
     }
-    if (error.type === 'NotAWorkspace') {
+    if (error.type === 'not_a_workspace') {
       return error.hint ? `${error.message}: ${error.hint}` : error.message;
     }
     return null;

@@ -147,6 +147,11 @@ def build_cli_parser() -> Parser:
     parser.add_argument("-C", dest="workspace", default=None, metavar="PATH",
                         help="run as if started in PATH (default: the current folder)")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="show nbversion's debug log on stderr; -vv adds DVC's and git's")
+    parser.add_argument("--log-file", metavar="FILE", default=None,
+                        help="append the debug log to FILE (or set NBVERSION_LOG_FILE, or "
+                             "log_file under [core] in .nbversion/config.toml)")
     add_json_flag(parser, default=False)
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     for verb in all_verbs().values():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -19,19 +20,15 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from tornado.log import app_log
 
-from ..errors import InternalError, NbversionError, UsageError, WorkspaceLocked, as_error
+from ..errors import InternalError, NbversionError, NotAvailable, UsageError, WorkspaceLocked, as_error
 from ..render import Result, _cell, to_jsonable
+
+logger = logging.getLogger(__name__)
 
 SERVER_LOG_HINT = "this is a bug in nbversion; the Jupyter server log has its traceback: please report it"
 
 # Few threads: core calls are git/DVC subprocesses; more would only fight over the same disk.
 EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nbversion-api")
-
-
-class NotAvailable(NbversionError):
-    """The endpoint's operation family is not part of this installation (yet)."""
-
-    http_status = 501
 
 
 def _not_available(exc: ModuleNotFoundError) -> NotAvailable:
@@ -188,6 +185,8 @@ class NbversionHandler(APIHandler):
         return error
 
     def fail(self, exc: NbversionError) -> None:
+        logger.debug("%s %s: %s %s", self.request.method, self.request.path, exc.http_status, exc.type,
+                     exc_info=(type(exc), exc, exc.__traceback__))
         self.set_status(exc.http_status)
         self.finish(json.dumps({"error": exc.to_dict()}, default=str))
 

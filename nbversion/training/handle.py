@@ -1,6 +1,7 @@
 """`Run`: the handle `train` returns at once; it shows the live widget in a notebook."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Optional
 from ..errors import MissingExtra
 from ..core.result import Result
 from . import runs
+
+logger = logging.getLogger(__name__)
 
 
 class Run(Result):
@@ -32,7 +35,8 @@ class Run(Result):
             try:
                 listener(event)
             except Exception:   # a broken display must not stop training
-                pass
+                logger.debug("a listener of run %s failed on %s", self.run_id, getattr(event, "stage", event),
+                             exc_info=True)
 
     def stop(self) -> "Run":
         """Ask this run, training in this process, to stop after the current batch."""

@@ -6,6 +6,7 @@ An exception in our own callbacks is written to run.json (`callback_errors`) and
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
@@ -13,6 +14,8 @@ from typing import Callable, Optional
 
 from ..events import Event
 from . import runs
+
+logger = logging.getLogger(__name__)
 
 CALLBACKS = ("on_train_start", "on_train_epoch_start", "on_train_batch_end", "on_fit_epoch_end",
              "on_model_save", "on_train_end")
@@ -98,8 +101,8 @@ class RunObserver:
                             "traceback": traceback.format_exc(limit=3)})
         try:
             runs.update(self.root, self.run_id, callback_errors=self.errors[-MAX_LOGGED_ERRORS:])
-        except Exception:
-            pass
+        except Exception:   # the run record is best effort here; the training goes on
+            logger.debug("could not record the callback error of run %s", self.run_id, exc_info=True)
 
     # --- per event ------------------------------------------------------------------------
     def _on_train_start(self, state):

@@ -111,6 +111,7 @@ def static_chart_html(record: dict) -> str:
     try:
         png = render_png(rows, champion=champion_map(record), title=record.get("id", ""))
     except Exception:   # no matplotlib or a font problem: the table above still says it all
+        logger.debug("could not draw the training chart", exc_info=True)
         return ""
     return f"<img alt='training chart' src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
 
@@ -248,7 +249,8 @@ class TrainChart:
     def _renderer(self) -> None:
         try:   # import matplotlib and build the figure now, while Ultralytics sets up
             figure = ChartFigure(with_batches=True)
-        except Exception:
+        except Exception:   # no matplotlib: the widget's table is all there is
+            logger.debug("the live training chart is off", exc_info=True)
             return
         while True:
             self._dirty.wait()
@@ -260,7 +262,7 @@ class TrainChart:
                 if rows or losses:
                     self.image.value = figure.png(rows, losses, self.champion, self.state["run"])
             except Exception:   # drawing must never disturb the run
-                pass
+                logger.debug("could not redraw the training chart", exc_info=True)
             with self._drawn:
                 self.renders = wanted
                 self._drawn.notify_all()

@@ -7,6 +7,7 @@ train args, class names and metrics come out without torch or ultralytics.
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import pickletools
 import zipfile
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import DamagedFile, InvalidInput
+
+logger = logging.getLogger(__name__)
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 COMPRESSED_MAGICS = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x78\x01", b"\x78\x9c", b"\x78\xda", b"\x04\x22\x4d\x18")
@@ -110,6 +113,7 @@ def _pytorch_zip(path: Path) -> Detected:
         try:
             obj = _read_torch_pickle(archive)
         except Exception:  # an exotic pickle: still a PyTorch file, just no metadata
+            logger.debug("no metadata read from the pickle of %s", path, exc_info=True)
             return Detected("pytorch", "checkpoint")
     if isinstance(obj, dict) and ("train_args" in obj or "train_metrics" in obj):
         return _ultralytics(obj)
@@ -130,8 +134,8 @@ def _pickled_modules(head: bytes) -> set:
                 strings.append(arg)
             if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
                 modules.add(strings[-2].split(".")[0])
-    except Exception:
-        pass  # truncated or unusual: what we saw so far is enough
+    except Exception:  # truncated or unusual: what we saw so far is enough
+        logger.debug("pickle opcodes read up to an error", exc_info=True)
     return modules
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback
     from ..workspace import Workspace
+
+logger = logging.getLogger(__name__)
 
 USERS_FILE = f"{META_DIR}/users.toml"
 AUDIT_PATH = str(audit.AUDIT_FILE)
@@ -194,7 +197,8 @@ def _manifest_or_none(root: Path, ref: str) -> dict | None:
     name, version = split_ref(ref)
     try:
         return {**read_manifest(root, name, version, f"{name}@{version}"), "version": version}
-    except (NbversionError, ValueError):
+    except (NbversionError, ValueError):   # a missing version is reported by the registry check
+        logger.debug("the manifest of %s is not readable", ref, exc_info=True)
         return None
 
 

@@ -7,16 +7,22 @@ workspace lock serialises callers).
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
 
-from ...errors import NbversionError
+from ...errors import NbversionError, RemoteUnreachable
+
+logger = logging.getLogger(__name__)
 
 
 def _quiet() -> None:
-    """DVC logs hints ("To track the changes with git...") and progress; core never prints."""
-    logging.getLogger("dvc").setLevel(logging.ERROR)
+    """DVC logs hints ("To track the changes with git...") and progress; core never prints.
+
+    Except under `nbversion -vv` (the root logger at DEBUG): then DVC's debug log is wanted."""
+    if logging.getLogger().level != logging.DEBUG:
+        logging.getLogger("dvc").setLevel(logging.ERROR)
 
 
 def _link_mode(root) -> str:
@@ -35,7 +41,9 @@ def _link_override(root) -> dict:
 
 
 @contextmanager
-def _repo(root):
+def _repo(root, transfer: bool = False):
+    """DVC's Repo of `root`, closed after; a DVC error as an NbversionError keeping its cause
+    (a RemoteUnreachable for a `transfer`: the remote refused, or could not be reached)."""
     from dvc.repo import Repo
     from dvc.exceptions import DvcException
 
@@ -48,7 +56,12 @@ def _repo(root):
     repo.scm_context.quiet = True
     try:
         yield repo
-    except DvcException as exc:
+    except (DvcException, ConnectionError) as exc:
+        if transfer:
+            raise RemoteUnreachable(f"dvc: {exc}", hint="check the remote's URL, login and network "
+                                    "(`nbversion remote list`), then run the command again") from exc
+        if isinstance(exc, ConnectionError):
+            raise
         raise NbversionError(f"dvc: {exc}", hint="run `nbversion verify` to check the workspace") from exc
     finally:
         repo.close()
@@ -266,14 +279,14 @@ def push(root, remote: Optional[str] = None, revs=None, all_commits: bool = Fals
          workspace: bool = True, jobs: Optional[int] = None) -> int:
     """Upload the objects of the workspace (and `revs`, or every commit) to a remote; returns
     how many objects were sent. Objects are written to a temporary name and renamed."""
-    with _repo(root) as repo:
+    with _repo(root, transfer=True) as repo:
         return repo.push(**_transfer_kwargs(remote, revs, all_commits, workspace, jobs))
 
 
 def fetch(root, remote: Optional[str] = None, revs=None, all_commits: bool = False,
           workspace: bool = True, jobs: Optional[int] = None) -> int:
     """Download missing objects into the local cache (temporary name, then rename)."""
-    with _repo(root) as repo:
+    with _repo(root, transfer=True) as repo:
         return repo.fetch(**_transfer_kwargs(remote, revs, all_commits, workspace, jobs))
 
 
@@ -329,17 +342,17 @@ def _hash_infos(md5s: Iterable[str]) -> list:
 def push_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: Optional[int] = None) -> int:
     """Upload exactly these objects. Unlike `push(revs=...)` this does not read each old commit's
     .dvc/config, so commits made before the remote was added are not skipped."""
-    with _repo(root) as repo:
+    with _repo(root, transfer=True) as repo:
         result = repo.cloud.push(_hash_infos(md5s), jobs=jobs, remote=remote)
     if result.failed:
-        raise NbversionError(f"{len(result.failed)} object(s) could not be uploaded",
-                             hint="check the remote is reachable and run push again (it resumes)")
+        raise RemoteUnreachable(f"{len(result.failed)} object(s) could not be uploaded",
+                                hint="check the remote is reachable and run push again (it resumes)")
     return len(result.transferred)
 
 
 def fetch_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: Optional[int] = None) -> tuple[int, set]:
     """Download these objects into the local cache. Returns (count, md5s the remote lacks)."""
-    with _repo(root) as repo:
+    with _repo(root, transfer=True) as repo:
         result = repo.cloud.pull(_hash_infos(md5s), jobs=jobs, remote=remote)
     return len(result.transferred), {h.value for h in result.failed}
 
@@ -348,13 +361,22 @@ def pull(root, remote: Optional[str] = None, jobs: Optional[int] = None) -> int:
     """Fetch and check out the working tree's data in one DVC repo session; returns objects fetched."""
     from dvc.exceptions import CheckoutError
 
-    with _repo(root) as repo:
+    with _repo(root, transfer=True) as repo:
         try:
             result = repo.pull(remote=remote, jobs=jobs)
         except CheckoutError as exc:
             raise NbversionError(f"dvc checkout: {exc}",
                                  hint="run `nbversion pull` again, or `nbversion verify --repair`") from exc
     return int((result or {}).get("stats", {}).get("fetched", 0) or 0)
+
+
+# DVC's push, pull and fetch (`Repo.push`, `DataCloud.push`, ...) take no progress callback, in
+# 3.50 (the lowest supported) as in 3.6x: they make their own `TqdmCallback`. So the bars are
+# forwarded by patching the Tqdm classes for the duration of a transfer; the server runs verbs in
+# worker threads, and two patched sections at once would mix their observers and could restore
+# the classes in the wrong order (leaving one observer patched in for good). One transfer with
+# progress at a time, then: the others wait for it.
+_PATCHING_TQDM = threading.RLock()
 
 
 @contextmanager
@@ -372,9 +394,15 @@ def transfer_progress(on_event):
         from dvc_data.callbacks import Tqdm as DataTqdm
     except ImportError:  # pragma: no cover - older dvc-data
         DataTqdm = None
-    with _forward_tqdm(DataTqdm, on_event, Event) if DataTqdm else _nothing():
-        with _forward_tqdm(Tqdm, on_event, Event):
-            yield
+    if not _PATCHING_TQDM.acquire(blocking=False):
+        logger.debug("another transfer reports progress: waiting for it to finish")
+        _PATCHING_TQDM.acquire()
+    try:
+        with _forward_tqdm(DataTqdm, on_event, Event) if DataTqdm else _nothing():
+            with _forward_tqdm(Tqdm, on_event, Event):
+                yield
+    finally:
+        _PATCHING_TQDM.release()
 
 
 @contextmanager
@@ -399,8 +427,8 @@ def _forward_tqdm(Tqdm, on_event, Event):
                 self.n = getattr(self, "n", 0) + (n or 0)
             total = getattr(self, "total", None) or getattr(self, "_nbv_total", 0)
             on_event(Event("transfer", int(self.n), int(total or 0), str(getattr(self, "_nbv_desc", ""))))
-        except Exception:
-            pass
+        except Exception:   # an observer's error never reaches the transfer
+            logger.debug("forwarding DVC's progress failed", exc_info=True)
         return result
 
     own = {name: Tqdm.__dict__[name] for name in ("__init__", "update") if name in Tqdm.__dict__}

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
-from ...errors import NbversionError, NotFound
+from ...errors import NbversionError, RefNotFound, RemoteUnreachable
 
 
 # GitPython costs ~40 ms to import, and every Workspace method's module imports this adapter,
@@ -28,6 +28,9 @@ git = _LazyGitPython()
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
+# a failure of these is the remote's (down, refused, diverged): a script may retry later
+TALKS_TO_A_REMOTE = ("push", "fetch", "pull", "clone", "ls-remote")
+
 
 def _cmd(root) -> "git.Git":
     return git.Git(str(root))
@@ -37,7 +40,8 @@ def _run(root, *args, **kwargs) -> str:
     try:
         return _cmd(root).execute(["git", *args], **kwargs)
     except GitCommandError as exc:
-        raise NbversionError(f"git {args[0]} failed: {_stderr(exc)}") from exc
+        kind = RemoteUnreachable if args and args[0] in TALKS_TO_A_REMOTE else NbversionError
+        raise kind(f"git {args[0]} failed: {_stderr(exc)}") from exc
 
 
 def _stderr(exc: GitCommandError) -> str:
@@ -95,9 +99,9 @@ def current_branch(root) -> Optional[str]:
 def rev_parse(root, rev: str) -> str:
     try:
         return _cmd(root).execute(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"]).strip()
-    except GitCommandError:
-        raise NotFound(f"unknown revision {rev!r}",
-                       hint="use a commit hash, a branch, a tag or HEAD~N (see `nbversion log`)") from None
+    except GitCommandError as exc:   # kept as the cause: `-v` shows what git said
+        raise RefNotFound(f"unknown revision {rev!r}",
+                          hint="use a commit hash, a branch, a tag or HEAD~N (see `nbversion log`)") from exc
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import threading
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ...errors import WorkspaceLocked
+
+logger = logging.getLogger(__name__)
 
 LOCK_NAME = "lock"
 _held = threading.local()
@@ -78,6 +81,8 @@ def _acquire(fd: int, root: Path, timeout: float) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
+            if delay == 0.01:
+                logger.debug("the workspace lock is held (%s): waiting up to %s s", holder(root), timeout)
             if time.monotonic() >= deadline:
                 who = holder(root) or {}
                 raise WorkspaceLocked(

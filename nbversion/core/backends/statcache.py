@@ -10,11 +10,14 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
 from . import atomic
 from .pointers import Pointer
+
+logger = logging.getLogger(__name__)
 
 CACHE_FILE = Path(".nbversion") / "tmp" / "statcache.json"
 
@@ -79,8 +82,8 @@ def load(root: Path) -> dict:
 def save(root: Path, data: dict) -> None:
     try:
         atomic.write_json(Path(root) / CACHE_FILE, data)
-    except OSError:
-        pass  # a cache: losing it only costs speed
+    except OSError:  # a cache: losing it only costs speed
+        logger.debug("could not save the stat cache", exc_info=True)
 
 
 def stale_outputs(root: Path, pointers: dict[str, Pointer]) -> tuple[list[str], dict]:

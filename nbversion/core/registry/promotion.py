@@ -13,7 +13,7 @@ from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...errors import UsageError
+from ...errors import GateFailed, UsageError
 from ...events import Event, emitter
 from ..result import Result
 from ..backends import _git
@@ -114,7 +114,7 @@ def _refuse(tx, target: str, stage: str, results: list):
     tx.audit("promote refused", target, {"stage": stage, "gates": [r.to_dict() for r in results]})
     tx.commit(f"nbversion: promotion of {target} to {stage} refused", [])
     table = "\n".join(f"  {'pass' if r.passed else 'FAIL'}  {r.rule}  ({r.detail})" for r in results)
-    return rules.GatesFailed(f"{len(failed)} of {len(results)} rules failed; {target} was not promoted to {stage}:\n{table}",
+    return GateFailed(f"{len(failed)} of {len(results)} rules failed; {target} was not promoted to {stage}:\n{table}",
                              hint="improve the version, or (admins only) promote with --force, which is audited",
                              results=results)
 

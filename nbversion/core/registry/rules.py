@@ -19,26 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ...errors import InvalidInput, NbversionError
+from ...errors import InvalidInput
 from ..repo.config import META_DIR, read_toml
 
 RULES_FILE = f"{META_DIR}/rules.toml"
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
        "!=": operator.ne}
 COMPACT_GATE = re.compile(r"^\s*(?:metrics\.)?(?P<metric>[\w\-.]+)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>[-+0-9.eE]+)\s*$")
-
-
-class GatesFailed(NbversionError):
-    """A promotion gate failed; `results` holds every rule with pass/fail."""
-
-    http_status = 409
-
-    def __init__(self, message: str, hint: str | None = None, results: list | None = None):
-        super().__init__(message, hint)
-        self.results = results or []
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "rules": [r.to_dict() for r in self.results]}
 
 
 @dataclass

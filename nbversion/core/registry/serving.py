@@ -5,10 +5,13 @@
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from ...extras import missing, require
+
+logger = logging.getLogger(__name__)
 
 YOLO_FRAMEWORKS = (None, "ultralytics", "yolo", "yolov8", "yolo11")
 # a YOLO checkpoint saved before training has no train args: it reads as plain PyTorch
@@ -41,5 +44,6 @@ def load_model(ref: str, path=None):
         try:
             return _yolo.load_yolo(weights)
         except Exception:  # a plain PyTorch checkpoint: serving code loads it itself
+            logger.debug("Ultralytics could not load %s; handing over the file", weights, exc_info=True)
             return weights
     return _yolo.load_yolo(weights)

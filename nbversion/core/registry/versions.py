@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from ...errors import DamagedFile, NbversionError, NotFound, UsageError
+from ...errors import DamagedFile, NbversionError, NotFound, RefNotFound, UsageError, VersionExists
 from ...events import Event, emitter
 from ..result import Result
 from ..backends.hashing import file_md5
@@ -185,8 +185,8 @@ def _choose_version(art: Optional[tags.ArtifactTags], version: Optional[str], bu
         return tags.format_version(tags.bump(latest, bump))
     wanted = tags.parse_version(version)
     if wanted in existing:
-        raise UsageError(f"{art.name}@{tags.format_version(wanted)} is already registered; versions are immutable",
-                         hint=f"register a new version, e.g. --bump patch (-> {tags.format_version(tags.bump(latest, 'patch'))})")
+        raise VersionExists(f"{art.name}@{tags.format_version(wanted)} is already registered; versions are immutable",
+                            hint=f"register a new version, e.g. --bump patch (-> {tags.format_version(tags.bump(latest, 'patch'))})")
     if latest and wanted < latest:
         raise UsageError(f"{tags.format_version(wanted)} is lower than the latest version {tags.format_version(latest)}",
                          hint="versions only go up: use --bump, or a version above the latest")
@@ -428,14 +428,14 @@ def select_version(art: tags.ArtifactTags, selector: str, at: Optional[str] = No
     if selector.startswith("v") and selector[1:2].isdigit() or selector[:1].isdigit():
         version = tags.format_version(tags.parse_version(selector))
         if version not in art.versions:
-            raise NotFound(f"{art.name}@{version} is not registered",
-                           hint=f"registered: {', '.join(sorted(art.versions, key=tags.parse_version))}")
+            raise RefNotFound(f"{art.name}@{version} is not registered",
+                              hint=f"registered: {', '.join(sorted(art.versions, key=tags.parse_version))}")
         return version
     holders = art.holders(parse_when(at) if at else None)
     if selector not in holders:
         when = f" at {at}" if at else ""
-        raise NotFound(f"{art.name} had no {selector}{when}" if at else f"{art.name} has no {selector}",
-                       hint=f"promote a version: `nbversion promote {art.name}@vX.Y.Z --stage {selector}`")
+        raise RefNotFound(f"{art.name} had no {selector}{when}" if at else f"{art.name} has no {selector}",
+                          hint=f"promote a version: `nbversion promote {art.name}@vX.Y.Z --stage {selector}`")
     return holders[selector]
 
 

@@ -6,6 +6,7 @@ committed as a new version (a rollback that keeps history).
 """
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass, field
 
@@ -14,6 +15,8 @@ from ...events import Event, emitter
 from ..result import Result
 from ..backends import _dvc, _git, pointers, statcache
 from .status import dvc_changes, git_changes
+
+logger = logging.getLogger(__name__)
 
 from typing import TYPE_CHECKING
 
@@ -156,7 +159,7 @@ def require_data(root, outs: list, rev: str, emit=None) -> None:
             if missing:
                 _dvc.fetch_objects(root, missing)
         except Exception:   # unreachable remote: reported below as missing data
-            pass
+            logger.debug("fetching %d missing object(s) from %s failed", len(missing), remote, exc_info=True)
         missing = _missing_objects(root, outs)
     if missing:
         paths = sorted({o.path for o in outs if o.md5 in missing or _needs_any(root, o, missing)})
@@ -172,7 +175,8 @@ def _listing(root, md5: str):
 
     try:
         return json.loads(_dvc.object_path(root, md5).read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError):   # not here, or damaged: its files count as missing
+        logger.debug("directory listing %s is not readable", md5, exc_info=True)
         return None
 
 

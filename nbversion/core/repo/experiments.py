@@ -11,16 +11,19 @@ and leaves the workspace as it was.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...errors import NbversionError, NotFound, UncommittedChanges, UsageError
+from ...errors import AlreadyExists, NbversionError, NotFound, UncommittedChanges, UsageError
 from ...events import Event, emitter
 from ..result import Result
 from ..backends import _git, atomic
 from ..audit import chain as audit
 from . import merge_rules, names
 from .cell import with_trailers
+
+logger = logging.getLogger(__name__)
 
 from typing import TYPE_CHECKING
 
@@ -70,7 +73,7 @@ def new(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) -> E
     names.check_name(name.removeprefix(PREFIX), "experiment")
     branch = _branch(name)
     if branch in _git.branches(ws.root, "**"):
-        raise UsageError(f"experiment {branch} already exists", hint=f"switch to it with `nbversion checkout {branch}`")
+        raise AlreadyExists(f"experiment {branch} already exists", hint=f"switch to it with `nbversion checkout {branch}`")
     base = _git.current_branch(ws.root) or _git.head(ws.root)
     with ws.transaction("exp new") as tx:
         _git.run(ws.root, "checkout", "-q", "-b", branch)
@@ -253,8 +256,8 @@ def merge(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) ->
         emit(Event("merge", message=f"{branch} into {_git.current_branch(ws.root)}"))
         try:
             _git.run(ws.root, "merge", "-q", "--no-ff", "--no-commit", branch)
-        except NbversionError:
-            pass   # conflicts: resolved by rule below, or the merge is aborted
+        except NbversionError:   # conflicts: resolved by rule below, or the merge is aborted
+            logger.debug("git merge of %s stopped on conflicts", branch, exc_info=True)
         conflicts = set(p for p in _git.run(ws.root, "diff", "--name-only", "--diff-filter=U").splitlines() if p)
         unresolved = [p for p in sorted(both | conflicts) if not _resolve(ws.root, p, base, branch) and p in conflicts]
         if unresolved:
@@ -282,5 +285,6 @@ def _checkout_data(root, dvc_files: list) -> bool:
     try:
         _dvc.checkout(root, existing)
         return True
-    except NbversionError:
+    except NbversionError:   # data not in the cache: the result tells the user to pull
+        logger.debug("checking out the data of %s failed", ", ".join(existing), exc_info=True)
         return False

@@ -36,6 +36,8 @@ CONFIG_KEYS = {
     ("core", "default_role"): (lambda v: v in ROLES, "one of " + ", ".join(ROLES)),
     ("core", "lock_timeout"): (lambda v: _number(v) and v >= 0, "seconds, e.g. 120"),
     ("core", "link"): (lambda v: v in ("copy", "hardlink"), '"copy" (the default) or "hardlink"'),
+    ("core", "log_file"): (lambda v: isinstance(v, str) and v.strip() != "" and "\0" not in v,
+                           'a file path, relative to the workspace, e.g. ".nbversion/tmp/nbversion.log"'),
     ("datasets", "max_zip_bytes"): (lambda v: _int(v) and v > 0, "a whole number of bytes"),
     ("datasets", "max_zip_ratio"): (lambda v: _number(v) and v > 0, "a number, e.g. 200"),
     ("gc", "keep_last"): (lambda v: _int(v) and v >= 1, "a whole number, at least 1"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from ...errors import NbversionError, NotFound, UsageError
+from ...errors import NbversionError, NotFound, RefNotFound, UsageError
 from ..backends import _git
 
 # what earlier versions accepted (dots allowed): still readable; new names follow `names.check_name`
@@ -75,14 +75,14 @@ def resolve(root, kind_dir: str, name: str, rev: str | None) -> str:
                            hint=f"`nbversion {kind} list` shows what exists; add one with `{kind} add`")
         back = _steps_back(name, rev)
         if back >= len(history):
-            raise NotFound(f"{kind} {name} has {len(history)} version(s); {name}@{rev} goes back too far",
-                           hint=f"use {name}@~0 .. {name}@~{len(history) - 1}")
+            raise RefNotFound(f"{kind} {name} has {len(history)} version(s); {name}@{rev} goes back too far",
+                              hint=f"use {name}@~0 .. {name}@~{len(history) - 1}")
         return history[back].sha
     if rev.startswith("/"):
         raise UsageError(f"{rev!r} is a path, not a version of {name}",
                          hint="the shell expands a bare ~0 / ~1: quote it ('~1') or write NAME@~1")
     commit = tag_commit(root, tag_name(kind_dir, name, rev)) or _git.rev_parse(root, rev)
     if _git.show(root, commit, f"{kind_dir}/{name}.dvc") is None:
-        raise NotFound(f"{kind} {name!r} does not exist at {rev}",
-                       hint=f"`nbversion log {kind_dir}/{name}.dvc` lists its versions")
+        raise RefNotFound(f"{kind} {name!r} does not exist at {rev}",
+                          hint=f"`nbversion log {kind_dir}/{name}.dvc` lists its versions")
     return commit

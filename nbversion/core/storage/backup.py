@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from ...errors import IntegrityError, InvalidInput, NotFound, UsageError
+from ...errors import AlreadyExists, IntegrityError, InvalidInput, NotFound, UsageError
 from ...events import Event, emitter
 from ...extras import require
 from ..result import Result
@@ -252,7 +252,7 @@ def restore(archive: str, directory: str, passphrase: Optional[str] = None, on_e
     emit = emitter(on_event)
     archive_path, target = Path(archive).expanduser().resolve(), Path(directory).expanduser().resolve()
     if target.exists() and any(target.iterdir()):
-        raise UsageError(f"{target} already exists and is not empty", hint="restore into a new folder")
+        raise AlreadyExists(f"{target} already exists and is not empty", hint="restore into a new folder")
     existed = target.exists()
     try:
         with tempfile.TemporaryDirectory() as tmp:

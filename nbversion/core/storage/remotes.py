@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlparse
 
-from ...errors import NbversionError, NotFound, UsageError
+from ...errors import AlreadyExists, NbversionError, NotFound, RemoteUnreachable, UsageError
 from ...events import Event, emitter
 from ...extras import require_for_url
 from ..result import Result
@@ -98,8 +98,8 @@ def _ssh_init_bare(url: str, keyfile: Optional[str]) -> None:
         target, f"git init -q --bare {shlex.quote(parts.path)}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
-        raise NbversionError(f"could not create the history repo {url}: {proc.stderr.strip()}",
-                             hint="check the SSH login (try `ssh` by hand) or give --git URL of an existing repo")
+        raise RemoteUnreachable(f"could not create the history repo {url}: {proc.stderr.strip()}",
+                                hint="check the SSH login (try `ssh` by hand) or give --git URL of an existing repo")
 
 
 def _layout(root, url: str, git_url: Optional[str], keyfile: Optional[str]) -> tuple[str, Optional[str]]:
@@ -368,7 +368,7 @@ def _pull_history(root, name: str) -> str:
         _git.run(root, "merge", "-q", "--ff-only", f"{name}/{branch}")
     except NbversionError as exc:
         raise NbversionError(f"{branch} and {name}/{branch} have diverged: {exc.message}",
-                             hint=f"merge them with `git merge {name}/{branch}` (or `nbversion exp merge`), then pull again") from None
+                             hint=f"merge them with `git merge {name}/{branch}` (or `nbversion exp merge`), then pull again") from exc
     return "up to date" if before == _git.head(root) else f"fast-forwarded {branch} to {_git.head(root)[:8]}"
 
 
@@ -409,7 +409,7 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
     require_for_url(url, "clone")
     target = Path(directory).expanduser().resolve()
     if target.exists() and any(target.iterdir()):
-        raise UsageError(f"{target} already exists and is not empty", hint="clone into a new folder")
+        raise AlreadyExists(f"{target} already exists and is not empty", hint="clone into a new folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     emit(Event("clone", 0, 3, "history"))
     env_args = ["-c", f"core.sshCommand={shlex.join(_ssh_command(keyfile))}"] if keyfile else []

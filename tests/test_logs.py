@@ -1,0 +1,56 @@
+"""Debug logs: `nbversion -v`, `--log-file`, NBVERSION_LOG_FILE, `[core] log_file`; swallowed failures are logged."""
+from __future__ import annotations
+
+import logging
+import os
+
+from conftest import cli, git
+
+
+def test_verbose_shows_nbversion_debug_lines_on_stderr_only(ws):
+    quiet = cli("status", check=0)
+    loud = cli("-v", "status", check=0)
+    assert loud.stdout == quiet.stdout and quiet.stderr == ""
+    assert "DEBUG nbversion.cli" in loud.stderr and "status done in" in loud.stderr
+    assert "git.cmd" not in loud.stderr, "-v is nbversion's log only; -vv adds git's and DVC's"
+    noisy = cli("-vv", "status", check=0)
+    assert "DEBUG git.cmd" in noisy.stderr
+
+
+def test_log_file_keeps_the_cause_of_a_wrapped_git_error(ws, tmp_path):
+    log = tmp_path / "logs" / "nbversion.log"
+    proc = cli("--log-file", log, "checkout", "no-such-rev")
+    assert proc.returncode == 1 and "unknown revision 'no-such-rev'" in proc.stderr
+    assert "Traceback" not in proc.stderr, "the terminal gets one line; the log file the whole story"
+    text = log.read_text()
+    assert "checkout failed" in text and "RefNotFound: unknown revision" in text
+    assert "GitCommandError" in text, "git's own error is kept as the cause"
+
+
+def test_log_file_from_the_environment_or_the_workspace_config(ws, tmp_path):
+    from_env = tmp_path / "env.log"
+    cli("status", env={**os.environ, "NBVERSION_LOG_FILE": str(from_env)}, check=0)
+    assert "status done in" in from_env.read_text()
+    config = ws.root / ".nbversion" / "config.toml"
+    config.write_text(config.read_text().replace("[core]\n", '[core]\nlog_file = ".nbversion/tmp/nbversion.log"\n', 1))
+    cli("status", check=0)
+    assert "status done in" in (ws.root / ".nbversion" / "tmp" / "nbversion.log").read_text()
+    assert "nbversion.log" not in cli("status", check=0).stdout, "the log file is not workspace content"
+    wrong = config.read_text().replace('log_file = ".nbversion/tmp/nbversion.log"', "log_file = 3")
+    config.write_text(wrong)
+    proc = cli("commit", "-m", "a log file setting that is not a path")
+    assert proc.returncode == 1 and "config.toml" in proc.stderr and "log_file" in proc.stderr
+
+
+def test_a_broken_progress_observer_is_logged_and_the_commit_still_happens(ws, caplog):
+    (ws.root / "notes.txt").write_text("hello\n")
+
+    def broken(event):
+        raise RuntimeError("the progress bar is broken")
+
+    with caplog.at_level(logging.DEBUG, logger="nbversion"):
+        result = ws.commit("notes", on_event=broken)
+    assert result.commit and git(ws.root, "log", "-1", "--format=%s").strip() == "notes"
+    failures = [r for r in caplog.records if r.exc_info and "progress observer" in r.getMessage()]
+    assert len(failures) == 1, "logged once, not on every event"
+    assert "the progress bar is broken" in str(failures[0].exc_info[1])
