@@ -65,7 +65,7 @@ def test_cli_names_the_missing_extra_and_changes_nothing(project, tmp_path, args
     assert not (project / "runs").exists() and not (tmp_path / "b.tar.gz").exists()
     assert not (tmp_path / "copy").exists()
     json_out = cli(*args, "--json", cwd=project, env=env)
-    assert '"type": "MissingExtra"' in json_out.stdout and '"extra": "%s"' % extra in json_out.stdout
+    assert '"type": "missing_extra"' in json_out.stdout and '"extra": "%s"' % extra in json_out.stdout
 
 
 def test_a_folder_remote_needs_no_extra(project, tmp_path):
