@@ -27,10 +27,10 @@ from ...errors import IntegrityError, InvalidInput, NotFound, UsageError
 from ...events import Event, emitter
 from ...extras import require
 from ...render import Result
-from ..backends import _git, atomic
-from . import crypto
+from ..backends import _dvc, _git, atomic
 from ..backends.hashing import file_md5
-from .verify import cache_path, needed_objects
+from . import crypto
+from .reachability import needed_objects
 
 FORMAT = 1
 PASSPHRASE_ENV = "NBVERSION_BACKUP_PASSPHRASE"
@@ -131,7 +131,7 @@ def create(ws, out: Optional[str] = None, encrypt: bool = False, passphrase: Opt
     already = set(base_report["all_objects"]) if base_report else set()
     emit(Event("backup", message="finding the objects registered and tagged versions need"))
     needed = needed_objects(ws.root)
-    present = {m: l for m, l in needed.items() if cache_path(ws.root, m).exists()}
+    present = {m: l for m, l in needed.items() if _dvc.object_path(ws.root, m).exists()}
     missing = sorted(set(needed) - set(present))
     with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
         tmp = Path(tmp)
@@ -158,7 +158,7 @@ def _bundle(root, path: Path) -> list:
 
 
 def _report(root, bundle: Path, refs: list, new: dict, all_objects: set, since, base_report) -> dict:
-    objects = {m: {"size": cache_path(root, m).stat().st_size, "md5": m.replace(".dir", ""),
+    objects = {m: {"size": _dvc.object_path(root, m).stat().st_size, "md5": m.replace(".dir", ""),
                    "needed_by": sorted(labels)} for m, labels in new.items()}
     base = None
     if since:
@@ -178,7 +178,7 @@ def _write_tar(root, plain: Path, tmp: Path, report: dict, emit) -> None:
         total = len(report["objects"])
         for number, md5 in enumerate(report["objects"], start=1):
             emit(Event("backup", number, total, md5[:12]))
-            tar.add(cache_path(root, md5), arcname=f"objects/{md5}")
+            tar.add(_dvc.object_path(root, md5), arcname=f"objects/{md5}")
 
 
 def _html(report: dict, digest: Optional[str]) -> str:
@@ -225,8 +225,6 @@ def _chain(archive: Path, passphrase: Optional[str], tmp: Path) -> list:
 
 
 def restore(archive: str, directory: str, passphrase: Optional[str] = None, on_event=None) -> BackupResult:
-    from ..backends import _dvc
-
     emit = emitter(on_event)
     archive_path, target = Path(archive).expanduser().resolve(), Path(directory).expanduser().resolve()
     if target.exists() and any(target.iterdir()):
@@ -285,7 +283,7 @@ def _restore_objects(plain: Path, report: dict, target: Path) -> tuple[int, int]
             if not member.name.startswith("objects/"):
                 continue
             md5 = member.name[len("objects/"):]
-            dest = cache_path(target, md5)
+            dest = _dvc.object_path(target, md5)
             dest.parent.mkdir(parents=True, exist_ok=True)
             partial = dest.with_name(dest.name + ".restoring")
             with tar.extractfile(member) as src, open(partial, "wb") as fh:

@@ -24,9 +24,8 @@ from ...errors import NbversionError, NotFound, UsageError
 from ...events import Event, emitter
 from ...extras import require_for_url
 from ...render import Result
-from ..backends import _git
+from ..backends import _dvc, _git
 from . import remote_safety
-from .verify import cache_path
 
 
 @dataclass
@@ -127,8 +126,6 @@ def _set_git_remote(root, name: str, git_url: str, keyfile: Optional[str]) -> No
 
 def remote_add(ws, name: str, url: str, git_url: Optional[str] = None, endpoint_url: Optional[str] = None,
                keyfile: Optional[str] = None, default: bool = True, on_event=None) -> RemoteListResult:
-    from ..backends import _dvc
-
     remote_safety.check_remote_add(name, url, git_url)
     require_for_url(url, "remote add")
     with ws.transaction("remote add") as tx:
@@ -151,8 +148,6 @@ def remote_add(ws, name: str, url: str, git_url: Optional[str] = None, endpoint_
 
 
 def remote_list(ws) -> RemoteListResult:
-    from ..backends import _dvc
-
     data, default = _dvc.remote_list(ws.root)
     history = _git.remotes(ws.root)
     names = sorted(set(data) | set(history))
@@ -172,7 +167,6 @@ def _dvc_remote_names(root) -> tuple[set, Optional[str]]:
         try:
             parser.read(Path(root) / ".dvc" / name)
         except configparser.Error:
-            from ..backends import _dvc
             data, default = _dvc.remote_list(root)
             return set(data), default
         for section in parser.sections():
@@ -223,14 +217,14 @@ def _history_remote(root, name: str, explicit: bool) -> Optional[str]:
 def _version_objects(root, all_versions: bool, registered: bool, remote: str, fetch: bool) -> set:
     """Every object of the chosen versions. DVC's own `push -A` skips commits older than the
     remote's entry in .dvc/config, so the objects are listed here and transferred as a set."""
-    from . import verify
+    from . import reachability
 
-    anchors, _ = verify.tag_anchors(root)
+    anchors = reachability.tag_anchors(root)
     if registered:
         anchors = [a for a in anchors if not a.label.startswith("dataset ")]
     elif all_versions:
-        anchors += verify.commit_anchors(root)
-    return set(verify.objects_for(root, anchors, include_worktree=not registered, remote=remote, fetch=fetch))
+        anchors += reachability.commit_anchors(root)
+    return set(reachability.objects_for(root, anchors, include_worktree=not registered, remote=remote, fetch=fetch))
 
 
 # --- push / pull ------------------------------------------------------------------------------
@@ -238,8 +232,6 @@ def _version_objects(root, all_versions: bool, registered: bool, remote: str, fe
 def push(ws, remote: Optional[str] = None, all_versions: bool = False, registered: bool = False,
          on_event=None) -> TransferResult:
     """Data first (current commit, every commit, or registered versions), then branch and tags."""
-    from ..backends import _dvc
-
     emit, started = emitter(on_event), time.monotonic()
     name, has_data = _resolve_remote(ws.root, remote)
     if has_data:
@@ -249,7 +241,7 @@ def push(ws, remote: Optional[str] = None, all_versions: bool = False, registere
         emit(Event("push", 0, 2, f"data to {name}"))
         if all_versions or registered:
             wanted = _version_objects(ws.root, all_versions, registered, name, fetch=False)
-            present = {m for m in wanted if cache_path(ws.root, m).exists()}
+            present = {m for m in wanted if _dvc.object_path(ws.root, m).exists()}
             with _dvc.transfer_progress(emit):
                 objects = _dvc.push_objects(ws.root, present, name)
         else:
@@ -278,7 +270,6 @@ def _push_history(root, name: str, all_versions: bool) -> str:
 def pull(ws, remote: Optional[str] = None, all_versions: bool = False, registered: bool = False,
          on_event=None) -> TransferResult:
     """History and tags (fast-forward only), then the data of the checkout (and of other versions)."""
-    from ..backends import _dvc
     from ..backends.lock import workspace_lock
 
     emit, started = emitter(on_event), time.monotonic()
@@ -296,7 +287,7 @@ def pull(ws, remote: Optional[str] = None, all_versions: bool = False, registere
             if all_versions or registered:
                 wanted = _version_objects(ws.root, all_versions, registered, name, fetch=True)
                 with _dvc.transfer_progress(emit):
-                    objects += _dvc.fetch_objects(ws.root, [m for m in wanted if not cache_path(ws.root, m).exists()],
+                    objects += _dvc.fetch_objects(ws.root, [m for m in wanted if not _dvc.object_path(ws.root, m).exists()],
                                                   name)[0]
             emit(Event("pull", 2, 3, "data of the checkout"))
             with _dvc.transfer_progress(emit):
@@ -350,8 +341,6 @@ def _require_clone_data(target: Path, data_url: Optional[str]) -> None:
 def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions: bool = False,
           on_event=None) -> TransferResult:
     """git clone, then fetch and check out the data of the checkout from the default DVC remote."""
-    from ..backends import _dvc
-
     emit, started = emitter(on_event), time.monotonic()
     require_for_url(url, "clone")
     target = Path(directory).expanduser().resolve()
@@ -378,7 +367,7 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
             objects = _dvc.fetch(target, default)
         if all_versions:
             wanted = _version_objects(target, True, False, default, fetch=True)
-            objects += _dvc.fetch_objects(target, [m for m in wanted if not cache_path(target, m).exists()],
+            objects += _dvc.fetch_objects(target, [m for m in wanted if not _dvc.object_path(target, m).exists()],
                                           default)[0]
         emit(Event("clone", 2, 3, "checkout"))
         _dvc.checkout_workspace(target)
