@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..core.backends import _dvc, _git
+from ..core.repo.config import tmp_dir
 from . import runs
 
 
@@ -71,7 +72,7 @@ def _untrack_from_git(root, rel: str) -> bool:
 def _aside(root, folder: Path):
     """`git commit -- PATH` re-reads files HEAD knows from the working tree: move the weights
     out of its sight while committing, so the commit records them as gone from git."""
-    parked = Path(root) / ".nbversion" / "tmp" / f"commit-aside-{folder.parent.name}"
+    parked = tmp_dir(root) / f"commit-aside-{folder.parent.name}"
     parked.parent.mkdir(parents=True, exist_ok=True)
     os.replace(folder, parked)
     try:

@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ...errors import WorkspaceLocked
+from ..repo.config import tmp_dir
 
 LOCK_NAME = "lock"
 _held = threading.local()
 
 
 def lock_path(root: Path) -> Path:
-    return Path(root) / ".nbversion" / "tmp" / LOCK_NAME
+    return tmp_dir(root) / LOCK_NAME
 
 
 def holder(root: Path) -> dict | None:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from . import atomic
 from .pointers import Pointer
+from ..repo.config import TMP_DIR
 
-CACHE_FILE = Path(".nbversion") / "tmp" / "statcache.json"
+CACHE_FILE = Path(TMP_DIR) / "statcache.json"
 
 
 DEFAULT_IGNORED = ("*.cache", ".ipynb_checkpoints/", "__pycache__/")   # what `init` writes

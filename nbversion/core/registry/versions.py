@@ -22,6 +22,7 @@ from ...render import Result
 from ..backends.hashing import file_md5
 from ..backends import _git, atomic
 from ..repo import names
+from ..repo.config import TMP_DIR, tmp_dir
 from . import tags
 from ..audit.chain import now_iso
 
@@ -164,7 +165,7 @@ def _from_model(root: Path, name: str, rev: Optional[str], shown: Optional[str] 
 
 
 def _staged_copy(root: Path, cached: Path, filename: str) -> Path:
-    target = root / ".nbversion" / "tmp" / "register" / Path(filename).name
+    target = tmp_dir(root) / "register" / Path(filename).name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, target)
     return target
@@ -293,7 +294,7 @@ class RegistryResult(Result):
         return f"{len(self.versions)} version(s) of {len(names)} model(s)"
 
 
-SUMMARY_CACHE = ".nbversion/tmp/registry-summaries.json"
+SUMMARY_CACHE = f"{TMP_DIR}/registry-summaries.json"
 
 
 def _summaries(root: Path, arts: dict) -> dict:

@@ -10,6 +10,12 @@ from ...errors import InvalidInput
 from ..backends import atomic
 
 META_DIR = ".nbversion"
+TMP_DIR = f"{META_DIR}/tmp"   # git-ignored scratch: locks, import folders, caches of derived data
+
+
+def tmp_dir(root) -> Path:
+    """The workspace's scratch folder (`.nbversion/tmp`): never committed, safe to empty when idle."""
+    return Path(root) / TMP_DIR
 
 DEFAULT_CONFIG = {
     "core": {

@@ -9,6 +9,7 @@ from ...errors import UsageError
 from ...render import Result
 from ..backends import _dvc, _git
 from .cell import parse_trailers
+from .config import TMP_DIR
 
 CHANGE_WORDS = {"A": "added", "D": "removed", "M": "modified", "T": "modified"}
 
@@ -127,7 +128,7 @@ def diff(ws, rev_a: Optional[str] = None, rev_b: Optional[str] = None, on_event=
                                 sizes_a.get(path), after))
     if b is None:  # untracked files in the working tree are "added" too
         for entry in _git.status(root, untracked="all"):
-            if entry.code == "??" and not entry.path.startswith(".nbversion/tmp"):
+            if entry.code == "??" and not entry.path.startswith(TMP_DIR):
                 files.append(FileChange("added", entry.path, "git", None, _worktree_size(root, entry.path)))
     files += _data_changes(root, a, b)
     files.sort(key=lambda f: f.path)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from ...render import Result
 from ..backends import _dvc, _git, pointers, statcache
+from .config import TMP_DIR
 from .routing import route_untracked
 
 GIT_STATES = {"?": "new", "A": "new", "M": "modified", "D": "deleted", "R": "renamed",
@@ -54,7 +55,7 @@ def git_changes(ws) -> list[Change]:
     changes = []
     for entry in _git.status(ws.root):
         path = entry.path
-        if path.startswith(".nbversion/tmp"):
+        if path.startswith(TMP_DIR):
             continue
         if entry.code == "??":
             plan = route_untracked(ws.root, path, ws.config)
