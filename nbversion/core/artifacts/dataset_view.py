@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from ...render import Result
 from ..backends import _dvc
 from . import dataset_meta
-from ..repo import refs
+from ..repo import names, refs
 from .yolo_layout import IMAGE_SUFFIXES, label_for
 
-KIND_DIR = "datasets"
+from .dataset_meta import DATASETS_DIR as KIND_DIR
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
 THUMB = 160
@@ -35,7 +35,7 @@ class DatasetShowResult(Result):
         return ["class", "instances", "share", "histogram"], rows
 
     def summary(self):
-        from .datasets import human_bytes
+        from ..units import human_bytes
 
         m = self.meta
         splits = ", ".join(f"{s} {v['images']} images / {v['instances']} boxes / {v['background']} background"
@@ -110,7 +110,7 @@ def _tile(root: str, sample: dict, names: list) -> str:
 
 def show(ws, ref: str, samples: int = 6) -> DatasetShowResult:
     name, rev = refs.split_ref(ref)
-    refs.check_name(name, "dataset")
+    names.check_readable_name(name, "dataset")
     commit = refs.resolve(ws.root, KIND_DIR, name, rev)
     meta = dataset_meta.read_at(ws.root, KIND_DIR, name, commit)
     picked = []

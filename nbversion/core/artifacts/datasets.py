@@ -16,26 +16,18 @@ from ...errors import InvalidInput, NbversionError, NotFound, UncommittedChanges
 from ...events import Event, emitter
 from ...render import Result
 from ..backends import _dvc, _git, pointers, statcache
+from ..units import human_bytes
 from . import dataset_meta, zipsafe
 from ..repo import leftovers, names, refs
 from ..repo.commit import _checkpoint
 from .yolo_layout import find_layout
 from .yolo_validate import validate
 
-KIND_DIR = "datasets"
+from .dataset_meta import DATASETS_DIR as KIND_DIR
 # never imported: VCS and OS litter, Ultralytics' label caches (rebuilt on every train)
 SKIP_NAMES = {".git", ".dvc", ".DS_Store", "__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 SKIP_SUFFIXES = (".cache",)
 MAX_ERRORS_SHOWN = 20
-
-
-def human_bytes(n) -> str:
-    n = float(n or 0)
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 @dataclass

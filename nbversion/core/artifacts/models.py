@@ -16,13 +16,14 @@ from ...errors import NbversionError, NotFound, UsageError
 from ...events import Event, emitter
 from ...render import Result
 from ..backends.hashing import file_md5
+from ..audit.chain import now_iso
 from ..backends import _dvc, statcache
 from . import dataset_meta
-from ..repo import leftovers, refs
+from ..repo import leftovers, names, refs
 from ..repo.commit import _checkpoint
 from .frameworks import detect, normalise_metric
 
-KIND_DIR = "models"
+from .dataset_meta import MODELS_DIR as KIND_DIR
 
 
 @dataclass
@@ -41,7 +42,7 @@ class ModelResult(Result):
         return ["kind", "name", "value"], rows
 
     def summary(self):
-        from .datasets import human_bytes
+        from ..units import human_bytes
 
         m = self.meta
         lineage = (m.get("lineage") or {}).get("dataset")
@@ -62,7 +63,7 @@ class ModelListResult(Result):
     models: list
 
     def table(self):
-        from .datasets import human_bytes
+        from ..units import human_bytes
 
         rows = [[m["name"], m["version"][:8], m["versions"], m["framework"], human_bytes(m["size"]),
                  ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
@@ -168,7 +169,7 @@ def add(ws, name: str, file, metrics=None, params=None, dataset: str | None = No
         if current and all(current.get(k) == meta[k] for k in ("md5", "metrics", "params", "lineage", "file")):
             return ModelResult(name, refs.versions(root, KIND_DIR, name)[0].sha, current, changed=False)
         _store_weights(root, name, path, emit)
-        meta.update(added_by=tx.user, added_at=dataset_meta.now_iso())
+        meta.update(added_by=tx.user, added_at=now_iso("seconds"))
         meta_file = dataset_meta.write(root, KIND_DIR, name, meta)
         tx.audit("model add", name, {"md5": meta["md5"], "framework": meta["framework"],
                                      "metrics": meta["metrics"], "dataset": meta["lineage"]["dataset"]})
@@ -215,7 +216,7 @@ def list_models(ws) -> ModelListResult:
 
 def _resolve(ws, ref: str) -> tuple[str, str, dict]:
     name, rev = refs.split_ref(ref)
-    refs.check_name(name, "model")
+    names.check_readable_name(name, "model")
     commit = refs.resolve(ws.root, KIND_DIR, name, rev)
     return name, commit, dataset_meta.read_at(ws.root, KIND_DIR, name, commit)
 
