@@ -62,9 +62,9 @@ def record_commit_failure(root, run_id: str, status: str, error, observer, exc: 
 
 def _untrack_from_git(root, rel: str) -> bool:
     """Weights someone `git add`-ed by hand would make DVC refuse the folder: DVC owns them."""
-    if not _git.run(root, "ls-files", "--", rel).strip():
+    if not _git.listed_files(root, [rel]):
         return False
-    _git.run(root, "rm", "-r", "-q", "--cached", "--", rel)
+    _git.untrack(root, rel)
     return True
 
 

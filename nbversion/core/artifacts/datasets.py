@@ -340,7 +340,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
     sha = tx.commit(message or f"dataset {name}: import {src.name}",
                     [f"{out}.dvc", f"{KIND_DIR}/.gitignore", meta_file])
     for tag in tags:
-        _git.run(root, "tag", refs.tag_name(KIND_DIR, name, tag), sha)
+        _git.create_tag(root, refs.tag_name(KIND_DIR, name, tag), sha)
     return _result(name, sha, True, meta)
 
 

@@ -206,7 +206,7 @@ def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: 
     rel = version_dir(name, version)
     if not (root / rel).exists() or not _git.head(root) or not _git.tracked_files(root, "HEAD", [rel]):
         return None
-    sha = _git.run(root, "log", "-n1", "--format=%H", "HEAD", "--", f"{rel}/manifest.json").strip()
+    sha = _git.last_commit_touching(root, f"{rel}/manifest.json")
     try:
         manifest = json.loads(_git.show(root, sha, f"{rel}/manifest.json") or b"{}") if sha else {}
     except ValueError:

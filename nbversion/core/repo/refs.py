@@ -5,7 +5,7 @@ A version of `datasets/<name>` is a commit that changed `datasets/<name>.dvc` or
 """
 from __future__ import annotations
 
-from ...errors import NbversionError, NotFound, UsageError
+from ...errors import NotFound, UsageError
 from ..backends import _git
 from . import names
 
@@ -37,10 +37,7 @@ def versions(root, kind_dir: str, name: str, rev: str = "HEAD") -> list:
 
 
 def tag_commit(root, tag: str) -> str | None:
-    try:
-        return _git.run(root, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}").strip()
-    except NbversionError:
-        return None
+    return _git.tag_commit(root, tag)
 
 
 def _steps_back(name: str, rev: str | None) -> int:

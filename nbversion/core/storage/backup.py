@@ -27,7 +27,7 @@ from ...errors import IntegrityError, InvalidInput, NotFound, UsageError
 from ...events import Event, emitter
 from ...extras import require
 from ...render import Result
-from ..backends import _dvc, _git, atomic
+from ..backends import _dvc, _git, _git_sync, atomic
 from ..backends.hashing import file_md5
 from . import crypto
 from .reachability import needed_objects
@@ -152,9 +152,7 @@ def create(ws, out: Optional[str] = None, encrypt: bool = False, passphrase: Opt
 
 
 def _bundle(root, path: Path) -> list:
-    _git.run(root, "bundle", "create", "-q", str(path), "--all")
-    out = _git.run(root, "bundle", "list-heads", str(path))
-    return [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
+    return _git_sync.bundle_create(root, path)
 
 
 def _report(root, bundle: Path, refs: list, new: dict, all_objects: set, since, base_report) -> dict:
@@ -269,11 +267,11 @@ def _remove_partial(target: Path, existed: bool) -> None:
 
 def _clone_bundle(bundle: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    _git.run(target.parent, "clone", "-q", str(bundle), str(target))
-    for ref in _git.run(target, "for-each-ref", "--format=%(refname:strip=3)", "refs/remotes/origin").splitlines():
+    _git_sync.clone(bundle, target)
+    for ref in _git_sync.remote_branches(target, "origin"):
         if ref not in ("HEAD", _git.current_branch(target)):
-            _git.run(target, "branch", "-q", ref, f"origin/{ref}")
-    _git.run(target, "remote", "remove", "origin")   # it pointed at a temporary bundle
+            _git.create_branch(target, ref, f"origin/{ref}")
+    _git_sync.remove_remote(target, "origin")   # it pointed at a temporary bundle
 
 
 def _restore_objects(plain: Path, report: dict, target: Path) -> tuple[int, int]:

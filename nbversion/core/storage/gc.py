@@ -47,13 +47,8 @@ class GcResult(Result):
 
 def _versions(root) -> list[dict]:
     """Every (path, md5) a commit introduced, newest first: {"path", "md5", "sha", "time"}."""
-    out = _git.run(root, "log", "--all", "--format=%x1e%H %ct", "--name-only", "--no-renames",
-                   "--diff-filter=AM", "--", "*.dvc")
-    touched = []
-    for record in out.split("\x1e")[1:]:
-        lines = [line for line in record.splitlines() if line.strip()]
-        sha, ts = lines[0].split()
-        touched += [(sha, int(ts), path) for path in lines[1:] if path.endswith(".dvc")]
+    touched = [(sha, ts, path) for sha, ts, paths in _git.files_changed_by_commit(root, "*.dvc")
+               for path in paths if path.endswith(".dvc")]
     blobs = _git.cat_files(root, [f"{sha}:{path}" for sha, _, path in touched])
     versions = []
     for sha, ts, dvc_file in touched:

@@ -24,7 +24,7 @@ from ...errors import NbversionError, NotFound, UsageError
 from ...events import Event, emitter
 from ...extras import require_for_url
 from ...render import Result
-from ..backends import _dvc, _git
+from ..backends import _dvc, _git, _git_sync
 from . import remote_safety
 
 
@@ -103,7 +103,7 @@ def _layout(root, url: str, git_url: Optional[str], keyfile: Optional[str]) -> t
         if git_url is None:
             (base / "git").mkdir(parents=True, exist_ok=True)
             if not (base / "git" / "HEAD").exists():
-                _git.run(root, "init", "-q", "--bare", str(base / "git"))
+                _git_sync.init_bare(base / "git")
             git_url = str(base / "git")
         return str(base / "data"), git_url
     if kind == "ssh":
@@ -116,12 +116,9 @@ def _layout(root, url: str, git_url: Optional[str], keyfile: Optional[str]) -> t
 
 
 def _set_git_remote(root, name: str, git_url: str, keyfile: Optional[str]) -> None:
-    if name in _git.remotes(root):
-        _git.run(root, "remote", "set-url", name, git_url)
-    else:
-        _git.run(root, "remote", "add", name, git_url)
+    _git_sync.set_remote(root, name, git_url)
     if keyfile:   # git's own ssh then uses the same key as DVC
-        _git.run(root, "config", "core.sshCommand", shlex.join(_ssh_command(keyfile)))
+        _git.config_set(root, "core.sshCommand", shlex.join(_ssh_command(keyfile)))
 
 
 def remote_add(ws, name: str, url: str, git_url: Optional[str] = None, endpoint_url: Optional[str] = None,
@@ -149,7 +146,7 @@ def remote_add(ws, name: str, url: str, git_url: Optional[str] = None, endpoint_
 
 def remote_list(ws) -> RemoteListResult:
     data, default = _dvc.remote_list(ws.root)
-    history = _git.remotes(ws.root)
+    history = _git_sync.remotes(ws.root)
     names = sorted(set(data) | set(history))
     rows = [{"name": n, "data": data.get(n, {}).get("url", ""), "history": history.get(n),
              "default": n == default} for n in names]
@@ -200,7 +197,7 @@ def _resolve_remote(root, remote: Optional[str]) -> tuple[str, bool]:
     if not name:
         raise NotFound("no remote given and no default remote",
                        hint="add one with `nbversion remote add NAME URL`")
-    if name not in data and name not in _git.remotes(root):
+    if name not in data and name not in _git_sync.remotes(root):
         raise NotFound(f"unknown remote {name!r}", hint="see `nbversion remote list`")
     return name, name in data
 
@@ -208,7 +205,7 @@ def _resolve_remote(root, remote: Optional[str]) -> tuple[str, bool]:
 def _history_remote(root, name: str, explicit: bool) -> Optional[str]:
     """The git remote for history: the same name, else (no name given) the one a plain
     `git clone` made, `origin`, so a colleague's clone pushes and pulls history too."""
-    remotes = _git.remotes(root)
+    remotes = _git_sync.remotes(root)
     if name in remotes:
         return name
     return "origin" if not explicit and "origin" in remotes else None
@@ -257,13 +254,10 @@ def push(ws, remote: Optional[str] = None, all_versions: bool = False, registere
 
 def _push_history(root, name: str, all_versions: bool) -> str:
     branch = _git.current_branch(root)
-    if all_versions:   # git refuses --all together with --tags: two pushes
-        _git.run(root, "push", "-q", "--all", name)
-        _git.run(root, "push", "-q", "--tags", name)
-    elif branch:       # one connection for the branch and every tag
-        _git.run(root, "push", "-q", "--tags", "-u", name, f"HEAD:refs/heads/{branch}")
+    if all_versions:
+        _git_sync.push_all(root, name)
     else:
-        _git.run(root, "push", "-q", "--tags", name)
+        _git_sync.push_branch(root, name, branch)
     return ("all branches" if all_versions else f"branch {branch}" if branch else "detached HEAD: no branch") + " and tags"
 
 
@@ -297,13 +291,13 @@ def pull(ws, remote: Optional[str] = None, all_versions: bool = False, registere
 
 
 def _pull_history(root, name: str) -> str:
-    _git.run(root, "fetch", "-q", "--tags", name)
+    _git_sync.fetch_tags(root, name)
     branch = _git.current_branch(root)
-    if not branch or not _git.run(root, "branch", "-r", "--list", f"{name}/{branch}").strip():
+    if not branch or not _git_sync.remote_branch_exists(root, name, branch):
         return "tags fetched (no matching remote branch)"
     before = _git.head(root)
     try:
-        _git.run(root, "merge", "-q", "--ff-only", f"{name}/{branch}")
+        _git_sync.merge(root, f"{name}/{branch}", ff_only=True)
     except NbversionError as exc:
         raise NbversionError(f"{branch} and {name}/{branch} have diverged: {exc.message}",
                              hint=f"merge them with `git merge {name}/{branch}` (or `nbversion exp merge`), then pull again") from None
@@ -348,14 +342,13 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
         raise UsageError(f"{target} already exists and is not empty", hint="clone into a new folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     emit(Event("clone", 0, 3, "history"))
-    env_args = ["-c", f"core.sshCommand={shlex.join(_ssh_command(keyfile))}"] if keyfile else []
-    _git.run(target.parent, *env_args, "clone", "-q", _history_url(url), str(target))
+    _git_sync.clone(_history_url(url), target, shlex.join(_ssh_command(keyfile)) if keyfile else None)
     data, default = _dvc.remote_list(target)
     _require_clone_data(target, data.get(default, {}).get("url") if default else None)
-    if default and "origin" in _git.remotes(target) and default not in _git.remotes(target):
-        _git.run(target, "remote", "rename", "origin", default)   # one name for history and data
+    if default and "origin" in _git_sync.remotes(target) and default not in _git_sync.remotes(target):
+        _git_sync.rename_remote(target, "origin", default)   # one name for history and data
     if keyfile:
-        _git.run(target, "config", "core.sshCommand", shlex.join(_ssh_command(keyfile)))
+        _git.config_set(target, "core.sshCommand", shlex.join(_ssh_command(keyfile)))
         if default:
             _dvc.remote_add(target, default, data[default]["url"], default=True,
                             options={k: v for k, v in data[default].items() if k != "url"},
