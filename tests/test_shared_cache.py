@@ -6,6 +6,7 @@ The cache dir is set with DVC's own CLI, as a user would; the datasets are made 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,20 +27,23 @@ def objects_in(cache: Path) -> set:
     return {p.parent.name + p.name for p in base.glob("??/*") if p.is_file()} if base.exists() else set()
 
 
-@pytest.fixture(params=["absolute", "relative", "local"])
-def shared(request, ws, tmp_path):
-    """The workspace's cache moved outside it: an absolute path in `.dvc/config`, a relative one
+def move_cache(ws, cache: Path, how: str) -> Path:
+    """Move the workspace's cache outside it: an absolute path in `.dvc/config`, a relative one
     (DVC resolves it against `.dvc/`), or an absolute one in the uncommitted `.dvc/config.local`."""
-    cache = tmp_path / "shared-cache"
-    if request.param == "absolute":
+    if how == "absolute":
         dvc_cli(ws.root, "cache", "dir", str(cache))
-    elif request.param == "relative":
-        dvc_cli(ws.root, "cache", "dir", "../shared-cache")
+    elif how == "relative":
+        dvc_cli(ws.root, "cache", "dir", os.path.relpath(cache, ws.root))
     else:
         dvc_cli(ws.root, "cache", "dir", "--local", str(cache))
-    if request.param != "local":
+    if how != "local":
         ws.commit("cache on the shared disk")
     return cache
+
+
+@pytest.fixture(params=["absolute", "relative", "local"])
+def shared(request, ws, tmp_path):
+    return move_cache(ws, tmp_path / "shared-cache", request.param)
 
 
 @pytest.fixture
@@ -89,3 +93,16 @@ def test_checkout_of_an_old_version_links_from_the_shared_cache(ws, shared, two_
     ws.checkout("dataset/shapes/v1", force=True)
     assert len(list((ws.root / "datasets/shapes/images/train").glob("*.png"))) == 16
     assert git(ws.root, "status", "--porcelain") == ""
+
+
+def test_training_exports_an_older_version_from_the_shared_cache(ws, demo_data, tmp_path):
+    cache = move_cache(ws, tmp_path / "gpu-server-cache", "absolute")
+    ws.dataset_add("shapes", demo_data, tags=["v1"])
+    old_label = (demo_data / "labels/train/train_00000.txt").read_text()
+    (ws.root / "datasets/shapes/labels/train/train_00000.txt").write_text("1 0.5 0.5 0.25 0.25\n")
+    ws.dataset_add("shapes", ws.root / "datasets/shapes")
+    assert objects_in(cache)
+    run = ws.train("shapes@v1", "yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="cpu",
+                   extra={"nbs": 4, "warmup_epochs": 0, "mosaic": 0, "plots": False}, wait=True)
+    exported = ws.root / "runs" / run.run_id / "data"
+    assert (exported / "labels/train/train_00000.txt").read_text() == old_label

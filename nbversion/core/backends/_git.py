@@ -278,7 +278,6 @@ def is_ancestor(root, a: str, b: str) -> bool:
         return False
 
 
-
 def config_get(root, key: str, local_only: bool = False) -> Optional[str]:
     """A git config value (of this repository only with `local_only`), or None when unset."""
     try:

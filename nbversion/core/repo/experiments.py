@@ -71,13 +71,10 @@ def list_experiments(ws) -> ExperimentsResult:
     current, rows = _git.current_branch(ws.root), []
     for branch, sha in sorted(_git.branches(ws.root, f"{PREFIX}*").items()):
         base = _base_of(ws.root, branch)
-        try:
-            counts = _git_sync.ahead_behind(ws.root, base, branch)
-        except NbversionError:
-            counts = ()   # the base branch is gone
+        only_base, only_branch = _git_sync.ahead_behind(ws.root, base, branch)
         items = _branch_items(ws.root, branch)
         rows.append([("* " if branch == current else "") + branch, sha[:8], base,
-                     f"+{counts[1]} -{counts[0]}" if len(counts) == 2 else "?",
+                     f"+{only_branch} -{only_base}",
                      sum(1 for i in items if i["kind"] == "run"), sum(1 for i in items if i["kind"] == "version")])
     return ExperimentsResult(rows, ["experiment", "tip", "base", "ahead/behind", "runs", "versions"],
                              f"{len(rows)} experiment(s)" if rows else "no experiments: start one with `nbversion exp new NAME`")
