@@ -10,12 +10,13 @@ from ...errors import InvalidInput
 from ..backends import atomic
 
 META_DIR = ".nbversion"
-TMP_DIR = f"{META_DIR}/tmp"   # git-ignored scratch: locks, import folders, caches of derived data
+TMP_DIR = f"{META_DIR}/tmp"   # posix, as git prints paths
 
 
 def tmp_dir(root) -> Path:
-    """The workspace's scratch folder (`.nbversion/tmp`): never committed, safe to empty when idle."""
+    """The workspace's scratch folder (`.nbversion/tmp`, git-ignored): locks, import folders, caches."""
     return Path(root) / TMP_DIR
+
 
 DEFAULT_CONFIG = {
     "core": {
