@@ -25,7 +25,8 @@ def config_dir(workspace_root=None) -> Path:
         home.mkdir(parents=True, exist_ok=True)
         return home
     except OSError:  # a read-only home (some JupyterHub images): keep it inside the workspace
-        return Path(workspace_root or ".") / ".nbversion" / "tmp" / "yolo"
+        from ..core.layout import tmp_dir
+        return tmp_dir(workspace_root or ".") / "yolo"
 
 
 def prepare(workspace_root=None) -> Path:

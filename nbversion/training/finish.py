@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..core.backends import _dvc, _git
+from ..core.layout import tmp_dir
 from . import runs
 
 
@@ -61,9 +62,9 @@ def record_commit_failure(root, run_id: str, status: str, error, observer, exc: 
 
 def _untrack_from_git(root, rel: str) -> bool:
     """Weights someone `git add`-ed by hand would make DVC refuse the folder: DVC owns them."""
-    if not _git.run(root, "ls-files", "--", rel).strip():
+    if not _git.listed_files(root, [rel]):
         return False
-    _git.run(root, "rm", "-r", "-q", "--cached", "--", rel)
+    _git.untrack(root, rel)
     return True
 
 
@@ -71,7 +72,7 @@ def _untrack_from_git(root, rel: str) -> bool:
 def _aside(root, folder: Path):
     """`git commit -- PATH` re-reads files HEAD knows from the working tree: move the weights
     out of its sight while committing, so the commit records them as gone from git."""
-    parked = Path(root) / ".nbversion" / "tmp" / f"commit-aside-{folder.parent.name}"
+    parked = tmp_dir(root) / f"commit-aside-{folder.parent.name}"
     parked.parent.mkdir(parents=True, exist_ok=True)
     os.replace(folder, parked)
     try:

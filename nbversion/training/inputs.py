@@ -8,11 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.backends import _dvc, _git
-from ..core.repo import refs
-from ..core.artifacts.dataset_meta import pointer_at
+from ..core.repo import names, refs
+from ..core.artifacts.dataset_meta import DATASETS_DIR as KIND_DIR, pointer_at
 from ..errors import NotFound, UsageError
-
-KIND_DIR = "datasets"
 
 
 def resolve_data(root: Path, ref: str, run_folder: Path) -> tuple[Path, dict]:
@@ -21,7 +19,7 @@ def resolve_data(root: Path, ref: str, run_folder: Path) -> tuple[Path, dict]:
     Writes `run_folder/data.yaml` (paths pinned) and, for an older version, `run_folder/data/`.
     """
     name, rev = refs.split_ref(ref)
-    refs.check_name(name, "dataset")
+    names.check_readable_name(name, "dataset")
     if not (root / KIND_DIR / f"{name}.dvc").exists() and not rev:
         raise NotFound(f"--data {ref}: no dataset named {name!r} (no {KIND_DIR}/{name}.dvc)",
                        hint="`nbversion dataset list` shows what exists; add one with `nbversion dataset add NAME SRC`")

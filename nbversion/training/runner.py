@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..core.repo import identity
+from ..core.layout import tmp_dir
 from ..core.repo.cell import current_cell
 from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
@@ -42,7 +43,7 @@ class DeviceGuard:
     """An exclusive `flock` per device; the lock file says which run holds it."""
 
     def __init__(self, root: Path, device: str):
-        self.path = Path(root) / ".nbversion" / "tmp" / f"train-{device.replace(',', '_')}.lock"
+        self.path = tmp_dir(root) / f"train-{device.replace(',', '_')}.lock"
         self.fd: Optional[int] = None
 
     def acquire(self, run_id: str) -> None:

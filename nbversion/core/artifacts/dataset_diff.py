@@ -16,10 +16,11 @@ from ..result import Result
 from ..backends import _dvc
 from . import dataset_meta
 from ..repo import refs
+from ..repo.names import check_readable_name
 from .yolo_layout import IMAGE_SUFFIXES, label_for
 from .yolo_validate import parse_label_counts
 
-KIND_DIR = "datasets"
+from .dataset_meta import DATASETS_DIR as KIND_DIR
 MAX_PREVIEWS = 4   # relabelled images kept for a notebook's before/after thumbnails
 
 
@@ -103,7 +104,7 @@ def _label_counts(root, md5: str | None) -> Counter:
 
 def diff(ws, name: str, rev_a: str, rev_b: str | None = None, on_event=None) -> DatasetDiffResult:
     root = ws.root
-    refs.check_name(name, "dataset")
+    check_readable_name(name, "dataset")
     rev_b = rev_b or "latest"
     commit_a = refs.resolve(root, KIND_DIR, name, rev_a)
     commit_b = refs.resolve(root, KIND_DIR, name, rev_b)

@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-
 from ...errors import NotFound
+from ..audit.chain import now_iso
 from ..backends import _git, atomic, pointers
+
+DATASETS_DIR = "datasets"   # datasets/<name>/ (DVC), datasets/<name>.meta.json (git)
+MODELS_DIR = "models"
 
 
 def meta_path(kind_dir: str, name: str) -> str:
     return f"{kind_dir}/{name}.meta.json"
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 def read_at(root, kind_dir: str, name: str, commit: str) -> dict:
@@ -59,7 +57,7 @@ def dataset_meta(name: str, layout, validation, pointer, tags, source, user, war
         "source": source,
         "content_hash": pointer.md5,
         "added_by": user,
-        "added_at": now_iso(),
+        "added_at": now_iso("seconds"),
         "warnings": [w.to_dict() for w in warnings],
     }
 

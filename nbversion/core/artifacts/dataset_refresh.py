@@ -16,7 +16,7 @@ from . import dataset_meta
 from .yolo_layout import find_layout
 from .yolo_validate import validate
 
-KIND_DIR = "datasets"
+from .dataset_meta import DATASETS_DIR as KIND_DIR
 MAX_SHOWN = 20
 
 

@@ -10,10 +10,10 @@ from ..result import Result
 from ..units import human_bytes
 from ..backends import _dvc
 from . import dataset_meta
-from ..repo import refs
+from ..repo import names, refs
 from .yolo_layout import IMAGE_SUFFIXES, label_for
 
-KIND_DIR = "datasets"
+from .dataset_meta import DATASETS_DIR as KIND_DIR
 
 
 @dataclass
@@ -68,7 +68,7 @@ def _pick_samples(manifest: dict, count: int) -> list:
 
 def show(ws, ref: str, samples: int = 6) -> DatasetShowResult:
     name, rev = refs.split_ref(ref)
-    refs.check_name(name, "dataset")
+    names.check_readable_name(name, "dataset")
     commit = refs.resolve(ws.root, KIND_DIR, name, rev)
     meta = dataset_meta.read_at(ws.root, KIND_DIR, name, commit)
     picked = []

@@ -32,7 +32,7 @@ if TYPE_CHECKING:   # annotations only: core.workspace imports this module into 
     from .dataset_diff import DatasetDiffResult
     from .dataset_view import DatasetShowResult
 
-KIND_DIR = "datasets"
+from .dataset_meta import DATASETS_DIR as KIND_DIR
 # never imported: VCS and OS litter, Ultralytics' label caches (rebuilt on every train)
 SKIP_NAMES = {".git", ".dvc", ".DS_Store", "__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 SKIP_SUFFIXES = (".cache",)
@@ -367,7 +367,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
     sha = tx.commit(message or f"dataset {name}: import {src.name}",
                     [f"{out}.dvc", f"{KIND_DIR}/.gitignore", meta_file])
     for tag in tags:
-        _git.run(root, "tag", refs.tag_name(KIND_DIR, name, tag), sha)
+        _git.create_tag(root, refs.tag_name(KIND_DIR, name, tag), sha)
     return _result(name, sha, True, meta)
 
 

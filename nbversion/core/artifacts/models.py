@@ -16,9 +16,10 @@ from ...events import Event, emitter
 from ..result import Result
 from ..units import human_bytes
 from ..backends.hashing import file_md5
+from ..audit.chain import now_iso
 from ..backends import _dvc, statcache
 from . import dataset_meta
-from ..repo import leftovers, refs
+from ..repo import leftovers, names, refs
 from ..repo.commit import _checkpoint
 from .frameworks import detect, normalise_metric
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:   # annotations only: core.workspace imports this module into 
     from ...events import EventCallback
     from ..workspace import Workspace
 
-KIND_DIR = "models"
+from .dataset_meta import MODELS_DIR as KIND_DIR
 
 
 @dataclass
@@ -168,7 +169,7 @@ def add(ws: Workspace, name: str, file: str | os.PathLike, metrics: Optional[dic
         if current and all(current.get(k) == meta[k] for k in ("md5", "metrics", "params", "lineage", "file")):
             return ModelResult(name, refs.versions(root, KIND_DIR, name)[0].sha, current, changed=False)
         _store_weights(root, name, path, emit)
-        meta.update(added_by=tx.user, added_at=dataset_meta.now_iso())
+        meta.update(added_by=tx.user, added_at=now_iso("seconds"))
         meta_file = dataset_meta.write(root, KIND_DIR, name, meta)
         tx.audit("model add", name, {"md5": meta["md5"], "framework": meta["framework"],
                                      "metrics": meta["metrics"], "dataset": meta["lineage"]["dataset"]})
@@ -225,7 +226,7 @@ def list_models(ws: Workspace) -> ModelListResult:
 
 def _resolve(ws, ref: str) -> tuple[str, str, dict]:
     name, rev = refs.split_ref(ref)
-    refs.check_name(name, "model")
+    names.check_readable_name(name, "model")
     commit = refs.resolve(ws.root, KIND_DIR, name, rev)
     return name, commit, dataset_meta.read_at(ws.root, KIND_DIR, name, commit)
 

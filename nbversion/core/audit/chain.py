@@ -29,8 +29,9 @@ def entry_hash(entry: dict) -> str:
     return hashlib.sha256(canonical(entry)).hexdigest()
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+def now_iso(timespec: str = "microseconds") -> str:
+    """UTC now in ISO 8601: microseconds order audit entries; metadata files say "seconds"."""
+    return datetime.now(timezone.utc).isoformat(timespec=timespec)
 
 
 def _last_line(path: Path) -> Optional[bytes]:

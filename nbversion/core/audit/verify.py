@@ -137,7 +137,7 @@ def _entry_keys(text: bytes | None) -> set:
 
 def _lossless_merge(root: Path, sha: str) -> bool:
     """`exp merge` re-chains both branches' logs by time: allowed when no parent's entry is lost."""
-    parents = _git.run(root, "rev-list", "--parents", "-n1", sha).split()[1:]
+    parents = _git.parents(root, sha)
     if len(parents) < 2:
         return False
     merged = _entry_keys(_git.show(root, sha, AUDIT_PATH))

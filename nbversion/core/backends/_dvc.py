@@ -141,8 +141,6 @@ def _files_to_store(repo, cache: Path, targets: list[str]) -> list[str]:
     (unchanged since DVC last hashed them, by its state DB: those are not read at all)."""
     import os
 
-    from ..storage import linking
-
     files = []
     for target in targets:
         if os.path.isdir(target):
@@ -151,7 +149,7 @@ def _files_to_store(repo, cache: Path, targets: list[str]) -> list[str]:
             files.append(target)
     known = {}
     for path, info in _state_get(repo, files):
-        if info is not None and linking.object_path(cache, info.value).exists():
+        if info is not None and object_in(cache, info.value).exists():
             known[path] = info.value
     return [f for f in files if f not in known]
 
@@ -199,11 +197,6 @@ def diff(root, rev_a: str, rev_b: Optional[str]) -> dict:
         return repo.diff(rev_a, rev_b)
 
 
-def cache_dir(root) -> Path:
-    with _repo(root) as repo:
-        return Path(repo.cache.local.path)
-
-
 def read_dir_manifest(root, md5_dir: str) -> list[dict]:
     """The `.dir` object of a tracked directory: [{"relpath", "md5"}...] from the local cache."""
     import json
@@ -215,10 +208,29 @@ def read_dir_manifest(root, md5_dir: str) -> list[dict]:
     return json.loads(path.read_text())
 
 
+# --- where objects live: the one owner of DVC's cache layout --------------------------------
+
 def object_path(root, md5: str) -> Path:
-    """Path of object `md5` in the local cache, wherever `dvc cache dir` put it."""
-    from ..storage.linking import object_path as in_cache
-    return in_cache(cache_root(root), md5)
+    """Path of object `md5` (a file hash, or `<hash>.dir` for a folder listing) in the workspace's
+    local cache, wherever `dvc cache dir` put it (absolute, relative or in `.dvc/config.local`)."""
+    return object_in(cache_root(root), md5)
+
+
+def object_in(cache: Path, md5: str) -> Path:
+    """DVC 3's layout under `cache` (`repo.cache.local.path`, already ending in files/md5):
+    the first two hex digits name the shard folder, the rest (with any `.dir`) the file."""
+    return Path(cache) / md5[:2] / md5[2:]
+
+
+def cached_objects(root) -> dict:
+    """md5 (with the `.dir` suffix for listings) -> size of every object in the local cache."""
+    base = cache_root(root)
+    found = {}
+    if base.exists():
+        for path in base.glob("??/*"):
+            if path.is_file() and not path.name.startswith("."):   # dot files: a killed add's temp files
+                found[path.parent.name + path.name] = path.stat().st_size
+    return found
 
 
 _cache_roots: dict = {}
@@ -226,7 +238,8 @@ _cache_roots: dict = {}
 
 def cache_root(root) -> Path:
     """What `repo.cache.local.path` says (`<cache dir>/files/md5`), without opening a Repo: read
-    from DVC's config files, remembered until one of them changes."""
+    from DVC's config files (DVC resolves a relative `dir` against the file that sets it),
+    remembered until one of them changes."""
     from dvc.config import Config
 
     dvc_dir = Path(root) / ".dvc"

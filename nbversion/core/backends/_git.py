@@ -140,6 +140,17 @@ def add(root, paths: Iterable[str]) -> None:
         _run(root, "add", "-A", "--", *paths)
 
 
+def listed_files(root, paths: Iterable[str] = (), cached: bool = True, untracked: bool = False) -> list[str]:
+    """`git ls-files`: tracked paths (`cached`) and/or untracked, not ignored ones under `paths`."""
+    args = ["ls-files", "-z"] + (["--cached"] if cached else []) + (["--others", "--exclude-standard"] if untracked else [])
+    return [p for p in _run(root, *args, "--", *paths, strip_newline_in_stdout=False).split("\0") if p]
+
+
+def untrack(root, path: str) -> None:
+    """Stop tracking `path` (a folder: everything under it) in git, keeping the files."""
+    _run(root, "rm", "-r", "-q", "--cached", "--", path)
+
+
 def staged_paths(root) -> list[str]:
     out = _run(root, "diff", "--cached", "--name-only", "-z", strip_newline_in_stdout=False)
     return [p for p in out.split("\0") if p]
@@ -225,8 +236,20 @@ def checkout(root, rev: str, paths: Iterable[str] = (), force: bool = False) -> 
     _run(root, *args)
 
 
-def create_tag(root, name: str, rev: str, message: str, user: str) -> None:
-    _run(root, *_identity_args(root, user), "tag", "-a", name, rev, "-m", message)
+def create_tag(root, name: str, rev: str, message: Optional[str] = None, user: Optional[str] = None) -> None:
+    """An annotated tag by `user` with `message`; a lightweight one without a message."""
+    if message is None:
+        _run(root, "tag", name, rev)
+    else:
+        _run(root, *_identity_args(root, user or ""), "tag", "-a", name, rev, "-m", message)
+
+
+def tag_commit(root, tag: str) -> Optional[str]:
+    """The commit tag `tag` points at, or None when there is no such tag."""
+    try:
+        return _cmd(root).execute(["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}"]).strip()
+    except GitCommandError:
+        return None
 
 
 def tags(root, pattern: str = "*") -> list[dict]:
@@ -244,6 +267,29 @@ def tags(root, pattern: str = "*") -> list[dict]:
     return result
 
 
+def branch_exists(root, name: str) -> bool:
+    try:
+        _cmd(root).execute(["git", "show-ref", "--verify", "-q", f"refs/heads/{name}"])
+        return True
+    except GitCommandError:
+        return False
+
+
+def create_branch(root, name: str, start: Optional[str] = None, switch: bool = False) -> None:
+    """Branch `name` at `start` (HEAD when None); with `switch`, check it out too."""
+    start_args = [start] if start else []
+    _run(root, *(["checkout", "-q", "-b", name] if switch else ["branch", "-q", name]), *start_args)
+
+
+def parents(root, sha: str) -> list[str]:
+    return _run(root, "rev-list", "--parents", "-n1", sha).split()[1:]
+
+
+def last_commit_touching(root, path: str, rev: str = "HEAD") -> Optional[str]:
+    """The newest commit reachable from `rev` that changed `path`, or None."""
+    return _run(root, "log", "-n1", "--format=%H", rev, "--", path).strip() or None
+
+
 def is_ancestor(root, a: str, b: str) -> bool:
     try:
         _cmd(root).execute(["git", "merge-base", "--is-ancestor", a, b])
@@ -252,10 +298,24 @@ def is_ancestor(root, a: str, b: str) -> bool:
         return False
 
 
-def run(root, *args: str) -> str:
-    """Escape hatch for other core modules: any git command, errors as NbversionError."""
-    return _run(root, *args)
+def config_get(root, key: str, local_only: bool = False) -> Optional[str]:
+    """A git config value (of this repository only with `local_only`), or None when unset."""
+    try:
+        return _cmd(root).execute(["git", "config", *(["--local"] if local_only else []), key]).strip()
+    except GitCommandError:
+        return None
 
+
+def config_set(root, key: str, value: str) -> None:
+    _run(root, "config", key, value)
+
+
+def config_unset(root, key: str) -> None:
+    """Remove a key from this repository's config; nothing happens when it is not set."""
+    try:
+        _cmd(root).execute(["git", "config", "--local", "--unset", key])
+    except GitCommandError:
+        pass
 
 
 def status_staged(root, paths: Iterable[str]) -> bool:
@@ -306,8 +366,6 @@ def numstat_log(root, paths: Iterable[str]) -> list[dict]:
     return commits
 
 
-# --- remotes, verify, gc, backup, experiments (issue 9) ----------------------------------
-
 def cat_files(root, specs: Iterable[str]) -> dict:
     """`REV:PATH` (or blob id) -> content bytes, or None where missing: one `cat-file --batch`."""
     import subprocess
@@ -338,6 +396,19 @@ def tree_paths(root, rev: str, paths: Iterable[str] = ()) -> list[str]:
     return [p for p in out.split("\0") if p]
 
 
+def files_changed_by_commit(root, pathspec: str, diff_filter: str = "AM") -> list[tuple[str, int, list[str]]]:
+    """(sha, committer unix time, paths matching `pathspec` it added or changed) for every commit
+    of every ref, newest first; renames count as an add."""
+    out = _run(root, "log", "--all", "--format=%x1e%H %ct", "--name-only", "--no-renames",
+               f"--diff-filter={diff_filter}", "--", pathspec)
+    found = []
+    for record in out.split("\x1e")[1:]:
+        lines = [line for line in record.splitlines() if line.strip()]
+        sha, ts = lines[0].split()
+        found.append((sha, int(ts), lines[1:]))
+    return found
+
+
 def commits_with_dates(root, refs: Iterable[str] = ("--all",)) -> list[tuple[str, int]]:
     """(sha, committer unix time) of every commit reachable from `refs`, newest first."""
     out = _run(root, "log", "--format=%H %ct", *refs)
@@ -348,17 +419,6 @@ def branches(root, pattern: str = "*") -> dict:
     """Local branch name -> commit sha."""
     out = _run(root, "for-each-ref", "--format=%(refname:strip=2) %(objectname)", f"refs/heads/{pattern}")
     return dict(line.split() for line in out.splitlines() if line.strip())
-
-
-def remotes(root) -> dict:
-    """git remote name -> fetch URL."""
-    out = _run(root, "remote", "-v")
-    found = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[2] == "(fetch)":
-            found[parts[0]] = parts[1]
-    return found
 
 
 def ref_format_ok(refname: str) -> bool:

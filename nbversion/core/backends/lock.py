@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ...errors import WorkspaceLocked
+from ..layout import tmp_dir
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ _held = threading.local()
 
 
 def lock_path(root: Path) -> Path:
-    return Path(root) / ".nbversion" / "tmp" / LOCK_NAME
+    return tmp_dir(root) / LOCK_NAME
 
 
 def holder(root: Path) -> dict | None:

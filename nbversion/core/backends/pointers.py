@@ -60,9 +60,7 @@ def in_worktree(root) -> dict[str, Pointer]:
 
 
 def _worktree_dvc_files(root: Path) -> list[str]:
-    tracked = [p for p in _git.run(root, "ls-files", "--cached", "--others", "--exclude-standard",
-                                   "*.dvc").splitlines() if p]
-    return sorted(set(tracked))
+    return sorted(set(_git.listed_files(root, ["*.dvc"], cached=True, untracked=True)))
 
 
 def owner(pointers: dict[str, Pointer], path: str) -> Optional[Pointer]:

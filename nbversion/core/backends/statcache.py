@@ -16,10 +16,11 @@ from pathlib import Path
 
 from . import atomic
 from .pointers import Pointer
+from ..layout import TMP_DIR
 
 logger = logging.getLogger(__name__)
 
-CACHE_FILE = Path(".nbversion") / "tmp" / "statcache.json"
+CACHE_FILE = Path(TMP_DIR) / "statcache.json"
 
 
 DEFAULT_IGNORED = ("*.cache", ".ipynb_checkpoints/", "__pycache__/")   # what `init` writes

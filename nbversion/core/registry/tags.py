@@ -12,12 +12,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ...errors import UsageError
-
-NAME_RE = r"[a-zA-Z0-9](?:[a-zA-Z0-9\-_]*[a-zA-Z0-9])?"
+from ..repo.names import NAME_PATTERN as NAME_RE
 SEMVER_RE = r"v(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
 TAG_RE = re.compile(
     rf"^(?P<name>{NAME_RE})(?:@(?P<version>{SEMVER_RE})|#(?P<stage>{NAME_RE})(?P<cancel>!?)#(?P<counter>\d+))$")
-NAME_ONLY = re.compile(rf"^{NAME_RE}$")
 VERSION_ONLY = re.compile(rf"^{SEMVER_RE}$")
 
 

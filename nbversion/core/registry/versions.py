@@ -22,6 +22,7 @@ from ..result import Result
 from ..backends.hashing import file_md5
 from ..backends import _git, atomic
 from ..repo import names
+from ..layout import TMP_DIR, tmp_dir
 from . import tags
 from ..audit.chain import now_iso
 
@@ -170,7 +171,7 @@ def _from_model(root: Path, name: str, rev: Optional[str], shown: Optional[str] 
 
 
 def _staged_copy(root: Path, cached: Path, filename: str) -> Path:
-    target = root / ".nbversion" / "tmp" / "register" / Path(filename).name
+    target = tmp_dir(root) / "register" / Path(filename).name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, target)
     return target
@@ -211,7 +212,7 @@ def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: 
     rel = version_dir(name, version)
     if not (root / rel).exists() or not _git.head(root) or not _git.tracked_files(root, "HEAD", [rel]):
         return None
-    sha = _git.run(root, "log", "-n1", "--format=%H", "HEAD", "--", f"{rel}/manifest.json").strip()
+    sha = _git.last_commit_touching(root, f"{rel}/manifest.json")
     try:
         manifest = json.loads(_git.show(root, sha, f"{rel}/manifest.json") or b"{}") if sha else {}
     except ValueError:
@@ -319,7 +320,7 @@ class RegistryResult(Result):
         return f"{len(self.versions)} version(s) of {len(names)} model(s)"
 
 
-SUMMARY_CACHE = ".nbversion/tmp/registry-summaries.json"
+SUMMARY_CACHE = f"{TMP_DIR}/registry-summaries.json"
 
 
 def _summaries(root: Path, arts: dict) -> dict:

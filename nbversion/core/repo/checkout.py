@@ -131,8 +131,7 @@ def _untracked_overwritten(root, commit: str, wanted: list[str], target_outs: di
     """Untracked files (`status` lists them as new) that restoring `wanted` from `commit` would
     replace: git does that silently for `checkout REV -- PATH`, so ask for --force like git does
     for a branch switch."""
-    untracked = [p for p in _git.run(root, "ls-files", "--others", "--exclude-standard", "-z", "--",
-                                     *wanted).split("\0") if p]
+    untracked = _git.listed_files(root, wanted, cached=False, untracked=True)
     if not untracked:
         return []
     at_rev = set(_git.tree_paths(root, commit, wanted))
@@ -203,11 +202,7 @@ def _needs_any(root, out, missing: set) -> bool:
 
 
 def _is_branch(root, rev: str) -> bool:
-    try:
-        _git.run(root, "show-ref", "--verify", "-q", f"refs/heads/{rev}")
-        return True
-    except Exception:
-        return False
+    return _git.branch_exists(root, rev)
 
 
 def _drop_outputs_gone(root, old_outs: dict, still_tracked: set) -> None:

@@ -12,6 +12,7 @@ from ..result import Result
 from ..backends import _dvc, _git, pointers, statcache
 from ..artifacts import dataset_refresh
 from . import policy_check
+from ..layout import TMP_DIR
 from .routing import Plan, dedupe, route_untracked
 
 from typing import TYPE_CHECKING
@@ -69,7 +70,7 @@ def plan_commit(ws, wanted: list[str]) -> tuple[Plan, list, list]:
     plan = Plan()
     outs = pointers.in_worktree(root)
     for entry in _git.status(root, wanted if wanted and "." not in wanted else ()):
-        if entry.path.startswith(".nbversion/tmp"):
+        if entry.path.startswith(TMP_DIR):
             continue
         if entry.code == "??":
             plan.extend(route_untracked(root, entry.path, config))

@@ -8,8 +8,9 @@ import tomli_w
 
 from ...errors import InvalidInput
 from ..backends import atomic
+from ..layout import META_DIR  # noqa: F401 (the settings' folder, imported from here by their readers)
 
-META_DIR = ".nbversion"
+
 
 DEFAULT_CONFIG = {
     "core": {

@@ -18,7 +18,7 @@ from typing import Optional
 from ...errors import AlreadyExists, NbversionError, NotFound, UncommittedChanges, UsageError
 from ...events import Event, emitter
 from ..result import Result
-from ..backends import _git, atomic
+from ..backends import _git, _git_sync, atomic
 from ..audit import chain as audit
 from . import merge_rules, names
 from .cell import with_trailers
@@ -76,8 +76,8 @@ def new(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) -> E
         raise AlreadyExists(f"experiment {branch} already exists", hint=f"switch to it with `nbversion checkout {branch}`")
     base = _git.current_branch(ws.root) or _git.head(ws.root)
     with ws.transaction("exp new") as tx:
-        _git.run(ws.root, "checkout", "-q", "-b", branch)
-        _git.run(ws.root, "config", f"branch.{branch}.nbversionBase", base)
+        _git.create_branch(ws.root, branch, switch=True)
+        _git.config_set(ws.root, f"branch.{branch}.nbversionBase", base)
         tx.audit("exp new", branch, {"from": base, "commit": _git.head(ws.root)})
         tx.commit(f"nbversion: start experiment {branch} from {base}")
     return ExperimentsResult(message=f"on {branch} (from {base}); commit, train and register here, "
@@ -85,10 +85,8 @@ def new(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) -> E
 
 
 def _base_of(root, branch: str) -> str:
-    try:
-        return _git.run(root, "config", f"branch.{branch}.nbversionBase")
-    except NbversionError:
-        return "main" if "main" in _git.branches(root, "**") else "master"
+    recorded = _git.config_get(root, f"branch.{branch}.nbversionBase")
+    return recorded or ("main" if "main" in _git.branches(root, "**") else "master")
 
 
 def list_experiments(ws: Workspace) -> ExperimentsResult:
@@ -104,10 +102,10 @@ def list_experiments(ws: Workspace) -> ExperimentsResult:
     current, rows = _git.current_branch(ws.root), []
     for branch, sha in sorted(_git.branches(ws.root, f"{PREFIX}*").items()):
         base = _base_of(ws.root, branch)
-        counts = _git.run(ws.root, "rev-list", "--left-right", "--count", f"{base}...{branch}").split()
+        only_base, only_branch = _git_sync.ahead_behind(ws.root, base, branch)
         items = _branch_items(ws.root, branch)
         rows.append([("* " if branch == current else "") + branch, sha[:8], base,
-                     f"+{counts[1]} -{counts[0]}" if len(counts) == 2 else "?",
+                     f"+{only_branch} -{only_base}",
                      sum(1 for i in items if i["kind"] == "run"), sum(1 for i in items if i["kind"] == "version")])
     return ExperimentsResult(rows, ["experiment", "tip", "base", "ahead/behind", "runs", "versions"],
                              f"{len(rows)} experiment(s)" if rows else "no experiments: start one with `nbversion exp new NAME`")
@@ -221,7 +219,7 @@ def _resolve(root, path: str, base: str, theirs: str) -> bool:
         rule = merge_rules.merge_audit if path == str(audit.AUDIT_FILE) else merge_rules.merge_meta
         atomic.write_bytes(root / path, rule(blobs[f"{base}:{path}"], blobs[f"HEAD:{path}"], blobs[f"{theirs}:{path}"]))
     elif path.endswith(".dvc"):
-        _git.run(root, "checkout", theirs, "--", path)   # the experiment's data wins
+        _git.checkout(root, theirs, [path])   # the experiment's data wins
     else:
         return False
     _git.add(root, [path])
@@ -248,20 +246,20 @@ def merge(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) ->
         raise NotFound(f"no experiment {branch}", hint="see `nbversion exp list`")
     if branch == _git.current_branch(ws.root):
         raise UsageError(f"you are on {branch}", hint=f"switch to the branch to merge into, e.g. `nbversion checkout {_base_of(ws.root, branch)}`")
-    if _git.run(ws.root, "status", "--porcelain", "--untracked-files=no").strip():
+    if _git.status(ws.root, untracked="no"):
         raise UncommittedChanges("uncommitted changes in tracked files", hint="commit them first (`nbversion commit -m ...`)")
     with ws.transaction("exp merge") as tx:
-        base = _git.run(ws.root, "merge-base", "HEAD", branch)
+        base = _git_sync.merge_base(ws.root, "HEAD", branch)
         both = _changed(ws.root, base, "HEAD") & _changed(ws.root, base, branch)
         emit(Event("merge", message=f"{branch} into {_git.current_branch(ws.root)}"))
         try:
-            _git.run(ws.root, "merge", "-q", "--no-ff", "--no-commit", branch)
+            _git_sync.merge(ws.root, branch, no_commit=True)
         except NbversionError:   # conflicts: resolved by rule below, or the merge is aborted
             logger.debug("git merge of %s stopped on conflicts", branch, exc_info=True)
-        conflicts = set(p for p in _git.run(ws.root, "diff", "--name-only", "--diff-filter=U").splitlines() if p)
+        conflicts = _git_sync.conflicted_paths(ws.root)
         unresolved = [p for p in sorted(both | conflicts) if not _resolve(ws.root, p, base, branch) and p in conflicts]
         if unresolved:
-            _git.run(ws.root, "merge", "--abort")
+            _git_sync.merge_abort(ws.root)
             raise NbversionError(f"cannot merge {branch}: conflicting changes in {', '.join(unresolved)}",
                                  hint="these are code or data files without a merge rule: resolve them on the "
                                       "experiment branch (merge the base into it), then merge again")

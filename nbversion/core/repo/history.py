@@ -8,7 +8,9 @@ from typing import Optional
 from ...errors import UsageError
 from ..result import Result
 from ..backends import _dvc, _git
+from ..units import human_bytes
 from .cell import parse_trailers
+from ..layout import TMP_DIR
 
 from typing import TYPE_CHECKING
 
@@ -104,7 +106,7 @@ class DiffResult(Result):
 
     def table(self):
         return (["change", "path", "tracked by", "size before", "size after"],
-                [[f.change, f.path, f.tracked_by, _human(f.size_before), _human(f.size_after)]
+                [[f.change, f.path, f.tracked_by, human_bytes(f.size_before), human_bytes(f.size_after)]
                  for f in self.files])
 
     def summary(self):
@@ -113,16 +115,6 @@ class DiffResult(Result):
             counts[f.change] = counts.get(f.change, 0) + 1
         detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no differences"
         return f"{self.rev_a} → {self.rev_b}: {detail}"
-
-
-def _human(size: Optional[int]) -> str:
-    if size is None:
-        return ""
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
 
 
 def _object_size(root: Path, md5: str) -> Optional[int]:
@@ -165,7 +157,7 @@ def diff(ws: Workspace, rev_a: Optional[str] = None, rev_b: Optional[str] = None
                                 sizes_a.get(path), after))
     if b is None:  # untracked files in the working tree are "added" too
         for entry in _git.status(root, untracked="all"):
-            if entry.code == "??" and not entry.path.startswith(".nbversion/tmp"):
+            if entry.code == "??" and not entry.path.startswith(TMP_DIR):
                 files.append(FileChange("added", entry.path, "git", None, _worktree_size(root, entry.path)))
     files += _data_changes(root, a, b)
     files.sort(key=lambda f: f.path)

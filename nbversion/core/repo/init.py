@@ -12,7 +12,8 @@ from ..backends import _dvc, _git, atomic
 from ..audit import chain as audit
 from . import identity
 from ..storage import linking
-from .config import DEFAULT_CONFIG, DEFAULT_RULES, META_DIR, write_toml
+from ..layout import META_DIR, tmp_dir
+from .config import DEFAULT_CONFIG, DEFAULT_RULES, write_toml
 from ..backends.lock import workspace_lock
 
 GITIGNORE_LINES = [".ipynb_checkpoints/", "__pycache__/", "*.pyc"]
@@ -53,7 +54,7 @@ def init(path=None, on_event=None) -> InitResult:
         raise NbversionError(f"{root} is inside the git repository {top}",
                              hint=f"run `nbversion init {top}` at the repository's top folder")
     meta = root / META_DIR
-    (meta / "tmp").mkdir(parents=True, exist_ok=True)
+    tmp_dir(root).mkdir(parents=True, exist_ok=True)
     with workspace_lock(root, "init"):
         if top is None:
             emit(Event("init", 0, 3, "git init"))
@@ -65,7 +66,7 @@ def init(path=None, on_event=None) -> InitResult:
         write_toml(meta / "config.toml", DEFAULT_CONFIG)
         write_toml(meta / "users.toml", {"users": {user: "admin"}})
         write_toml(meta / "rules.toml", DEFAULT_RULES)
-        atomic.write_text(meta / ".gitignore", "tmp/\n")
+        atomic.write_text(meta / ".gitignore", f"{tmp_dir(root).name}/\n")
         _append_missing_lines(root / ".gitignore", GITIGNORE_LINES)
         _append_missing_lines(root / ".dvcignore", DVCIGNORE_LINES)
         audit.append(root, user, "init", ".", {"admin": user})

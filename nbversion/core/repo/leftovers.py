@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..artifacts import zipsafe
+from ..layout import TMP_DIR, tmp_dir
 
 PREFIX = "import-"
 MODEL_PREFIX = "model-"
@@ -40,10 +41,6 @@ class Leftover:
     @property
     def operation(self) -> str:
         return next(op for prefix, op in KINDS.items() if self.path.name.startswith(prefix))
-
-
-def tmp_dir(root) -> Path:
-    return Path(root) / ".nbversion" / "tmp"
 
 
 def import_folder(root, name: str):
@@ -121,7 +118,7 @@ def gc_rows(root, dry_run: bool) -> list[dict]:
         mine = [f for f in found if f.operation == operation]
         if mine:
             rows.append({"version": label, "objects": len(mine),
-                         "bytes": sum(f.bytes for f in mine), "where": ".nbversion/tmp"})
+                         "bytes": sum(f.bytes for f in mine), "where": TMP_DIR})
     return rows
 
 

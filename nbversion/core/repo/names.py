@@ -6,7 +6,8 @@ starting and ending with a letter or digit; GTO's '/' is left out because our na
 folders), so a name `model add` accepts is one `register` and `gto show` accept. A name is at
 most MAX_NAME characters, which keeps every path component nbversion builds from it
 (`NAME.meta.json`, `NAME@vX.Y.Z`, `NAME#stage#N` and git's `.lock` beside each) under the
-255-byte file-name limit. Tags (`--tag T`, version and stage tags) must also pass
+255-byte file-name limit. Names that earlier versions created under a looser rule (dots
+allowed) stay readable (`check_readable_name`) and can get new versions. Tags (`--tag T`, version and stage tags) must also pass
 `git check-ref-format` and the same limit.
 """
 from __future__ import annotations
@@ -15,7 +16,10 @@ import re
 
 from ...errors import UsageError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?$")
+NAME_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?"    # also embedded in the registry's tag regex
+NAME_RE = re.compile(rf"^{NAME_PATTERN}$")
+# what earlier versions accepted for datasets and models (dots allowed): still readable
+LEGACY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_NAME = 100
 MAX_COMPONENT_BYTES = 255
 # git writes `<ref>.lock` next to a loose ref while it updates it
@@ -35,6 +39,20 @@ def check_name(name, kind: str = "dataset") -> str:
     if not NAME_RE.fullmatch(name):   # `$` alone would let a trailing newline through
         raise UsageError(f"invalid {kind} name {shown}", hint=f"use {RULE}")
     return name
+
+
+def check_readable_name(name, kind: str = "dataset") -> str:
+    """A dataset or model name to READ (show, diff, train --data): the rule above, or a dotted
+    name an earlier version created."""
+    if isinstance(name, str) and (NAME_RE.fullmatch(name) or (
+            LEGACY_NAME_RE.fullmatch(name) and not name.endswith((".dvc", ".json")))):
+        return name
+    raise UsageError(f"{_shown(name)} is not a valid {kind} name", hint=f"use {RULE}")
+
+
+def is_legacy_name(name) -> bool:
+    """A dotted name only the looser rule of earlier versions allowed."""
+    return isinstance(name, str) and bool(LEGACY_NAME_RE.fullmatch(name)) and not NAME_RE.fullmatch(name)
 
 
 def check_tag(tag, what: str = "tag", given=None) -> str:

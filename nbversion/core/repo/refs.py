@@ -5,22 +5,11 @@ A version of `datasets/<name>` is a commit that changed `datasets/<name>.dvc` or
 """
 from __future__ import annotations
 
-import re
-
-from ...errors import NbversionError, NotFound, RefNotFound, UsageError
+from ...errors import NotFound, RefNotFound, UsageError
 from ..backends import _git
+from . import names
 
-# what earlier versions accepted (dots allowed): still readable; new names follow `names.check_name`
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 TAG_PREFIX = {"datasets": "dataset", "models": "model"}
-
-
-def check_name(name: str, kind: str = "dataset") -> str:
-    """A name to READ (show, diff, train --data): also the dotted names older versions created."""
-    if not NAME_RE.fullmatch(name or "") or name.endswith((".dvc", ".json")):
-        raise UsageError(f"{name!r} is not a valid {kind} name",
-                         hint="use letters, digits, '.', '-' and '_' (it becomes a folder name)")
-    return name
 
 
 def check_new_name(root, kind_dir: str, name: str) -> str:
@@ -28,9 +17,7 @@ def check_new_name(root, kind_dir: str, name: str) -> str:
     an earlier version created under its looser rule (dots allowed) can still get new versions."""
     from pathlib import Path
 
-    from . import names
-
-    if isinstance(name, str) and NAME_RE.fullmatch(name) and (Path(root) / kind_dir / f"{name}.meta.json").is_file():
+    if names.is_legacy_name(name) and (Path(root) / kind_dir / f"{name}.meta.json").is_file():
         return name
     return names.check_name(name, TAG_PREFIX[kind_dir])
 
@@ -50,10 +37,7 @@ def versions(root, kind_dir: str, name: str, rev: str = "HEAD") -> list:
 
 
 def tag_commit(root, tag: str) -> str | None:
-    try:
-        return _git.run(root, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}").strip()
-    except NbversionError:
-        return None
+    return _git.tag_commit(root, tag)
 
 
 def _steps_back(name: str, rev: str | None) -> int:

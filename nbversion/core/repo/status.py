@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from ..result import Result
 from ..backends import _dvc, _git, pointers, statcache
+from ..layout import TMP_DIR
 from .routing import route_untracked
 
 from typing import TYPE_CHECKING
@@ -61,7 +62,7 @@ def git_changes(ws) -> list[Change]:
     changes = []
     for entry in _git.status(ws.root):
         path = entry.path
-        if path.startswith(".nbversion/tmp"):
+        if path.startswith(TMP_DIR):
             continue
         if entry.code == "??":
             plan = route_untracked(ws.root, path, ws.config)

@@ -27,10 +27,10 @@ from ...errors import AlreadyExists, IntegrityError, InvalidInput, NotFound, Usa
 from ...events import Event, emitter
 from ...extras import require
 from ..result import Result
-from ..backends import _git, atomic
+from ..backends import _dvc, _git, _git_sync, atomic
 from . import crypto
 from ..backends.hashing import file_md5
-from .verify import cache_path, needed_objects
+from .reachability import needed_objects
 
 from typing import TYPE_CHECKING
 
@@ -153,7 +153,7 @@ def create(ws: Workspace, out: Optional[str] = None, encrypt: bool = False, pass
     already = set(base_report["all_objects"]) if base_report else set()
     emit(Event("backup", message="finding the objects registered and tagged versions need"))
     needed = needed_objects(ws.root)
-    present = {m: l for m, l in needed.items() if cache_path(ws.root, m).exists()}
+    present = {m: l for m, l in needed.items() if _dvc.object_path(ws.root, m).exists()}
     missing = sorted(set(needed) - set(present))
     with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
         tmp = Path(tmp)
@@ -174,13 +174,11 @@ def create(ws: Workspace, out: Optional[str] = None, encrypt: bool = False, pass
 
 
 def _bundle(root, path: Path) -> list:
-    _git.run(root, "bundle", "create", "-q", str(path), "--all")
-    out = _git.run(root, "bundle", "list-heads", str(path))
-    return [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
+    return _git_sync.bundle_create(root, path)
 
 
 def _report(root, bundle: Path, refs: list, new: dict, all_objects: set, since, base_report) -> dict:
-    objects = {m: {"size": cache_path(root, m).stat().st_size, "md5": m.replace(".dir", ""),
+    objects = {m: {"size": _dvc.object_path(root, m).stat().st_size, "md5": m.replace(".dir", ""),
                    "needed_by": sorted(labels)} for m, labels in new.items()}
     base = None
     if since:
@@ -200,7 +198,7 @@ def _write_tar(root, plain: Path, tmp: Path, report: dict, emit) -> None:
         total = len(report["objects"])
         for number, md5 in enumerate(report["objects"], start=1):
             emit(Event("backup", number, total, md5[:12]))
-            tar.add(cache_path(root, md5), arcname=f"objects/{md5}")
+            tar.add(_dvc.object_path(root, md5), arcname=f"objects/{md5}")
 
 
 def _html(report: dict, digest: Optional[str]) -> str:
@@ -247,8 +245,6 @@ def _chain(archive: Path, passphrase: Optional[str], tmp: Path) -> list:
 
 
 def restore(archive: str, directory: str, passphrase: Optional[str] = None, on_event=None) -> BackupResult:
-    from ..backends import _dvc
-
     emit = emitter(on_event)
     archive_path, target = Path(archive).expanduser().resolve(), Path(directory).expanduser().resolve()
     if target.exists() and any(target.iterdir()):
@@ -293,11 +289,11 @@ def _remove_partial(target: Path, existed: bool) -> None:
 
 def _clone_bundle(bundle: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    _git.run(target.parent, "clone", "-q", str(bundle), str(target))
-    for ref in _git.run(target, "for-each-ref", "--format=%(refname:strip=3)", "refs/remotes/origin").splitlines():
+    _git_sync.clone(bundle, target)
+    for ref in _git_sync.remote_branches(target, "origin"):
         if ref not in ("HEAD", _git.current_branch(target)):
-            _git.run(target, "branch", "-q", ref, f"origin/{ref}")
-    _git.run(target, "remote", "remove", "origin")   # it pointed at a temporary bundle
+            _git.create_branch(target, ref, f"origin/{ref}")
+    _git_sync.remove_remote(target, "origin")   # it pointed at a temporary bundle
 
 
 def _restore_objects(plain: Path, report: dict, target: Path) -> tuple[int, int]:
@@ -307,7 +303,7 @@ def _restore_objects(plain: Path, report: dict, target: Path) -> tuple[int, int]
             if not member.name.startswith("objects/"):
                 continue
             md5 = member.name[len("objects/"):]
-            dest = cache_path(target, md5)
+            dest = _dvc.object_path(target, md5)
             dest.parent.mkdir(parents=True, exist_ok=True)
             partial = dest.with_name(dest.name + ".restoring")
             with tar.extractfile(member) as src, open(partial, "wb") as fh:

@@ -18,9 +18,9 @@ from typing import Optional
 from ...errors import NbversionError, UsageError
 from ...events import Event, emitter
 from ..result import Result
-from ..backends import _git, pointers
+from ..backends import _dvc, _git, pointers
 from ..repo import leftovers
-from .verify import STAGE_TAG, VERSION_TAG, Anchor, anchor_pointers, cache_path, expand, merge_needed, tag_anchors, worktree_needed
+from .reachability import expand, merge_needed, protected_needed
 
 from typing import TYPE_CHECKING
 
@@ -53,13 +53,8 @@ class GcResult(Result):
 
 def _versions(root) -> list[dict]:
     """Every (path, md5) a commit introduced, newest first: {"path", "md5", "sha", "time"}."""
-    out = _git.run(root, "log", "--all", "--format=%x1e%H %ct", "--name-only", "--no-renames",
-                   "--diff-filter=AM", "--", "*.dvc")
-    touched = []
-    for record in out.split("\x1e")[1:]:
-        lines = [line for line in record.splitlines() if line.strip()]
-        sha, ts = lines[0].split()
-        touched += [(sha, int(ts), path) for path in lines[1:] if path.endswith(".dvc")]
+    touched = [(sha, ts, path) for sha, ts, paths in _git.files_changed_by_commit(root, "*.dvc")
+               for path in paths if path.endswith(".dvc")]
     blobs = _git.cat_files(root, [f"{sha}:{path}" for sha, _, path in touched])
     versions = []
     for sha, ts, dvc_file in touched:
@@ -83,48 +78,6 @@ def _kept_by_policy(versions: list, keep_last: int, older_than_days: float, now:
     return kept
 
 
-def protected_needed(root) -> dict:
-    """md5 -> labels that gc must never remove: tags, what registered and staged versions reach
-    through their lineage, branch tips, the working tree."""
-    anchors, _ = tag_anchors(root)
-    lineage_anchors, lineage_md5s = lineage_needed(root)
-    anchors += lineage_anchors
-    anchors += [Anchor(f"branch {name}", sha) for name, sha in _git.branches(root, "**").items()]
-    return merge_needed(anchor_pointers(root, anchors), lineage_md5s, worktree_needed(root))
-
-
-def lineage_needed(root) -> tuple[list, dict]:
-    """(anchors, md5 -> labels) of the dataset versions registered and staged versions were trained
-    on: a champion whose training data is gone cannot be reproduced or audited."""
-    specs, all_tags = {}, _git.tags(root, "**")
-    versioned = set()
-    for tag in all_tags:
-        if m := VERSION_TAG.match(tag["name"]):
-            specs[f"{tag['commit']}:registry/{m['name']}/v{m['version']}/manifest.json"] = tag["name"]
-            versioned.add((m["name"], tag["commit"]))
-    for tag in all_tags:
-        # a stage tag on a version's commit is covered by that version; one elsewhere keeps
-        # every manifest of its model at its commit (it is `verify`'s to say it is odd)
-        if (m := STAGE_TAG.match(tag["name"])) and (m["name"], tag["commit"]) not in versioned:
-            for path in _git.tree_paths(root, tag["commit"], [f"registry/{m['name']}"]):
-                if path.endswith("/manifest.json"):
-                    specs[f"{tag['commit']}:{path}"] = tag["name"]
-    anchors, md5s = [], {}
-    for spec, blob in _git.cat_files(root, specs).items():
-        try:
-            dataset = (json.loads(blob or b"{}").get("lineage") or {}).get("dataset") or {}
-        except (ValueError, AttributeError):
-            continue   # a broken manifest is `verify`'s to report
-        name, label = dataset.get("name"), f"lineage of {specs[spec]}"
-        if not isinstance(name, str) or not name:
-            continue
-        if isinstance(dataset.get("commit"), str) and dataset["commit"].strip("0"):
-            anchors.append(Anchor(label, dataset["commit"], [f"datasets/{name}.dvc"]))
-        if isinstance(dataset.get("md5"), str) and dataset["md5"]:
-            md5s.setdefault(dataset["md5"], set()).add(label)   # the content hash, in case the commit is elsewhere
-    return anchors, md5s
-
-
 def keep_set(root, keep_last: int, older_than_days: float, now: Optional[float] = None) -> tuple[set, set, list]:
     """(md5s to keep incl. `.dir` contents, kept `.dir`s unreadable here, all versions)."""
     versions = _versions(root)
@@ -132,19 +85,6 @@ def keep_set(root, keep_last: int, older_than_days: float, now: Optional[float] 
                           _kept_by_policy(versions, keep_last, older_than_days, now or time.time()))
     everything, unreadable = expand(root, needed)
     return set(everything), unreadable, versions
-
-
-def cached_objects(root) -> dict:
-    """md5 (with `.dir` suffix for listings) -> size of every object in the local cache."""
-    from ..backends._dvc import cache_root
-
-    base = cache_root(root)
-    found = {}
-    if base.exists():
-        for path in base.glob("??/*"):
-            if path.is_file() and not path.name.startswith("."):
-                found[path.parent.name + path.name] = path.stat().st_size
-    return found
 
 
 def _origin(versions: list) -> dict:
@@ -158,7 +98,7 @@ def _origin(versions: list) -> dict:
 def _listing_md5s(root, md5_dir: str) -> list:
     """File hashes of a `.dir` listing in the local cache; [] when it is not readable here."""
     try:
-        return [e["md5"] for e in json.loads(cache_path(root, md5_dir).read_text()) if isinstance(e.get("md5"), str)]
+        return [e["md5"] for e in json.loads(_dvc.object_path(root, md5_dir).read_text()) if isinstance(e.get("md5"), str)]
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         return []
 
@@ -206,7 +146,7 @@ def gc(ws: Workspace, keep_last: Optional[int] = None, older_than: Optional[floa
     with ws.transaction("gc", role=role) as tx:
         emit(Event("gc", message="finding what the policy keeps"))
         keep, unreadable, versions = keep_set(ws.root, keep_last, older_than)
-        local = {m: s for m, s in cached_objects(ws.root).items() if m not in keep}
+        local = {m: s for m, s in _dvc.cached_objects(ws.root).items() if m not in keep}
         rows = _group(local, versions, ws.root, "cache")
         remote_doomed = _remote_doomed(ws.root, remote, keep, unreadable) if remote else {}
         rows += _group(remote_doomed, versions, ws.root, f"remote {remote}")
@@ -217,7 +157,6 @@ def gc(ws: Workspace, keep_last: Optional[int] = None, older_than: Optional[floa
             _remove_orphans(ws.root)
             _remove_local(ws.root, local, emit)
             if remote_doomed:
-                from ..backends import _dvc
                 _dvc.remote_remove(ws.root, remote_doomed, remote)
             if local or remote_doomed:
                 tx.audit("gc", remote or "cache", {"objects": len(local) + len(remote_doomed),
@@ -230,8 +169,6 @@ def gc(ws: Workspace, keep_last: Optional[int] = None, older_than: Optional[floa
 
 
 def _remote_doomed(root, remote: str, keep: set, unreadable: set) -> dict:
-    from ..backends import _dvc
-
     if unreadable:
         raise NbversionError(f"{len(unreadable)} kept directory listing(s) are not in the local cache, "
                              "so gc cannot tell which remote files they need",
@@ -242,7 +179,7 @@ def _remote_doomed(root, remote: str, keep: set, unreadable: set) -> dict:
 def _remove_local(root, doomed: dict, emit) -> None:
     for number, md5 in enumerate(sorted(doomed), start=1):
         emit(Event("gc", number, len(doomed), md5[:12]))
-        path = cache_path(root, md5)
+        path = _dvc.object_path(root, md5)
         try:
             path.chmod(0o644)     # DVC makes cache files read-only
             path.unlink()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import InvalidInput
+from ..backends import _dvc
 
 MODES = ("copy", "hardlink")
 DVC_CACHE_TYPE = {"copy": "reflink,copy", "hardlink": "hardlink,copy"}
@@ -53,11 +54,6 @@ def dvc_cache_type(mode: str) -> str:
 class StoreReport:
     hashes: dict = field(default_factory=dict)    # absolute path -> md5
     methods: dict = field(default_factory=dict)   # "reflink" | "copy" | "hardlink" | "present" -> count
-
-
-def object_path(cache: Path, md5: str) -> Path:
-    """Where DVC 3 keeps object `md5`: `cache` is `repo.cache.local.path` (already ends in files/md5)."""
-    return Path(cache) / md5[:2] / md5[2:]
 
 
 def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: dict | None = None) -> StoreReport:
@@ -134,7 +130,7 @@ def _store_copy(path: Path, cache: Path, tmp: Path, clone: _Clone) -> tuple[str,
             md5, method = _copy_beside_hashing(path, source, target), "copy"
         else:
             md5, method = _copy_hashing(source, target), "copy"
-    obj = object_path(cache, md5)
+    obj = _dvc.object_in(cache, md5)
     if obj.exists():
         scratch.unlink()
         return md5, "present"
@@ -150,7 +146,7 @@ def _create_readonly(path: Path):
 
 def _store_known(path: Path, md5: str, cache: Path, tmp: Path, clone: _Clone) -> tuple[str, str]:
     """A file whose hash is known: nothing to do if its object exists, else an in-kernel copy."""
-    obj = object_path(cache, md5)
+    obj = _dvc.object_in(cache, md5)
     if obj.exists():
         return md5, "present"
     scratch = tmp / uuid.uuid4().hex
@@ -167,7 +163,7 @@ def _store_known(path: Path, md5: str, cache: Path, tmp: Path, clone: _Clone) ->
 def _store_hardlink(path: Path, cache: Path, tmp: Path, clone: _Clone) -> tuple[str, str]:
     """Opt-in: the workspace file and the object become one read-only inode."""
     md5 = file_md5(path)
-    obj = object_path(cache, md5)
+    obj = _dvc.object_in(cache, md5)
     if obj.exists():
         if not _same_inode(path, obj):   # same bytes already stored: link to that object instead
             _replace_with_link(obj, path)

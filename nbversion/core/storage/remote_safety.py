@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ...errors import NbversionError, UsageError
-from ..backends import _git
+from ...errors import UsageError
+from ..backends import _git, _git_sync
 from ..repo import names
 
 
@@ -28,11 +28,8 @@ def settings(root) -> dict:
     """What `remote add` may change, to put back if it fails half-way."""
     files = {n: (Path(root) / ".dvc" / n).read_bytes() if (Path(root) / ".dvc" / n).exists() else None
              for n in ("config", "config.local")}
-    try:
-        ssh = _git.run(root, "config", "--local", "core.sshCommand")
-    except NbversionError:
-        ssh = None
-    return {"files": files, "git": _git.remotes(root), "ssh": ssh}
+    ssh = _git.config_get(root, "core.sshCommand", local_only=True)
+    return {"files": files, "git": _git_sync.remotes(root), "ssh": ssh}
 
 
 def restore(root, name: str, saved: dict) -> None:
@@ -42,15 +39,12 @@ def restore(root, name: str, saved: dict) -> None:
             path.unlink(missing_ok=True)
         else:
             path.write_bytes(data)
-    before, now = saved["git"].get(name), _git.remotes(root).get(name)
+    before, now = saved["git"].get(name), _git_sync.remotes(root).get(name)
     if before is None and now is not None:
-        _git.run(root, "remote", "remove", name)
+        _git_sync.remove_remote(root, name)
     elif before is not None and now != before:
-        _git.run(root, "remote", "set-url", name, before)
+        _git_sync.set_remote(root, name, before)
     if saved["ssh"] is None:
-        try:
-            _git.run(root, "config", "--local", "--unset", "core.sshCommand")
-        except NbversionError:
-            pass   # it was not set then either
+        _git.config_unset(root, "core.sshCommand")   # it was not set then either
     else:
-        _git.run(root, "config", "core.sshCommand", saved["ssh"])
+        _git.config_set(root, "core.sshCommand", saved["ssh"])

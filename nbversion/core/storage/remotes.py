@@ -24,9 +24,8 @@ from ...errors import AlreadyExists, NbversionError, NotFound, RemoteUnreachable
 from ...events import Event, emitter
 from ...extras import require_for_url
 from ..result import Result
-from ..backends import _git
+from ..backends import _dvc, _git, _git_sync
 from . import remote_safety
-from .verify import cache_path
 
 from typing import TYPE_CHECKING
 
@@ -110,7 +109,7 @@ def _layout(root, url: str, git_url: Optional[str], keyfile: Optional[str]) -> t
         if git_url is None:
             (base / "git").mkdir(parents=True, exist_ok=True)
             if not (base / "git" / "HEAD").exists():
-                _git.run(root, "init", "-q", "--bare", str(base / "git"))
+                _git_sync.init_bare(base / "git")
             git_url = str(base / "git")
         return str(base / "data"), git_url
     if kind == "ssh":
@@ -123,12 +122,9 @@ def _layout(root, url: str, git_url: Optional[str], keyfile: Optional[str]) -> t
 
 
 def _set_git_remote(root, name: str, git_url: str, keyfile: Optional[str]) -> None:
-    if name in _git.remotes(root):
-        _git.run(root, "remote", "set-url", name, git_url)
-    else:
-        _git.run(root, "remote", "add", name, git_url)
+    _git_sync.set_remote(root, name, git_url)
     if keyfile:   # git's own ssh then uses the same key as DVC
-        _git.run(root, "config", "core.sshCommand", shlex.join(_ssh_command(keyfile)))
+        _git.config_set(root, "core.sshCommand", shlex.join(_ssh_command(keyfile)))
 
 
 def remote_add(ws: Workspace, name: str, url: str, git_url: Optional[str] = None, endpoint_url: Optional[str] = None,
@@ -152,8 +148,6 @@ def remote_add(ws: Workspace, name: str, url: str, git_url: Optional[str] = None
         >>> ws = nbv.open(".")
         >>> ws.remote_add("team", "/mnt/shared/project")
     """
-    from ..backends import _dvc
-
     remote_safety.check_remote_add(name, url, git_url)
     require_for_url(url, "remote add")
     with ws.transaction("remote add") as tx:
@@ -176,10 +170,8 @@ def remote_add(ws: Workspace, name: str, url: str, git_url: Optional[str] = None
 
 
 def remote_list(ws) -> RemoteListResult:
-    from ..backends import _dvc
-
     data, default = _dvc.remote_list(ws.root)
-    history = _git.remotes(ws.root)
+    history = _git_sync.remotes(ws.root)
     names = sorted(set(data) | set(history))
     rows = [{"name": n, "data": data.get(n, {}).get("url", ""), "history": history.get(n),
              "default": n == default} for n in names]
@@ -197,7 +189,6 @@ def _dvc_remote_names(root) -> tuple[set, Optional[str]]:
         try:
             parser.read(Path(root) / ".dvc" / name)
         except configparser.Error:
-            from ..backends import _dvc
             data, default = _dvc.remote_list(root)
             return set(data), default
         for section in parser.sections():
@@ -231,7 +222,7 @@ def _resolve_remote(root, remote: Optional[str]) -> tuple[str, bool]:
     if not name:
         raise NotFound("no remote given and no default remote",
                        hint="add one with `nbversion remote add NAME URL`")
-    if name not in data and name not in _git.remotes(root):
+    if name not in data and name not in _git_sync.remotes(root):
         raise NotFound(f"unknown remote {name!r}", hint="see `nbversion remote list`")
     return name, name in data
 
@@ -239,7 +230,7 @@ def _resolve_remote(root, remote: Optional[str]) -> tuple[str, bool]:
 def _history_remote(root, name: str, explicit: bool) -> Optional[str]:
     """The git remote for history: the same name, else (no name given) the one a plain
     `git clone` made, `origin`, so a colleague's clone pushes and pulls history too."""
-    remotes = _git.remotes(root)
+    remotes = _git_sync.remotes(root)
     if name in remotes:
         return name
     return "origin" if not explicit and "origin" in remotes else None
@@ -248,14 +239,14 @@ def _history_remote(root, name: str, explicit: bool) -> Optional[str]:
 def _version_objects(root, all_versions: bool, registered: bool, remote: str, fetch: bool) -> set:
     """Every object of the chosen versions. DVC's own `push -A` skips commits older than the
     remote's entry in .dvc/config, so the objects are listed here and transferred as a set."""
-    from . import verify
+    from . import reachability
 
-    anchors, _ = verify.tag_anchors(root)
+    anchors = reachability.tag_anchors(root)
     if registered:
         anchors = [a for a in anchors if not a.label.startswith("dataset ")]
     elif all_versions:
-        anchors += verify.commit_anchors(root)
-    return set(verify.objects_for(root, anchors, include_worktree=not registered, remote=remote, fetch=fetch))
+        anchors += reachability.commit_anchors(root)
+    return set(reachability.objects_for(root, anchors, include_worktree=not registered, remote=remote, fetch=fetch))
 
 
 # --- push / pull ------------------------------------------------------------------------------
@@ -277,8 +268,6 @@ def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
         >>> ws = nbv.open(".")
         >>> ws.push("team", registered=True)
     """
-    from ..backends import _dvc
-
     emit, started = emitter(on_event), time.monotonic()
     name, has_data = _resolve_remote(ws.root, remote)
     if has_data:
@@ -288,7 +277,7 @@ def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
         emit(Event("push", 0, 2, f"data to {name}"))
         if all_versions or registered:
             wanted = _version_objects(ws.root, all_versions, registered, name, fetch=False)
-            present = {m for m in wanted if cache_path(ws.root, m).exists()}
+            present = {m for m in wanted if _dvc.object_path(ws.root, m).exists()}
             with _dvc.transfer_progress(emit):
                 objects = _dvc.push_objects(ws.root, present, name)
         else:
@@ -304,13 +293,10 @@ def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
 
 def _push_history(root, name: str, all_versions: bool) -> str:
     branch = _git.current_branch(root)
-    if all_versions:   # git refuses --all together with --tags: two pushes
-        _git.run(root, "push", "-q", "--all", name)
-        _git.run(root, "push", "-q", "--tags", name)
-    elif branch:       # one connection for the branch and every tag
-        _git.run(root, "push", "-q", "--tags", "-u", name, f"HEAD:refs/heads/{branch}")
+    if all_versions:
+        _git_sync.push_all(root, name)
     else:
-        _git.run(root, "push", "-q", "--tags", name)
+        _git_sync.push_branch(root, name, branch)
     return ("all branches" if all_versions else f"branch {branch}" if branch else "detached HEAD: no branch") + " and tags"
 
 
@@ -331,7 +317,6 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
         >>> ws = nbv.open(".")
         >>> ws.pull()
     """
-    from ..backends import _dvc
     from ..backends.lock import workspace_lock
 
     emit, started = emitter(on_event), time.monotonic()
@@ -349,7 +334,7 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
             if all_versions or registered:
                 wanted = _version_objects(ws.root, all_versions, registered, name, fetch=True)
                 with _dvc.transfer_progress(emit):
-                    objects += _dvc.fetch_objects(ws.root, [m for m in wanted if not cache_path(ws.root, m).exists()],
+                    objects += _dvc.fetch_objects(ws.root, [m for m in wanted if not _dvc.object_path(ws.root, m).exists()],
                                                   name)[0]
             emit(Event("pull", 2, 3, "data of the checkout"))
             with _dvc.transfer_progress(emit):
@@ -359,13 +344,13 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
 
 
 def _pull_history(root, name: str) -> str:
-    _git.run(root, "fetch", "-q", "--tags", name)
+    _git_sync.fetch_tags(root, name)
     branch = _git.current_branch(root)
-    if not branch or not _git.run(root, "branch", "-r", "--list", f"{name}/{branch}").strip():
+    if not branch or not _git_sync.remote_branch_exists(root, name, branch):
         return "tags fetched (no matching remote branch)"
     before = _git.head(root)
     try:
-        _git.run(root, "merge", "-q", "--ff-only", f"{name}/{branch}")
+        _git_sync.merge(root, f"{name}/{branch}", ff_only=True)
     except NbversionError as exc:
         raise NbversionError(f"{branch} and {name}/{branch} have diverged: {exc.message}",
                              hint=f"merge them with `git merge {name}/{branch}` (or `nbversion exp merge`), then pull again") from exc
@@ -403,8 +388,6 @@ def _require_clone_data(target: Path, data_url: Optional[str]) -> None:
 def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions: bool = False,
           on_event=None) -> TransferResult:
     """git clone, then fetch and check out the data of the checkout from the default DVC remote."""
-    from ..backends import _dvc
-
     emit, started = emitter(on_event), time.monotonic()
     require_for_url(url, "clone")
     target = Path(directory).expanduser().resolve()
@@ -412,14 +395,13 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
         raise AlreadyExists(f"{target} already exists and is not empty", hint="clone into a new folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     emit(Event("clone", 0, 3, "history"))
-    env_args = ["-c", f"core.sshCommand={shlex.join(_ssh_command(keyfile))}"] if keyfile else []
-    _git.run(target.parent, *env_args, "clone", "-q", _history_url(url), str(target))
+    _git_sync.clone(_history_url(url), target, shlex.join(_ssh_command(keyfile)) if keyfile else None)
     data, default = _dvc.remote_list(target)
     _require_clone_data(target, data.get(default, {}).get("url") if default else None)
-    if default and "origin" in _git.remotes(target) and default not in _git.remotes(target):
-        _git.run(target, "remote", "rename", "origin", default)   # one name for history and data
+    if default and "origin" in _git_sync.remotes(target) and default not in _git_sync.remotes(target):
+        _git_sync.rename_remote(target, "origin", default)   # one name for history and data
     if keyfile:
-        _git.run(target, "config", "core.sshCommand", shlex.join(_ssh_command(keyfile)))
+        _git.config_set(target, "core.sshCommand", shlex.join(_ssh_command(keyfile)))
         if default:
             _dvc.remote_add(target, default, data[default]["url"], default=True,
                             options={k: v for k, v in data[default].items() if k != "url"},
@@ -431,7 +413,7 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
             objects = _dvc.fetch(target, default)
         if all_versions:
             wanted = _version_objects(target, True, False, default, fetch=True)
-            objects += _dvc.fetch_objects(target, [m for m in wanted if not cache_path(target, m).exists()],
+            objects += _dvc.fetch_objects(target, [m for m in wanted if not _dvc.object_path(target, m).exists()],
                                           default)[0]
         emit(Event("clone", 2, 3, "checkout"))
         _dvc.checkout_workspace(target)

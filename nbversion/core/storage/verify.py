@@ -3,12 +3,12 @@
 Every problem names what it affects (a registered version, a dataset version, the working
 tree), so a user knows whether a corrupted byte matters. `--repair` fetches missing or
 corrupted objects from a remote, drops a torn audit line, clears a stale lock, and re-checks.
-The reference walk (`needed_objects`) is shared with `gc` and `backup`.
+What each tag, commit and the working tree needs is `reachability`'s walk (shared with `gc`,
+`push`/`pull` and `backup`).
 """
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -16,9 +16,10 @@ from typing import Optional
 from ...events import Event, emitter
 from ..result import Result
 from ..backends.hashing import file_md5
-from ..backends import _git, lock, pointers
+from ..backends import _dvc, _git, lock, pointers
 from ..audit import chain as audit
 from ..repo import leftovers
+from .reachability import VERSION_TAG, STAGE_TAG, anchor_pointers, expand, merge_needed, tag_anchors, worktree_needed
 
 from typing import TYPE_CHECKING
 
@@ -26,9 +27,6 @@ if TYPE_CHECKING:   # annotations only: core.workspace imports this module into 
     from ...events import EventCallback
     from ..workspace import Workspace
 
-VERSION_TAG = re.compile(r"^(?P<name>[^@#]+)@v(?P<version>\d+\.\d+\.\d+)$")
-STAGE_TAG = re.compile(r"^(?P<name>[^@#]+)#(?P<stage>[^#]+)#(?P<n>\d+)$")
-DATASET_TAG = re.compile(r"^dataset/(?P<name>.+)/(?P<tag>[^/]+)$")
 
 
 @dataclass
@@ -38,15 +36,6 @@ class Problem:
     affects: list = field(default_factory=list)
     detail: str = ""
     repaired: bool = False
-
-
-@dataclass
-class Anchor:
-    """Something whose data must stay readable: a commit plus the label a user knows it by."""
-    label: str           # "registered yolo@v1.0.0", "stage yolo#champion", "dataset coco@v1"
-    rev: str
-    paths: Optional[list] = None    # only these outputs (None: every .dvc file of the commit)
-    protected: bool = True          # gc never touches it
 
 
 @dataclass
@@ -73,112 +62,6 @@ class VerifyResult(Result):
         state = "all good" if not left else f"{left} problem(s) left"
         fixed = len(self.problems) - left
         return f"checked {counts}: {state}" + (f", {fixed} repaired" if fixed else "")
-
-
-# --- what needs which object -------------------------------------------------------------
-
-def tag_anchors(root) -> tuple[list, list]:
-    """(anchors, problems) for registry version, stage and dataset tags."""
-    anchors, problems = [], []
-    for tag in _git.tags(root, "**"):
-        name, rev = tag["name"], tag["commit"]
-        if m := VERSION_TAG.match(name):
-            base = f"registry/{m['name']}/v{m['version']}"
-            anchors.append(Anchor(f"registered {name}", rev, [f"{base}/files.dvc"]))
-        elif m := STAGE_TAG.match(name):
-            anchors.append(Anchor(f"stage {m['name']}#{m['stage']}", rev,
-                                  _registry_pointer_files(root, rev, m["name"])))
-        elif m := DATASET_TAG.match(name):
-            anchors.append(Anchor(f"dataset {m['name']}@{m['tag']}", rev, [f"datasets/{m['name']}.dvc"]))
-    return anchors, problems
-
-
-def _registry_pointer_files(root, rev: str, name: str) -> list:
-    return [p for p in _git.tree_paths(root, rev, [f"registry/{name}"]) if p.endswith("files.dvc")]
-
-
-def anchor_pointers(root, anchors) -> dict:
-    """md5 -> set of labels, read with one `git cat-file --batch` for all anchors."""
-    specs = {}
-    for anchor in anchors:
-        files = anchor.paths
-        if files is None:
-            files = [p for p in _git.tree_paths(root, anchor.rev) if p.endswith(".dvc")]
-        for dvc_file in files:
-            specs.setdefault(f"{anchor.rev}:{dvc_file}", []).append(anchor.label)
-    contents = _git.cat_files(root, specs)
-    needed = {}
-    for spec, labels in specs.items():
-        dvc_file = spec.split(":", 1)[1]
-        for pointer in pointers.parse(dvc_file, contents.get(spec) or b""):
-            if pointer.md5:
-                needed.setdefault(pointer.md5, set()).update(labels)
-    return needed
-
-
-def worktree_needed(root) -> dict:
-    needed = {}
-    for path, pointer in pointers.in_worktree(root).items():
-        if pointer.md5:
-            needed.setdefault(pointer.md5, set()).add(f"working tree {path}")
-    return needed
-
-
-def merge_needed(*maps) -> dict:
-    merged = {}
-    for mapping in maps:
-        for md5, labels in mapping.items():
-            merged.setdefault(md5, set()).update(labels)
-    return merged
-
-
-def cache_path(root, md5: str) -> Path:
-    from ..backends._dvc import cache_root
-
-    clean = md5.replace(".dir", "")
-    return cache_root(root) / clean[:2] / (clean[2:] + (".dir" if md5.endswith(".dir") else ""))
-
-
-def expand(root, needed: dict) -> tuple[dict, set]:
-    """Add the files listed in each cached `.dir` object. Returns (all md5s -> labels, unreadable .dir md5s)."""
-    everything, unreadable = dict(needed), set()
-    for md5, labels in needed.items():
-        if not md5.endswith(".dir"):
-            continue
-        try:
-            entries = json.loads(cache_path(root, md5).read_bytes())
-        except (OSError, ValueError):
-            unreadable.add(md5)
-            continue
-        for entry in entries:
-            everything.setdefault(entry["md5"], set()).update(labels)
-    return everything, unreadable
-
-
-def commit_anchors(root) -> list:
-    """Every commit of every branch and tag, for `--all-versions`."""
-    return [Anchor(f"commit {sha[:8]}", sha) for sha, _ in _git.commits_with_dates(root, ["--all"])]
-
-
-def objects_for(root, anchors: list, include_worktree: bool, remote=None, fetch: bool = False) -> dict:
-    """md5 -> labels of what `anchors` need; with `fetch`, missing `.dir` listings are fetched first
-    from `remote` so their files can be listed too."""
-    needed = anchor_pointers(root, anchors)
-    if include_worktree:
-        needed = merge_needed(needed, worktree_needed(root))
-    everything, unreadable = expand(root, needed)
-    if fetch and unreadable:
-        from ..backends import _dvc
-        _dvc.fetch_objects(root, unreadable, remote)
-        everything, _ = expand(root, needed)
-    return everything
-
-
-def needed_objects(root, include_worktree: bool = True) -> dict:
-    """md5 -> labels of everything tags (and the working tree) need, `.dir` contents included."""
-    anchors, _ = tag_anchors(root)
-    maps = [anchor_pointers(root, anchors)] + ([worktree_needed(root)] if include_worktree else [])
-    return expand(root, merge_needed(*maps))[0]
 
 
 # --- checks -------------------------------------------------------------------------------
@@ -247,7 +130,7 @@ def _manifest_matches_files(root, ref: str, manifest: bytes, files_dvc: Optional
     # relative to the tracked output (`best.pt`): compare both from the version folder
     if md5.endswith(".dir"):
         try:
-            actual = {f"{out}/{e['relpath']}": e["md5"] for e in json.loads(cache_path(root, md5).read_bytes())}
+            actual = {f"{out}/{e['relpath']}": e["md5"] for e in json.loads(_dvc.object_path(root, md5).read_bytes())}
         except (OSError, ValueError):
             return []       # the missing .dir object is reported by the cache check
     else:
@@ -263,10 +146,10 @@ def check_cache(root, needed: dict, on_event=None) -> tuple[list, dict]:
     emit = emitter(on_event)
     everything, unreadable = expand(root, needed)
     problems = [Problem("missing", md5, sorted(needed[md5]), "directory listing not in the cache")
-                for md5 in sorted(unreadable) if not cache_path(root, md5).exists()]
+                for md5 in sorted(unreadable) if not _dvc.object_path(root, md5).exists()]
     for number, (md5, labels) in enumerate(sorted(everything.items()), start=1):
         emit(Event("hash", number, len(everything), md5[:12]))
-        path = cache_path(root, md5)
+        path = _dvc.object_path(root, md5)
         if md5 in unreadable and not path.exists():
             continue
         if not path.exists():
@@ -278,8 +161,6 @@ def check_cache(root, needed: dict, on_event=None) -> tuple[list, dict]:
 
 
 def check_remote(root, everything: dict, remote: Optional[str]) -> list:
-    from ..backends import _dvc
-
     missing = _dvc.remote_missing(root, everything, remote)
     return [Problem("not on remote", md5, sorted(everything[md5]), f"remote {remote or '(default)'}")
             for md5 in sorted(missing)]
@@ -338,8 +219,8 @@ def verify(ws: Workspace, repair: bool = False, remote: Optional[str] = None, ch
 def _check(root, remote, check_remote_presence, on_event) -> VerifyResult:
     emit = emitter(on_event)
     emit(Event("verify", message="tags and manifests"))
-    anchors, problems = tag_anchors(root)
-    problems += check_registrations(root)
+    anchors = tag_anchors(root)
+    problems = check_registrations(root)
     needed = merge_needed(anchor_pointers(root, anchors), worktree_needed(root))
     cache_problems, everything = check_cache(root, needed, on_event)
     problems += cache_problems
@@ -355,7 +236,6 @@ def _check(root, remote, check_remote_presence, on_event) -> VerifyResult:
 
 def repair_problems(root, problems: list, remote: Optional[str], on_event=None) -> set:
     """Fix what can be fixed, under the workspace lock. Returns the (kind, what) it acted on."""
-    from ..backends import _dvc
     from ..backends.lock import workspace_lock
 
     emit = emitter(on_event)
@@ -372,12 +252,12 @@ def repair_problems(root, problems: list, remote: Optional[str], on_event=None) 
             return acted
         for problem in broken:
             if problem.kind == "corrupt":
-                _discard(cache_path(root, problem.what))
+                _discard(_dvc.object_path(root, problem.what))
         emit(Event("fetch", message=f"{len(broken)} object(s) from remote {remote or '(default)'}"))
         wanted = {p.what for p in broken}
         _dvc.fetch_objects(root, wanted, remote)
         listed, _ = expand(root, {m: set() for m in wanted if m.endswith(".dir")})
-        missing = {m for m in listed if not cache_path(root, m).exists()}
+        missing = {m for m in listed if not _dvc.object_path(root, m).exists()}
         if missing:   # files of a directory whose listing was itself missing
             _dvc.fetch_objects(root, missing, remote)
         _restore_worktree(root, broken)
@@ -396,8 +276,6 @@ def _discard(path: Path) -> None:
 
 def _restore_worktree(root, broken: list) -> None:
     """A hard-linked working copy shared the corrupted bytes: link it again from the repaired cache."""
-    from ..backends import _dvc
-
     paths = sorted({label.removeprefix("working tree ") for p in broken for label in p.affects
                     if label.startswith("working tree ")})
     outputs = pointers.in_worktree(root)
