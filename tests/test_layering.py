@@ -24,7 +24,6 @@ KNOWN_CORE_CYCLES = [
     {"nbversion.core.registry.rules", "nbversion.core.repo.config", "nbversion.core.repo.identity",
      "nbversion.core.repo.policy_check"},
     {"nbversion.core.backends._dvc", "nbversion.core.repo.commit", "nbversion.core.storage.linking"},
-    {"nbversion.core.registry.served", "nbversion.core.registry.versions"},
     {"nbversion.core.repo.leftovers", "nbversion.core.storage.protection", "nbversion.core.storage.verify"},
     {"nbversion.core.storage.remote_safety", "nbversion.core.storage.remotes"},
 ]

@@ -115,7 +115,8 @@ class Workspace:
     from .artifacts.models import add as model_add, list_models as model_list, \
         show as model_show, compare as model_compare
 
-    from .registry.versions import register, registry, resolve
+    from .registry.versions import register, registry
+    from .registry.resolve import resolve
     from .registry.promotion import promote, demote
     from .registry.deploy import deploys
     from .registry.report import report

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Optional
 
 from ...errors import UsageError
-from ..registry.versions import parse_when
+from ..registry.resolve import parse_when
 from ..result import Result
 from . import chain as audit
 

@@ -17,7 +17,8 @@ from ...errors import GateFailed, UsageError
 from ...events import Event, emitter
 from ..result import Result
 from ..backends import _git
-from . import deploy, versions as registry, rules, tags
+from . import deploy, rules, tags, versions as registry
+from .resolve import select_version
 from ..repo import identity
 
 from typing import TYPE_CHECKING
@@ -174,7 +175,7 @@ def promote(ws: Workspace, ref: str, stage: str = "champion", force: bool = Fals
         identity.require(ws.root, "admin", "promote --force")
     with ws.transaction("promote", role=rule.role) as tx:
         art = registry.one_artifact(ws.root, name)
-        version = registry.select_version(art, selector)
+        version = select_version(art, selector)
         previous = art.holders().get(stage)
         if previous == version:
             raise UsageError(f"{name}@{version} is already {stage}", hint=f"see `nbversion registry {name}`")
@@ -229,7 +230,7 @@ def demote(ws: Workspace, ref: str, stage: str = "champion", rollback: bool = Tr
     rule = rules.for_stage(rules.load(ws.root), stage)
     with ws.transaction("demote", role=rule.role) as tx:
         art = registry.one_artifact(ws.root, name)
-        version = registry.select_version(art, selector or stage)
+        version = select_version(art, selector or stage)
         if art.holders().get(stage) != version:
             raise UsageError(f"{name}@{version} is not {stage}", hint=f"see `nbversion registry {name}`")
         restored = _former_holder(art, stage, version) if rollback else None
