@@ -25,7 +25,6 @@ KNOWN_CORE_CYCLES = [
      "nbversion.core.repo.policy_check"},
     {"nbversion.core.backends._dvc", "nbversion.core.repo.commit", "nbversion.core.storage.linking"},
     {"nbversion.core.repo.leftovers", "nbversion.core.storage.protection", "nbversion.core.storage.verify"},
-    {"nbversion.core.storage.remote_safety", "nbversion.core.storage.remotes"},
 ]
 
 

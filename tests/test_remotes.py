@@ -24,7 +24,7 @@ from conftest import cli, git
 from test_verify import WEIGHTS, add_dataset, register_fake
 import nbversion as nbv
 from nbversion.core.backends import _dvc
-from nbversion.core.storage.remotes import clone
+from nbversion.core.storage.clone import clone
 from nbversion.errors import NbversionError
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"

@@ -114,7 +114,7 @@ def _run_remote_list(ws, a, ev):
 
 
 def _run_clone(ws, a, ev):
-    from ..core.storage.remotes import clone
+    from ..core.storage.clone import clone
     return clone(a.url, a.directory, keyfile=a.keyfile, all_versions=a.all_versions, on_event=ev)
 
 

@@ -110,8 +110,9 @@ class Workspace:
     from .repo.checkout import checkout
     from .repo.users import whoami, user_add, user_list
 
-    from .artifacts.datasets import add as dataset_add, list_datasets as dataset_list, \
-        show as dataset_show, diff as dataset_diff
+    from .artifacts.datasets import add as dataset_add, list_datasets as dataset_list
+    from .artifacts.dataset_view import show as dataset_show
+    from .artifacts.dataset_diff import diff as dataset_diff
     from .artifacts.models import add as model_add, list_models as model_list, \
         show as model_show, compare as model_compare
 

@@ -10,6 +10,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Optional
 
 from ...errors import NotFound
 from ..result import Result
@@ -21,6 +22,10 @@ from .yolo_layout import IMAGE_SUFFIXES, label_for
 from .yolo_validate import parse_label_counts
 
 from .dataset_meta import DATASETS_DIR as KIND_DIR
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ...events import EventCallback
+    from ..workspace import Workspace
 MAX_PREVIEWS = 4   # relabelled images kept for a notebook's before/after thumbnails
 
 
@@ -102,7 +107,23 @@ def _label_counts(root, md5: str | None) -> Counter:
     return parse_label_counts(path.read_bytes())
 
 
-def diff(ws, name: str, rev_a: str, rev_b: str | None = None, on_event=None) -> DatasetDiffResult:
+def diff(ws: Workspace, name: str, rev_a: str, rev_b: Optional[str] = None,
+         on_event: Optional[EventCallback] = None) -> DatasetDiffResult:
+    """Images and labels added, removed, moved or changed between two versions (`nbversion dataset diff`).
+
+    Args:
+        name: the dataset.
+        rev_a: the older version: a commit, a tag, or ~N.
+        rev_b: the newer version (default: the latest).
+        on_event: called with progress `Event`s.
+
+    Returns:
+        DatasetDiffResult: the image and label changes, class count deltas and other files.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.dataset_diff("traffic", "~1")
+    """
     root = ws.root
     check_readable_name(name, "dataset")
     rev_b = rev_b or "latest"

@@ -5,6 +5,7 @@ The thumbnails themselves are drawn by nbversion/renderers/datasets.py in a note
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
 
 from ..result import Result
 from ..units import human_bytes
@@ -14,6 +15,10 @@ from ..repo import names, refs
 from .yolo_layout import IMAGE_SUFFIXES, label_for
 
 from .dataset_meta import DATASETS_DIR as KIND_DIR
+
+if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    from ...events import EventCallback
+    from ..workspace import Workspace
 
 
 @dataclass
@@ -66,7 +71,21 @@ def _pick_samples(manifest: dict, count: int) -> list:
             for p in images[::step][:count]]
 
 
-def show(ws, ref: str, samples: int = 6) -> DatasetShowResult:
+def show(ws: Workspace, ref: str, samples: int = 6, on_event: Optional[EventCallback] = None) -> DatasetShowResult:
+    """Metadata, class histogram and sample images of a dataset version (`nbversion dataset show`).
+
+    Args:
+        ref: NAME or NAME@REV; REV is a commit, a tag, or ~N (N versions back).
+        samples: how many sample images the notebook view shows.
+        on_event: unused; kept so every verb takes it.
+
+    Returns:
+        DatasetShowResult: the name, revision, commit, metadata and samples.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.dataset_show("traffic@~1", samples=4)
+    """
     name, rev = refs.split_ref(ref)
     names.check_readable_name(name, "dataset")
     commit = refs.resolve(ws.root, KIND_DIR, name, rev)

@@ -29,8 +29,6 @@ if TYPE_CHECKING:   # annotations only: core.workspace imports this module into 
     from typing import Iterable, Optional
     from ...events import EventCallback
     from ..workspace import Workspace
-    from .dataset_diff import DatasetDiffResult
-    from .dataset_view import DatasetShowResult
 
 from .dataset_meta import DATASETS_DIR as KIND_DIR
 # never imported: VCS and OS litter, Ultralytics' label caches (rebuilt on every train)
@@ -396,43 +394,3 @@ def list_datasets(ws: Workspace) -> DatasetListResult:
                       "added_by": meta.get("added_by", ""), "added_at": meta.get("added_at", ""),
                       "tags": meta.get("tags", []), "format": meta.get("format", "")})
     return DatasetListResult(found)
-
-
-def show(ws: Workspace, ref: str, samples: int = 6, on_event: Optional[EventCallback] = None) -> DatasetShowResult:
-    """Metadata, class histogram and sample images of a dataset version (`nbversion dataset show`).
-
-    Args:
-        ref: NAME or NAME@REV; REV is a commit, a tag, or ~N (N versions back).
-        samples: how many sample images the notebook view shows.
-        on_event: unused; kept so every verb takes it.
-
-    Returns:
-        DatasetShowResult: the name, revision, commit, metadata and samples.
-
-    Example:
-        >>> ws = nbv.open(".")
-        >>> ws.dataset_show("traffic@~1", samples=4)
-    """
-    from .dataset_view import show as _show
-    return _show(ws, ref, samples=samples)
-
-
-def diff(ws: Workspace, name: str, rev_a: str, rev_b: str | None = None,
-         on_event: Optional[EventCallback] = None) -> DatasetDiffResult:
-    """Images and labels added, removed, moved or changed between two versions (`nbversion dataset diff`).
-
-    Args:
-        name: the dataset.
-        rev_a: the older version: a commit, a tag, or ~N.
-        rev_b: the newer version (default: the latest).
-        on_event: called with progress `Event`s.
-
-    Returns:
-        DatasetDiffResult: the image and label changes, class count deltas and other files.
-
-    Example:
-        >>> ws = nbv.open(".")
-        >>> ws.dataset_diff("traffic", "~1")
-    """
-    from .dataset_diff import diff as _diff
-    return _diff(ws, name, rev_a, rev_b, on_event=on_event)

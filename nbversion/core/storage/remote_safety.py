@@ -7,18 +7,28 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlparse
 
 from ...errors import UsageError
 from ..backends import _git, _git_sync
 from ..repo import names
 
 
+def url_kind(url: str) -> str:
+    """"ssh", "s3" or "folder": the kinds of remote URL nbversion knows; anything else is refused."""
+    scheme = urlparse(url).scheme
+    if scheme in ("ssh", "s3"):
+        return scheme
+    if scheme in ("", "file"):
+        return "folder"
+    raise UsageError(f"unsupported remote URL {url!r}",
+                     hint="use a local folder, ssh://[user@]host[:port]/path or s3://bucket/prefix")
+
+
 def check_remote_add(name: str, url: str, git_url: Optional[str]) -> None:
     """Everything `remote add` can refuse, before anything is written."""
-    from .remotes import _kind
-
     names.check_name(name, "remote")
-    if _kind(url) == "s3" and not git_url:
+    if url_kind(url) == "s3" and not git_url:
         raise UsageError(f"{url}: an S3 remote holds data only, and nbversion will not guess where history goes",
                          hint=f"give the git repo for history too: `nbversion remote add {name} {url} "
                               "--git git@host:org/repo.git` (a folder or ssh:// URL holds both)")

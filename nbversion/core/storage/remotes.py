@@ -12,7 +12,6 @@ its data. Transfers write to a temporary name and rename, so kill -9 leaves no c
 from __future__ import annotations
 
 import shlex
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -20,12 +19,13 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlparse
 
-from ...errors import AlreadyExists, NbversionError, NotFound, RemoteUnreachable, UsageError
+from ...errors import NbversionError, NotFound, RemoteUnreachable
 from ...events import Event, emitter
 from ...extras import require_for_url
 from ..result import Result
 from ..backends import _dvc, _git, _git_sync
 from . import remote_safety
+from .remote_safety import url_kind
 
 from typing import TYPE_CHECKING
 
@@ -68,21 +68,11 @@ class TransferResult(Result):
 
 # --- remote add / list ------------------------------------------------------------------------
 
-def _kind(url: str) -> str:
-    scheme = urlparse(url).scheme
-    if scheme in ("ssh", "s3"):
-        return scheme
-    if scheme in ("", "file"):
-        return "folder"
-    raise UsageError(f"unsupported remote URL {url!r}",
-                     hint="use a local folder, ssh://[user@]host[:port]/path or s3://bucket/prefix")
-
-
-def _folder(url: str) -> Path:
+def folder_path(url: str) -> Path:
     return Path(urlparse(url).path if url.startswith("file://") else url).expanduser().resolve()
 
 
-def _ssh_command(keyfile: Optional[str]) -> list:
+def ssh_command(keyfile: Optional[str]) -> list:
     cmd = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
     if keyfile:
         cmd += ["-i", str(Path(keyfile).expanduser().resolve()), "-o", "IdentitiesOnly=yes"]
@@ -93,7 +83,7 @@ def _ssh_init_bare(url: str, keyfile: Optional[str]) -> None:
     """Create the history repo on an SSH server: git cannot push into a folder that is not a repo."""
     parts = urlparse(url)
     target = (f"{parts.username}@" if parts.username else "") + (parts.hostname or "")
-    cmd = _ssh_command(keyfile) + (["-p", str(parts.port)] if parts.port else []) + [
+    cmd = ssh_command(keyfile) + (["-p", str(parts.port)] if parts.port else []) + [
         target, f"git init -q --bare {shlex.quote(parts.path)}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
@@ -103,9 +93,9 @@ def _ssh_init_bare(url: str, keyfile: Optional[str]) -> None:
 
 def _layout(root, url: str, git_url: Optional[str], keyfile: Optional[str]) -> tuple[str, Optional[str]]:
     """(data URL for DVC, history URL for git or None) of a remote URL."""
-    kind = _kind(url)
+    kind = url_kind(url)
     if kind == "folder":
-        base = _folder(url)
+        base = folder_path(url)
         if git_url is None:
             (base / "git").mkdir(parents=True, exist_ok=True)
             if not (base / "git" / "HEAD").exists():
@@ -124,7 +114,7 @@ def _layout(root, url: str, git_url: Optional[str], keyfile: Optional[str]) -> t
 def _set_git_remote(root, name: str, git_url: str, keyfile: Optional[str]) -> None:
     _git_sync.set_remote(root, name, git_url)
     if keyfile:   # git's own ssh then uses the same key as DVC
-        _git.config_set(root, "core.sshCommand", shlex.join(_ssh_command(keyfile)))
+        _git.config_set(root, "core.sshCommand", shlex.join(ssh_command(keyfile)))
 
 
 def remote_add(ws: Workspace, name: str, url: str, git_url: Optional[str] = None, endpoint_url: Optional[str] = None,
@@ -236,7 +226,7 @@ def _history_remote(root, name: str, explicit: bool) -> Optional[str]:
     return "origin" if not explicit and "origin" in remotes else None
 
 
-def _version_objects(root, all_versions: bool, registered: bool, remote: str, fetch: bool) -> set:
+def version_objects(root, all_versions: bool, registered: bool, remote: str, fetch: bool) -> set:
     """Every object of the chosen versions. DVC's own `push -A` skips commits older than the
     remote's entry in .dvc/config, so the objects are listed here and transferred as a set."""
     from . import reachability
@@ -276,7 +266,7 @@ def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
     if has_data:
         emit(Event("push", 0, 2, f"data to {name}"))
         if all_versions or registered:
-            wanted = _version_objects(ws.root, all_versions, registered, name, fetch=False)
+            wanted = version_objects(ws.root, all_versions, registered, name, fetch=False)
             present = {m for m in wanted if _dvc.object_path(ws.root, m).exists()}
             with _dvc.transfer_progress(emit):
                 objects = _dvc.push_objects(ws.root, present, name)
@@ -332,7 +322,7 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
         if has_data:
             emit(Event("pull", 1, 3, f"data from {name}"))
             if all_versions or registered:
-                wanted = _version_objects(ws.root, all_versions, registered, name, fetch=True)
+                wanted = version_objects(ws.root, all_versions, registered, name, fetch=True)
                 with _dvc.transfer_progress(emit):
                     objects += _dvc.fetch_objects(ws.root, [m for m in wanted if not _dvc.object_path(ws.root, m).exists()],
                                                   name)[0]
@@ -355,70 +345,3 @@ def _pull_history(root, name: str) -> str:
         raise NbversionError(f"{branch} and {name}/{branch} have diverged: {exc.message}",
                              hint=f"merge them with `git merge {name}/{branch}` (or `nbversion exp merge`), then pull again") from exc
     return "up to date" if before == _git.head(root) else f"fast-forwarded {branch} to {_git.head(root)[:8]}"
-
-
-# --- clone ------------------------------------------------------------------------------------
-
-def _history_url(url: str) -> str:
-    """A folder remote made by `remote add` holds its history in DIR/git."""
-    if _kind_or_git(url) == "folder" and (_folder(url) / "git" / "HEAD").exists():
-        return str(_folder(url) / "git")
-    if url.startswith("ssh://") and not url.rstrip("/").endswith("/git"):
-        return url.rstrip("/") + "/git"
-    return url
-
-
-def _kind_or_git(url: str) -> str:
-    try:
-        return _kind(url)
-    except UsageError:
-        return "git"
-
-
-def _require_clone_data(target: Path, data_url: Optional[str]) -> None:
-    """History came from a folder or over ssh, but the data lives on s3://: without the plug-in,
-    take the half-made clone away again rather than leave a checkout without its data."""
-    try:
-        require_for_url(data_url or "", "clone")
-    except NbversionError:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
-
-
-def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions: bool = False,
-          on_event=None) -> TransferResult:
-    """git clone, then fetch and check out the data of the checkout from the default DVC remote."""
-    emit, started = emitter(on_event), time.monotonic()
-    require_for_url(url, "clone")
-    target = Path(directory).expanduser().resolve()
-    if target.exists() and any(target.iterdir()):
-        raise AlreadyExists(f"{target} already exists and is not empty", hint="clone into a new folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    emit(Event("clone", 0, 3, "history"))
-    _git_sync.clone(_history_url(url), target, shlex.join(_ssh_command(keyfile)) if keyfile else None)
-    data, default = _dvc.remote_list(target)
-    _require_clone_data(target, data.get(default, {}).get("url") if default else None)
-    if default and "origin" in _git_sync.remotes(target) and default not in _git_sync.remotes(target):
-        _git_sync.rename_remote(target, "origin", default)   # one name for history and data
-    if keyfile:
-        _git.config_set(target, "core.sshCommand", shlex.join(_ssh_command(keyfile)))
-        if default:
-            _dvc.remote_add(target, default, data[default]["url"], default=True,
-                            options={k: v for k, v in data[default].items() if k != "url"},
-                            local_options={"keyfile": str(Path(keyfile).expanduser().resolve())})
-    objects = 0
-    if default:
-        emit(Event("clone", 1, 3, f"data from {default}"))
-        with _dvc.transfer_progress(emit):
-            objects = _dvc.fetch(target, default)
-        if all_versions:
-            wanted = _version_objects(target, True, False, default, fetch=True)
-            objects += _dvc.fetch_objects(target, [m for m in wanted if not _dvc.object_path(target, m).exists()],
-                                          default)[0]
-        emit(Event("clone", 2, 3, "checkout"))
-        _dvc.checkout_workspace(target)
-    emit(Event("clone", 3, 3, "done"))
-    history = f"cloned {_git.current_branch(target) or 'HEAD'} with {len(_git.tags(target, '**'))} tag(s)"
-    return TransferResult("clone", default or url, objects or 0, history, time.monotonic() - started,
-                          directory=str(target))
-
