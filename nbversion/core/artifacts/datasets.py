@@ -19,7 +19,7 @@ from ..units import human_bytes
 from ..backends import _dvc, _git, pointers, statcache
 from . import dataset_meta, zipsafe
 from ..repo import leftovers, names, refs
-from ..repo.commit import _checkpoint
+from ..backends.faults import checkpoint
 from .yolo_layout import find_layout
 from .yolo_validate import validate
 
@@ -302,7 +302,7 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
             return _check_result(name, src, layout, validation)
         if validation and validation.errors:
             raise _refuse(validation)
-        _checkpoint("dataset-validated")
+        checkpoint("dataset-validated")
         with ws.transaction("dataset add") as tx:
             return _import(ws, tx, name, src, layout, validation, tmp, folder != src, tags, message, emit)
 
@@ -329,7 +329,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         manifest = _manifest(staging, validation.hashes if validation else {})
         _refuse_to_lose_work(root, out, manifest)
         changed = not _unchanged(root, name, manifest)
-    _checkpoint("dataset-staged")
+    checkpoint("dataset-staged")
     if not tags and not changed:
         meta = dataset_meta.read_current(root, KIND_DIR, name)
         return _result(name, refs.versions(root, KIND_DIR, name)[0].sha if _git.head(root) else None,
@@ -337,7 +337,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
     trash = tmp / "previous"
     if not in_place:
         _swap_in(root / out, staging, trash)
-        _checkpoint("dataset-swapped-in")
+        checkpoint("dataset-swapped-in")
     try:
         emit(Event("dvc add", 0, 1, out))
         # objects stored as `core.link` says (copy: never the same inode); the staged files were
@@ -345,7 +345,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         known = {} if in_place or not validation else \
             {str(root / out / rel): md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"}
         _dvc.add(root, [out], known=known)
-        _checkpoint("dataset-after-dvc-add")
+        checkpoint("dataset-after-dvc-add")
     except BaseException:
         if not in_place:
             shutil.rmtree(root / out, ignore_errors=True)
@@ -360,7 +360,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
     meta_file = dataset_meta.write(root, KIND_DIR, name, meta)
     tx.audit("dataset add", name, {"content_hash": pointer.md5, "files": pointer.nfiles,
                                    "tags": tags, "source": str(src)})
-    _checkpoint("dataset-after-audit")
+    checkpoint("dataset-after-audit")
     emit(Event("git commit", 0, 1, out))
     sha = tx.commit(message or f"dataset {name}: import {src.name}",
                     [f"{out}.dvc", f"{KIND_DIR}/.gitignore", meta_file])

@@ -20,7 +20,7 @@ from ..audit.chain import now_iso
 from ..backends import _dvc, statcache
 from . import dataset_meta
 from ..repo import leftovers, names, refs
-from ..repo.commit import _checkpoint
+from ..backends.faults import checkpoint
 from .frameworks import detect, normalise_metric
 
 from typing import TYPE_CHECKING
@@ -185,7 +185,7 @@ def _store_weights(root: Path, name: str, path: Path, emit) -> None:
     with leftovers.owned_folder(root, leftovers.MODEL_PREFIX, name) as tmp:
         (tmp / "new").mkdir(parents=True)
         shutil.copyfile(path, tmp / "new" / path.name)
-        _checkpoint("model-copied")
+        checkpoint("model-copied")
         target = root / out
         if target.exists():
             os.replace(target, tmp / "previous")

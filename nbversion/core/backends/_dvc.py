@@ -141,6 +141,8 @@ def _files_to_store(repo, cache: Path, targets: list[str]) -> list[str]:
     (unchanged since DVC last hashed them, by its state DB: those are not read at all)."""
     import os
 
+    from ..storage.linking import object_in
+
     files = []
     for target in targets:
         if os.path.isdir(target):
@@ -213,13 +215,9 @@ def read_dir_manifest(root, md5_dir: str) -> list[dict]:
 def object_path(root, md5: str) -> Path:
     """Path of object `md5` (a file hash, or `<hash>.dir` for a folder listing) in the workspace's
     local cache, wherever `dvc cache dir` put it (absolute, relative or in `.dvc/config.local`)."""
+    from ..storage.linking import object_in
+
     return object_in(cache_root(root), md5)
-
-
-def object_in(cache: Path, md5: str) -> Path:
-    """DVC 3's layout under `cache` (`repo.cache.local.path`, already ending in files/md5):
-    the first two hex digits name the shard folder, the rest (with any `.dir`) the file."""
-    return Path(cache) / md5[:2] / md5[2:]
 
 
 def cached_objects(root) -> dict:

@@ -165,7 +165,7 @@ def check_dataset_tag(gate: Gate, dataset_tags: Optional[list], dataset: Optiona
 def evaluate(rule: StageRule, manifest: dict, *, champion: Optional[dict], current_stages: list,
              user: str, role: str, dataset_tags: Optional[list]) -> list[RuleResult]:
     """Every rule of the stage, each with pass/fail and what it saw."""
-    from ..repo.identity import allows
+    from ..repo.roles import allows
 
     results = [RuleResult(f"role {rule.role}", allows(role, rule.role), f"{user} is {role}")]
     if rule.promotes_from:

@@ -250,7 +250,7 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
         >>> ws.register("det", bump="minor", source="yolov8n-20260131-140000")
     """
     from ..backends import _dvc
-    from ..repo.commit import _checkpoint
+    from ..backends.faults import checkpoint
 
     emit = emitter(on_event)
     tags.check_name(name)
@@ -286,7 +286,7 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
         emit(Event("register", 2, 4, "commit"))
         sha = tx.commit(f"nbversion: register {name}@{version}" + (f"\n\n{message}" if message else ""),
                         [rel])
-        _checkpoint("register-committed")   # the crash tests kill us here: committed, not tagged
+        checkpoint("register-committed")   # the crash tests kill us here: committed, not tagged
         emit(Event("register", 3, 4, f"tag {tag}"))
         _git.create_tag(ws.root, tag, sha, tags.register_message(name, version), tx.user)
     emit(Event("register", 4, 4, "done"))

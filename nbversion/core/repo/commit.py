@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from ...errors import NothingToCommit
 from ...events import Event, emitter
 from ..result import Result
 from ..backends import _dvc, _git, pointers, statcache
+from ..backends.faults import checkpoint
 from ..artifacts import dataset_refresh
 from . import policy_check
 from ..layout import TMP_DIR
@@ -46,15 +46,6 @@ class CommitResult(Result):
 def _left_out_note(live: list) -> str:
     return (f"left out {len(live)} run(s) still training: {', '.join(live)} "
             "(each commits its own folder when it ends)")
-
-
-def _checkpoint(name: str) -> None:
-    """Fault injection for the crash-safety tests: NBVERSION_TEST_KILL_AT=<name> kills us here,
-    NBVERSION_TEST_STOP_AT=<name> stops us (SIGSTOP: alive, holding what we hold) until SIGCONT."""
-    if os.environ.get("NBVERSION_TEST_KILL_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get("NBVERSION_TEST_STOP_AT") == name:
-        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _matches(path: str, wanted: list[str]) -> bool:
@@ -170,7 +161,7 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
             emit(Event("dvc add", 0, len(dvc_targets), ", ".join(dvc_targets[:3])))
             _dvc.add(ws.root, dvc_targets)
             _remember_clean(ws.root, dvc_targets)
-            _checkpoint("after-dvc-add")
+            checkpoint("after-dvc-add")
         if removed:
             _dvc.remove(ws.root, [p.dvc_file for p in removed])
         plan.git.extend(dataset_refresh.write(ws.root, datasets, tx.user))
@@ -179,7 +170,7 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
                         + [p.dvc_file for p in removed])
         staged = [p for p in staged if (ws.root / p).exists() or _git.status(ws.root, [p])]
         _git.add(ws.root, staged)
-        _checkpoint("after-git-add")
+        checkpoint("after-git-add")
         if not _git.status_staged(ws.root, staged):
             if live:
                 raise NothingToCommit(f"nothing to commit: {_left_out_note(live)}",
@@ -189,10 +180,10 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
         data_paths = sorted(set(dvc_targets) | {p.path for p in removed})
         git_paths = sorted(set(plan.git) - set(data_paths))
         tx.audit("commit", message.splitlines()[0], {"dvc": data_paths, "git": git_paths})
-        _checkpoint("after-audit")
+        checkpoint("after-audit")
         emit(Event("git commit", 0, 1, message))
         sha = tx.commit(message, staged)
-        _checkpoint("after-commit")
+        checkpoint("after-commit")
     emit(Event("git commit", 1, 1, sha))
     return CommitResult(sha, message, git_paths, data_paths, live)
 

@@ -8,9 +8,9 @@ import tomli_w
 
 from ...errors import InvalidInput
 from ..backends import atomic
+from .policy_text import invalid_at, is_int, is_number, line_of
+from .roles import ROLES
 from ..layout import META_DIR  # noqa: F401 (the settings' folder, imported from here by their readers)
-
-
 
 DEFAULT_CONFIG = {
     "core": {
@@ -56,7 +56,6 @@ def load_config(root: Path) -> dict:
     path = Path(root) / META_DIR / "config.toml"
     data = read_toml(path)
     if data:   # a wrong value is an error naming file and line, not a traceback in some verb
-        from .policy_check import check_config_values
         check_config_values(data, path.read_text(encoding="utf-8"))
     for section, values in data.items():
         if isinstance(values, dict):
@@ -64,3 +63,29 @@ def load_config(root: Path) -> dict:
         else:
             merged[section] = values
     return merged
+
+
+# config.toml: (section, key) -> (is it valid, what a valid value is)
+CONFIG_KEYS = {
+    ("core", "large_file_bytes"): (lambda v: is_int(v) and v >= 0, "a whole number of bytes, e.g. 1000000"),
+    ("core", "data_dirs"): (lambda v: isinstance(v, list) and all(isinstance(d, str) and d for d in v),
+                            'a list of folder names, e.g. ["datasets", "models"]'),
+    ("core", "default_role"): (lambda v: v in ROLES, "one of " + ", ".join(ROLES)),
+    ("core", "lock_timeout"): (lambda v: is_number(v) and v >= 0, "seconds, e.g. 120"),
+    ("core", "link"): (lambda v: v in ("copy", "hardlink"), '"copy" (the default) or "hardlink"'),
+    ("core", "log_file"): (lambda v: isinstance(v, str) and v.strip() != "" and "\0" not in v,
+                           'a file path, relative to the workspace, e.g. ".nbversion/tmp/nbversion.log"'),
+    ("datasets", "max_zip_bytes"): (lambda v: is_int(v) and v > 0, "a whole number of bytes"),
+    ("datasets", "max_zip_ratio"): (lambda v: is_number(v) and v > 0, "a number, e.g. 200"),
+    ("gc", "keep_last"): (lambda v: is_int(v) and v >= 1, "a whole number, at least 1"),
+    ("gc", "older_than_days"): (lambda v: is_number(v) and v >= 0, "days, e.g. 30"),
+}
+
+
+def check_config_values(data: dict, text: str) -> None:
+    """The known settings of a parsed config.toml (also checked each time it is loaded)."""
+    for (section, key), (valid, expected) in CONFIG_KEYS.items():
+        values = data.get(section, {})
+        if isinstance(values, dict) and key in values and not valid(values[key]):
+            raise invalid_at(f"{META_DIR}/config.toml", line_of(text, f"{key} =", f"{key}=", key),
+                             f"[{section}] {key} = {values[key]!r} is not valid", f"use {expected}")

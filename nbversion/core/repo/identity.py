@@ -13,9 +13,8 @@ from pathlib import Path
 from ...errors import PermissionDenied
 from ..backends import _git
 from .config import META_DIR, load_config, read_toml
+from .roles import RANK, ROLES, allows  # noqa: F401 (identity.ROLES / allows, as users and audit verify read them)
 
-ROLES = ("viewer", "contributor", "admin")
-RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 
 def current_user(root: Path | None = None) -> str:
@@ -42,10 +41,6 @@ def users(root: Path) -> dict[str, str]:
 def role_of(root: Path, user: str, table: dict | None = None) -> str:
     table = users(root) if table is None else table
     return table.get(user) or load_config(root)["core"]["default_role"]
-
-
-def allows(role: str, needed: str) -> bool:
-    return RANK.get(role, -1) >= RANK[needed]
 
 
 def require(root: Path, needed: str, action: str) -> str:

@@ -124,7 +124,7 @@ def gc_rows(root, dry_run: bool) -> list[dict]:
 
 def verify_problems(root) -> list:
     """`verify`'s problems: one per leftover folder (kind "leftover", repaired by removing it)."""
-    from ..storage.verify import Problem
+    from ..storage.problem import Problem
 
     return [Problem("leftover", f.path.relative_to(root).as_posix(), [f"interrupted {f.operation}"],
                     f"{f.bytes / 1e6:.1f} MB left by a {f.operation} that was killed") for f in find(root)]

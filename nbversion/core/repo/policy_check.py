@@ -10,53 +10,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...errors import InvalidInput, UsageError
-from .config import META_DIR, tomllib
-from .identity import ROLES
+from ...errors import UsageError
+from .config import META_DIR, check_config_values, tomllib
+from .policy_text import invalid_at as _bad, is_number as _number, line_of as _line
+from .roles import ROLES
 
 RULES, USERS, CONFIG = (f"{META_DIR}/{n}" for n in ("rules.toml", "users.toml", "config.toml"))
 STAGE_KEYS = {"role", "promotes_from", "gates", "deploy"}
 DEPLOY_KEYS = {"command", "webhook", "timeout"}
 ROLE_HINT = "roles are: " + ", ".join(ROLES)
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-# config.toml: (section, key) -> (is it valid, what a valid value is)
-CONFIG_KEYS = {
-    ("core", "large_file_bytes"): (lambda v: _int(v) and v >= 0, "a whole number of bytes, e.g. 1000000"),
-    ("core", "data_dirs"): (lambda v: isinstance(v, list) and all(isinstance(d, str) and d for d in v),
-                            'a list of folder names, e.g. ["datasets", "models"]'),
-    ("core", "default_role"): (lambda v: v in ROLES, "one of " + ", ".join(ROLES)),
-    ("core", "lock_timeout"): (lambda v: _number(v) and v >= 0, "seconds, e.g. 120"),
-    ("core", "link"): (lambda v: v in ("copy", "hardlink"), '"copy" (the default) or "hardlink"'),
-    ("core", "log_file"): (lambda v: isinstance(v, str) and v.strip() != "" and "\0" not in v,
-                           'a file path, relative to the workspace, e.g. ".nbversion/tmp/nbversion.log"'),
-    ("datasets", "max_zip_bytes"): (lambda v: _int(v) and v > 0, "a whole number of bytes"),
-    ("datasets", "max_zip_ratio"): (lambda v: _number(v) and v > 0, "a number, e.g. 200"),
-    ("gc", "keep_last"): (lambda v: _int(v) and v >= 1, "a whole number, at least 1"),
-    ("gc", "older_than_days"): (lambda v: _number(v) and v >= 0, "days, e.g. 30"),
-}
-
-
-def _line(text: str, *needles: str) -> int:
-    """The first line holding the first needle found (0: none)."""
-    for needle in needles:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if needle and needle in line:
-                return number
-    return 0
-
-
-def _bad(rel: str, line: int, what: str, hint: str) -> InvalidInput:
-    return InvalidInput(f"{rel}:{line}: {what}" if line else f"{rel}: {what}",
-                        hint=f"{hint}; nothing was committed")
 
 
 def _parse(root: Path, rel: str) -> tuple[dict, str]:
@@ -130,15 +92,6 @@ def check_users(root: Path) -> None:
 
 def check_config(root: Path) -> None:
     check_config_values(*_parse(root, CONFIG))
-
-
-def check_config_values(data: dict, text: str) -> None:
-    """The known settings of a parsed config.toml (also checked each time it is loaded)."""
-    for (section, key), (valid, expected) in CONFIG_KEYS.items():
-        values = data.get(section, {})
-        if isinstance(values, dict) and key in values and not valid(values[key]):
-            raise _bad(CONFIG, _line(text, f"{key} =", f"{key}=", key),
-                       f"[{section}] {key} = {values[key]!r} is not valid", f"use {expected}")
 
 
 CHECKS = {RULES: check_rules, USERS: check_users, CONFIG: check_config}

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import InvalidInput
-from ..backends import _dvc
+from ..backends.faults import checkpoint
 
 MODES = ("copy", "hardlink")
 DVC_CACHE_TYPE = {"copy": "reflink,copy", "hardlink": "hardlink,copy"}
@@ -33,6 +33,12 @@ BIG_FILE = 64 << 20           # from here a copy runs beside the hashing instead
 TMP_DIR = ".nbv-tmp"          # inside the cache folder, so a rename into place never crosses filesystems
 FICLONE = 0x40049409          # linux/fs.h: _IOW(0x94, 9, int)
 
+
+
+def object_in(cache: Path, md5: str) -> Path:
+    """DVC 3's layout under `cache` (`repo.cache.local.path`, already ending in files/md5):
+    the first two hex digits name the shard folder, the rest (with any `.dir`) the file."""
+    return Path(cache) / md5[:2] / md5[2:]
 
 def link_mode(config: dict) -> str:
     """`core.link` from a loaded config; an unknown value is refused before anything is written."""
@@ -89,8 +95,7 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
                 for path, md5, method in done:
                     report.hashes[str(path)] = md5
                     report.methods[method] = report.methods.get(method, 0) + 1
-        from ..repo.commit import _checkpoint
-        _checkpoint("store-before-cleanup")
+        checkpoint("store-before-cleanup")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -130,7 +135,7 @@ def _store_copy(path: Path, cache: Path, tmp: Path, clone: _Clone) -> tuple[str,
             md5, method = _copy_beside_hashing(path, source, target), "copy"
         else:
             md5, method = _copy_hashing(source, target), "copy"
-    obj = _dvc.object_in(cache, md5)
+    obj = object_in(cache, md5)
     if obj.exists():
         scratch.unlink()
         return md5, "present"
@@ -146,7 +151,7 @@ def _create_readonly(path: Path):
 
 def _store_known(path: Path, md5: str, cache: Path, tmp: Path, clone: _Clone) -> tuple[str, str]:
     """A file whose hash is known: nothing to do if its object exists, else an in-kernel copy."""
-    obj = _dvc.object_in(cache, md5)
+    obj = object_in(cache, md5)
     if obj.exists():
         return md5, "present"
     scratch = tmp / uuid.uuid4().hex
@@ -163,7 +168,7 @@ def _store_known(path: Path, md5: str, cache: Path, tmp: Path, clone: _Clone) ->
 def _store_hardlink(path: Path, cache: Path, tmp: Path, clone: _Clone) -> tuple[str, str]:
     """Opt-in: the workspace file and the object become one read-only inode."""
     md5 = file_md5(path)
-    obj = _dvc.object_in(cache, md5)
+    obj = object_in(cache, md5)
     if obj.exists():
         if not _same_inode(path, obj):   # same bytes already stored: link to that object instead
             _replace_with_link(obj, path)

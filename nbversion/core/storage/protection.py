@@ -46,7 +46,7 @@ def worktree_files(root):
 
 def check(root) -> list:
     """Problems for verify: a stale `.dvc/config` link setting, shared inodes, orphan objects."""
-    from .verify import Problem
+    from .problem import Problem
 
     root = Path(root)
     problems = []

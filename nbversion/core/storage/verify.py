@@ -19,6 +19,7 @@ from ..backends.hashing import file_md5
 from ..backends import _dvc, _git, lock, pointers
 from ..audit import chain as audit
 from ..repo import leftovers
+from .problem import Problem
 from .reachability import VERSION_TAG, STAGE_TAG, anchor_pointers, expand, merge_needed, tag_anchors, worktree_needed
 
 from typing import TYPE_CHECKING
@@ -27,15 +28,6 @@ if TYPE_CHECKING:   # annotations only: core.workspace imports this module into 
     from ...events import EventCallback
     from ..workspace import Workspace
 
-
-
-@dataclass
-class Problem:
-    kind: str            # missing | corrupt | not on remote | immutability | half registration | audit | lock
-    what: str            # the object, tag or file at fault
-    affects: list = field(default_factory=list)
-    detail: str = ""
-    repaired: bool = False
 
 
 @dataclass
