@@ -11,7 +11,6 @@ import fcntl
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -61,7 +60,7 @@ def workspace_lock(root: Path, operation: str, timeout: float = 120.0):
     try:
         _acquire(fd, root, timeout)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
                                   "operation": operation, "since": time.time()}).encode(), 0)
         depths[key] = 1
         try:

@@ -13,9 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,12 +49,12 @@ def import_folder(root, name: str):
 @contextmanager
 def owned_folder(root, prefix: str, name: str):
     """A fresh temp folder `<prefix><name>-<id>`, owned by this process until the block ends, then removed."""
-    folder = tmp_dir(root) / f"{prefix}{name}-{uuid.uuid4().hex[:8]}"
+    folder = tmp_dir(root) / f"{prefix}{name}-{os.urandom(4).hex()}"
     folder.mkdir(parents=True)
     fd = os.open(folder / OWNER, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "name": name,
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "name": name,
                                  "since": time.time()}).encode())
         yield folder
     finally:

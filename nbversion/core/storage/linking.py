@@ -17,8 +17,6 @@ import os
 import shutil
 import stat
 import threading
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +28,7 @@ DVC_CACHE_TYPE = {"copy": "reflink,copy", "hardlink": "hardlink,copy"}
 CACHE_MODE = 0o444            # DVC's mode for cache objects (and hard-linked workspace files)
 CHUNK = 1 << 20
 BIG_FILE = 64 << 20           # from here a copy runs beside the hashing instead of through it
-TMP_DIR = ".nbv-tmp"          # inside the cache folder, so a rename into place never crosses filesystems
+CACHE_TMP_DIR = ".nbv-tmp"          # inside the cache folder, so a rename into place never crosses filesystems
 FICLONE = 0x40049409          # linux/fs.h: _IOW(0x94, 9, int)
 
 
@@ -73,8 +71,8 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
         return report
     # scratch left by an add killed mid-way: every add runs under the workspace lock, so no other
     # add of this workspace is live now (`verify` reports such scratch as orphan objects)
-    shutil.rmtree(Path(cache) / TMP_DIR, ignore_errors=True)
-    tmp = Path(cache) / TMP_DIR / uuid.uuid4().hex
+    shutil.rmtree(Path(cache) / CACHE_TMP_DIR, ignore_errors=True)
+    tmp = Path(cache) / CACHE_TMP_DIR / os.urandom(16).hex()
     tmp.mkdir(parents=True)
     clone = _Clone()
     known = known or {}
@@ -90,6 +88,8 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
     batches = [paths[i::workers * 4] for i in range(min(len(paths), workers * 4))]
     _make_fanout(Path(cache))
     try:
+        from concurrent.futures import ThreadPoolExecutor   # threads only when there is work
+
         with ThreadPoolExecutor(workers) as pool:
             for done in pool.map(lambda batch: [(p, *one(p)) for p in batch], batches):
                 for path, md5, method in done:
@@ -127,7 +127,7 @@ class _Clone:
 
 def _store_copy(path: Path, cache: Path, tmp: Path, clone: _Clone) -> tuple[str, str]:
     """A private object for `path`: a reflink plus one hashing read, else a copy while hashing."""
-    scratch = tmp / uuid.uuid4().hex
+    scratch = tmp / os.urandom(16).hex()
     with open(path, "rb", buffering=0) as source, _create_readonly(scratch) as target:
         if clone.into(source, target):
             md5, method = _hash_stream(source), "reflink"
@@ -154,7 +154,7 @@ def _store_known(path: Path, md5: str, cache: Path, tmp: Path, clone: _Clone) ->
     obj = object_in(cache, md5)
     if obj.exists():
         return md5, "present"
-    scratch = tmp / uuid.uuid4().hex
+    scratch = tmp / os.urandom(16).hex()
     with open(path, "rb") as source, open(scratch, "wb") as target:
         cloned = clone.into(source, target)
     if not cloned:
@@ -185,7 +185,7 @@ def _store_hardlink(path: Path, cache: Path, tmp: Path, clone: _Clone) -> tuple[
 
 
 def _replace_with_link(obj: Path, path: Path) -> None:
-    scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.nbv")
+    scratch = path.with_name(f".{path.name}.{os.urandom(4).hex()}.nbv")
     try:
         os.link(obj, scratch)
         os.replace(scratch, path)
@@ -232,6 +232,8 @@ def _copy_hashing(source, target) -> str:
 def _copy_beside_hashing(path: Path, source, target) -> str:
     """A big file: an in-kernel copy (no pass through Python) on one core while this one hashes,
     since one md5 cannot be split across cores; the second read comes from the page cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
     copier = ThreadPoolExecutor(1)
     try:
         copying = copier.submit(_kernel_copy, path, target)
@@ -320,7 +322,7 @@ def break_link(path: Path) -> bool:
     info = os.lstat(path)
     if not stat.S_ISREG(info.st_mode) or (info.st_nlink == 1 and info.st_mode & stat.S_IWUSR):
         return False
-    scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.nbv")
+    scratch = path.with_name(f".{path.name}.{os.urandom(4).hex()}.nbv")
     try:
         with open(path, "rb") as source, open(scratch, "wb") as target:
             cloned = _ficlone(source, target)

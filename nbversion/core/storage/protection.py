@@ -107,7 +107,7 @@ def _commit_link_setting(root: Path) -> None:
 
 def _orphan_dirs(root) -> list:
     cache = _cache(root)
-    return [p for p in (linking.nested_orphans(cache), cache / linking.TMP_DIR) if p and p.exists()]
+    return [p for p in (linking.nested_orphans(cache), cache / linking.CACHE_TMP_DIR) if p and p.exists()]
 
 
 def orphans(root) -> dict:

@@ -12,7 +12,6 @@ its data. Transfers write to a temporary name and rename, so kill -9 leaves no c
 from __future__ import annotations
 
 import shlex
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +80,8 @@ def ssh_command(keyfile: Optional[str]) -> list:
 
 def _ssh_init_bare(url: str, keyfile: Optional[str]) -> None:
     """Create the history repo on an SSH server: git cannot push into a folder that is not a repo."""
+    import subprocess
+
     parts = urlparse(url)
     target = (f"{parts.username}@" if parts.username else "") + (parts.hostname or "")
     cmd = ssh_command(keyfile) + (["-p", str(parts.port)] if parts.port else []) + [
