@@ -6,7 +6,6 @@ compression ratio looks like a zip bomb.
 """
 from __future__ import annotations
 
-import shutil
 import stat
 import zipfile
 import zlib
@@ -96,7 +95,3 @@ def single_top_folder(folder: Path) -> Path:
     if len(children) == 1 and children[0].is_dir():
         return children[0]
     return folder
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifacts import zipsafe
+from ..backends.files import tree_size
 from ..layout import TMP_DIR, tmp_dir
 
 PREFIX = "import-"
@@ -58,7 +59,7 @@ def owned_folder(root, prefix: str, name: str):
                                  "since": time.time()}).encode())
         yield folder
     finally:
-        zipsafe.remove_tree(folder)
+        shutil.rmtree(folder, ignore_errors=True)
         os.close(fd)
 
 
@@ -79,23 +80,12 @@ def _is_dead(folder: Path, now: float) -> bool:
     return True
 
 
-def _size(folder: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(folder):
-        for fname in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, fname)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def find(root) -> list[Leftover]:
     """Temp folders left by imports and model adds that are no longer running."""
     base, now = tmp_dir(root), time.time()
     if not base.is_dir():
         return []
-    return [Leftover(p, _size(p)) for p in sorted(base.iterdir())
+    return [Leftover(p, tree_size(p)) for p in sorted(base.iterdir())
             if p.name.startswith(tuple(KINDS)) and p.is_dir() and _is_dead(p, now)]
 
 
@@ -103,7 +93,7 @@ def remove(root) -> list[Leftover]:
     """Remove what `find` finds; returns it."""
     found = find(root)
     for leftover in found:
-        zipsafe.remove_tree(leftover.path)
+        shutil.rmtree(leftover.path, ignore_errors=True)
     return found
 
 
@@ -133,5 +123,5 @@ def repair(root, problems: list) -> set:
     wanted = {p.what for p in problems if p.kind == "leftover"}
     for leftover in find(root):
         if leftover.path.relative_to(root).as_posix() in wanted:
-            zipsafe.remove_tree(leftover.path)
+            shutil.rmtree(leftover.path, ignore_errors=True)
     return {("leftover", what) for what in wanted}

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backends.files import tree_size
+
 GIT_ONLY_SUFFIXES = (".meta.json", ".dvc", ".gitignore", ".dvcignore")
 RUNS_DIR = "runs"   # nbversion.training.runs.RUNS_DIR
 
@@ -30,19 +32,6 @@ class Plan:
     def extend(self, other: "Plan") -> None:
         self.dvc += other.dvc
         self.git += other.git
-
-
-def tree_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _under_data_dir(rel: str, data_dirs) -> str | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ...errors import InvalidInput
 from ..backends.faults import checkpoint
+from ..backends.files import tree_size
 
 MODES = ("copy", "hardlink")
 DVC_CACHE_TYPE = {"copy": "reflink,copy", "hardlink": "hardlink,copy"}
@@ -344,12 +345,6 @@ def nested_orphans(cache: Path) -> Path | None:
 
 def remove_tree(path: Path) -> int:
     """Delete a folder of read-only objects; returns the bytes freed."""
-    freed = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                freed += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
+    freed = tree_size(path)
     shutil.rmtree(path, ignore_errors=True)
     return freed
