@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,8 @@ class Detections(Result):
         return text
 
     def extra_html(self) -> str:
+        import html
+
         parts = []
         for picture, info in zip(self._pictures, self.images):
             parts.append(f"<figure style='display:inline-block;margin:4px'><img style='max-width:320px' "

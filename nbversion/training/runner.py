@@ -12,7 +12,6 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -60,7 +59,7 @@ class DeviceGuard:
                 hint=f"wait for it, stop it with `nbversion runs stop {holder.get('run', 'RUN')}`, "
                      "or train on another device with --device") from None
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"run": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+        os.write(fd, json.dumps({"run": run_id, "pid": os.getpid(), "host": os.uname().nodename,
                                  "device": self.path.stem.removeprefix("train-")}).encode())
         self.fd = fd
 
@@ -192,7 +191,7 @@ def _write_initial_record(ws, folder: Path, data: str, model: str, model_lineage
         "ultralytics_version": _yolo.version(), "model": model, "model_source": model_lineage,
         "epochs": [], "best_epoch": None, "metrics": {}, "dataset": data_lineage,
         "commit": run_commit(ws.root), "cell": cell.to_dict() if cell else None, "started_at": runs.now(),
-        "ended_at": None, "error": None, "pid": os.getpid(), "host": socket.gethostname(),
+        "ended_at": None, "error": None, "pid": os.getpid(), "host": os.uname().nodename,
         "weights": {"best": f"runs/{run_id}/weights/best.pt", "last": f"runs/{run_id}/weights/last.pt"}})
     return data_yaml
 
@@ -338,7 +337,7 @@ def resume(ws: Workspace, run_id: str, wait: bool = False, on_event: Optional[Ev
     guard.acquire(run_id)
     (runs.run_dir(ws.root, run_id) / runs.STOP_FILE).unlink(missing_ok=True)
     runs.update(ws.root, run_id, status="queued", error=None, ended_at=None, pid=os.getpid(),
-                host=socket.gethostname(), resumed_at=runs.now())
+                host=os.uname().nodename, resumed_at=runs.now())
     keep = {"device": record.get("device") or "cpu", **({"workers": 0, "amp": False} if record.get("device") == "cpu" else {})}
     return _start(ws, run_id, guard, lambda cbs: _yolo.train(record["model"], keep, cbs, resume_from=str(checkpoint)),
                   wait, on_event, callbacks)

@@ -73,9 +73,8 @@ def update(root, run_id: str, **changes) -> dict:
 def is_alive(record: dict) -> bool:
     """Is the process that trains this run still there? (Unknowable for another host: assume so.)"""
     import os
-    import socket
 
-    if record.get("host") not in (None, socket.gethostname()):
+    if record.get("host") not in (None, os.uname().nodename):
         return True
     try:
         os.kill(int(record.get("pid") or 0), 0)

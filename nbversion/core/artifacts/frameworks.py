@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
-import pickletools
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...errors import DamagedFile, InvalidInput
+
+if TYPE_CHECKING:   # annotations only; zipfile is imported where an archive is opened
+    import zipfile
 
 logger = logging.getLogger(__name__)
 
@@ -53,20 +54,26 @@ _SAFE = {("collections", "OrderedDict"), ("builtins", "set"), ("builtins", "froz
          ("builtins", "slice"), ("builtins", "complex"), ("copyreg", "_reconstructor"), ("builtins", "object")}
 
 
-class _InertUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) in _SAFE:
-            return super().find_class(module, name)
-        return _Inert
+def _inert_unpickler(fh):
+    """An Unpickler that builds no real object: a class made here so `pickle` loads on first use."""
+    import pickle
 
-    def persistent_load(self, pid):   # tensor storages: not needed for metadata
-        return None
+    class InertUnpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) in _SAFE:
+                return super().find_class(module, name)
+            return _Inert
+
+        def persistent_load(self, pid):   # tensor storages: not needed for metadata
+            return None
+
+    return InertUnpickler(fh)
 
 
 def _read_torch_pickle(archive: zipfile.ZipFile):
     data_pkl = next(n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
     with archive.open(data_pkl) as fh:
-        return _InertUnpickler(fh).load()
+        return _inert_unpickler(fh).load()
 
 
 def _state(obj) -> dict:
@@ -95,6 +102,8 @@ def _ultralytics(checkpoint: dict) -> Detected:
 
 def _zip(path: Path, label: str) -> zipfile.ZipFile:
     """The file's ZIP archive; a truncated or damaged one is bad input, not a BadZipFile traceback."""
+    import zipfile
+
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
@@ -124,6 +133,8 @@ def _pytorch_zip(path: Path) -> Detected:
 
 def _pickled_modules(head: bytes) -> set:
     """Top-level modules a pickle refers to, read from its opcodes (nothing is executed)."""
+    import pickletools
+
     modules = set()
     try:
         strings = []

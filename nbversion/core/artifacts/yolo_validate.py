@@ -10,7 +10,6 @@ import hashlib
 import io
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +189,8 @@ def validate(layout: Layout, on_event=None, copy_to: Path | None = None) -> Vali
     total = sum(len(s.images) for s in layout.splits.values())
     done, seen, classes = 0, {}, Counter()
     # reading and decoding wait on the disk and zlib/hashlib release the GIL: threads overlap them
+    from concurrent.futures import ThreadPoolExecutor   # only when a dataset is validated
+
     pool = ThreadPoolExecutor(max_workers=WORKERS)
     try:
         for split in layout.splits.values():

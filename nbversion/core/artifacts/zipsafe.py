@@ -7,12 +7,15 @@ compression ratio looks like a zip bomb.
 from __future__ import annotations
 
 import stat
-import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from ...errors import InvalidInput
 from .yolo_layout import Problem
+
+if TYPE_CHECKING:   # annotations only; zipfile is imported where an archive is opened
+    import zipfile
 
 # small entries compress absurdly well (an empty label file); only judge ratios above this
 RATIO_MIN_BYTES = 1_000_000
@@ -31,6 +34,8 @@ def _entry_problem(archive: str, info: zipfile.ZipInfo) -> str | None:
 
 def check(path, max_bytes: int, max_ratio: float) -> list[zipfile.ZipInfo]:
     """The archive's file entries, or InvalidInput listing every unsafe one."""
+    import zipfile
+
     path = Path(path)
     try:
         archive = zipfile.ZipFile(path)
@@ -61,6 +66,8 @@ def check(path, max_bytes: int, max_ratio: float) -> list[zipfile.ZipInfo]:
 
 def extract(path, dest, max_bytes: int, max_ratio: float) -> Path:
     """Check, then extract into `dest` (created). Stops if entries inflate beyond what they declared."""
+    import zipfile
+
     infos = check(path, max_bytes, max_ratio)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -74,6 +81,8 @@ def extract(path, dest, max_bytes: int, max_ratio: float) -> Path:
 
 
 def _extract_checked(path, dest: Path, infos, max_bytes: int) -> None:
+    import zipfile
+
     written = 0
     with zipfile.ZipFile(path) as archive:
         for info in infos:

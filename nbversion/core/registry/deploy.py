@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -51,6 +50,8 @@ def payload(name: str, version: str, stage: str, user: str, paths: list, previou
 
 
 def run_command(root, command: str, data: dict, timeout: float) -> tuple[bool, Optional[int], str]:
+    import subprocess
+
     env = dict(os.environ, NBVERSION_NAME=data["name"], NBVERSION_VERSION=data["version"],
                NBVERSION_STAGE=data["stage"], NBVERSION_USER=data["user"],
                NBVERSION_PATH=(data["paths"] or [""])[0], NBVERSION_PREVIOUS=data["previous"] or "",

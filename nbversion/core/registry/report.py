@@ -4,7 +4,6 @@ The HTML is one standalone page (inline CSS, no scripts, nothing fetched) that p
 """
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -81,6 +80,8 @@ def collect(ws) -> dict:
 
 
 def _table(headers, rows, row_class=lambda row: "") -> str:
+    import html
+
     if not rows:
         return "<p class=meta>none</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
@@ -96,6 +97,8 @@ def _fmt(value) -> str:
 
 
 def render_html(data: dict) -> str:
+    import html
+
     a = data["audit"]
     status = "<span class=ok>chain and rules verified</span>" if a["ok"] else \
         f"<span class=bad>verification FAILED: {html.escape(a['problems'][0]['message'])}</span>"

@@ -9,14 +9,10 @@ is always complete: history is small, the data is what needs to be incremental.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import html
 import json
 import os
 import shutil
-import tarfile
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,6 +31,7 @@ from .reachability import needed_objects
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
+    import tarfile
     from ...events import EventCallback
     from ..workspace import Workspace
 
@@ -87,6 +84,8 @@ def _passphrase(passphrase: Optional[str]) -> Optional[str]:
 
 def read_report(archive, passphrase: Optional[str] = None) -> dict:
     """The report.json inside a backup (decrypting it first when needed)."""
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         plain = _plain_archive(Path(archive), Path(tmp), passphrase)
         return _report_of(plain, Path(archive))
@@ -94,6 +93,9 @@ def read_report(archive, passphrase: Optional[str] = None) -> dict:
 
 def _report_of(plain: Path, shown: Path) -> dict:
     """report.json of a (decrypted) backup; anything else is a clear error, not a tarfile traceback."""
+    import gzip
+    import tarfile
+
     try:
         with tarfile.open(plain, "r:gz") as tar:
             member = tar.extractfile("report.json")
@@ -142,6 +144,8 @@ def create(ws: Workspace, out: Optional[str] = None, encrypt: bool = False, pass
         >>> ws = nbv.open(".")
         >>> ws.backup_create(out="/backups/project.tar.gz")
     """
+    import tempfile
+
     emit = emitter(on_event)
     passphrase = _passphrase(passphrase)
     if encrypt:
@@ -189,6 +193,8 @@ def _report(root, bundle: Path, refs: list, new: dict, all_objects: set, since, 
 
 
 def _write_tar(root, plain: Path, tmp: Path, report: dict, emit) -> None:
+    import tarfile
+
     (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
     (tmp / "report.html").write_text(_html(report, None))
     # data is mostly images and weights that do not compress: the fastest level is enough
@@ -202,6 +208,8 @@ def _write_tar(root, plain: Path, tmp: Path, report: dict, emit) -> None:
 
 
 def _html(report: dict, digest: Optional[str]) -> str:
+    import html
+
     rows = "".join(f"<tr><td>{html.escape(m)}</td><td>{o['size']}</td><td>{html.escape(', '.join(o['needed_by']))}</td></tr>"
                    for m, o in sorted(report["objects"].items()))
     head = f"<p>archive sha256: {digest}</p>" if digest else ""
@@ -245,6 +253,10 @@ def _chain(archive: Path, passphrase: Optional[str], tmp: Path) -> list:
 
 
 def restore(archive: str, directory: str, passphrase: Optional[str] = None, on_event=None) -> BackupResult:
+    import tempfile
+    import gzip
+    import tarfile
+
     emit = emitter(on_event)
     archive_path, target = Path(archive).expanduser().resolve(), Path(directory).expanduser().resolve()
     if target.exists() and any(target.iterdir()):
@@ -297,6 +309,8 @@ def _clone_bundle(bundle: Path, target: Path) -> None:
 
 
 def _restore_objects(plain: Path, report: dict, target: Path) -> tuple[int, int]:
+    import tarfile
+
     count = size = 0
     with tarfile.open(plain, "r:gz") as tar:
         for member in _safe_members(tar, plain):
