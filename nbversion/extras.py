@@ -9,9 +9,12 @@ workspace verb stays fast, and the error comes before anything is written.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from urllib.parse import urlparse
 
 from .errors import MissingExtra
+
+logger = logging.getLogger(__name__)
 
 # extra -> the modules it brings that nbversion imports (keep in step with pyproject.toml)
 MODULES = {

@@ -5,6 +5,7 @@ Its own module (not workspace.py) because operations that open a transaction wit
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -12,6 +13,8 @@ from typing import Optional
 from .audit import chain as audit
 from .backends import _git
 from .repo.cell import with_trailers
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass

@@ -4,8 +4,11 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 
 from ..core.backends import _dvc
+
+logger = logging.getLogger(__name__)
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]

@@ -7,12 +7,15 @@ is the server's root directory unless `NbversionConfig.workspace` says otherwise
 """
 from __future__ import annotations
 
+import logging
 import os
 
 from traitlets import Unicode
 from traitlets.config import Configurable
 
 from .. import __version__  # noqa: F401  (shown by `jupyter server extension list`)
+
+logger = logging.getLogger(__name__)
 
 
 class NbversionConfig(Configurable):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import threading
@@ -27,6 +28,8 @@ import tornado.web
 
 from ..errors import NbversionError, UsageError
 from .handlers import EXECUTOR, NbversionHandler
+
+logger = logging.getLogger(__name__)
 
 RUN_FILES = ("run.json", "results.csv")
 MAX_WAIT_S = 30.0

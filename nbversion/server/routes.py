@@ -5,12 +5,15 @@ on every non-GET request) and fails fast with 409 while another process holds th
 """
 from __future__ import annotations
 
+import logging
 import tornado.web
 from jupyter_server.utils import url_path_join
 
 from ..errors import NbversionError
 from .handlers import NbversionHandler
 from .progress import ProgressHandler
+
+logger = logging.getLogger(__name__)
 
 NAME = r"(?P<name>[^/]+)"
 

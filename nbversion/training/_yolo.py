@@ -6,12 +6,15 @@ plots would otherwise fetch Arial.ttf from the network).
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from ..errors import InvalidInput, NbversionError, UsageError
+
+logger = logging.getLogger(__name__)
 
 _prepared: Optional[Path] = None
 

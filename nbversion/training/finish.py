@@ -7,12 +7,15 @@ own commit never finds its files taken by someone else's.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 
 from ..core.backends import _dvc, _git
 from ..core.layout import tmp_dir
 from . import runs
+
+logger = logging.getLogger(__name__)
 
 
 def final_record(root, run_id: str, status: str, error, observer) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -15,6 +16,8 @@ from ..render import Result
 from . import runs
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     import os

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import fcntl
 import json
+import logging
 import os
 import shutil
 import socket
@@ -28,6 +29,8 @@ from . import runs
 from .handle import Run
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..core.workspace import Workspace

@@ -11,6 +11,7 @@ run.json is the contract with the registry (`register --from RUN`) and the sideb
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +23,8 @@ from ..errors import NotFound
 from ..core.result import Result
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..core.workspace import Workspace

@@ -6,6 +6,7 @@ by a few files reads a few files.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from .yolo_layout import IMAGE_SUFFIXES, label_for
 from .yolo_validate import parse_label_counts
 
 from .dataset_meta import DATASETS_DIR as KIND_DIR
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback

@@ -8,6 +8,7 @@ longer a valid dataset is refused with the file and line at fault.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from .yolo_layout import find_layout
 from .yolo_validate import validate
 
 from .dataset_meta import DATASETS_DIR as KIND_DIR
+
+logger = logging.getLogger(__name__)
 MAX_SHOWN = 20
 
 

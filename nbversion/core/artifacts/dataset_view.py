@@ -4,6 +4,7 @@ The thumbnails themselves are drawn by nbversion/renderers/datasets.py in a note
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
@@ -15,6 +16,8 @@ from ..repo import names, refs
 from .yolo_layout import IMAGE_SUFFIXES, label_for
 
 from .dataset_meta import DATASETS_DIR as KIND_DIR
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback

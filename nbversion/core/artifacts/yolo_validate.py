@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from ...events import Event, emitter
 from .yolo_layout import IMAGE_SUFFIXES, Layout, Problem
+
+logger = logging.getLogger(__name__)
 
 # stop listing after this many errors: a wrong class list would otherwise flood the report
 MAX_ERRORS = 1000

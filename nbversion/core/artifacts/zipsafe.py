@@ -6,6 +6,7 @@ compression ratio looks like a zip bomb.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import stat
 import zipfile
@@ -14,6 +15,8 @@ from pathlib import Path, PurePosixPath
 
 from ...errors import InvalidInput
 from .yolo_layout import Problem
+
+logger = logging.getLogger(__name__)
 
 # small entries compress absurdly well (an empty label file); only judge ratios above this
 RATIO_MIN_BYTES = 1_000_000

@@ -1,6 +1,7 @@
 """`audit [--user U] [--action A] [--since DATE] [-n N]`: the audit log's entries, filtered."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Optional
@@ -9,6 +10,8 @@ from ...errors import UsageError
 from ..registry.resolve import parse_when
 from ..result import Result
 from . import chain as audit
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..workspace import Workspace

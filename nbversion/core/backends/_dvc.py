@@ -7,7 +7,9 @@ workspace lock serialises callers).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
@@ -48,6 +50,7 @@ def _repo(root, transfer: bool = False):
     from dvc.exceptions import DvcException
 
     _quiet()
+    operation, started = sys._getframe(2).f_code.co_name, time.monotonic()   # the adapter function in `with _repo(...)`
     override = _link_override(root)
     try:
         repo = Repo(str(root), config=override)
@@ -65,6 +68,7 @@ def _repo(root, transfer: bool = False):
         raise NbversionError(f"dvc: {exc}", hint="run `nbversion verify` to check the workspace") from exc
     finally:
         repo.close()
+        logger.debug("dvc %s (in %s, %.2f s)", operation, root, time.monotonic() - started)
 
 
 def _abs(root, targets) -> list[str]:

@@ -1,11 +1,16 @@
 """The only module that imports git (GitPython). Plain functions over a repo root."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
 from ...errors import NbversionError, RefNotFound, RemoteUnreachable
+
+logger = logging.getLogger(__name__)
+
+logger = logging.getLogger(__name__)
 
 
 # GitPython costs ~40 ms to import, and every Workspace method's module imports this adapter,
@@ -33,7 +38,20 @@ TALKS_TO_A_REMOTE = ("push", "fetch", "pull", "clone", "ls-remote")
 
 
 def _cmd(root) -> "git.Git":
-    return git.Git(str(root))
+    return _Logged(str(root))
+
+
+class _Logged:
+    """git.Git whose every command line goes to the debug log with its duration (`nbversion -v`)."""
+    def __init__(self, root: str):
+        self._git, self._root = git.Git(root), root
+
+    def execute(self, command, **kwargs):
+        started = time.monotonic()
+        try:
+            return self._git.execute(command, **kwargs)
+        finally:
+            logger.debug("%s (in %s, %.3f s)", " ".join(command), self._root, time.monotonic() - started)
 
 
 def _run(root, *args, **kwargs) -> str:

@@ -5,10 +5,13 @@ runner (errors become NbversionError with git's message) and imports no GitPytho
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
 from ._git import _run   # the adapter's one runner; callers outside backends use these functions
+
+logger = logging.getLogger(__name__)
 
 
 def remotes(root) -> dict:

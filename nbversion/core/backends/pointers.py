@@ -1,11 +1,14 @@
 """DVC pointer files (`*.dvc`) read directly: cheap, no DVC import needed."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from . import _git
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ A failing hook never undoes the promotion: it is reported and recorded.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import time
@@ -18,6 +19,8 @@ from ..audit.chain import now_iso
 from ..repo.config import META_DIR
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..workspace import Workspace

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from .deploy import read_history
 from .versions import artifact_tags, registry
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..workspace import Workspace

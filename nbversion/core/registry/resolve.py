@@ -6,6 +6,7 @@ the weights served are checked against the version's manifest (`served.py`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +18,8 @@ from ..backends import _git
 from ..result import Result
 from . import tags
 from .versions import one_artifact, read_manifest, split_ref, version_dir
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..workspace import Workspace

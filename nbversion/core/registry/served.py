@@ -13,6 +13,7 @@ checks keep working), from the local DVC cache or else the default remote.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -21,6 +22,8 @@ from ...errors import IntegrityError, NotFound
 from ..backends import _git, atomic, statcache
 from ..backends.pointers import Pointer
 from .versions import REGISTRY_DIR
+
+logger = logging.getLogger(__name__)
 
 RESOLVED_DIR = Path(".nbversion") / "resolved"
 CHUNK = 1 << 20

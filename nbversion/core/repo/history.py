@@ -1,6 +1,7 @@
 """`log` and `diff`: history with data changes shown as data, not as `.dvc` pointers."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -13,6 +14,8 @@ from .cell import parse_trailers
 from ..layout import TMP_DIR
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     import os

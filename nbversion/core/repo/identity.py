@@ -7,6 +7,7 @@ them against the roles in force at each commit.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from ...errors import PermissionDenied
 from ..backends import _git
 from .config import META_DIR, load_config, read_toml
 from .roles import RANK, ROLES, allows  # noqa: F401 (identity.ROLES / allows, as users and audit verify read them)
+
+logger = logging.getLogger(__name__)
 
 
 

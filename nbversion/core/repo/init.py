@@ -1,6 +1,7 @@
 """`init [PATH]`: make a folder (or an existing git repo) an nbversion workspace."""
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from ..storage import linking
 from ..layout import META_DIR, tmp_dir
 from .config import DEFAULT_CONFIG, DEFAULT_RULES, write_toml
 from ..backends.lock import workspace_lock
+
+logger = logging.getLogger(__name__)
 
 GITIGNORE_LINES = [".ipynb_checkpoints/", "__pycache__/", "*.pyc"]
 DVCIGNORE_LINES = ["*.cache", ".ipynb_checkpoints/", "__pycache__/"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from ..artifacts import zipsafe
 from ..layout import TMP_DIR, tmp_dir
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "import-"
 MODEL_PREFIX = "model-"

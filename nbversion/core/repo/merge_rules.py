@@ -13,9 +13,12 @@ entries either side added after it are sorted by time and get new `prev`/`hash` 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Optional
 
 from ..audit import chain as audit
+
+logger = logging.getLogger(__name__)
 
 _MISSING = object()
 

@@ -10,9 +10,12 @@ Rules (config `core.large_file_bytes`, `core.data_dirs`):
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 GIT_ONLY_SUFFIXES = (".meta.json", ".dvc", ".gitignore", ".dvcignore")
 RUNS_DIR = "runs"   # nbversion.training.runs.RUNS_DIR

@@ -1,6 +1,7 @@
 """`user add`, `user list`, `whoami`: roles in the committed `.nbversion/users.toml`."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from ...errors import UsageError
@@ -9,6 +10,8 @@ from . import identity
 from .config import META_DIR, read_toml, write_toml
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..workspace import Workspace

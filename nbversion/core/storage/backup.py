@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import html
 import json
+import logging
 import os
 import shutil
 import tarfile
@@ -33,6 +34,8 @@ from ..backends.hashing import file_md5
 from .reachability import needed_objects
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback

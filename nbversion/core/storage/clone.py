@@ -5,6 +5,7 @@ remote and its options come from the cloned `.dvc/config`, with a key file kept 
 """
 from __future__ import annotations
 
+import logging
 import shlex
 import shutil
 import time
@@ -16,6 +17,8 @@ from ...events import Event, emitter
 from ...extras import require_for_url
 from ..backends import _dvc, _git, _git_sync
 from .remotes import TransferResult, folder_path, ssh_command, url_kind, version_objects
+
+logger = logging.getLogger(__name__)
 
 
 def _history_url(url: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import stat
@@ -22,6 +23,8 @@ from pathlib import Path
 
 from ...errors import InvalidInput
 from ..backends.faults import checkpoint
+
+logger = logging.getLogger(__name__)
 
 MODES = ("copy", "hardlink")
 DVC_CACHE_TYPE = {"copy": "reflink,copy", "hardlink": "hardlink,copy"}

@@ -7,6 +7,7 @@ changes the stored version. `verify` names them and `--repair` gives each its ow
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from . import linking
 from ..repo.config import load_config
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from typing import Iterable

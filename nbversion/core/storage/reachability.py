@@ -8,11 +8,14 @@ user knows ("registered yolo@v1.0.0", "dataset coco@v1", "working tree models/ne
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from typing import Optional
 
 from ..backends import _dvc, _git, pointers
+
+logger = logging.getLogger(__name__)
 
 VERSION_TAG = re.compile(r"^(?P<name>[^@#]+)@v(?P<version>\d+\.\d+\.\d+)$")
 STAGE_TAG = re.compile(r"^(?P<name>[^@#]+)#(?P<stage>[^#]+)#(?P<n>\d+)$")

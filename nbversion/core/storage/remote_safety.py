@@ -5,6 +5,7 @@ server that is down) would leave `.dvc/config` with a half-added remote and the 
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 from urllib.parse import urlparse
@@ -12,6 +13,8 @@ from urllib.parse import urlparse
 from ...errors import UsageError
 from ..backends import _git, _git_sync
 from ..repo import names
+
+logger = logging.getLogger(__name__)
 
 
 def url_kind(url: str) -> str:

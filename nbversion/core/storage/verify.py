@@ -9,6 +9,7 @@ What each tag, commit and the working tree needs is `reachability`'s walk (share
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -23,6 +24,8 @@ from .problem import Problem
 from .reachability import VERSION_TAG, STAGE_TAG, anchor_pointers, expand, merge_needed, tag_anchors, worktree_needed
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback
@@ -213,15 +216,22 @@ def _check(root, remote, check_remote_presence, on_event) -> VerifyResult:
     emit(Event("verify", message="tags and manifests"))
     anchors = tag_anchors(root)
     problems = check_registrations(root)
+    logger.debug("verify: %d tag(s), %d registration problem(s)", len(anchors), len(problems))
     needed = merge_needed(anchor_pointers(root, anchors), worktree_needed(root))
     cache_problems, everything = check_cache(root, needed, on_event)
     problems += cache_problems
+    logger.debug("verify: %d pointer(s) -> %d object(s) hashed, %d missing or corrupt", len(needed),
+                 len(everything), len(cache_problems))
     if check_remote_presence:
         emit(Event("verify", message="remote presence"))
-        problems += check_remote(root, everything, remote)
-    problems += check_audit_and_lock(root)
-    problems += leftovers.verify_problems(root)
-    problems += _link_problems(root)
+        remote_problems = check_remote(root, everything, remote)
+        logger.debug("verify: %d object(s) not on remote %s", len(remote_problems), remote or "(default)")
+        problems += remote_problems
+    for name, check in (("audit and lock", check_audit_and_lock), ("leftovers", leftovers.verify_problems),
+                        ("links", _link_problems)):
+        found = check(root)
+        logger.debug("verify: %s: %d problem(s)", name, len(found))
+        problems += found
     checked = {"tags": len(anchors), "pointers": len(needed), "objects": len(everything)}
     return VerifyResult(problems, checked, remote)
 
@@ -247,6 +257,7 @@ def repair_problems(root, problems: list, remote: Optional[str], on_event=None) 
                 _discard(_dvc.object_path(root, problem.what))
         emit(Event("fetch", message=f"{len(broken)} object(s) from remote {remote or '(default)'}"))
         wanted = {p.what for p in broken}
+        logger.debug("repair: fetching %d missing or corrupt object(s) from %s", len(wanted), remote or "(default)")
         _dvc.fetch_objects(root, wanted, remote)
         listed, _ = expand(root, {m: set() for m in wanted if m.endswith(".dir")})
         missing = {m for m in listed if not _dvc.object_path(root, m).exists()}
