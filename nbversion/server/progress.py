@@ -189,4 +189,6 @@ class ProgressHandler(NbversionHandler):
             if answer["runs"] or answer["sections"] or time.monotonic() >= deadline or self.request.connection.stream.closed():
                 break
             await asyncio.sleep(CHECK_EVERY_S)
+        logger.debug("GET progress since %d: %d run(s) and sections %s changed", cursor, len(answer["runs"]),
+                     answer["sections"])
         self.finish(json.dumps(answer, default=str))

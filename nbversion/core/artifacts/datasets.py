@@ -254,6 +254,7 @@ def _check_tags(root: Path, name: str, tags) -> None:
 
 
 def _swap_in(target: Path, staging: Path, trash: Path) -> None:
+    logger.debug("swapping %s in for %s (the previous copy kept in %s until DVC has it)", staging, target, trash)
     if target.exists():
         os.replace(target, trash)
     target.parent.mkdir(parents=True, exist_ok=True)

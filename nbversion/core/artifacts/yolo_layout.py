@@ -97,6 +97,7 @@ def find_layout(folder) -> Layout:
     folder = Path(folder)
     yaml_path = find_yaml(folder)
     if yaml_path is None:
+        logger.debug("no YOLO data.yaml under %s: a plain folder of files", folder)
         return Layout(folder, "files")
     layout = Layout(folder, "yolo", yaml_path.relative_to(folder).as_posix())
     text = yaml_path.read_text(errors="replace")
@@ -114,6 +115,8 @@ def find_layout(folder) -> Layout:
             continue
         _add_split(layout, split, value if isinstance(value, list) else [value], base,
                    key_line(text, split))
+    logger.debug("YOLO layout from %s: %d class(es), splits %s, %d problem(s)", layout.yaml_file, len(layout.names),
+                 {name: len(split.images) for name, split in layout.splits.items()}, len(layout.problems))
     return layout
 
 

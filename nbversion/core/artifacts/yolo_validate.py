@@ -222,4 +222,6 @@ def validate(layout: Layout, on_event=None, copy_to: Path | None = None) -> Vali
     result.class_instances = {names[i] if i < len(names) else str(i): classes.get(i, 0)
                               for i in range(len(names))}
     emit(Event("validate", total, total, f"{len(result.errors)} error(s), {len(result.warnings)} warning(s)"))
+    logger.debug("validated %d image(s) of %s (copied to %s): %s; %d error(s), %d warning(s)", done, layout.root,
+                 copy_to, result.splits, len(result.errors), len(result.warnings))
     return result

@@ -95,5 +95,7 @@ def resolve(ws: Workspace, ref: str, at: Optional[str] = None) -> ResolveResult:
     art = one_artifact(ws.root, name)
     version = select_version(art, selector, at)
     paths = local_weights(ws.root, name, version, art.versions[version]["commit"])
+    logger.debug("resolve %s%s: %r (MODEL_VERSION=%s) -> %s@%s at %s, weights %s", ref, f" at {at}" if at else "",
+                 selector, os.environ.get("MODEL_VERSION"), name, version, art.versions[version]["commit"], paths[0])
     return ResolveResult(name, version, selector or os.environ.get("MODEL_VERSION") or "champion",
                          str(paths[0]), [str(p) for p in paths], art.versions[version]["commit"])

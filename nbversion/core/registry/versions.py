@@ -262,13 +262,12 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
     origin = _source(ws, source)
     with ws.transaction("register", role="contributor") as tx:
         asked, version = version, _choose_version(artifact_tags(ws.root, name).get(name), version, bump)
-        logger.debug("register %s: version %s (asked: --version %s, --bump %s) from %s", name, version,
-                     asked, bump, origin["source"])
+        logger.debug("register %s: version %s (--version %s, --bump %s)", name, version, asked, bump)
         names.check_tag(tags.version_tag(name, version), "version tag")   # before anything is written
         rel = version_dir(name, version)
         finished = _finish_interrupted(ws.root, tx.user, name, version, origin)
         if finished is not None:
-            logger.debug("register %s@%s: an interrupted register had committed; only the tag was missing", name, version)
+
             emit(Event("register", 4, 4, f"finished the interrupted register of {name}@{version}"))
             return finished
         _clear_leftover(ws.root, rel)
