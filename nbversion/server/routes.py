@@ -167,5 +167,6 @@ ROUTES = [
 
 def handlers(base_url: str) -> list:
     """(pattern, handler) pairs for tornado, anchored at the server's base URL."""
+    logger.debug("%d REST routes under %snbversion/api/", len(ROUTES), base_url)
     return [(url_path_join(base_url, "nbversion", "api", path) + "/?", handler)
             for path, handler in ROUTES]

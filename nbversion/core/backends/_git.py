@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
 from ...errors import NbversionError, RefNotFound, RemoteUnreachable
-
-logger = logging.getLogger(__name__)
 
 logger = logging.getLogger(__name__)
 
