@@ -100,6 +100,7 @@ def _check_images(images) -> list[Path]:
             with Image.open(path) as picture:
                 picture.verify()
         except Exception as exc:   # Ultralytics patches Image.open; its HEIF fallback raises ImportError
+            logger.debug("Pillow cannot verify %s", path, exc_info=True)
             unreadable = isinstance(exc, OSError) and not isinstance(exc, UnidentifiedImageError)
             reason = exc if unreadable else "unknown image format"
             raise InvalidInput(f"{image}: not a readable image ({reason})", hint="give .jpg / .png files") from None

@@ -117,8 +117,9 @@ def read_history(root, name: Optional[str] = None) -> list[dict]:
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             row = json.loads(line)
-        except ValueError:
-            continue   # a torn last line from a killed process
+        except ValueError:   # a torn last line from a killed process
+            logger.debug("skipping a line of %s that is not JSON", path, exc_info=True)
+            continue
         if name is None or row.get("name") == name:
             rows.append(row)
     return rows

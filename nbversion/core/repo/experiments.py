@@ -122,6 +122,7 @@ def _branch_items(root, branch: str) -> list:
         try:
             data = json.loads(blobs.get(f"{branch}:{path}") or b"{}")
         except ValueError:
+            logger.debug("%s on %s is not valid JSON: left out of the comparison", path, branch, exc_info=True)
             continue
         if path.startswith("runs/"):
             items.append({"kind": "run", "id": path.split("/")[1], "metrics": _run_metrics(data),

@@ -78,6 +78,7 @@ def _entries(raw: Optional[bytes]) -> list:
         try:
             entries.append(json.loads(line))
         except ValueError:
+            logger.debug("dropping an audit line that is not JSON (a torn write): %r", line[:80], exc_info=True)
             continue
     return entries
 

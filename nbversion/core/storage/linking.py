@@ -24,6 +24,8 @@ from pathlib import Path
 from ...errors import InvalidInput
 from ..backends.faults import checkpoint
 
+# one summary line a store (below); the per-file paths (store, place, link checks, sizes) stay
+# silent, failures included: they run once per file, up to millions of times, and fall back or count
 logger = logging.getLogger(__name__)
 
 MODES = ("copy", "hardlink")
@@ -98,6 +100,8 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
                 for path, md5, method in done:
                     report.hashes[str(path)] = md5
                     report.methods[method] = report.methods.get(method, 0) + 1
+        logger.debug("stored %d file(s) in %s (%s, %d worker(s)): %s; %d known from the import", len(paths), cache,
+                     mode, workers, report.methods, len(known))
         checkpoint("store-before-cleanup")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

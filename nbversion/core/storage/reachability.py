@@ -157,8 +157,9 @@ def lineage_needed(root) -> tuple[list, dict]:
     for spec, blob in _git.cat_files(root, specs).items():
         try:
             dataset = (json.loads(blob or b"{}").get("lineage") or {}).get("dataset") or {}
-        except (ValueError, AttributeError):
-            continue   # a broken manifest is `verify`'s to report
+        except (ValueError, AttributeError):   # a broken manifest is `verify`'s to report
+            logger.debug("manifest %s is not readable: its dataset lineage is not kept", spec, exc_info=True)
+            continue
         name, label = dataset.get("name"), f"lineage of {specs[spec]}"
         if not isinstance(name, str) or not name:
             continue

@@ -183,6 +183,7 @@ def _dvc_remote_names(root) -> tuple[set, Optional[str]]:
         try:
             parser.read(Path(root) / ".dvc" / name)
         except configparser.Error:
+            logger.debug(".dvc/%s is not plain INI: asking DVC for the remotes", name, exc_info=True)
             data, default = _dvc.remote_list(root)
             return set(data), default
         for section in parser.sections():
@@ -203,6 +204,7 @@ def _data_url(root, name: str) -> str:
         try:
             parser.read(Path(root) / ".dvc" / file)
         except configparser.Error:
+            logger.debug(".dvc/%s is not plain INI: the URL of remote %s is unknown here", file, name, exc_info=True)
             return ""
         for section in (f'remote "{name}"', f"'remote \"{name}\"'"):
             url = parser.get(section, "url", fallback=url)
