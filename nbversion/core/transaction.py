@@ -35,4 +35,6 @@ class Transaction:
         """Stage `paths` plus the audit log, and make one commit. Returns its sha."""
         paths = [*paths, str(audit.AUDIT_FILE)]
         _git.add(self.root, paths)
-        return _git.commit(self.root, with_trailers(message), self.user, paths)
+        sha = _git.commit(self.root, with_trailers(message), self.user, paths)
+        logger.debug("%s by %s: commit %s with %d audit entr(ies)", self.action, self.user, sha, len(self.entries))
+        return sha

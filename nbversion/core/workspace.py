@@ -101,6 +101,7 @@ class Workspace:
         """
         user = identity.require(self.root, role, action)
         timeout = float(self.config["core"]["lock_timeout"])
+        logger.debug("transaction %s by %s in %s (lock timeout %s s)", action, user, self.root, timeout)
         with workspace_lock(self.root, action, timeout):
             yield Transaction(self.root, user, action)
 

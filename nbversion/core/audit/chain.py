@@ -67,6 +67,7 @@ def last_hash(root: Path) -> str:
         return json.loads(line)["hash"]
     except (ValueError, KeyError):
         # a torn last line (process killed mid-append): chain from the last good one
+        logger.debug("the last audit line is torn: dropping it and chaining from the one before", exc_info=True)
         repair_tail(root)
         return last_hash(root)
 
@@ -99,6 +100,7 @@ def append(root: Path, user: str, action: str, target: str = "", details: Option
         os.fsync(fd)
     finally:
         os.close(fd)
+    logger.debug("audit %s %s by %s: %s", action, target, user, entry["hash"][:12])
     return entry
 
 

@@ -80,4 +80,5 @@ def query(ws: Workspace, user: Optional[str] = None, action: Optional[str] = Non
         if start and datetime.fromisoformat(entry["time"]) < start:
             continue
         found.append((number, entry))
+    logger.debug("audit: %d of %d entries match (user %s, action %s, since %s)", len(found), total, user, action, since)
     return AuditResult(found[-limit:] if limit else found, total)

@@ -86,6 +86,7 @@ def merge_base(root, a: str, b: str) -> str:
 def ahead_behind(root, base: str, branch: str) -> tuple[int, int]:
     """(commits only on `base`, commits only on `branch`)."""
     left, right = _run(root, "rev-list", "--left-right", "--count", f"{base}...{branch}").split()
+    logger.debug("%s has %s commit(s) not on %s, which has %s not on it", base, left, branch, right)
     return int(left), int(right)
 
 

@@ -95,6 +95,8 @@ def run_hooks(root, hooks: dict, data: dict) -> list[DeployRecord]:
             ok, status, output = run_command(root, target, data, timeout)
         else:
             ok, status, output = post_webhook(target, data, min(timeout, 30.0))
+        logger.debug("deploy %s %s for %s@%s: ok %s, status %s, %.2f s", kind, target, data["name"], data["version"],
+                     ok, status, time.perf_counter() - start)
         records.append(DeployRecord(now_iso(), data["name"], data["version"], data["stage"], data["user"], kind,
                                     target, ok, status, output[-OUTPUT_LIMIT:], round(time.perf_counter() - start, 3)))
     return records

@@ -149,5 +149,6 @@ def report(ws: Workspace, format: str = "html", out: Optional[str] = None) -> Re
     path = Path(out) if out else Path.cwd() / f"nbversion-report.{format}"
     text = render_html(data) if format == "html" else json.dumps(data, indent=2, default=str)
     atomic.write_text(path, text)
+    logger.debug("report (%s) written to %s: %d model(s)", format, path, len(data["registry"]))
     promotions = sum(1 for h in data["champion_history"] if h["action"] == "assign")
     return ReportResult(str(path), format, len(data["registry"]), promotions, len(data["deploys"]), data["audit"]["ok"])

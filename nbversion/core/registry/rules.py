@@ -124,6 +124,8 @@ def load(root, text: Optional[str] = None) -> dict[str, StageRule]:
         gates = raw.get("gates") or []
         stages[stage] = StageRule(stage, str(raw.get("role", "admin")), raw.get("promotes_from"),
                                   [_parse_gate(g, path, text) for g in gates], dict(raw.get("deploy") or {}))
+    logger.debug("stage rules of %s: %s", "the working tree" if path.exists() else "the given text",
+                 {s: (r.role, [g.describe() for g in r.gates]) for s, r in stages.items()})
     return stages
 
 

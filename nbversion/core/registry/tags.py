@@ -146,6 +146,7 @@ def read_all(git_tags: list[dict]) -> dict[str, ArtifactTags]:
                                      parsed["cancel"], row["date"], row["tagger"]))
     for art in artifacts.values():
         art.events.sort(key=lambda e: e.counter)
+    logger.debug("%d artifact(s) from %d git tag(s)", len(artifacts), len(git_tags))
     return artifacts
 
 

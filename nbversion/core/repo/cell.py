@@ -6,12 +6,9 @@ A contextvar, so a background training thread started from a cell keeps its cell
 from __future__ import annotations
 
 import hashlib
-import logging
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Optional
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

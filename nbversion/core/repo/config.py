@@ -1,7 +1,6 @@
 """The committed settings in `.nbversion/`: config.toml, users.toml, rules.toml."""
 from __future__ import annotations
 
-import logging
 import tomllib   # Python >= 3.11, as pyproject.toml's requires-python says
 from pathlib import Path
 
@@ -12,8 +11,6 @@ from ..backends import atomic
 from .policy_text import invalid_at, is_int, is_number, line_of
 from .roles import ROLES
 from ..layout import META_DIR  # noqa: F401 (the settings' folder, imported from here by their readers)
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = {
     "core": {

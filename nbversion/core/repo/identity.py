@@ -50,6 +50,7 @@ def require(root: Path, needed: str, action: str) -> str:
     """Raise PermissionDenied (and audit the refusal) unless the current user has `needed`."""
     user = current_user(root)
     role = role_of(root, user)
+    logger.debug("%s: user %s (from %s) is %s; needs %s", action, user, identity_source(), role, needed)
     if allows(role, needed):
         return user
     if role not in RANK:   # a typo in users.toml is not a refusal to audit: say where it is

@@ -51,6 +51,7 @@ def init(path=None, on_event=None) -> InitResult:
     root = Path(path or os.getcwd()).resolve()
     root.mkdir(parents=True, exist_ok=True)
     if (root / META_DIR / "config.toml").exists():
+        logger.debug("%s is already a workspace: nothing to initialise", root)
         return InitResult(str(root), False, identity.current_user(root), _git.head(root))
     top = _git.toplevel(root)
     if top is not None and top != root:
@@ -58,6 +59,8 @@ def init(path=None, on_event=None) -> InitResult:
                              hint=f"run `nbversion init {top}` at the repository's top folder")
     meta = root / META_DIR
     tmp_dir(root).mkdir(parents=True, exist_ok=True)
+    logger.debug("initialising %s (git repository already there: %s, DVC: %s)", root, top is not None,
+                 (root / ".dvc").exists())
     with workspace_lock(root, "init"):
         if top is None:
             emit(Event("init", 0, 3, "git init"))

@@ -106,6 +106,7 @@ def remove(root) -> list[Leftover]:
     """Remove what `find` finds; returns it."""
     found = find(root)
     for leftover in found:
+        logger.debug("removing %s, left by a process that died", leftover.path)
         zipsafe.remove_tree(leftover.path)
     return found
 

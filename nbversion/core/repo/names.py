@@ -12,12 +12,9 @@ allowed) stay readable (`check_readable_name`) and can get new versions. Tags (`
 """
 from __future__ import annotations
 
-import logging
 import re
 
 from ...errors import UsageError
-
-logger = logging.getLogger(__name__)
 
 NAME_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?"    # also embedded in the registry's tag regex
 NAME_RE = re.compile(rf"^{NAME_PATTERN}$")

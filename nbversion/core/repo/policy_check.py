@@ -103,5 +103,6 @@ CHECKS = {RULES: check_rules, USERS: check_users, CONFIG: check_config}
 def check(root: Path, paths) -> None:
     """Check each policy file among `paths` (workspace-relative) that exists; raise on the first problem."""
     for rel in sorted(set(paths) & set(CHECKS)):
+        logger.debug("checking the policy file %s before it is committed", rel)
         if (Path(root) / rel).is_file():
             CHECKS[rel](Path(root))

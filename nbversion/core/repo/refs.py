@@ -5,12 +5,9 @@ A version of `datasets/<name>` is a commit that changed `datasets/<name>.dvc` or
 """
 from __future__ import annotations
 
-import logging
 from ...errors import NotFound, RefNotFound, UsageError
 from ..backends import _git
 from . import names
-
-logger = logging.getLogger(__name__)
 
 TAG_PREFIX = {"datasets": "dataset", "models": "model"}
 

@@ -84,6 +84,7 @@ def route_untracked(root: Path, rel: str, config: dict) -> Plan:
     if name.endswith(GIT_ONLY_SUFFIXES):
         plan.git.append(rel)
     elif tree_size(root / rel) > limit:
+        logger.debug("%s is over large_file_bytes (%d): to DVC", rel, limit)
         plan.dvc.append(rel)
     else:
         plan.git.append(rel)   # git applies .gitignore inside a folder

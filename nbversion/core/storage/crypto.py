@@ -8,14 +8,11 @@ File layout: MAGIC | salt (16) | nonce prefix (8) | chunk size (4) | [length (4)
 """
 from __future__ import annotations
 
-import logging
 import os
 import struct
 from pathlib import Path
 
 from ...errors import IntegrityError, UsageError
-
-logger = logging.getLogger(__name__)
 
 MAGIC = b"NBVENC1\n"
 CHUNK = 1 << 20

@@ -126,7 +126,9 @@ def orphans(root) -> dict:
 
 def remove_orphans(root) -> int:
     """For gc: drop objects nothing reads; returns bytes freed."""
-    return sum(linking.remove_tree(p) for p in _orphan_dirs(root))
+    folders = _orphan_dirs(root)
+    logger.debug("removing %d orphan object folder(s): %s", len(folders), folders)
+    return sum(linking.remove_tree(p) for p in folders)
 
 
 # --- `unprotect PATH` -----------------------------------------------------------------------
@@ -176,6 +178,7 @@ def unprotect(ws: Workspace, paths: Iterable[str | os.PathLike]) -> UnprotectRes
                         result.paths.append(path.relative_to(ws.root).as_posix())
                     else:
                         result.already += 1
+    logger.debug("unprotect: %d file(s) now private copies, %d already were", len(result.paths), result.already)
     return result
 
 

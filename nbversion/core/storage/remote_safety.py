@@ -46,6 +46,7 @@ def settings(root) -> dict:
 
 
 def restore(root, name: str, saved: dict) -> None:
+    logger.debug("remote add %s failed: restoring .dvc/config and the git remotes as they were", name)
     for fname, data in saved["files"].items():
         path = Path(root) / ".dvc" / fname
         if data is None:
