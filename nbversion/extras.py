@@ -42,6 +42,7 @@ def require(extra: str, what: str, modules=None) -> None:
     """Raise MissingExtra naming the verb and the pip line when `extra` is not installed."""
     absent = missing(extra, modules)
     if absent:
+        logger.debug("%s: the %s extra is missing %s", what, extra, absent)
         raise MissingExtra(f"{what} needs the {extra} extra (not installed: {', '.join(absent)})",
                            hint=f"pip install 'nbversion[{extra}]'", extra=extra)
 

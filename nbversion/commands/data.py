@@ -1,10 +1,7 @@
 """Dataset and model verbs: `dataset add|list|show|diff`, `model add|list|show|compare`."""
 from __future__ import annotations
 
-import logging
 from . import Verb, add_json_flag, count, typed_value
-
-logger = logging.getLogger(__name__)
 
 
 def _none(parser):

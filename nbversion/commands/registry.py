@@ -1,10 +1,7 @@
 """Registry verbs: register, promote, demote, registry, resolve, deploys, audit [verify], report."""
 from __future__ import annotations
 
-import logging
 from . import Verb, count
-
-logger = logging.getLogger(__name__)
 
 
 def _register_args(p):

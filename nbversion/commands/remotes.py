@@ -1,12 +1,9 @@
 """Remote, integrity and retention verbs: remote, push, pull, clone, verify, gc, backup, exp."""
 from __future__ import annotations
 
-import logging
 import os
 
 from . import Verb, add_json_flag, count, days
-
-logger = logging.getLogger(__name__)
 
 
 def _none(parser):

@@ -1,10 +1,7 @@
 """Training verbs: `train`, `runs list|show|stop|resume`, `predict`."""
 from __future__ import annotations
 
-import logging
 from . import Verb, add_json_flag, batch_size, fraction, positive, typed_value
-
-logger = logging.getLogger(__name__)
 
 
 def _key_values(pairs) -> dict:

@@ -1,10 +1,7 @@
 """Workspace verbs: init, status, commit, log, diff, checkout, whoami, user."""
 from __future__ import annotations
 
-import logging
 from . import Verb, count
-
-logger = logging.getLogger(__name__)
 
 
 def _none(parser):

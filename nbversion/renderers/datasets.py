@@ -43,6 +43,7 @@ def tile_html(root: str, sample: dict, names: list) -> str:
 
     image_path = _dvc.object_path(root, sample["image_md5"])
     if not image_path.exists():
+        logger.debug("no tile for %s: its object is not in the local cache", sample.get("path") or sample["image_md5"])
         return ""
     with Image.open(image_path) as img:
         image = img.convert("RGB")

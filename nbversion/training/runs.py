@@ -91,6 +91,8 @@ def effective_status(record: dict) -> str:
     """A run left "running" by a dead process (kernel restart, kill -9) is failed."""
     status = record.get("status", "unknown")
     if status in LIVE and not is_alive(record):
+        logger.debug("run %s says %s but pid %s on %s is gone: failed", record.get("id"), status, record.get("pid"),
+                     record.get("host"))
         return "failed"
     return status
 

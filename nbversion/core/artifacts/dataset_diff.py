@@ -136,6 +136,7 @@ def diff(ws: Workspace, name: str, rev_a: str, rev_b: Optional[str] = None,
     meta_b = dataset_meta.read_at(root, KIND_DIR, name, commit_b)
     result = DatasetDiffResult(name, rev_a, rev_b, commit_a, commit_b, root=str(root),
                                classes=meta_b.get("classes") or meta_a.get("classes") or [])
+    logger.debug("dataset diff %s: %s -> %s, %s -> %s", name, rev_a, commit_a, rev_b, commit_b)
     if meta_a.get("content_hash") == meta_b.get("content_hash"):
         return result
     old, new = _manifest(root, name, commit_a), _manifest(root, name, commit_b)

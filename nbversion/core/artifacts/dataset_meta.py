@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import json
-import logging
 from ...errors import NotFound
 from ..audit.chain import now_iso
 from ..backends import _git, atomic, pointers
-
-logger = logging.getLogger(__name__)
 
 DATASETS_DIR = "datasets"   # datasets/<name>/ (DVC), datasets/<name>.meta.json (git)
 MODELS_DIR = "models"

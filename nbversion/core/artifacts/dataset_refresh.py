@@ -70,6 +70,7 @@ def write(root: Path, pending: list[Pending], user: str) -> list[str]:
         old = dataset_meta.read_current(root, KIND_DIR, item.name) or {}
         if old.get("content_hash") == pointer.md5:
             continue   # the data did not change: the metadata still describes it
+        logger.debug("dataset %s changed (%s -> %s): rewriting its metadata", item.name, old.get("content_hash"), pointer.md5)
         warnings = item.validation.warnings if item.validation else []
         meta = dataset_meta.dataset_meta(item.name, item.layout, item.validation, pointer, [],
                                          f"{KIND_DIR}/{item.name} (edited in place)", user, warnings)

@@ -92,6 +92,7 @@ def show(ws: Workspace, ref: str, samples: int = 6, on_event: Optional[EventCall
     name, rev = refs.split_ref(ref)
     names.check_readable_name(name, "dataset")
     commit = refs.resolve(ws.root, KIND_DIR, name, rev)
+    logger.debug("dataset show %s: %r -> %s", name, rev, commit)
     meta = dataset_meta.read_at(ws.root, KIND_DIR, name, commit)
     picked = []
     pointer = dataset_meta.pointer_at(ws.root, KIND_DIR, name, commit)

@@ -190,6 +190,7 @@ def _store_weights(root: Path, name: str, path: Path, emit) -> None:
         shutil.copyfile(path, tmp / "new" / path.name)
         checkpoint("model-copied")
         target = root / out
+        logger.debug("model %s: %s replaces %s", name, path.name, "the previous file(s)" if target.exists() else "nothing")
         if target.exists():
             os.replace(target, tmp / "previous")
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,8 @@ def check(path, max_bytes: int, max_ratio: float) -> list[zipfile.ZipInfo]:
 def extract(path, dest, max_bytes: int, max_ratio: float) -> Path:
     """Check, then extract into `dest` (created). Stops if entries inflate beyond what they declared."""
     infos = check(path, max_bytes, max_ratio)
+    logger.debug("extracting %d entr(ies) of %s into %s (limits: %d bytes, ratio %s)", len(infos), path, dest,
+                 max_bytes, max_ratio)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     try:

@@ -124,7 +124,7 @@ def load(root, text: Optional[str] = None) -> dict[str, StageRule]:
         gates = raw.get("gates") or []
         stages[stage] = StageRule(stage, str(raw.get("role", "admin")), raw.get("promotes_from"),
                                   [_parse_gate(g, path, text) for g in gates], dict(raw.get("deploy") or {}))
-    logger.debug("stage rules of %s: %s", "the working tree" if path.exists() else "the given text",
+    logger.debug("stage rules (%s): %s", RULES_FILE,
                  {s: (r.role, [g.describe() for g in r.gates]) for s, r in stages.items()})
     return stages
 

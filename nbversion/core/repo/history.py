@@ -163,6 +163,7 @@ def diff(ws: Workspace, rev_a: Optional[str] = None, rev_b: Optional[str] = None
             if entry.code == "??" and not entry.path.startswith(TMP_DIR):
                 files.append(FileChange("added", entry.path, "git", None, _worktree_size(root, entry.path)))
     files += _data_changes(root, a, b)
+    logger.debug("diff %s..%s: %d change(s)", a, b or "working tree", len(files))
     files.sort(key=lambda f: f.path)
     return DiffResult(rev_a or "HEAD", rev_b or "working tree", files)
 

@@ -96,6 +96,7 @@ def user_add(ws: Workspace, user_id: str, role: str) -> UserListResult:
         before = table.get(user_id)
         table[user_id] = role
         write_toml(path, data)
+        logger.debug("user %s: role %s -> %s", user_id, before, role)
         tx.audit("user add", user_id, {"role": role, "previous_role": before})
         tx.commit(f"nbversion: {user_id} is {role}", [f"{META_DIR}/users.toml"])
     return UserListResult(table, f"{user_id} is now {role}" + (f" (was {before})" if before else ""))
