@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..errors import UsageError
+
+logger = logging.getLogger(__name__)
 
 MODULES = ["workspace", "data", "registry", "training", "remotes"]
 
