@@ -294,7 +294,6 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
         checkpoint("register-committed")   # the crash tests kill us here: committed, not tagged
         emit(Event("register", 3, 4, f"tag {tag}"))
         _git.create_tag(ws.root, tag, sha, tags.register_message(name, version), tx.user)
-        logger.debug("registered %s: %d file(s) at commit %s", tag, len(files), sha)
     emit(Event("register", 4, 4, "done"))
     return RegisterResult(name, version, tag, sha, files, origin["metrics"], origin["lineage"])
 
