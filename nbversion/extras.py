@@ -9,9 +9,12 @@ workspace verb stays fast, and the error comes before anything is written.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from urllib.parse import urlparse
 
 from .errors import MissingExtra
+
+logger = logging.getLogger(__name__)
 
 # extra -> the modules it brings that nbversion imports (keep in step with pyproject.toml)
 MODULES = {
@@ -39,6 +42,7 @@ def require(extra: str, what: str, modules=None) -> None:
     """Raise MissingExtra naming the verb and the pip line when `extra` is not installed."""
     absent = missing(extra, modules)
     if absent:
+        logger.debug("%s: the %s extra is missing %s", what, extra, absent)
         raise MissingExtra(f"{what} needs the {extra} extra (not installed: {', '.join(absent)})",
                            hint=f"pip install 'nbversion[{extra}]'", extra=extra)
 

@@ -54,3 +54,47 @@ def test_a_broken_progress_observer_is_logged_and_the_commit_still_happens(ws, c
     failures = [r for r in caplog.records if r.exc_info and "progress observer" in r.getMessage()]
     assert len(failures) == 1, "logged once, not on every event"
     assert "the progress bar is broken" in str(failures[0].exc_info[1])
+
+
+def test_verbose_commit_says_what_went_to_dvc_and_to_git_and_the_commit(ws, demo_data):
+    import shutil
+
+    shutil.copytree(demo_data, ws.root / "datasets" / "shapes")
+    (ws.root / "notes.txt").write_text("hello\n")
+    quiet_status = cli("status", check=0)
+    proc = cli("-v", "commit", "-m", "shapes and notes", check=0)
+    sha = git(ws.root, "rev-parse", "HEAD").strip()
+    plan = next(line for line in proc.stderr.splitlines() if "commit plan" in line)
+    assert "datasets/shapes" in plan.split("to git")[0] and "notes.txt" in plan.split("to git")[1], plan
+    assert f"committed {sha}" in proc.stderr
+    assert "dvc add" in proc.stderr, "each DVC operation is logged with its duration"
+    assert "git commit" in proc.stderr and "git status" in proc.stderr, "each git command line is logged"
+    assert proc.stdout.strip() and "DEBUG" not in proc.stdout, "the logs go to stderr; stdout is the result"
+    assert "DEBUG" not in quiet_status.stderr + cli("status", check=0).stderr, "without -v nothing is logged"
+    asked = cli("-v", "status", check=0).stderr
+    assert "the stat cache answered" in asked and "dvc data_status" not in asked, "DVC is not asked when nothing moved"
+
+
+def test_verbose_push_to_a_folder_remote_says_how_many_objects(ws, demo_data, tmp_path):
+    ws.dataset_add("shapes", demo_data)
+    cli("remote", "add", "team", tmp_path / "remote", check=0)
+    proc = cli("-v", "push", check=0)
+    pushed = int(proc.stderr.split("pushed ")[1].split(" object")[0])
+    assert pushed == len([p for p in (tmp_path / "remote" / "data").rglob("*") if p.is_file()]) > 20
+    line = next(line for line in proc.stderr.splitlines() if f"pushed {pushed} object" in line)
+    assert "team" in line and "branch" in line, "the remote and what happened to history"
+
+
+def test_log_file_has_the_values_of_the_gate_that_refused_a_promotion(ws, tmp_path):
+    from test_promotion import CHAMPION_RULES, set_rules
+    from test_registry import register_run
+
+    set_rules(ws, CHAMPION_RULES)
+    register_run(ws, "det", "1.0.0", {"mAP50-95": 0.42})
+    log = tmp_path / "promote.log"
+    proc = cli("--log-file", log, "promote", "det@v1.0.0")
+    assert proc.returncode == 1 and "DEBUG" not in proc.stderr
+    text = log.read_text()
+    gate = next(line for line in text.splitlines() if "gate metrics.mAP50-95 >= 0.5" in line)
+    assert "FAIL" in gate and "0.42" in gate and "det@v1.0.0" in gate, gate
+    assert "refused" in text and "GateFailed" in text

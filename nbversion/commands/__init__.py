@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..errors import UsageError
+
+logger = logging.getLogger(__name__)
 
 MODULES = ["workspace", "data", "registry", "training", "remotes"]
 
@@ -173,4 +176,6 @@ def dispatch(args, workspace_path: Optional[str] = None, on_event=None):
 
     verb: Verb = args._verb
     ws = open_workspace(workspace_path) if verb.needs_workspace else None
+    logger.debug("%s in %s with %s", args.verb if hasattr(args, "verb") else verb, ws.root if ws else "(no workspace)",
+                 {k: v for k, v in vars(args).items() if not k.startswith("_") and "passphrase" not in k})
     return verb.run(ws, args, on_event)

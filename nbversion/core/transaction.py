@@ -5,6 +5,7 @@ Its own module (not workspace.py) because operations that open a transaction wit
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -12,6 +13,8 @@ from typing import Optional
 from .audit import chain as audit
 from .backends import _git
 from .repo.cell import with_trailers
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,4 +35,6 @@ class Transaction:
         """Stage `paths` plus the audit log, and make one commit. Returns its sha."""
         paths = [*paths, str(audit.AUDIT_FILE)]
         _git.add(self.root, paths)
-        return _git.commit(self.root, with_trailers(message), self.user, paths)
+        sha = _git.commit(self.root, with_trailers(message), self.user, paths)
+        logger.debug("%s by %s: commit %s with %d audit entr(ies)", self.action, self.user, sha, len(self.entries))
+        return sha

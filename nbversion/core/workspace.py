@@ -6,6 +6,7 @@ alone, and `help(ws.register)` shows the function's own signature and docstring.
 """
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,8 @@ from .backends.lock import workspace_lock
 from .repo import identity
 from .repo.config import META_DIR, load_config
 from .transaction import Transaction
+
+logger = logging.getLogger(__name__)
 
 
 def find_root(path: os.PathLike | str | None = None) -> Path:
@@ -98,6 +101,7 @@ class Workspace:
         """
         user = identity.require(self.root, role, action)
         timeout = float(self.config["core"]["lock_timeout"])
+        logger.debug("transaction %s by %s in %s (lock timeout %s s)", action, user, self.root, timeout)
         with workspace_lock(self.root, action, timeout):
             yield Transaction(self.root, user, action)
 

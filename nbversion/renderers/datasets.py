@@ -4,8 +4,11 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 
 from ..core.backends import _dvc
+
+logger = logging.getLogger(__name__)
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
@@ -40,6 +43,7 @@ def tile_html(root: str, sample: dict, names: list) -> str:
 
     image_path = _dvc.object_path(root, sample["image_md5"])
     if not image_path.exists():
+        logger.debug("no tile for %s: its object is not in the local cache", sample.get("path") or sample["image_md5"])
         return ""
     with Image.open(image_path) as img:
         image = img.convert("RGB")

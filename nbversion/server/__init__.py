@@ -7,12 +7,15 @@ is the server's root directory unless `NbversionConfig.workspace` says otherwise
 """
 from __future__ import annotations
 
+import logging
 import os
 
 from traitlets import Unicode
 from traitlets.config import Configurable
 
 from .. import __version__  # noqa: F401  (shown by `jupyter server extension list`)
+
+logger = logging.getLogger(__name__)
 
 
 class NbversionConfig(Configurable):
@@ -46,7 +49,8 @@ def _load_jupyter_server_extension(server_app):
     folder = workspace_folder(server_app)
     web_app.settings["nbversion_workspace"] = folder
     from ..logs import configure_from_settings
-    configure_from_settings(folder)   # the worker threads' debug log, when a log file is set
+    log_file = configure_from_settings(folder)   # the worker threads' debug log, when a log file is set
+    logger.debug("nbversion %s server extension for %s (log file %s)", __version__, folder, log_file)
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     server_app.log.info("nbversion: REST API at %snbversion/api/ for workspace %s",
                         web_app.settings["base_url"], folder)

@@ -173,6 +173,7 @@ class NbversionHandler(APIHandler):
         except Exception as exc:   # noqa: BLE001 - the last line of defence: JSON, never a raw 500 page
             return self.fail(self.internal(exc))
         self.set_status(status)
+        logger.debug("%s %s: %d", self.request.method, self.request.path, status)
         view_only = self.get_argument("fields", "") == "view"
         self.finish(json.dumps(to_payload(result, view_only), default=str))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import threading
@@ -27,6 +28,8 @@ import tornado.web
 
 from ..errors import NbversionError, UsageError
 from .handlers import EXECUTOR, NbversionHandler
+
+logger = logging.getLogger(__name__)
 
 RUN_FILES = ("run.json", "results.csv")
 MAX_WAIT_S = 30.0
@@ -186,4 +189,6 @@ class ProgressHandler(NbversionHandler):
             if answer["runs"] or answer["sections"] or time.monotonic() >= deadline or self.request.connection.stream.closed():
                 break
             await asyncio.sleep(CHECK_EVERY_S)
+        logger.debug("GET progress since %d: %d run(s) and sections %s changed", cursor, len(answer["runs"]),
+                     answer["sections"])
         self.finish(json.dumps(answer, default=str))

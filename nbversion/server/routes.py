@@ -5,12 +5,15 @@ on every non-GET request) and fails fast with 409 while another process holds th
 """
 from __future__ import annotations
 
+import logging
 import tornado.web
 from jupyter_server.utils import url_path_join
 
 from ..errors import NbversionError
 from .handlers import NbversionHandler
 from .progress import ProgressHandler
+
+logger = logging.getLogger(__name__)
 
 NAME = r"(?P<name>[^/]+)"
 
@@ -164,5 +167,6 @@ ROUTES = [
 
 def handlers(base_url: str) -> list:
     """(pattern, handler) pairs for tornado, anchored at the server's base URL."""
+    logger.debug("%d REST routes under %snbversion/api/", len(ROUTES), base_url)
     return [(url_path_join(base_url, "nbversion", "api", path) + "/?", handler)
             for path, handler in ROUTES]

@@ -6,12 +6,15 @@ plots would otherwise fetch Arial.ttf from the network).
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from ..errors import InvalidInput, NbversionError, UsageError
+
+logger = logging.getLogger(__name__)
 
 _prepared: Optional[Path] = None
 
@@ -130,6 +133,7 @@ def load_yolo(weights):
         return YOLO(str(weights))
     except (TypeError, KeyError, AttributeError, RuntimeError, ModuleNotFoundError, EOFError) as exc:
         # a TorchScript archive, a bare state_dict or a damaged file: Ultralytics raises whatever it hits
+        logger.debug("Ultralytics could not load %s", weights, exc_info=True)   # the user gets its first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         first = first.replace("ERROR ❌️", "").replace(str(weights), Path(weights).name).strip()
         first = first.split(". ")[0].rstrip(".")   # Ultralytics' advice that follows names downloads we never do

@@ -7,12 +7,15 @@ own commit never finds its files taken by someone else's.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 
 from ..core.backends import _dvc, _git
 from ..core.layout import tmp_dir
 from . import runs
+
+logger = logging.getLogger(__name__)
 
 
 def final_record(root, run_id: str, status: str, error, observer) -> dict:
@@ -47,7 +50,9 @@ def commit_run(ws, run_id: str, status: str, error, observer) -> str:
         metric = (record.get("metrics") or {}).get("mAP50-95")
         summary = f", mAP50-95 {metric:.3f}" if isinstance(metric, float) else ""
         with _aside(ws.root, weights) if in_git else contextlib.nullcontext():
-            return tx.commit(f"train {run_id}: {status}{summary}", [rel])
+            sha = tx.commit(f"train {run_id}: {status}{summary}", [rel])
+        logger.debug("run %s %s: committed as %s (weights in DVC: %s)", run_id, status, sha, weights.is_dir())
+        return sha
 
 
 def record_commit_failure(root, run_id: str, status: str, error, observer, exc: BaseException) -> None:

@@ -5,12 +5,15 @@ cache (its `.dir` listing names every object), so training never touches the use
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..core.backends import _dvc, _git
 from ..core.repo import names, refs
 from ..core.artifacts.dataset_meta import DATASETS_DIR as KIND_DIR, pointer_at
 from ..errors import NotFound, UsageError
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_data(root: Path, ref: str, run_folder: Path) -> tuple[Path, dict]:
@@ -31,6 +34,7 @@ def resolve_data(root: Path, ref: str, run_folder: Path) -> tuple[Path, dict]:
         folder = root / KIND_DIR / name
     else:
         folder = export_version(root, at_commit.md5, run_folder / "data")
+    logger.debug("--data %s: %s at %s (%s), read from %s", ref, name, commit, at_commit.md5, folder)
     yaml_file = folder / "data.yaml"
     if not yaml_file.exists():
         raise NotFound(f"--data {ref}: {yaml_file.relative_to(root)} is missing",

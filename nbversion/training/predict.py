@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -14,6 +15,8 @@ from ..render import Result
 from . import runs
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     import os
@@ -98,6 +101,7 @@ def _check_images(images) -> list[Path]:
             with Image.open(path) as picture:
                 picture.verify()
         except Exception as exc:   # Ultralytics patches Image.open; its HEIF fallback raises ImportError
+            logger.debug("Pillow cannot verify %s", path, exc_info=True)
             unreadable = isinstance(exc, OSError) and not isinstance(exc, UnidentifiedImageError)
             reason = exc if unreadable else "unknown image format"
             raise InvalidInput(f"{image}: not a readable image ({reason})", hint="give .jpg / .png files") from None

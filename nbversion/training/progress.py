@@ -97,6 +97,7 @@ class RunObserver:
                 self._keep_resumable(trainer)
 
     def log_error(self, where: str, exc: BaseException) -> None:
+        logger.debug("callback %s of run %s failed; training goes on", where, self.run_id, exc_info=exc)
         self.errors.append({"callback": where, "error": f"{type(exc).__name__}: {exc}",
                             "traceback": traceback.format_exc(limit=3)})
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
@@ -27,6 +28,8 @@ from . import runs
 from .handle import Run
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..core.workspace import Workspace
@@ -83,6 +86,7 @@ def pick_device(device: str, emit) -> str:
     gpus = _yolo.cuda_devices()
     if device in (None, "", "auto"):
         chosen = "0" if gpus else "cpu"
+        logger.debug("--device auto: %d CUDA GPU(s) seen, training on %s", gpus, chosen)
         emit(Event("device", 0, 0, "training on GPU 0" if gpus else "no CUDA GPU found: training on the CPU"))
         return chosen
     if device != "cpu":
@@ -151,6 +155,7 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 1
     folder = _new_run_folder(ws.root, name, model)
     guard = DeviceGuard(ws.root, device)
     guard.acquire(folder.name)
+    logger.debug("run %s: device %s, model %s, data %s, extra %s", folder.name, device, model, data, extra)
     try:
         folder.mkdir(parents=True)
         (folder / ".gitignore").write_text("/data\n")   # an exported dataset stays out of git
@@ -221,6 +226,7 @@ def _start(ws, run_id: str, guard: DeviceGuard, launch: Callable, wait: bool, on
             launch({**callbacks, **_merge(callbacks, extra_callbacks or {})})
             status = "stopped" if run.observer.stop_requested.is_set() else "done"
         except BaseException as exc:   # a crash, CUDA OOM, KeyboardInterrupt: the run is failed
+            logger.debug("training of run %s raised", run_id, exc_info=True)   # the record keeps one line
             error = f"{type(exc).__name__}: {exc}".strip()
         finally:
             if follower is not None:
@@ -257,6 +263,7 @@ def _finish(ws, run: Run, status: str, error: Optional[str]) -> None:
     try:
         commit_run(ws, run.run_id, status, error, run.observer)
     except Exception as exc:   # a failed commit must not hide the training's own outcome
+        logger.debug("committing run %s failed", run.run_id, exc_info=True)
         record_commit_failure(ws.root, run.run_id, status, error, run.observer, exc)
     finally:
         ACTIVE.pop(run.run_id, None)

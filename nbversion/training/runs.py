@@ -11,6 +11,7 @@ run.json is the contract with the registry (`register --from RUN`) and the sideb
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +23,8 @@ from ..errors import NotFound
 from ..core.result import Result
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..core.workspace import Workspace
@@ -87,6 +90,8 @@ def effective_status(record: dict) -> str:
     """A run left "running" by a dead process (kernel restart, kill -9) is failed."""
     status = record.get("status", "unknown")
     if status in LIVE and not is_alive(record):
+        logger.debug("run %s says %s but pid %s on %s is gone: failed", record.get("id"), status, record.get("pid"),
+                     record.get("host"))
         return "failed"
     return status
 

@@ -6,6 +6,7 @@ by a few files reads a few files.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from .yolo_layout import IMAGE_SUFFIXES, label_for
 from .yolo_validate import parse_label_counts
 
 from .dataset_meta import DATASETS_DIR as KIND_DIR
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback
@@ -133,6 +136,7 @@ def diff(ws: Workspace, name: str, rev_a: str, rev_b: Optional[str] = None,
     meta_b = dataset_meta.read_at(root, KIND_DIR, name, commit_b)
     result = DatasetDiffResult(name, rev_a, rev_b, commit_a, commit_b, root=str(root),
                                classes=meta_b.get("classes") or meta_a.get("classes") or [])
+    logger.debug("dataset diff %s: %s -> %s, %s -> %s", name, rev_a, commit_a, rev_b, commit_b)
     if meta_a.get("content_hash") == meta_b.get("content_hash"):
         return result
     old, new = _manifest(root, name, commit_a), _manifest(root, name, commit_b)

@@ -8,6 +8,7 @@ longer a valid dataset is refused with the file and line at fault.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from .yolo_layout import find_layout
 from .yolo_validate import validate
 
 from .dataset_meta import DATASETS_DIR as KIND_DIR
+
+logger = logging.getLogger(__name__)
 MAX_SHOWN = 20
 
 
@@ -67,6 +70,7 @@ def write(root: Path, pending: list[Pending], user: str) -> list[str]:
         old = dataset_meta.read_current(root, KIND_DIR, item.name) or {}
         if old.get("content_hash") == pointer.md5:
             continue   # the data did not change: the metadata still describes it
+        logger.debug("dataset %s changed (%s -> %s): rewriting its metadata", item.name, old.get("content_hash"), pointer.md5)
         warnings = item.validation.warnings if item.validation else []
         meta = dataset_meta.dataset_meta(item.name, item.layout, item.validation, pointer, [],
                                          f"{KIND_DIR}/{item.name} (edited in place)", user, warnings)

@@ -4,6 +4,7 @@ The thumbnails themselves are drawn by nbversion/renderers/datasets.py in a note
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
@@ -15,6 +16,8 @@ from ..repo import names, refs
 from .yolo_layout import IMAGE_SUFFIXES, label_for
 
 from .dataset_meta import DATASETS_DIR as KIND_DIR
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback
@@ -89,6 +92,7 @@ def show(ws: Workspace, ref: str, samples: int = 6, on_event: Optional[EventCall
     name, rev = refs.split_ref(ref)
     names.check_readable_name(name, "dataset")
     commit = refs.resolve(ws.root, KIND_DIR, name, rev)
+    logger.debug("dataset show %s: %r -> %s", name, rev, commit)
     meta = dataset_meta.read_at(ws.root, KIND_DIR, name, commit)
     picked = []
     pointer = dataset_meta.pointer_at(ws.root, KIND_DIR, name, commit)

@@ -7,6 +7,7 @@ the audit log as they were. Show and diff live in dataset_view / dataset_diff.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ if TYPE_CHECKING:   # annotations only: core.workspace imports this module into 
     from ..workspace import Workspace
 
 from .dataset_meta import DATASETS_DIR as KIND_DIR
+
+logger = logging.getLogger(__name__)
 # never imported: VCS and OS litter, Ultralytics' label caches (rebuilt on every train)
 SKIP_NAMES = {".git", ".dvc", ".DS_Store", "__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 SKIP_SUFFIXES = (".cache",)
@@ -251,6 +254,7 @@ def _check_tags(root: Path, name: str, tags) -> None:
 
 
 def _swap_in(target: Path, staging: Path, trash: Path) -> None:
+    logger.debug("swapping %s in for %s (the previous copy kept in %s until DVC has it)", staging, target, trash)
     if target.exists():
         os.replace(target, trash)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ Rolling back is the workspace's `checkout REV models/<name> models/<name>.meta.j
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -31,6 +32,8 @@ if TYPE_CHECKING:   # annotations only: core.workspace imports this module into 
     from ..workspace import Workspace
 
 from .dataset_meta import MODELS_DIR as KIND_DIR
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -187,6 +190,7 @@ def _store_weights(root: Path, name: str, path: Path, emit) -> None:
         shutil.copyfile(path, tmp / "new" / path.name)
         checkpoint("model-copied")
         target = root / out
+        logger.debug("model %s: %s replaces %s", name, path.name, "the previous file(s)" if target.exists() else "nothing")
         if target.exists():
             os.replace(target, tmp / "previous")
         target.parent.mkdir(parents=True, exist_ok=True)

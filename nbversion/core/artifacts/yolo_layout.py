@@ -8,10 +8,13 @@ label is the same path with the last `/images/` replaced by `/labels/` and a `.t
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
 SPLITS = ("train", "val", "test")
@@ -94,6 +97,7 @@ def find_layout(folder) -> Layout:
     folder = Path(folder)
     yaml_path = find_yaml(folder)
     if yaml_path is None:
+        logger.debug("no YOLO data.yaml under %s: a plain folder of files", folder)
         return Layout(folder, "files")
     layout = Layout(folder, "yolo", yaml_path.relative_to(folder).as_posix())
     text = yaml_path.read_text(errors="replace")
@@ -111,6 +115,8 @@ def find_layout(folder) -> Layout:
             continue
         _add_split(layout, split, value if isinstance(value, list) else [value], base,
                    key_line(text, split))
+    logger.debug("YOLO layout from %s: %d class(es), splits %s, %d problem(s)", layout.yaml_file, len(layout.names),
+                 {name: len(split.images) for name, split in layout.splits.items()}, len(layout.problems))
     return layout
 
 

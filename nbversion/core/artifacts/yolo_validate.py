@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 from collections import Counter
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from ...events import Event, emitter
 from .yolo_layout import IMAGE_SUFFIXES, Layout, Problem
+
+logger = logging.getLogger(__name__)
 
 # stop listing after this many errors: a wrong class list would otherwise flood the report
 MAX_ERRORS = 1000
@@ -220,4 +223,6 @@ def validate(layout: Layout, on_event=None, copy_to: Path | None = None) -> Vali
     result.class_instances = {names[i] if i < len(names) else str(i): classes.get(i, 0)
                               for i in range(len(names))}
     emit(Event("validate", total, total, f"{len(result.errors)} error(s), {len(result.warnings)} warning(s)"))
+    logger.debug("validated %d image(s) of %s (copied to %s): %s; %d error(s), %d warning(s)", done, layout.root,
+                 copy_to, result.splits, len(result.errors), len(result.warnings))
     return result

@@ -6,6 +6,7 @@ compression ratio looks like a zip bomb.
 """
 from __future__ import annotations
 
+import logging
 import stat
 import zlib
 from pathlib import Path, PurePosixPath
@@ -16,6 +17,8 @@ from .yolo_layout import Problem
 
 if TYPE_CHECKING:   # annotations only; zipfile is imported where an archive is opened
     import zipfile
+
+logger = logging.getLogger(__name__)
 
 # small entries compress absurdly well (an empty label file); only judge ratios above this
 RATIO_MIN_BYTES = 1_000_000
@@ -69,6 +72,8 @@ def extract(path, dest, max_bytes: int, max_ratio: float) -> Path:
     import zipfile
 
     infos = check(path, max_bytes, max_ratio)
+    logger.debug("extracting %d entr(ies) of %s into %s (limits: %d bytes, ratio %s)", len(infos), path, dest,
+                 max_bytes, max_ratio)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     try:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Optional
+
+logger = logging.getLogger(__name__)
 
 AUDIT_FILE = Path(".nbversion") / "audit.jsonl"
 GENESIS = "0" * 64
@@ -64,6 +67,7 @@ def last_hash(root: Path) -> str:
         return json.loads(line)["hash"]
     except (ValueError, KeyError):
         # a torn last line (process killed mid-append): chain from the last good one
+        logger.debug("the last audit line is torn: dropping it and chaining from the one before", exc_info=True)
         repair_tail(root)
         return last_hash(root)
 
@@ -96,6 +100,7 @@ def append(root: Path, user: str, action: str, target: str = "", details: Option
         os.fsync(fd)
     finally:
         os.close(fd)
+    logger.debug("audit %s %s by %s: %s", action, target, user, entry["hash"][:12])
     return entry
 
 

@@ -1,6 +1,7 @@
 """`audit [--user U] [--action A] [--since DATE] [-n N]`: the audit log's entries, filtered."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Optional
@@ -9,6 +10,8 @@ from ...errors import UsageError
 from ..registry.resolve import parse_when
 from ..result import Result
 from . import chain as audit
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..workspace import Workspace
@@ -77,4 +80,5 @@ def query(ws: Workspace, user: Optional[str] = None, action: Optional[str] = Non
         if start and datetime.fromisoformat(entry["time"]) < start:
             continue
         found.append((number, entry))
+    logger.debug("audit: %d of %d entries match (user %s, action %s, since %s)", len(found), total, user, action, since)
     return AuditResult(found[-limit:] if limit else found, total)

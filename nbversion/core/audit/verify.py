@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..result import Result
-from ..backends import _git
+from ..backends import _git, _git_history
 from . import chain as audit
 from ..repo import identity
 from ..registry import rules
@@ -83,7 +83,7 @@ class _Policies:
         self.rewrites = []                   # (sha, lines deleted): the log is append-only
         users_rev = rules_rev = None
         count = 0
-        for commit in _git.numstat_log(root, [AUDIT_PATH, USERS_FILE, rules.RULES_FILE]):
+        for commit in _git_history.numstat_log(root, [AUDIT_PATH, USERS_FILE, rules.RULES_FILE]):
             added, deleted = commit["changes"].get(AUDIT_PATH, (0, 0))
             if deleted and not _lossless_merge(root, commit["sha"]):
                 self.rewrites.append((commit["sha"], deleted))
@@ -255,7 +255,7 @@ def check_versions(root: Path, arts: dict, audited: set, problems: list) -> int:
             count += 1
             rel = f"{version_dir(art.name, version)}/manifest.json"
             specs[(art.name, version)] = (f"{info['tag']}:{rel}", f"HEAD:{rel}")
-    ids = _git.object_ids(root, [s for pair in specs.values() for s in pair]) if _git.head(root) else {}
+    ids = _git_history.object_ids(root, [s for pair in specs.values() for s in pair]) if _git.head(root) else {}
     for (name, version), (at_tag, at_head) in specs.items():
         if ids.get(at_tag) is None:
             problems.append({"line": None, "check": "registry",

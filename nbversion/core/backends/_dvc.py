@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
@@ -41,13 +42,15 @@ def _link_override(root) -> dict:
 
 
 @contextmanager
-def _repo(root, transfer: bool = False):
+def _repo(root, operation: str, transfer: bool = False):
     """DVC's Repo of `root`, closed after; a DVC error as an NbversionError keeping its cause
-    (a RemoteUnreachable for a `transfer`: the remote refused, or could not be reached)."""
+    (a RemoteUnreachable for a `transfer`: the remote refused, or could not be reached).
+    `operation` names the adapter function in the debug log line, with the time it took."""
     from dvc.repo import Repo
     from dvc.exceptions import DvcException
 
     _quiet()
+    started = time.monotonic()
     override = _link_override(root)
     try:
         repo = Repo(str(root), config=override)
@@ -65,6 +68,7 @@ def _repo(root, transfer: bool = False):
         raise NbversionError(f"dvc: {exc}", hint="run `nbversion verify` to check the workspace") from exc
     finally:
         repo.close()
+        logger.debug("dvc %s (in %s, %.2f s)", operation, root, time.monotonic() - started)
 
 
 def _abs(root, targets) -> list[str]:
@@ -104,7 +108,7 @@ def sync_cache_type(root) -> Optional[str]:
     before = cache_type(root)
     if before.replace(" ", "") == wanted:
         return None
-    with _repo(root) as repo:
+    with _repo(root, "sync_cache_type") as repo:
         with repo.config.edit("repo") as conf:
             conf["cache"]["type"] = wanted
     return before or "(DVC's default)"
@@ -123,7 +127,7 @@ def add(root, targets: Iterable[str], known: Optional[dict] = None) -> dict:
     targets = list(targets)
     if not targets:
         return {}
-    with _repo(root) as repo:
+    with _repo(root, "add") as repo:
         cache = Path(repo.cache.local.path)   # DVC 3: already ends in files/md5; honours `dvc cache dir`
         todo = _files_to_store(repo, cache, _abs(root, targets))
         try:
@@ -178,24 +182,24 @@ def _state_get(repo, files: list):
 
 def remove(root, dvc_files: Iterable[str]) -> None:
     """Stop tracking (keeps data in cache); removes the .dvc file and its .gitignore entry."""
-    with _repo(root) as repo:
+    with _repo(root, "remove") as repo:
         for target in dvc_files:
             repo.remove(str(Path(root) / target), outs=False)
 
 
 def checkout(root, targets: Optional[Iterable[str]] = None) -> None:
-    with _repo(root) as repo:
+    with _repo(root, "checkout") as repo:
         repo.checkout(targets=_abs(root, targets) if targets else None, force=True)
 
 
 def data_status(root) -> dict:
     """DVC's granular `data status`: uncommitted added/modified/deleted inside tracked outputs."""
-    with _repo(root) as repo:
+    with _repo(root, "data_status") as repo:
         return repo.data_status(granular=True)
 
 
 def diff(root, rev_a: str, rev_b: Optional[str]) -> dict:
-    with _repo(root) as repo:
+    with _repo(root, "diff") as repo:
         return repo.diff(rev_a, rev_b)
 
 
@@ -263,7 +267,7 @@ def remote_add(root, name: str, url: str, default: bool = False, options: Option
                local_options: Optional[dict] = None) -> None:
     """Add (or replace) a DVC remote. `options` go to the committed .dvc/config, so clones see
     the remote; `local_options` (key files, credentials) to the uncommitted .dvc/config.local."""
-    with _repo(root) as repo:
+    with _repo(root, "remote_add") as repo:
         with repo.config.edit("repo") as conf:
             conf["remote"][name] = {"url": url, **(options or {})}
             if default:
@@ -275,7 +279,7 @@ def remote_add(root, name: str, url: str, default: bool = False, options: Option
 
 def remote_list(root) -> tuple[dict, Optional[str]]:
     """({name: {"url": ..., other options}}, default remote name or None)."""
-    with _repo(root) as repo:
+    with _repo(root, "remote_list") as repo:
         conf = repo.config
         remotes = {name: dict(values) for name, values in conf.get("remote", {}).items()}
         return remotes, conf.get("core", {}).get("remote")
@@ -290,14 +294,14 @@ def push(root, remote: Optional[str] = None, revs=None, all_commits: bool = Fals
          workspace: bool = True, jobs: Optional[int] = None) -> int:
     """Upload the objects of the workspace (and `revs`, or every commit) to a remote; returns
     how many objects were sent. Objects are written to a temporary name and renamed."""
-    with _repo(root, transfer=True) as repo:
+    with _repo(root, "push", transfer=True) as repo:
         return repo.push(**_transfer_kwargs(remote, revs, all_commits, workspace, jobs))
 
 
 def fetch(root, remote: Optional[str] = None, revs=None, all_commits: bool = False,
           workspace: bool = True, jobs: Optional[int] = None) -> int:
     """Download missing objects into the local cache (temporary name, then rename)."""
-    with _repo(root, transfer=True) as repo:
+    with _repo(root, "fetch", transfer=True) as repo:
         return repo.fetch(**_transfer_kwargs(remote, revs, all_commits, workspace, jobs))
 
 
@@ -305,7 +309,7 @@ def checkout_workspace(root, force: bool = False) -> None:
     """Link or copy every tracked output of the working tree from the cache."""
     from dvc.exceptions import CheckoutError
 
-    with _repo(root) as repo:
+    with _repo(root, "checkout_workspace") as repo:
         try:
             repo.checkout(force=force)
         except CheckoutError as exc:
@@ -322,7 +326,7 @@ def remote_missing(root, md5s: Iterable[str], remote: Optional[str] = None) -> s
     md5s = set(md5s)
     if not md5s:
         return set()
-    with _repo(root) as repo:
+    with _repo(root, "remote_missing") as repo:
         odb = _remote_odb(repo, remote)
         present = set(odb.oids_exist(sorted(md5s)))
     return md5s - present
@@ -330,7 +334,7 @@ def remote_missing(root, md5s: Iterable[str], remote: Optional[str] = None) -> s
 
 def remote_objects(root, remote: Optional[str] = None) -> set:
     """Every md5 stored on the remote."""
-    with _repo(root) as repo:
+    with _repo(root, "remote_objects") as repo:
         return set(_remote_odb(repo, remote).all())
 
 
@@ -338,7 +342,7 @@ def remote_remove(root, md5s: Iterable[str], remote: Optional[str] = None) -> in
     md5s = list(md5s)
     if not md5s:
         return 0
-    with _repo(root) as repo:
+    with _repo(root, "remote_remove") as repo:
         odb = _remote_odb(repo, remote)
         odb.fs.remove([odb.oid_to_path(m) for m in md5s])
     return len(md5s)
@@ -353,7 +357,7 @@ def _hash_infos(md5s: Iterable[str]) -> list:
 def push_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: Optional[int] = None) -> int:
     """Upload exactly these objects. Unlike `push(revs=...)` this does not read each old commit's
     .dvc/config, so commits made before the remote was added are not skipped."""
-    with _repo(root, transfer=True) as repo:
+    with _repo(root, "push_objects", transfer=True) as repo:
         result = repo.cloud.push(_hash_infos(md5s), jobs=jobs, remote=remote)
     if result.failed:
         raise RemoteUnreachable(f"{len(result.failed)} object(s) could not be uploaded",
@@ -363,7 +367,7 @@ def push_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: 
 
 def fetch_objects(root, md5s: Iterable[str], remote: Optional[str] = None, jobs: Optional[int] = None) -> tuple[int, set]:
     """Download these objects into the local cache. Returns (count, md5s the remote lacks)."""
-    with _repo(root, transfer=True) as repo:
+    with _repo(root, "fetch_objects", transfer=True) as repo:
         result = repo.cloud.pull(_hash_infos(md5s), jobs=jobs, remote=remote)
     return len(result.transferred), {h.value for h in result.failed}
 
@@ -372,7 +376,7 @@ def pull(root, remote: Optional[str] = None, jobs: Optional[int] = None) -> int:
     """Fetch and check out the working tree's data in one DVC repo session; returns objects fetched."""
     from dvc.exceptions import CheckoutError
 
-    with _repo(root, transfer=True) as repo:
+    with _repo(root, "pull", transfer=True) as repo:
         try:
             result = repo.pull(remote=remote, jobs=jobs)
         except CheckoutError as exc:

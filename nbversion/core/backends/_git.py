@@ -1,11 +1,15 @@
 """The only module that imports git (GitPython). Plain functions over a repo root."""
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
 from ...errors import NbversionError, RefNotFound, RemoteUnreachable
+
+logger = logging.getLogger(__name__)
 
 
 # GitPython costs ~40 ms to import, and every Workspace method's module imports this adapter,
@@ -33,7 +37,20 @@ TALKS_TO_A_REMOTE = ("push", "fetch", "pull", "clone", "ls-remote")
 
 
 def _cmd(root) -> "git.Git":
-    return git.Git(str(root))
+    return _Logged(str(root))
+
+
+class _Logged:
+    """git.Git whose every command line goes to the debug log with its duration (`nbversion -v`)."""
+    def __init__(self, root: str):
+        self._git, self._root = git.Git(root), root
+
+    def execute(self, command, **kwargs):
+        started = time.monotonic()
+        try:
+            return self._git.execute(command, **kwargs)
+        finally:
+            logger.debug("%s (in %s, %.3f s)", " ".join(command), self._root, time.monotonic() - started)
 
 
 def _run(root, *args, **kwargs) -> str:
@@ -327,92 +344,6 @@ def status_staged(root, paths: Iterable[str]) -> bool:
         return True
     out = _run(root, "diff", "--cached", "--name-only", "HEAD", "--", *paths)
     return bool(out.strip())
-
-
-def object_ids(root, specs: Iterable[str]) -> dict:
-    """`REV:PATH` -> blob id, or None where it does not exist: one `cat-file --batch-check`."""
-    specs = list(specs)
-    if not specs:
-        return {}
-    import subprocess
-    proc = subprocess.run(["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd=str(root),
-                          input="\n".join(specs) + "\n", capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise NbversionError(f"git cat-file failed: {proc.stderr.strip()}")
-    ids = {}
-    for spec, line in zip(specs, proc.stdout.splitlines()):
-        ids[spec] = None if line.endswith("missing") or " " not in line else line.split()[0]
-    return ids
-
-
-def numstat_log(root, paths: Iterable[str]) -> list[dict]:
-    """Oldest first: {sha, date, changes: {path: (added, deleted)}} of commits touching `paths`."""
-    if head(root) is None:
-        return []
-    # first parent: a merge commit's changes are what it brought to the branch
-    out = _run(root, "log", "--first-parent", "--diff-merges=first-parent", "--reverse", "--no-renames",
-               "--numstat", "--format=%x1e%H%x1f%cI",
-               "HEAD", "--", *paths, strip_newline_in_stdout=False)
-    commits = []
-    for record in out.split("\x1e")[1:]:
-        first, _, rest = record.partition("\n")
-        sha, date = first.split("\x1f")
-        changes = {}
-        for line in rest.splitlines():
-            parts = line.split("\t")
-            if len(parts) == 3 and parts[0].isdigit():
-                changes[parts[2]] = (int(parts[0]), int(parts[1]))
-        commits.append({"sha": sha, "date": date, "changes": changes})
-    return commits
-
-
-def cat_files(root, specs: Iterable[str]) -> dict:
-    """`REV:PATH` (or blob id) -> content bytes, or None where missing: one `cat-file --batch`."""
-    import subprocess
-    specs = list(dict.fromkeys(specs))
-    if not specs:
-        return {}
-    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=str(root), capture_output=True,
-                          input=("\n".join(specs) + "\n").encode())
-    if proc.returncode != 0:
-        raise NbversionError(f"git cat-file failed: {proc.stderr.decode().strip()}")
-    out, pos, contents = proc.stdout, 0, {}
-    for spec in specs:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        pos = end + 1
-        if len(header) < 3 or header[-1] == b"missing":
-            contents[spec] = None
-            continue
-        size = int(header[2])
-        contents[spec] = out[pos:pos + size]
-        pos += size + 1
-    return contents
-
-
-def tree_paths(root, rev: str, paths: Iterable[str] = ()) -> list[str]:
-    """Every file path committed at `rev` (optionally under `paths`)."""
-    out = _run(root, "ls-tree", "-r", "--name-only", "-z", rev, "--", *paths, strip_newline_in_stdout=False)
-    return [p for p in out.split("\0") if p]
-
-
-def files_changed_by_commit(root, pathspec: str, diff_filter: str = "AM") -> list[tuple[str, int, list[str]]]:
-    """(sha, committer unix time, paths matching `pathspec` it added or changed) for every commit
-    of every ref, newest first; renames count as an add."""
-    out = _run(root, "log", "--all", "--format=%x1e%H %ct", "--name-only", "--no-renames",
-               f"--diff-filter={diff_filter}", "--", pathspec)
-    found = []
-    for record in out.split("\x1e")[1:]:
-        lines = [line for line in record.splitlines() if line.strip()]
-        sha, ts = lines[0].split()
-        found.append((sha, int(ts), lines[1:]))
-    return found
-
-
-def commits_with_dates(root, refs: Iterable[str] = ("--all",)) -> list[tuple[str, int]]:
-    """(sha, committer unix time) of every commit reachable from `refs`, newest first."""
-    out = _run(root, "log", "--format=%H %ct", *refs)
-    return [(sha, int(ts)) for sha, ts in (line.split() for line in out.splitlines() if line.strip())]
 
 
 def branches(root, pattern: str = "*") -> dict:

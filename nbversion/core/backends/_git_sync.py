@@ -5,10 +5,13 @@ runner (errors become NbversionError with git's message) and imports no GitPytho
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
 from ._git import _run   # the adapter's one runner; callers outside backends use these functions
+
+logger = logging.getLogger(__name__)
 
 
 def remotes(root) -> dict:
@@ -83,6 +86,7 @@ def merge_base(root, a: str, b: str) -> str:
 def ahead_behind(root, base: str, branch: str) -> tuple[int, int]:
     """(commits only on `base`, commits only on `branch`)."""
     left, right = _run(root, "rev-list", "--left-right", "--count", f"{base}...{branch}").split()
+    logger.debug("%s has %s commit(s) not on %s, which has %s not on it", base, left, branch, right)
     return int(left), int(right)
 
 

@@ -59,6 +59,10 @@ def workspace_lock(root: Path, operation: str, timeout: float = 120.0):
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _acquire(fd, root, timeout)
+        left = holder(root)   # a record still there after flock succeeded: its process died holding it
+        if left:
+            logger.debug("took over the workspace lock left by pid %s (%s), which is gone", left.get("pid"), left.get("operation"))
+        logger.debug("workspace lock acquired for %s (pid %d)", operation, os.getpid())
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
                                   "operation": operation, "since": time.time()}).encode(), 0)

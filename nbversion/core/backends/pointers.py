@@ -1,11 +1,14 @@
 """DVC pointer files (`*.dvc`) read directly: cheap, no DVC import needed."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from . import _git
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,10 @@ def in_worktree(root) -> dict[str, Pointer]:
     for dvc_file in _worktree_dvc_files(root):
         try:
             text = (root / dvc_file).read_text()
+        except FileNotFoundError:   # deleted, not yet committed: `status` shows it
+            continue
         except OSError:
+            logger.debug("cannot read %s: its output is left out", dvc_file, exc_info=True)
             continue
         for p in parse(dvc_file, text):
             found[p.path] = p

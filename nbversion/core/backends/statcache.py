@@ -76,7 +76,10 @@ def fingerprint(root: Path, pointer: Pointer, ignored: tuple | None = None) -> s
 def load(root: Path) -> dict:
     try:
         return json.loads((Path(root) / CACHE_FILE).read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:   # no status run yet
+        return {}
+    except (OSError, ValueError):   # a cache: unreadable means everything is hashed again
+        logger.debug("the stat cache is unreadable; starting afresh", exc_info=True)
         return {}
 
 

@@ -7,6 +7,7 @@ A failing hook never undoes the promotion: it is reported and recorded.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from ..audit.chain import now_iso
 from ..repo.config import META_DIR
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..workspace import Workspace
@@ -93,6 +96,8 @@ def run_hooks(root, hooks: dict, data: dict) -> list[DeployRecord]:
             ok, status, output = run_command(root, target, data, timeout)
         else:
             ok, status, output = post_webhook(target, data, min(timeout, 30.0))
+        logger.debug("deploy %s %s for %s@%s: ok %s, status %s, %.2f s", kind, target, data["name"], data["version"],
+                     ok, status, time.perf_counter() - start)
         records.append(DeployRecord(now_iso(), data["name"], data["version"], data["stage"], data["user"], kind,
                                     target, ok, status, output[-OUTPUT_LIMIT:], round(time.perf_counter() - start, 3)))
     return records
@@ -115,8 +120,9 @@ def read_history(root, name: Optional[str] = None) -> list[dict]:
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             row = json.loads(line)
-        except ValueError:
-            continue   # a torn last line from a killed process
+        except ValueError:   # a torn last line from a killed process
+            logger.debug("skipping a line of %s that is not JSON", path, exc_info=True)
+            continue
         if name is None or row.get("name") == name:
             rows.append(row)
     return rows

@@ -8,6 +8,7 @@ reports a tag without its entry (made by hand) and an entry without its tag.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import datetime
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from .resolve import select_version
 from ..repo import identity
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback
@@ -107,6 +110,9 @@ def check_rules(ws, art, version, stage, rule, user) -> list:
         # a rollback restores a former holder: comparing it with the version it replaces is moot
         results = [rules.RuleResult(r.rule, True, "rollback to a former " + stage + ": not compared")
                    if r.rule.startswith("beats the current") else r for r in results]
+    for result in results:
+        logger.debug("gate %s for %s@%s -> %s: %s (%s)", result.rule, art.name, version, stage,
+                     "pass" if result.passed else "FAIL", result.detail)
     return results
 
 
@@ -177,12 +183,15 @@ def promote(ws: Workspace, ref: str, stage: str = "champion", force: bool = Fals
         art = registry.one_artifact(ws.root, name)
         version = select_version(art, selector)
         previous = art.holders().get(stage)
+        logger.debug("promote %s: %r chose %s; %s held by %s; rule role %s, %d gate(s)", name, selector, version,
+                     stage, previous, rule.role, len(rule.gates))
         if previous == version:
             raise UsageError(f"{name}@{version} is already {stage}", hint=f"see `nbversion registry {name}`")
         target = f"{name}@{version}"
         results = check_rules(ws, art, version, stage, rule, tx.user)
         forced = force and not all(r.passed for r in results)
         if not all(r.passed for r in results) and not force:
+            logger.debug("promotion of %s to %s refused by the gates", target, stage)
             raise _refuse(tx, target, stage, results)
         tag = tags.stage_tag(name, stage, art.next_counter())
         _wait_past(_last_tag_time(art))
@@ -191,6 +200,7 @@ def promote(ws: Workspace, ref: str, stage: str = "champion", force: bool = Fals
                                      "gates": [r.to_dict() for r in results]})
         commit = tx.commit(f"nbversion: promote {target} to {stage}" + (" (forced)" if forced else ""), [])
         _git.create_tag(ws.root, tag, art.versions[version]["commit"], tags.assign_message(name, stage, version), tx.user)
+        logger.debug("tagged %s on %s%s", tag, art.versions[version]["commit"], " (forced past failing gates)" if forced else "")
         emit(Event("promote", 1, 1, f"{tag}"))
     records = _run_deploys(ws, rule, name, version, stage, tx.user, previous, commit, emit)
     return PromoteResult(name, version, stage, tag, previous, forced, results, records)

@@ -5,6 +5,7 @@ The HTML is one standalone page (inline CSS, no scripts, nothing fetched) that p
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from .deploy import read_history
 from .versions import artifact_tags, registry
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..workspace import Workspace
@@ -149,5 +152,6 @@ def report(ws: Workspace, format: str = "html", out: Optional[str] = None) -> Re
     path = Path(out) if out else Path.cwd() / f"nbversion-report.{format}"
     text = render_html(data) if format == "html" else json.dumps(data, indent=2, default=str)
     atomic.write_text(path, text)
+    logger.debug("report (%s) written to %s: %d model(s)", format, path, len(data["registry"]))
     promotions = sum(1 for h in data["champion_history"] if h["action"] == "assign")
     return ReportResult(str(path), format, len(data["registry"]), promotions, len(data["deploys"]), data["audit"]["ok"])

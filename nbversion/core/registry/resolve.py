@@ -6,6 +6,7 @@ the weights served are checked against the version's manifest (`served.py`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +18,8 @@ from ..backends import _git
 from ..result import Result
 from . import tags
 from .versions import one_artifact, read_manifest, split_ref, version_dir
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..workspace import Workspace
@@ -92,5 +95,7 @@ def resolve(ws: Workspace, ref: str, at: Optional[str] = None) -> ResolveResult:
     art = one_artifact(ws.root, name)
     version = select_version(art, selector, at)
     paths = local_weights(ws.root, name, version, art.versions[version]["commit"])
+    logger.debug("resolve %s%s: %r (MODEL_VERSION=%s) -> %s@%s at %s, weights %s", ref, f" at {at}" if at else "",
+                 selector, os.environ.get("MODEL_VERSION"), name, version, art.versions[version]["commit"], paths[0])
     return ResolveResult(name, version, selector or os.environ.get("MODEL_VERSION") or "champion",
                          str(paths[0]), [str(p) for p in paths], art.versions[version]["commit"])

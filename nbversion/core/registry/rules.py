@@ -13,6 +13,7 @@ A stage without an entry needs the admin role and has no gates.
 """
 from __future__ import annotations
 
+import logging
 import operator
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from typing import Optional
 
 from ...errors import InvalidInput
 from ..repo.config import META_DIR, read_toml
+
+logger = logging.getLogger(__name__)
 
 RULES_FILE = f"{META_DIR}/rules.toml"
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
@@ -121,6 +124,8 @@ def load(root, text: Optional[str] = None) -> dict[str, StageRule]:
         gates = raw.get("gates") or []
         stages[stage] = StageRule(stage, str(raw.get("role", "admin")), raw.get("promotes_from"),
                                   [_parse_gate(g, path, text) for g in gates], dict(raw.get("deploy") or {}))
+    logger.debug("stage rules (%s): %s", RULES_FILE,
+                 {s: (r.role, [g.describe() for g in r.gates]) for s, r in stages.items()})
     return stages
 
 

@@ -13,6 +13,7 @@ checks keep working), from the local DVC cache or else the default remote.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -21,6 +22,8 @@ from ...errors import IntegrityError, NotFound
 from ..backends import _git, atomic, statcache
 from ..backends.pointers import Pointer
 from .versions import REGISTRY_DIR
+
+logger = logging.getLogger(__name__)
 
 RESOLVED_DIR = Path(".nbversion") / "resolved"
 CHUNK = 1 << 20
@@ -38,9 +41,11 @@ def served_files(root: Path, rel: str, commit: str, manifest: dict) -> list[Path
                                  hint="run `nbversion verify`; do not serve this version")
     in_tree = [root / rel / name for name in files]
     if _in_worktree(root, rel, commit) and all(p.is_file() for p in in_tree):
+        logger.debug("serving %s from the working tree (its pointer is the tagged one)", rel)
         for name, path in zip(files, in_tree):
             _check(root, path, files[name], manifest)
         return in_tree
+    logger.debug("serving %s from %s (not checked out here)", rel, RESOLVED_DIR)
     return _materialised(root, rel, manifest, files)
 
 
@@ -123,6 +128,7 @@ def _fetch_missing(root: Path, manifest: dict, md5s: set) -> None:
     try:
         _dvc.fetch_objects(root, missing, None)
     except Exception as exc:   # no default remote, or it is unreachable
+        logger.debug("fetching %d object(s) of %s failed", len(missing), ref, exc_info=True)
         raise NotFound(f"the weights of {ref} are not in the local cache and could not be fetched: {exc}",
                        hint=hint) from None
     if any(not _dvc.object_path(root, m).exists() for m in missing):

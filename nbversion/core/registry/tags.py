@@ -6,6 +6,7 @@ N counts up across all of an artifact's stage tags, as GTO does: the highest N i
 """
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from typing import Optional
 
 from ...errors import UsageError
 from ..repo.names import NAME_PATTERN as NAME_RE
+
+logger = logging.getLogger(__name__)
 SEMVER_RE = r"v(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
 TAG_RE = re.compile(
     rf"^(?P<name>{NAME_RE})(?:@(?P<version>{SEMVER_RE})|#(?P<stage>{NAME_RE})(?P<cancel>!?)#(?P<counter>\d+))$")
@@ -143,6 +146,7 @@ def read_all(git_tags: list[dict]) -> dict[str, ArtifactTags]:
                                      parsed["cancel"], row["date"], row["tagger"]))
     for art in artifacts.values():
         art.events.sort(key=lambda e: e.counter)
+    logger.debug("%d artifact(s) from %d git tag(s)", len(artifacts), len(git_tags))
     return artifacts
 
 

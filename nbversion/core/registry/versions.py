@@ -9,6 +9,7 @@ artifacts.yaml entry makes `gto show` list the unregistered HEAD commit as an ex
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from . import tags
 from ..audit.chain import now_iso
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback
@@ -258,11 +261,13 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
         raise UsageError("--from is required", hint="--from RUN, --from MODEL[@REV] or --from FILE")
     origin = _source(ws, source)
     with ws.transaction("register", role="contributor") as tx:
-        version = _choose_version(artifact_tags(ws.root, name).get(name), version, bump)
+        asked, version = version, _choose_version(artifact_tags(ws.root, name).get(name), version, bump)
+        logger.debug("register %s: version %s (--version %s, --bump %s)", name, version, asked, bump)
         names.check_tag(tags.version_tag(name, version), "version tag")   # before anything is written
         rel = version_dir(name, version)
         finished = _finish_interrupted(ws.root, tx.user, name, version, origin)
         if finished is not None:
+
             emit(Event("register", 4, 4, f"finished the interrupted register of {name}@{version}"))
             return finished
         _clear_leftover(ws.root, rel)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ...errors import NotFound, UncommittedChanges
 from ...events import Event, emitter
 from ..result import Result
-from ..backends import _dvc, _git, pointers, statcache
+from ..backends import _dvc, _git, _git_history, pointers, statcache
 from .status import dvc_changes, git_changes
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def _untracked_overwritten(root, commit: str, wanted: list[str], target_outs: di
     untracked = _git.listed_files(root, wanted, cached=False, untracked=True)
     if not untracked:
         return []
-    at_rev = set(_git.tree_paths(root, commit, wanted))
+    at_rev = set(_git_history.tree_paths(root, commit, wanted))
     return [p for p in untracked if p in at_rev or pointers.owner(target_outs, p) is not None]
 
 

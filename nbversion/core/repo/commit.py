@@ -1,6 +1,7 @@
 """`commit -m MSG [PATH...]`: data to DVC, the rest to git, one git commit."""
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ from ..layout import TMP_DIR
 from .routing import Plan, dedupe, route_untracked
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from typing import Iterable, Optional
@@ -154,6 +157,8 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
         emit(Event("scan", 0, 1, "looking for changes"))
         plan, changed, removed, live = leave_out_live_runs(ws, *plan_commit(ws, wanted))
         dvc_targets = dedupe(plan.dvc + [p.path for p in changed])
+        logger.debug("commit plan: to DVC %s; to git %s; DVC outputs removed %s; live runs left out %s",
+                     dvc_targets, plan.git, [p.path for p in removed], live)
         # checked before anything is written: policy files, and datasets whose metadata must follow
         policy_check.check(ws.root, plan.git)
         datasets = dataset_refresh.check(ws.root, dvc_targets + plan.git)
@@ -183,6 +188,7 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
         checkpoint("after-audit")
         emit(Event("git commit", 0, 1, message))
         sha = tx.commit(message, staged)
+        logger.debug("committed %s: %d data path(s) in DVC, %d path(s) staged in git", sha, len(data_paths), len(staged))
         checkpoint("after-commit")
     emit(Event("git commit", 1, 1, sha))
     return CommitResult(sha, message, git_paths, data_paths, live)

@@ -18,7 +18,7 @@ from typing import Optional
 from ...errors import AlreadyExists, NbversionError, NotFound, UncommittedChanges, UsageError
 from ...events import Event, emitter
 from ..result import Result
-from ..backends import _git, _git_sync, atomic
+from ..backends import atomic, _git, _git_history, _git_sync
 from ..audit import chain as audit
 from . import merge_rules, names
 from .cell import with_trailers
@@ -113,15 +113,16 @@ def list_experiments(ws: Workspace) -> ExperimentsResult:
 
 def _branch_items(root, branch: str) -> list:
     """Runs and registered versions committed at the tip of `branch`."""
-    paths = [p for p in _git.tree_paths(root, branch, ["runs", "registry"])
+    paths = [p for p in _git_history.tree_paths(root, branch, ["runs", "registry"])
              if (p.startswith("runs/") and p.endswith("/run.json"))
              or (p.startswith("registry/") and p.endswith("/manifest.json"))]
-    blobs = _git.cat_files(root, [f"{branch}:{p}" for p in paths])
+    blobs = _git_history.cat_files(root, [f"{branch}:{p}" for p in paths])
     items = []
     for path in paths:
         try:
             data = json.loads(blobs.get(f"{branch}:{path}") or b"{}")
         except ValueError:
+            logger.debug("%s on %s is not valid JSON: left out of the comparison", path, branch, exc_info=True)
             continue
         if path.startswith("runs/"):
             items.append({"kind": "run", "id": path.split("/")[1], "metrics": _run_metrics(data),
@@ -215,7 +216,7 @@ def _changed(root, base: str, rev: str) -> set:
 def _resolve(root, path: str, base: str, theirs: str) -> bool:
     """Resolve one path changed on both sides by rule. False when no rule applies."""
     if path == str(audit.AUDIT_FILE) or path.endswith(".meta.json"):
-        blobs = _git.cat_files(root, [f"{base}:{path}", f"HEAD:{path}", f"{theirs}:{path}"])
+        blobs = _git_history.cat_files(root, [f"{base}:{path}", f"HEAD:{path}", f"{theirs}:{path}"])
         rule = merge_rules.merge_audit if path == str(audit.AUDIT_FILE) else merge_rules.merge_meta
         atomic.write_bytes(root / path, rule(blobs[f"{base}:{path}"], blobs[f"HEAD:{path}"], blobs[f"{theirs}:{path}"]))
     elif path.endswith(".dvc"):

@@ -1,6 +1,7 @@
 """`log` and `diff`: history with data changes shown as data, not as `.dvc` pointers."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -13,6 +14,8 @@ from .cell import parse_trailers
 from ..layout import TMP_DIR
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     import os
@@ -160,6 +163,7 @@ def diff(ws: Workspace, rev_a: Optional[str] = None, rev_b: Optional[str] = None
             if entry.code == "??" and not entry.path.startswith(TMP_DIR):
                 files.append(FileChange("added", entry.path, "git", None, _worktree_size(root, entry.path)))
     files += _data_changes(root, a, b)
+    logger.debug("diff %s..%s: %d change(s)", a, b or "working tree", len(files))
     files.sort(key=lambda f: f.path)
     return DiffResult(rev_a or "HEAD", rev_b or "working tree", files)
 

@@ -7,6 +7,7 @@ them against the roles in force at each commit.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from ...errors import PermissionDenied
 from ..backends import _git
 from .config import META_DIR, load_config, read_toml
 from .roles import RANK, ROLES, allows  # noqa: F401 (identity.ROLES / allows, as users and audit verify read them)
+
+logger = logging.getLogger(__name__)
 
 
 
@@ -47,6 +50,7 @@ def require(root: Path, needed: str, action: str) -> str:
     """Raise PermissionDenied (and audit the refusal) unless the current user has `needed`."""
     user = current_user(root)
     role = role_of(root, user)
+    logger.debug("%s: user %s (from %s) is %s; needs %s", action, user, identity_source(), role, needed)
     if allows(role, needed):
         return user
     if role not in RANK:   # a typo in users.toml is not a refusal to audit: say where it is

@@ -1,6 +1,7 @@
 """`init [PATH]`: make a folder (or an existing git repo) an nbversion workspace."""
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from ..storage import linking
 from ..layout import META_DIR, tmp_dir
 from .config import DEFAULT_CONFIG, DEFAULT_RULES, write_toml
 from ..backends.lock import workspace_lock
+
+logger = logging.getLogger(__name__)
 
 GITIGNORE_LINES = [".ipynb_checkpoints/", "__pycache__/", "*.pyc"]
 DVCIGNORE_LINES = ["*.cache", ".ipynb_checkpoints/", "__pycache__/"]
@@ -48,6 +51,7 @@ def init(path=None, on_event=None) -> InitResult:
     root = Path(path or os.getcwd()).resolve()
     root.mkdir(parents=True, exist_ok=True)
     if (root / META_DIR / "config.toml").exists():
+        logger.debug("%s is already a workspace: nothing to initialise", root)
         return InitResult(str(root), False, identity.current_user(root), _git.head(root))
     top = _git.toplevel(root)
     if top is not None and top != root:
@@ -55,6 +59,8 @@ def init(path=None, on_event=None) -> InitResult:
                              hint=f"run `nbversion init {top}` at the repository's top folder")
     meta = root / META_DIR
     tmp_dir(root).mkdir(parents=True, exist_ok=True)
+    logger.debug("initialising %s (git repository already there: %s, DVC: %s)", root, top is not None,
+                 (root / ".dvc").exists())
     with workspace_lock(root, "init"):
         if top is None:
             emit(Event("init", 0, 3, "git init"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from ..backends.files import tree_size
 from ..layout import TMP_DIR, tmp_dir
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "import-"
 MODEL_PREFIX = "model-"
@@ -93,6 +96,7 @@ def remove(root) -> list[Leftover]:
     """Remove what `find` finds; returns it."""
     found = find(root)
     for leftover in found:
+        logger.debug("removing %s, left by a process that died", leftover.path)
         shutil.rmtree(leftover.path, ignore_errors=True)
     return found
 

@@ -13,9 +13,12 @@ entries either side added after it are sorted by time and get new `prev`/`hash` 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Optional
 
 from ..audit import chain as audit
+
+logger = logging.getLogger(__name__)
 
 _MISSING = object()
 
@@ -75,6 +78,7 @@ def _entries(raw: Optional[bytes]) -> list:
         try:
             entries.append(json.loads(line))
         except ValueError:
+            logger.debug("dropping an audit line that is not JSON (a torn write): %r", line[:80], exc_info=True)
             continue
     return entries
 

@@ -7,6 +7,7 @@ Keys this version does not know in config.toml are left alone (newer versions ad
 """
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from ...errors import UsageError
 from .config import META_DIR, check_config_values, tomllib
 from .policy_text import invalid_at as _bad, is_number as _number, line_of as _line
 from .roles import ROLES
+
+logger = logging.getLogger(__name__)
 
 RULES, USERS, CONFIG = (f"{META_DIR}/{n}" for n in ("rules.toml", "users.toml", "config.toml"))
 STAGE_KEYS = {"role", "promotes_from", "gates", "deploy"}
@@ -100,5 +103,6 @@ CHECKS = {RULES: check_rules, USERS: check_users, CONFIG: check_config}
 def check(root: Path, paths) -> None:
     """Check each policy file among `paths` (workspace-relative) that exists; raise on the first problem."""
     for rel in sorted(set(paths) & set(CHECKS)):
+        logger.debug("checking the policy file %s before it is committed", rel)
         if (Path(root) / rel).is_file():
             CHECKS[rel](Path(root))

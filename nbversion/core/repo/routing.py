@@ -10,11 +10,14 @@ Rules (config `core.large_file_bytes`, `core.data_dirs`):
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backends.files import tree_size
+
+logger = logging.getLogger(__name__)
 
 GIT_ONLY_SUFFIXES = (".meta.json", ".dvc", ".gitignore", ".dvcignore")
 RUNS_DIR = "runs"   # nbversion.training.runs.RUNS_DIR
@@ -70,6 +73,7 @@ def route_untracked(root: Path, rel: str, config: dict) -> Plan:
     if name.endswith(GIT_ONLY_SUFFIXES):
         plan.git.append(rel)
     elif tree_size(root / rel) > limit:
+        logger.debug("%s is over large_file_bytes (%d): to DVC", rel, limit)
         plan.dvc.append(rel)
     else:
         plan.git.append(rel)   # git applies .gitignore inside a folder

@@ -1,6 +1,7 @@
 """`status`: new / modified / deleted paths, git and DVC alike, in one table."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from ..result import Result
@@ -9,6 +10,8 @@ from ..layout import TMP_DIR
 from .routing import route_untracked
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from typing import Optional
@@ -85,7 +88,10 @@ def dvc_changes(ws) -> list[Change]:
     outs = pointers.in_worktree(ws.root)
     stale, fresh = statcache.stale_outputs(ws.root, outs)
     if not stale:
+        logger.debug("the stat cache answered for all %d DVC output(s): DVC not asked", len(outs))
         return []
+    logger.debug("asking DVC about %d of %d output(s) whose stat fingerprint moved: %s",
+                 len(stale), len(outs), ", ".join(stale[:5]))
     report = _dvc.data_status(ws.root).get("uncommitted", {})
     gone = [o for o in stale if not (ws.root / o).exists()]
     changes = [Change("deleted", o, "dvc") for o in gone]   # one row, not one per file

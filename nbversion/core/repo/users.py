@@ -1,6 +1,7 @@
 """`user add`, `user list`, `whoami`: roles in the committed `.nbversion/users.toml`."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from ...errors import UsageError
@@ -9,6 +10,8 @@ from . import identity
 from .config import META_DIR, read_toml, write_toml
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ..workspace import Workspace
@@ -93,6 +96,7 @@ def user_add(ws: Workspace, user_id: str, role: str) -> UserListResult:
         before = table.get(user_id)
         table[user_id] = role
         write_toml(path, data)
+        logger.debug("user %s: role %s -> %s", user_id, before, role)
         tx.audit("user add", user_id, {"role": role, "previous_role": before})
         tx.commit(f"nbversion: {user_id} is {role}", [f"{META_DIR}/users.toml"])
     return UserListResult(table, f"{user_id} is now {role}" + (f" (was {before})" if before else ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import zlib
@@ -29,6 +30,8 @@ from ..backends.hashing import file_md5
 from .reachability import needed_objects
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     import tarfile
@@ -159,6 +162,8 @@ def create(ws: Workspace, out: Optional[str] = None, encrypt: bool = False, pass
     needed = needed_objects(ws.root)
     present = {m: l for m, l in needed.items() if _dvc.object_path(ws.root, m).exists()}
     missing = sorted(set(needed) - set(present))
+    logger.debug("backup: %d object(s) needed, %d in the local cache, %d already in %s", len(needed), len(present),
+                 len(already), since)
     with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
         tmp = Path(tmp)
         refs = _bundle(ws.root, tmp / "repo.bundle")
@@ -275,6 +280,7 @@ def restore(archive: str, directory: str, passphrase: Optional[str] = None, on_e
             for plain, report in chain:
                 emit(Event("restore", message=f"objects of {report['created_at']}"))
                 added, nbytes = _restore_objects(plain, report, target)
+                logger.debug("restored %d object(s), %d bytes from the archive of %s", added, nbytes, report["created_at"])
                 count, size = count + added, size + nbytes
         _dvc.checkout_workspace(target)
     except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError) as exc:

@@ -5,6 +5,7 @@ remote and its options come from the cloned `.dvc/config`, with a key file kept 
 """
 from __future__ import annotations
 
+import logging
 import shlex
 import shutil
 import time
@@ -16,6 +17,8 @@ from ...events import Event, emitter
 from ...extras import require_for_url
 from ..backends import _dvc, _git, _git_sync
 from .remotes import TransferResult, folder_path, ssh_command, url_kind, version_objects
+
+logger = logging.getLogger(__name__)
 
 
 def _history_url(url: str) -> str:
@@ -56,6 +59,7 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
     emit(Event("clone", 0, 3, "history"))
     _git_sync.clone(_history_url(url), target, shlex.join(ssh_command(keyfile)) if keyfile else None)
     data, default = _dvc.remote_list(target)
+    logger.debug("cloned history of %s; data remote %s: %s", url, default, data.get(default, {}).get("url"))
     _require_clone_data(target, data.get(default, {}).get("url") if default else None)
     if default and "origin" in _git_sync.remotes(target) and default not in _git_sync.remotes(target):
         _git_sync.rename_remote(target, "origin", default)   # one name for history and data

@@ -11,6 +11,7 @@ Defaults come from `[gc]` in `.nbversion/config.toml`.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -18,11 +19,13 @@ from typing import Optional
 from ...errors import NbversionError, UsageError
 from ...events import Event, emitter
 from ..result import Result
-from ..backends import _dvc, _git, pointers
+from ..backends import _dvc, _git_history, pointers
 from ..repo import leftovers
 from .reachability import expand, merge_needed, protected_needed
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback
@@ -53,9 +56,9 @@ class GcResult(Result):
 
 def _versions(root) -> list[dict]:
     """Every (path, md5) a commit introduced, newest first: {"path", "md5", "sha", "time"}."""
-    touched = [(sha, ts, path) for sha, ts, paths in _git.files_changed_by_commit(root, "*.dvc")
+    touched = [(sha, ts, path) for sha, ts, paths in _git_history.files_changed_by_commit(root, "*.dvc")
                for path in paths if path.endswith(".dvc")]
-    blobs = _git.cat_files(root, [f"{sha}:{path}" for sha, _, path in touched])
+    blobs = _git_history.cat_files(root, [f"{sha}:{path}" for sha, _, path in touched])
     versions = []
     for sha, ts, dvc_file in touched:
         for pointer in pointers.parse(dvc_file, blobs.get(f"{sha}:{dvc_file}") or b""):
@@ -84,6 +87,9 @@ def keep_set(root, keep_last: int, older_than_days: float, now: Optional[float] 
     needed = merge_needed(protected_needed(root),
                           _kept_by_policy(versions, keep_last, older_than_days, now or time.time()))
     everything, unreadable = expand(root, needed)
+    logger.debug("gc keeps %d object(s) (%d version(s) protected or inside keep_last=%s / %s days; of %d committed); "
+                 "%d kept listing(s) unreadable here", len(everything), len(needed), keep_last, older_than_days,
+                 len(versions), len(unreadable))
     return set(everything), unreadable, versions
 
 
@@ -99,7 +105,11 @@ def _listing_md5s(root, md5_dir: str) -> list:
     """File hashes of a `.dir` listing in the local cache; [] when it is not readable here."""
     try:
         return [e["md5"] for e in json.loads(_dvc.object_path(root, md5_dir).read_text()) if isinstance(e.get("md5"), str)]
+    except FileNotFoundError:   # not in the local cache
+        return []
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        logger.debug("directory listing %s is not readable; its files are labelled %s", md5_dir, UNREFERENCED,
+                     exc_info=True)
         return []
 
 
@@ -153,6 +163,9 @@ def gc(ws: Workspace, keep_last: Optional[int] = None, older_than: Optional[floa
         rows += leftovers.gc_rows(ws.root, dry_run)   # temp folders of killed `dataset add`s
         orphans = _orphan_row(ws.root)
         rows += orphans
+        logger.debug("gc %s: %d local object(s), %d bytes; %d remote object(s) on %s; %d orphan(s)",
+                     "would remove" if dry_run else "removes", len(local), sum(local.values()),
+                     len(remote_doomed), remote, sum(r["objects"] for r in orphans))
         if not dry_run:
             _remove_orphans(ws.root)
             _remove_local(ws.root, local, emit)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import stat
@@ -23,6 +24,10 @@ from pathlib import Path
 from ...errors import InvalidInput
 from ..backends.faults import checkpoint
 from ..backends.files import tree_size
+
+# one summary line a store (below); the per-file paths (store, place, link checks, sizes) stay
+# silent, failures included: they run once per file, up to millions of times, and fall back or count
+logger = logging.getLogger(__name__)
 
 MODES = ("copy", "hardlink")
 DVC_CACHE_TYPE = {"copy": "reflink,copy", "hardlink": "hardlink,copy"}
@@ -96,6 +101,8 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
                 for path, md5, method in done:
                     report.hashes[str(path)] = md5
                     report.methods[method] = report.methods.get(method, 0) + 1
+        logger.debug("stored %d file(s) in %s (%s, %d worker(s)): %s; %d known from the import", len(paths), cache,
+                     mode, workers, report.methods, len(known))
         checkpoint("store-before-cleanup")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

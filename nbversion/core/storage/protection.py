@@ -7,6 +7,7 @@ changes the stored version. `verify` names them and `--repair` gives each its ow
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from . import linking
 from ..repo.config import load_config
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from typing import Iterable
@@ -123,7 +126,9 @@ def orphans(root) -> dict:
 
 def remove_orphans(root) -> int:
     """For gc: drop objects nothing reads; returns bytes freed."""
-    return sum(linking.remove_tree(p) for p in _orphan_dirs(root))
+    folders = _orphan_dirs(root)
+    logger.debug("removing %d orphan object folder(s): %s", len(folders), folders)
+    return sum(linking.remove_tree(p) for p in folders)
 
 
 # --- `unprotect PATH` -----------------------------------------------------------------------
@@ -173,6 +178,7 @@ def unprotect(ws: Workspace, paths: Iterable[str | os.PathLike]) -> UnprotectRes
                         result.paths.append(path.relative_to(ws.root).as_posix())
                     else:
                         result.already += 1
+    logger.debug("unprotect: %d file(s) now private copies, %d already were", len(result.paths), result.already)
     return result
 
 

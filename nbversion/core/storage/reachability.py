@@ -8,11 +8,14 @@ user knows ("registered yolo@v1.0.0", "dataset coco@v1", "working tree models/ne
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from typing import Optional
 
-from ..backends import _dvc, _git, pointers
+from ..backends import _dvc, _git, _git_history, pointers
+
+logger = logging.getLogger(__name__)
 
 VERSION_TAG = re.compile(r"^(?P<name>[^@#]+)@v(?P<version>\d+\.\d+\.\d+)$")
 STAGE_TAG = re.compile(r"^(?P<name>[^@#]+)#(?P<stage>[^#]+)#(?P<n>\d+)$")
@@ -45,7 +48,7 @@ def tag_anchors(root) -> list:
 
 
 def _registry_pointer_files(root, rev: str, name: str) -> list:
-    return [p for p in _git.tree_paths(root, rev, [f"registry/{name}"]) if p.endswith("files.dvc")]
+    return [p for p in _git_history.tree_paths(root, rev, [f"registry/{name}"]) if p.endswith("files.dvc")]
 
 
 def anchor_pointers(root, anchors) -> dict:
@@ -54,10 +57,10 @@ def anchor_pointers(root, anchors) -> dict:
     for anchor in anchors:
         files = anchor.paths
         if files is None:
-            files = [p for p in _git.tree_paths(root, anchor.rev) if p.endswith(".dvc")]
+            files = [p for p in _git_history.tree_paths(root, anchor.rev) if p.endswith(".dvc")]
         for dvc_file in files:
             specs.setdefault(f"{anchor.rev}:{dvc_file}", []).append(anchor.label)
-    contents = _git.cat_files(root, specs)
+    contents = _git_history.cat_files(root, specs)
     needed = {}
     for spec, labels in specs.items():
         dvc_file = spec.split(":", 1)[1]
@@ -101,7 +104,7 @@ def expand(root, needed: dict) -> tuple[dict, set]:
 
 def commit_anchors(root) -> list:
     """Every commit of every branch and tag, for `--all-versions`."""
-    return [Anchor(f"commit {sha[:8]}", sha) for sha, _ in _git.commits_with_dates(root, ["--all"])]
+    return [Anchor(f"commit {sha[:8]}", sha) for sha, _ in _git_history.commits_with_dates(root, ["--all"])]
 
 
 def objects_for(root, anchors: list, include_worktree: bool, remote=None, fetch: bool = False) -> dict:
@@ -147,15 +150,16 @@ def lineage_needed(root) -> tuple[list, dict]:
         # a stage tag on a version's commit is covered by that version; one elsewhere keeps
         # every manifest of its model at its commit (it is `verify`'s to say it is odd)
         if (m := STAGE_TAG.match(tag["name"])) and (m["name"], tag["commit"]) not in versioned:
-            for path in _git.tree_paths(root, tag["commit"], [f"registry/{m['name']}"]):
+            for path in _git_history.tree_paths(root, tag["commit"], [f"registry/{m['name']}"]):
                 if path.endswith("/manifest.json"):
                     specs[f"{tag['commit']}:{path}"] = tag["name"]
     anchors, md5s = [], {}
-    for spec, blob in _git.cat_files(root, specs).items():
+    for spec, blob in _git_history.cat_files(root, specs).items():
         try:
             dataset = (json.loads(blob or b"{}").get("lineage") or {}).get("dataset") or {}
-        except (ValueError, AttributeError):
-            continue   # a broken manifest is `verify`'s to report
+        except (ValueError, AttributeError):   # a broken manifest is `verify`'s to report
+            logger.debug("manifest %s is not readable: its dataset lineage is not kept", spec, exc_info=True)
+            continue
         name, label = dataset.get("name"), f"lineage of {specs[spec]}"
         if not isinstance(name, str) or not name:
             continue

@@ -5,6 +5,7 @@ server that is down) would leave `.dvc/config` with a half-added remote and the 
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 from urllib.parse import urlparse
@@ -12,6 +13,8 @@ from urllib.parse import urlparse
 from ...errors import UsageError
 from ..backends import _git, _git_sync
 from ..repo import names
+
+logger = logging.getLogger(__name__)
 
 
 def url_kind(url: str) -> str:
@@ -43,6 +46,7 @@ def settings(root) -> dict:
 
 
 def restore(root, name: str, saved: dict) -> None:
+    logger.debug("remote add %s failed: restoring .dvc/config and the git remotes as they were", name)
     for fname, data in saved["files"].items():
         path = Path(root) / ".dvc" / fname
         if data is None:

@@ -11,6 +11,7 @@ its data. Transfers write to a temporary name and rename, so kill -9 leaves no c
 """
 from __future__ import annotations
 
+import logging
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from . import remote_safety
 from .remote_safety import url_kind
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback
@@ -180,6 +183,7 @@ def _dvc_remote_names(root) -> tuple[set, Optional[str]]:
         try:
             parser.read(Path(root) / ".dvc" / name)
         except configparser.Error:
+            logger.debug(".dvc/%s is not plain INI: asking DVC for the remotes", name, exc_info=True)
             data, default = _dvc.remote_list(root)
             return set(data), default
         for section in parser.sections():
@@ -200,6 +204,7 @@ def _data_url(root, name: str) -> str:
         try:
             parser.read(Path(root) / ".dvc" / file)
         except configparser.Error:
+            logger.debug(".dvc/%s is not plain INI: the URL of remote %s is unknown here", file, name, exc_info=True)
             return ""
         for section in (f'remote "{name}"', f"'remote \"{name}\"'"):
             url = parser.get(section, "url", fallback=url)
@@ -215,6 +220,8 @@ def _resolve_remote(root, remote: Optional[str]) -> tuple[str, bool]:
                        hint="add one with `nbversion remote add NAME URL`")
     if name not in data and name not in _git_sync.remotes(root):
         raise NotFound(f"unknown remote {name!r}", hint="see `nbversion remote list`")
+    logger.debug("remote %s (%s): data remote %s", name, "given" if remote else "the default",
+                 "known to DVC" if name in data else "absent, history only")
     return name, name in data
 
 
@@ -269,6 +276,7 @@ def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
         if all_versions or registered:
             wanted = version_objects(ws.root, all_versions, registered, name, fetch=False)
             present = {m for m in wanted if _dvc.object_path(ws.root, m).exists()}
+            logger.debug("%d object(s) in the chosen versions, %d of them in the local cache", len(wanted), len(present))
             with _dvc.transfer_progress(emit):
                 objects = _dvc.push_objects(ws.root, present, name)
         else:
@@ -278,6 +286,7 @@ def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
     if git_remote := _history_remote(ws.root, name, remote is not None):
         emit(Event("push", 1, 2, f"history to {git_remote}"))
         history = _push_history(ws.root, git_remote, all_versions)
+    logger.debug("pushed %d object(s) to %s; history: %s", objects or 0, name, history)
     emit(Event("push", 2, 2, "done"))
     return TransferResult("push", name, objects or 0, history, time.monotonic() - started)
 
@@ -330,6 +339,7 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
             emit(Event("pull", 2, 3, "data of the checkout"))
             with _dvc.transfer_progress(emit):
                 objects += _dvc.pull(ws.root, name)
+    logger.debug("pulled %d object(s) from %s; history: %s", objects or 0, name, history)
     emit(Event("pull", 3, 3, "done"))
     return TransferResult("pull", name, objects or 0, history, time.monotonic() - started)
 

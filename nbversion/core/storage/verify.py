@@ -9,6 +9,7 @@ What each tag, commit and the working tree needs is `reachability`'s walk (share
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -16,13 +17,15 @@ from typing import Optional
 from ...events import Event, emitter
 from ..result import Result
 from ..backends.hashing import file_md5
-from ..backends import _dvc, _git, lock, pointers
+from ..backends import _dvc, _git, _git_history, lock, pointers
 from ..audit import chain as audit
 from ..repo import leftovers
 from .problem import Problem
 from .reachability import VERSION_TAG, STAGE_TAG, anchor_pointers, expand, merge_needed, tag_anchors, worktree_needed
 
 from typing import TYPE_CHECKING
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from ...events import EventCallback
@@ -64,7 +67,7 @@ def check_registrations(root) -> list:
     versions = {m["name"] + "@v" + m["version"]: t["commit"] for t in _git.tags(root, "**")
                 if (m := VERSION_TAG.match(t["name"]))}
     head = _git.head(root)
-    head_manifests = [p for p in _git.tree_paths(root, head, ["registry"])
+    head_manifests = [p for p in _git_history.tree_paths(root, head, ["registry"])
                       if p.endswith("/manifest.json")] if head else []
     specs = []
     for ref, rev in versions.items():
@@ -73,7 +76,7 @@ def check_registrations(root) -> list:
         specs += [f"{rev}:{base}/manifest.json", f"{rev}:{base}/files.dvc"]
         if head:
             specs += [f"{head}:{base}/manifest.json", f"{head}:{base}/files.dvc"]
-    blobs = _git.cat_files(root, specs)
+    blobs = _git_history.cat_files(root, specs)
     for ref, rev in sorted(versions.items()):
         name, version = ref.split("@")
         base = f"registry/{name}/{version}"
@@ -102,7 +105,7 @@ def _stage_tags_without_version(root) -> list:
     problems = []
     for tag in _git.tags(root, "**"):
         if (m := STAGE_TAG.match(tag["name"])) and not any(
-                p.endswith("/manifest.json") for p in _git.tree_paths(root, tag["commit"], [f"registry/{m['name']}"])):
+                p.endswith("/manifest.json") for p in _git_history.tree_paths(root, tag["commit"], [f"registry/{m['name']}"])):
             problems.append(Problem("half registration", f"tag {tag['name']}", [f"stage {m['name']}#{m['stage']}"],
                                     "the stage tag points at a commit with no registered version"))
     return problems
@@ -213,15 +216,22 @@ def _check(root, remote, check_remote_presence, on_event) -> VerifyResult:
     emit(Event("verify", message="tags and manifests"))
     anchors = tag_anchors(root)
     problems = check_registrations(root)
+    logger.debug("verify: %d tag(s), %d registration problem(s)", len(anchors), len(problems))
     needed = merge_needed(anchor_pointers(root, anchors), worktree_needed(root))
     cache_problems, everything = check_cache(root, needed, on_event)
     problems += cache_problems
+    logger.debug("verify: %d pointer(s) -> %d object(s) hashed, %d missing or corrupt", len(needed),
+                 len(everything), len(cache_problems))
     if check_remote_presence:
         emit(Event("verify", message="remote presence"))
-        problems += check_remote(root, everything, remote)
-    problems += check_audit_and_lock(root)
-    problems += leftovers.verify_problems(root)
-    problems += _link_problems(root)
+        remote_problems = check_remote(root, everything, remote)
+        logger.debug("verify: %d object(s) not on remote %s", len(remote_problems), remote or "(default)")
+        problems += remote_problems
+    for name, check in (("audit and lock", check_audit_and_lock), ("leftovers", leftovers.verify_problems),
+                        ("links", _link_problems)):
+        found = check(root)
+        logger.debug("verify: %s: %d problem(s)", name, len(found))
+        problems += found
     checked = {"tags": len(anchors), "pointers": len(needed), "objects": len(everything)}
     return VerifyResult(problems, checked, remote)
 
@@ -247,6 +257,7 @@ def repair_problems(root, problems: list, remote: Optional[str], on_event=None) 
                 _discard(_dvc.object_path(root, problem.what))
         emit(Event("fetch", message=f"{len(broken)} object(s) from remote {remote or '(default)'}"))
         wanted = {p.what for p in broken}
+        logger.debug("repair: fetching %d missing or corrupt object(s) from %s", len(wanted), remote or "(default)")
         _dvc.fetch_objects(root, wanted, remote)
         listed, _ = expand(root, {m: set() for m in wanted if m.endswith(".dir")})
         missing = {m for m in listed if not _dvc.object_path(root, m).exists()}
