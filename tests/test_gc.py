@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, cli_json, git
-from nbversion.core.backends import _dvc
+from nbversion.core.backends import _dvc, dvc_cache
 from nbversion.core.backends.hashing import file_md5
 
-cached_objects = _dvc.cached_objects
+cached_objects = dvc_cache.cached_objects
 
 DAY = 86400
 
@@ -107,7 +107,7 @@ def _objects_of(root, revs) -> set:
             for p in pointers.parse(f, git(root, "show", f"{rev}:{f}")):
                 found.add(p.md5)
                 if p.md5.endswith(".dir"):
-                    found |= {e["md5"] for e in json.loads(_dvc.object_path(root, p.md5).read_text())}
+                    found |= {e["md5"] for e in json.loads(dvc_cache.object_path(root, p.md5).read_text())}
     return found
 
 
@@ -127,7 +127,7 @@ def test_gc_never_removes_registered_staged_or_tagged_objects(ws, seed, monkeypa
     assert dry.bytes == sum(before[m] for m in set(before) - set(after))
     for md5 in history["protected"]:
         assert md5 in after, f"gc removed {md5}, needed by a tag or branch tip"
-        assert file_md5(_dvc.object_path(ws.root, md5)) == md5.replace(".dir", "")
+        assert file_md5(dvc_cache.object_path(ws.root, md5)) == md5.replace(".dir", "")
     assert not history["orphans"] & set(after)        # objects no commit uses do go
     assert not [p for p in ws.verify().problems if p.kind in ("missing", "corrupt")]
 

@@ -23,7 +23,7 @@ import pytest
 from conftest import cli, git
 from test_verify import WEIGHTS, add_dataset, register_fake
 import nbversion as nbv
-from nbversion.core.backends import _dvc
+from nbversion.core.backends import dvc_cache
 from nbversion.core.storage.clone import clone
 from nbversion.errors import NbversionError
 
@@ -282,7 +282,7 @@ def test_s3_remote_with_separate_history_round_trip(ws, s3, tmp_path):
     assert (b.root / "registry/yolo/v1.0.0/files/best.pt").read_bytes() == WEIGHTS
     assert b.verify().problems == []
 
-    victim = _dvc.object_path(b.root, hashlib.md5(WEIGHTS).hexdigest())
+    victim = dvc_cache.object_path(b.root, hashlib.md5(WEIGHTS).hexdigest())
     victim.chmod(0o644)
     victim.write_bytes(b"rotten")
     repaired = b.verify(repair=True)

@@ -38,11 +38,11 @@ def assert_committed_run(ws, run_id, status, epochs):
     tracked = git(ws.root, "ls-files", f"runs/{run_id}").split()
     assert {f"runs/{run_id}/run.json", f"runs/{run_id}/results.csv", f"runs/{run_id}/weights.dvc"} <= set(tracked)
     assert not any("/weights/" in t for t in tracked)        # weights go to DVC, not git
-    from nbversion.core.backends import _dvc
+    from nbversion.core.backends import dvc_cache
     pointer = (folder / "weights.dvc").read_text()
-    listing = _dvc.read_dir_manifest(ws.root, pointer.split("md5: ")[1].split()[0])
+    listing = dvc_cache.read_dir_manifest(ws.root, pointer.split("md5: ")[1].split()[0])
     assert {"best.pt", "last.pt"} <= {e["relpath"] for e in listing}
-    assert all(_dvc.object_path(ws.root, e["md5"]).exists() for e in listing)   # in the DVC cache
+    assert all(dvc_cache.object_path(ws.root, e["md5"]).exists() for e in listing)   # in the DVC cache
     assert git(ws.root, "status", "--porcelain") == ""
     entry = audit_lines(ws.root)[-1]
     assert entry["action"] == "train" and entry["target"] == run_id and entry["details"]["status"] == status

@@ -181,10 +181,10 @@ def _caches(folder: Path) -> list:
 
 
 def _versioned_caches(root: Path) -> list:
-    from nbversion.core.backends import _dvc
+    from nbversion.core.backends import dvc_cache
 
     pointer = (root / "datasets" / "demo.dvc").read_text()
-    listing = _dvc.read_dir_manifest(root, pointer.split("md5: ")[1].split()[0])
+    listing = dvc_cache.read_dir_manifest(root, pointer.split("md5: ")[1].split()[0])
     return [p for p in git(root, "ls-files").split() if p.endswith(".cache")] + \
         [e["relpath"] for e in listing if e["relpath"].endswith(".cache")]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, cli_json, git
-from nbversion.core.backends import _dvc
+from nbversion.core.backends import dvc_cache
 
 WEIGHTS = b"fake-weights-" + bytes(range(256)) * 64
 
@@ -44,7 +44,7 @@ def add_dataset(ws, name="coco", tag="v1", seed=0):
 
 def weights_object(ws, base):
     md5 = hashlib.md5(WEIGHTS).hexdigest()
-    return _dvc.object_path(ws.root, md5), md5
+    return dvc_cache.object_path(ws.root, md5), md5
 
 
 def flip_byte(path: Path):
@@ -95,8 +95,8 @@ def test_corrupted_weight_byte_is_found_named_and_repaired(ws, registered):
 def test_missing_object_is_fetched_by_repair(ws, registered):
     from nbversion.core.backends import pointers
     coco = pointers.parse("datasets/coco.dvc", (ws.root / "datasets/coco.dvc").read_text())[0]
-    entries = json.loads(_dvc.object_path(ws.root, coco.md5.removesuffix(".dir")).with_suffix(".dir").read_text())
-    victim = _dvc.object_path(ws.root, entries[0]["md5"])
+    entries = json.loads(dvc_cache.object_path(ws.root, coco.md5.removesuffix(".dir")).with_suffix(".dir").read_text())
+    victim = dvc_cache.object_path(ws.root, entries[0]["md5"])
     victim.chmod(0o644)
     victim.unlink()
     missing = [p for p in ws.verify().problems if p.what == entries[0]["md5"]]

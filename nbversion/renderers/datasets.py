@@ -6,7 +6,7 @@ import html
 import io
 import logging
 
-from ..core.backends import _dvc
+from ..core.backends import dvc_cache
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def tile_html(root: str, sample: dict, names: list) -> str:
     """One thumbnail with its boxes drawn, as an inline PNG; '' if the cache lacks it."""
     from PIL import Image, ImageDraw
 
-    image_path = _dvc.object_path(root, sample["image_md5"])
+    image_path = dvc_cache.object_path(root, sample["image_md5"])
     if not image_path.exists():
         logger.debug("no tile for %s: its object is not in the local cache", sample.get("path") or sample["image_md5"])
         return ""
@@ -50,7 +50,7 @@ def tile_html(root: str, sample: dict, names: list) -> str:
     scale = THUMB / max(image.size)
     image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
     draw = ImageDraw.Draw(image)
-    label_path = _dvc.object_path(root, sample["label_md5"]) if sample["label_md5"] else None
+    label_path = dvc_cache.object_path(root, sample["label_md5"]) if sample["label_md5"] else None
     lines = label_path.read_text().splitlines() if label_path and label_path.exists() else []
     for line in lines:
         parts = line.split()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..core.backends import _dvc, _git
+from ..core.backends import dvc_cache, _git
 from ..core.repo import names, refs
 from ..core.artifacts.dataset_meta import DATASETS_DIR as KIND_DIR, pointer_at
 from ..errors import NotFound, UsageError
@@ -57,9 +57,9 @@ def export_version(root: Path, md5_dir: str, dest: Path) -> Path:
     from ..core.repo.config import load_config
 
     mode = linking.link_mode(load_config(root))
-    listing = _dvc.read_dir_manifest(root, md5_dir.removesuffix(".dir") + ".dir")
+    listing = dvc_cache.read_dir_manifest(root, md5_dir.removesuffix(".dir") + ".dir")
     for entry in listing:
-        source = _dvc.object_path(root, entry["md5"])
+        source = dvc_cache.object_path(root, entry["md5"])
         if not source.exists():
             raise NotFound(f"object {entry['md5']} of {entry['relpath']} is not in the DVC cache",
                            hint="run `nbversion pull` to fetch that dataset version")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ...errors import NotFound
 from ..result import Result
-from ..backends import _dvc
+from ..backends import dvc_cache
 from . import dataset_meta
 from ..repo import refs
 from ..repo.names import check_readable_name
@@ -86,7 +86,7 @@ def _manifest(root, name: str, commit: str) -> dict:
     pointer = dataset_meta.pointer_at(root, KIND_DIR, name, commit)
     if not pointer.is_dir:
         raise NotFound(f"{KIND_DIR}/{name} is a single file at {commit[:8]}, not a dataset folder")
-    return {e["relpath"]: e["md5"] for e in _dvc.read_dir_manifest(root, pointer.md5)}
+    return {e["relpath"]: e["md5"] for e in dvc_cache.read_dir_manifest(root, pointer.md5)}
 
 
 def _split_of(path: str, split_dirs: dict) -> str:
@@ -103,7 +103,7 @@ def _is_image(path: str) -> bool:
 def _label_counts(root, md5: str | None) -> Counter:
     if md5 is None:
         return Counter()
-    path = _dvc.object_path(root, md5)
+    path = dvc_cache.object_path(root, md5)
     if not path.exists():
         raise NotFound(f"label object {md5} is not in the local DVC cache",
                        hint="run `nbversion pull` to fetch the data of that version")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ..result import Result
 from ..units import human_bytes
-from ..backends import _dvc
+from ..backends import dvc_cache
 from . import dataset_meta
 from ..repo import names, refs
 from .yolo_layout import IMAGE_SUFFIXES, label_for
@@ -96,7 +96,7 @@ def show(ws: Workspace, ref: str, samples: int = 6, on_event: Optional[EventCall
     meta = dataset_meta.read_at(ws.root, KIND_DIR, name, commit)
     picked = []
     pointer = dataset_meta.pointer_at(ws.root, KIND_DIR, name, commit)
-    if samples and pointer.is_dir and _dvc.object_path(ws.root, pointer.md5).exists():
-        manifest = {e["relpath"]: e["md5"] for e in _dvc.read_dir_manifest(ws.root, pointer.md5)}
+    if samples and pointer.is_dir and dvc_cache.object_path(ws.root, pointer.md5).exists():
+        manifest = {e["relpath"]: e["md5"] for e in dvc_cache.read_dir_manifest(ws.root, pointer.md5)}
         picked = _pick_samples(manifest, samples)
     return DatasetShowResult(name, rev or "latest", commit, meta, picked, str(ws.root))

@@ -17,7 +17,7 @@ from ...errors import InvalidInput, NbversionError, NotFound, UncommittedChanges
 from ...events import Event, emitter
 from ..result import Result
 from ..units import human_bytes
-from ..backends import _dvc, _git, pointers, statcache
+from ..backends import _dvc, dvc_cache, _git, pointers, statcache
 from . import dataset_meta, zipsafe
 from ..repo import leftovers, names, refs
 from ..backends.faults import checkpoint
@@ -186,7 +186,7 @@ def _unchanged(root: Path, name: str, manifest: dict) -> bool:
     if statcache.stale_outputs(root, {current.path: current})[0]:
         return False  # the folder was edited by hand since: not what the pointer says
     try:
-        stored = _dvc.read_dir_manifest(root, current.md5)
+        stored = dvc_cache.read_dir_manifest(root, current.md5)
     except NbversionError:   # listing not in the cache (never pulled): import again
         return False
     return {e["relpath"]: e["md5"] for e in stored} == manifest

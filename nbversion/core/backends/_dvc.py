@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
@@ -26,19 +27,12 @@ def _quiet() -> None:
         logging.getLogger("dvc").setLevel(logging.ERROR)
 
 
-def _link_mode(root) -> str:
-    from ..storage import linking
-    from ..repo.config import load_config
-
-    return linking.link_mode(load_config(root))
-
-
 def _link_override(root) -> dict:
     """`core.link` decides how DVC links, whatever `.dvc/config` says (an old workspace may still
     say "reflink,hardlink,copy" until `verify --repair` rewrites it)."""
     from ..storage import linking
 
-    return {"cache": {"type": linking.dvc_cache_type(_link_mode(root))}}
+    return {"cache": {"type": linking.dvc_cache_type(linking.workspace_mode(root))}}
 
 
 @contextmanager
@@ -131,7 +125,7 @@ def add(root, targets: Iterable[str], known: Optional[dict] = None) -> dict:
         cache = Path(repo.cache.local.path)   # DVC 3: already ends in files/md5; honours `dvc cache dir`
         todo = _files_to_store(repo, cache, _abs(root, targets))
         try:
-            report = linking.store(todo, cache, _link_mode(root), known=known)
+            report = linking.store(todo, cache, linking.workspace_mode(root), known=known)
         except OSError as exc:
             raise NbversionError(f"could not store {exc.filename or 'a file'} in the DVC cache: {exc.strerror or exc}",
                                  hint="check the file is readable and the disk has room, then run the command again") from exc
@@ -201,38 +195,6 @@ def data_status(root) -> dict:
 def diff(root, rev_a: str, rev_b: Optional[str]) -> dict:
     with _repo(root, "diff") as repo:
         return repo.diff(rev_a, rev_b)
-
-
-def read_dir_manifest(root, md5_dir: str) -> list[dict]:
-    """The `.dir` object of a tracked directory: [{"relpath", "md5"}...] from the local cache."""
-    import json
-
-    path = object_path(root, md5_dir)
-    if not path.exists():
-        raise NbversionError(f"the cache has no listing for directory hash {md5_dir}",
-                             hint="run `nbversion pull` to fetch it from a remote")
-    return json.loads(path.read_text())
-
-
-# --- where objects live: the one owner of DVC's cache layout --------------------------------
-
-def object_path(root, md5: str) -> Path:
-    """Path of object `md5` (a file hash, or `<hash>.dir` for a folder listing) in the workspace's
-    local cache, wherever `dvc cache dir` put it (absolute, relative or in `.dvc/config.local`)."""
-    from ..storage.linking import object_in
-
-    return object_in(cache_root(root), md5)
-
-
-def cached_objects(root) -> dict:
-    """md5 (with the `.dir` suffix for listings) -> size of every object in the local cache."""
-    base = cache_root(root)
-    found = {}
-    if base.exists():
-        for path in base.glob("??/*"):
-            if path.is_file() and not path.name.startswith("."):   # dot files: a killed add's temp files
-                found[path.parent.name + path.name] = path.stat().st_size
-    return found
 
 
 _cache_roots: dict = {}
@@ -413,16 +375,11 @@ def transfer_progress(on_event):
         logger.debug("another transfer reports progress: waiting for it to finish")
         _PATCHING_TQDM.acquire()
     try:
-        with _forward_tqdm(DataTqdm, on_event, Event) if DataTqdm else _nothing():
+        with _forward_tqdm(DataTqdm, on_event, Event) if DataTqdm else contextlib.nullcontext():
             with _forward_tqdm(Tqdm, on_event, Event):
                 yield
     finally:
         _PATCHING_TQDM.release()
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 @contextmanager

@@ -118,9 +118,9 @@ def _clean_copy(root: Path, path: Path, md5: str) -> bool:
 
 
 def _fetch_missing(root: Path, manifest: dict, md5s: set) -> None:
-    from ..backends import _dvc
+    from ..backends import _dvc, dvc_cache
 
-    missing = {m for m in md5s if not _dvc.object_path(root, m).exists()}
+    missing = {m for m in md5s if not dvc_cache.object_path(root, m).exists()}
     if not missing:
         return
     ref = f"{manifest.get('name')}@{manifest.get('version')}"
@@ -131,20 +131,20 @@ def _fetch_missing(root: Path, manifest: dict, md5s: set) -> None:
         logger.debug("fetching %d object(s) of %s failed", len(missing), ref, exc_info=True)
         raise NotFound(f"the weights of {ref} are not in the local cache and could not be fetched: {exc}",
                        hint=hint) from None
-    if any(not _dvc.object_path(root, m).exists() for m in missing):
+    if any(not dvc_cache.object_path(root, m).exists() for m in missing):
         raise NotFound(f"the weights of {ref} are neither in the local cache nor on the default remote",
                        hint=hint)
 
 
 def _copy_checked(root: Path, md5: str, target: Path, manifest: dict) -> None:
     """Copy one cache object, hashing while copying; rename into place only if it is whole."""
-    from ..backends import _dvc
+    from ..backends import dvc_cache
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     digest = hashlib.md5()
     try:
-        with open(_dvc.object_path(root, md5), "rb") as src, open(tmp, "wb") as dst:
+        with open(dvc_cache.object_path(root, md5), "rb") as src, open(tmp, "wb") as dst:
             while chunk := src.read(CHUNK):
                 digest.update(chunk)
                 dst.write(chunk)

@@ -159,8 +159,8 @@ def _from_model(root: Path, name: str, rev: Optional[str], shown: Optional[str] 
     meta = json.loads(raw)
     weights = root / "models" / name / meta.get("file", "")
     if not weights.is_file() or (meta.get("md5") and file_md5(weights) != meta["md5"]):
-        from ..backends import _dvc
-        cached = _dvc.object_path(root, meta.get("md5") or "0" * 32)
+        from ..backends import dvc_cache
+        cached = dvc_cache.object_path(root, meta.get("md5") or "0" * 32)
         if not cached.exists():
             raise NotFound(f"the weights of model {name}{'@' + shown if shown else ''} are not available locally",
                            hint=f"run `nbversion checkout {rev or 'HEAD'} models/{name}` or `nbversion pull` first")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ...errors import NotFound, UncommittedChanges
 from ...events import Event, emitter
 from ..result import Result
-from ..backends import _dvc, _git, _git_history, pointers, statcache
+from ..backends import _dvc, dvc_cache, _git, _git_history, pointers, statcache
 from .status import dvc_changes, git_changes
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def _listing(root, md5: str):
     import json
 
     try:
-        return json.loads(_dvc.object_path(root, md5).read_bytes())
+        return json.loads(dvc_cache.object_path(root, md5).read_bytes())
     except (OSError, ValueError):   # not here, or damaged: its files count as missing
         logger.debug("directory listing %s is not readable", md5, exc_info=True)
         return None
@@ -185,14 +185,14 @@ def _missing_objects(root, outs: list) -> set:
         if not out.md5:
             continue
         if not out.md5.endswith(".dir"):
-            if not _dvc.object_path(root, out.md5).exists():
+            if not dvc_cache.object_path(root, out.md5).exists():
                 missing.add(out.md5)
             continue
         entries = _listing(root, out.md5)
         if entries is None:
             missing.add(out.md5)
             continue
-        missing |= {e["md5"] for e in entries if not _dvc.object_path(root, e["md5"]).exists()}
+        missing |= {e["md5"] for e in entries if not dvc_cache.object_path(root, e["md5"]).exists()}
     return missing
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 from ...errors import UsageError
 from ..result import Result
-from ..backends import _dvc, _git
+from ..backends import _dvc, dvc_cache, _git
 from ..units import human_bytes
 from .cell import parse_trailers
 from ..layout import TMP_DIR
@@ -121,7 +121,7 @@ class DiffResult(Result):
 
 
 def _object_size(root: Path, md5: str) -> Optional[int]:
-    path = _dvc.object_path(root, md5)
+    path = dvc_cache.object_path(root, md5)
     return path.stat().st_size if path.exists() else None
 
 

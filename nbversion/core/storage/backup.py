@@ -24,7 +24,7 @@ from ...errors import AlreadyExists, IntegrityError, InvalidInput, NotFound, Usa
 from ...events import Event, emitter
 from ...extras import require
 from ..result import Result
-from ..backends import _dvc, _git, _git_sync, atomic
+from ..backends import atomic, _dvc, dvc_cache, _git, _git_sync
 from . import crypto
 from ..backends.hashing import file_md5
 from .reachability import needed_objects
@@ -160,7 +160,7 @@ def create(ws: Workspace, out: Optional[str] = None, encrypt: bool = False, pass
     already = set(base_report["all_objects"]) if base_report else set()
     emit(Event("backup", message="finding the objects registered and tagged versions need"))
     needed = needed_objects(ws.root)
-    present = {m: l for m, l in needed.items() if _dvc.object_path(ws.root, m).exists()}
+    present = {m: l for m, l in needed.items() if dvc_cache.object_path(ws.root, m).exists()}
     missing = sorted(set(needed) - set(present))
     logger.debug("backup: %d object(s) needed, %d in the local cache, %d already in %s", len(needed), len(present),
                  len(already), since)
@@ -187,7 +187,7 @@ def _bundle(root, path: Path) -> list:
 
 
 def _report(root, bundle: Path, refs: list, new: dict, all_objects: set, since, base_report) -> dict:
-    objects = {m: {"size": _dvc.object_path(root, m).stat().st_size, "md5": m.replace(".dir", ""),
+    objects = {m: {"size": dvc_cache.object_path(root, m).stat().st_size, "md5": m.replace(".dir", ""),
                    "needed_by": sorted(labels)} for m, labels in new.items()}
     base = None
     if since:
@@ -209,7 +209,7 @@ def _write_tar(root, plain: Path, tmp: Path, report: dict, emit) -> None:
         total = len(report["objects"])
         for number, md5 in enumerate(report["objects"], start=1):
             emit(Event("backup", number, total, md5[:12]))
-            tar.add(_dvc.object_path(root, md5), arcname=f"objects/{md5}")
+            tar.add(dvc_cache.object_path(root, md5), arcname=f"objects/{md5}")
 
 
 def _html(report: dict, digest: Optional[str]) -> str:
@@ -323,7 +323,7 @@ def _restore_objects(plain: Path, report: dict, target: Path) -> tuple[int, int]
             if not member.name.startswith("objects/"):
                 continue
             md5 = member.name[len("objects/"):]
-            dest = _dvc.object_path(target, md5)
+            dest = dvc_cache.object_path(target, md5)
             dest.parent.mkdir(parents=True, exist_ok=True)
             partial = dest.with_name(dest.name + ".restoring")
             with tar.extractfile(member) as src, open(partial, "wb") as fh:

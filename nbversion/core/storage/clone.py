@@ -15,7 +15,7 @@ from typing import Optional
 from ...errors import AlreadyExists, NbversionError, UsageError
 from ...events import Event, emitter
 from ...extras import require_for_url
-from ..backends import _dvc, _git, _git_sync
+from ..backends import _dvc, dvc_cache, _git, _git_sync
 from .remotes import TransferResult, folder_path, ssh_command, url_kind, version_objects
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
             objects = _dvc.fetch(target, default)
         if all_versions:
             wanted = version_objects(target, True, False, default, fetch=True)
-            objects += _dvc.fetch_objects(target, [m for m in wanted if not _dvc.object_path(target, m).exists()],
+            objects += _dvc.fetch_objects(target, [m for m in wanted if not dvc_cache.object_path(target, m).exists()],
                                           default)[0]
         emit(Event("clone", 2, 3, "checkout"))
         _dvc.checkout_workspace(target)

@@ -19,7 +19,7 @@ from typing import Optional
 from ...errors import NbversionError, UsageError
 from ...events import Event, emitter
 from ..result import Result
-from ..backends import _dvc, _git_history, pointers
+from ..backends import _dvc, dvc_cache, _git_history, pointers
 from ..repo import leftovers
 from .reachability import expand, merge_needed, protected_needed
 
@@ -104,7 +104,7 @@ def _origin(versions: list) -> dict:
 def _listing_md5s(root, md5_dir: str) -> list:
     """File hashes of a `.dir` listing in the local cache; [] when it is not readable here."""
     try:
-        return [e["md5"] for e in json.loads(_dvc.object_path(root, md5_dir).read_text()) if isinstance(e.get("md5"), str)]
+        return [e["md5"] for e in json.loads(dvc_cache.object_path(root, md5_dir).read_text()) if isinstance(e.get("md5"), str)]
     except FileNotFoundError:   # not in the local cache
         return []
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
@@ -156,7 +156,7 @@ def gc(ws: Workspace, keep_last: Optional[int] = None, older_than: Optional[floa
     with ws.transaction("gc", role=role) as tx:
         emit(Event("gc", message="finding what the policy keeps"))
         keep, unreadable, versions = keep_set(ws.root, keep_last, older_than)
-        local = {m: s for m, s in _dvc.cached_objects(ws.root).items() if m not in keep}
+        local = {m: s for m, s in dvc_cache.cached_objects(ws.root).items() if m not in keep}
         rows = _group(local, versions, ws.root, "cache")
         remote_doomed = _remote_doomed(ws.root, remote, keep, unreadable) if remote else {}
         rows += _group(remote_doomed, versions, ws.root, f"remote {remote}")
@@ -192,7 +192,7 @@ def _remote_doomed(root, remote: str, keep: set, unreadable: set) -> dict:
 def _remove_local(root, doomed: dict, emit) -> None:
     for number, md5 in enumerate(sorted(doomed), start=1):
         emit(Event("gc", number, len(doomed), md5[:12]))
-        path = _dvc.object_path(root, md5)
+        path = dvc_cache.object_path(root, md5)
         try:
             path.chmod(0o644)     # DVC makes cache files read-only
             path.unlink()

@@ -53,6 +53,13 @@ def link_mode(config: dict) -> str:
     return mode
 
 
+def workspace_mode(root) -> str:
+    """`core.link` of the workspace at `root`, from its `.nbversion/config.toml`."""
+    from ..repo.config import load_config
+
+    return link_mode(load_config(root))
+
+
 def dvc_cache_type(mode: str) -> str:
     """What `.dvc/config` must say so DVC's own checkouts make the same kind of files."""
     return DVC_CACHE_TYPE[mode]

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from ..backends import _dvc, _git, _git_history, pointers
+from ..backends import _dvc, dvc_cache, _git, _git_history, pointers
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def expand(root, needed: dict) -> tuple[dict, set]:
         if not md5.endswith(".dir"):
             continue
         try:
-            entries = json.loads(_dvc.object_path(root, md5).read_bytes())
+            entries = json.loads(dvc_cache.object_path(root, md5).read_bytes())
         except (OSError, ValueError):
             unreadable.add(md5)
             continue

@@ -23,7 +23,7 @@ from ...errors import NbversionError, NotFound, RemoteUnreachable
 from ...events import Event, emitter
 from ...extras import require_for_url
 from ..result import Result
-from ..backends import _dvc, _git, _git_sync
+from ..backends import _dvc, dvc_cache, _git, _git_sync
 from . import remote_safety
 from .remote_safety import url_kind
 
@@ -275,7 +275,7 @@ def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
         emit(Event("push", 0, 2, f"data to {name}"))
         if all_versions or registered:
             wanted = version_objects(ws.root, all_versions, registered, name, fetch=False)
-            present = {m for m in wanted if _dvc.object_path(ws.root, m).exists()}
+            present = {m for m in wanted if dvc_cache.object_path(ws.root, m).exists()}
             logger.debug("%d object(s) in the chosen versions, %d of them in the local cache", len(wanted), len(present))
             with _dvc.transfer_progress(emit):
                 objects = _dvc.push_objects(ws.root, present, name)
@@ -334,7 +334,7 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
             if all_versions or registered:
                 wanted = version_objects(ws.root, all_versions, registered, name, fetch=True)
                 with _dvc.transfer_progress(emit):
-                    objects += _dvc.fetch_objects(ws.root, [m for m in wanted if not _dvc.object_path(ws.root, m).exists()],
+                    objects += _dvc.fetch_objects(ws.root, [m for m in wanted if not dvc_cache.object_path(ws.root, m).exists()],
                                                   name)[0]
             emit(Event("pull", 2, 3, "data of the checkout"))
             with _dvc.transfer_progress(emit):

@@ -17,7 +17,7 @@ from typing import Optional
 from ...events import Event, emitter
 from ..result import Result
 from ..backends.hashing import file_md5
-from ..backends import _dvc, _git, _git_history, lock, pointers
+from ..backends import _dvc, dvc_cache, _git, _git_history, lock, pointers
 from ..audit import chain as audit
 from ..repo import leftovers
 from .problem import Problem
@@ -125,7 +125,7 @@ def _manifest_matches_files(root, ref: str, manifest: bytes, files_dvc: Optional
     # relative to the tracked output (`best.pt`): compare both from the version folder
     if md5.endswith(".dir"):
         try:
-            actual = {f"{out}/{e['relpath']}": e["md5"] for e in json.loads(_dvc.object_path(root, md5).read_bytes())}
+            actual = {f"{out}/{e['relpath']}": e["md5"] for e in json.loads(dvc_cache.object_path(root, md5).read_bytes())}
         except (OSError, ValueError):
             return []       # the missing .dir object is reported by the cache check
     else:
@@ -141,10 +141,10 @@ def check_cache(root, needed: dict, on_event=None) -> tuple[list, dict]:
     emit = emitter(on_event)
     everything, unreadable = expand(root, needed)
     problems = [Problem("missing", md5, sorted(needed[md5]), "directory listing not in the cache")
-                for md5 in sorted(unreadable) if not _dvc.object_path(root, md5).exists()]
+                for md5 in sorted(unreadable) if not dvc_cache.object_path(root, md5).exists()]
     for number, (md5, labels) in enumerate(sorted(everything.items()), start=1):
         emit(Event("hash", number, len(everything), md5[:12]))
-        path = _dvc.object_path(root, md5)
+        path = dvc_cache.object_path(root, md5)
         if md5 in unreadable and not path.exists():
             continue
         if not path.exists():
@@ -254,13 +254,13 @@ def repair_problems(root, problems: list, remote: Optional[str], on_event=None) 
             return acted
         for problem in broken:
             if problem.kind == "corrupt":
-                _discard(_dvc.object_path(root, problem.what))
+                _discard(dvc_cache.object_path(root, problem.what))
         emit(Event("fetch", message=f"{len(broken)} object(s) from remote {remote or '(default)'}"))
         wanted = {p.what for p in broken}
         logger.debug("repair: fetching %d missing or corrupt object(s) from %s", len(wanted), remote or "(default)")
         _dvc.fetch_objects(root, wanted, remote)
         listed, _ = expand(root, {m: set() for m in wanted if m.endswith(".dir")})
-        missing = {m for m in listed if not _dvc.object_path(root, m).exists()}
+        missing = {m for m in listed if not dvc_cache.object_path(root, m).exists()}
         if missing:   # files of a directory whose listing was itself missing
             _dvc.fetch_objects(root, missing, remote)
         _restore_worktree(root, broken)
