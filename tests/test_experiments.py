@@ -13,7 +13,6 @@ import pytest
 from conftest import cli, cli_json, git, snapshot
 from trained import build_trained_workspace, copy_workspace
 from nbversion.core.audit import chain as audit
-from nbversion.core.repo import merge_rules
 from nbversion.demo import make_dataset
 from nbversion.errors import NbversionError, NotFound
 
@@ -162,22 +161,28 @@ def test_code_conflict_aborts_and_changes_nothing(ws):
     assert not (ws.root / ".git/MERGE_HEAD").exists()
 
 
-def test_merge_audit_rechains_by_time():
-    # a unit test of the pure merge rule on in-memory entries: no workspace reads them
-    def entry(time, action, prev):
-        e = {"time": time, "user": "u", "action": action, "target": "", "details": {}, "prev": prev}
-        e["hash"] = audit.entry_hash(e)
-        return e
+def test_exp_merge_keeps_every_entry_as_written_and_names_both_heads(ws, tmp_path):
+    """The log is a DAG: merging an experiment rewrites no entry; the merge entry names both tips."""
+    (ws.root / "notes.txt").write_text("main\n")
+    ws.commit("main before the branch")
+    ws.exp_new("trial")
+    (ws.root / "trial.txt").write_text("trial\n")
+    ws.commit("work on the trial")
+    branch_hashes = {e["hash"] for _, e in audit.iter_entries(ws.root)}
+    branch_tip = audit.heads(ws.root)
+    git(ws.root, "checkout", "-q", "main")
+    (ws.root / "main.txt").write_text("main\n")
+    ws.commit("work on main meanwhile")
+    main_hashes = {e["hash"] for _, e in audit.iter_entries(ws.root)}
+    main_tip = audit.heads(ws.root)
 
-    first = entry("2026-01-01T00:00:00", "init", audit.GENESIS)
-    ours = [first, entry("2026-01-03T00:00:00", "ours", first["hash"])]
-    theirs = [first, entry("2026-01-02T00:00:00", "theirs", first["hash"])]
-    dump = lambda es: "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n" for e in es).encode()
-    merged = [json.loads(line) for line in merge_rules.merge_audit(dump([first]), dump(ours), dump(theirs)).splitlines()]
-    assert [e["action"] for e in merged] == ["init", "theirs", "ours"]
-    assert merged[0] == first
-    for before, after in zip(merged, merged[1:]):
-        assert after["prev"] == before["hash"] and after["hash"] == audit.entry_hash(after)
+    ws.exp_merge("trial")
+    entries = [e for _, e in audit.iter_entries(ws.root)]
+    assert branch_hashes | main_hashes <= {e["hash"] for e in entries}    # nothing re-hashed
+    assert entries[-1]["action"] == "exp merge"
+    assert sorted(entries[-1]["prev"]) == sorted(branch_tip + main_tip)   # both heads named
+    assert audit.heads(ws.root) == [entries[-1]["hash"]]
+    assert cli("audit", "verify").returncode == 0
 
 
 def test_magics_for_experiments_verify_gc_and_remotes(ws, tmp_path):

@@ -34,6 +34,8 @@ class Transaction:
     def commit(self, message: str, paths=()) -> str:
         """Stage `paths` plus the audit log, and make one commit. Returns its sha."""
         paths = [*paths, str(audit.AUDIT_FILE)]
+        if audit.ensure_merge_attribute(self.root):   # a workspace made before the log merged
+            paths.append(".gitattributes")
         _git.add(self.root, paths)
         sha = _git.commit(self.root, with_trailers(message), self.user, paths)
         logger.debug("%s by %s: commit %s with %d audit entr(ies)", self.action, self.user, sha, len(self.entries))

@@ -75,9 +75,10 @@ def init(path=None, on_event=None) -> InitResult:
         atomic.write_text(meta / ".gitignore", f"{tmp_dir(root).name}/\n")
         _append_missing_lines(root / ".gitignore", GITIGNORE_LINES)
         _append_missing_lines(root / ".dvcignore", DVCIGNORE_LINES)
+        _append_missing_lines(root / ".gitattributes", [audit.MERGE_ATTRIBUTE])   # clones' logs merge
         audit.append(root, user, "init", ".", {"admin": user})
         emit(Event("init", 2, 3, "commit"))
-        paths = [META_DIR, ".gitignore", ".dvcignore", ".dvc"]
+        paths = [META_DIR, ".gitignore", ".dvcignore", ".gitattributes", ".dvc"]
         _git.add(root, paths)
         sha = _git.commit(root, "nbversion: initialise workspace", user, paths)
     emit(Event("init", 3, 3, "done"))

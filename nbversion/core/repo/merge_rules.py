@@ -6,9 +6,9 @@ and a scalar takes the experiment's value (the branch being merged in is the new
 When the sides hold different data (`md5`), the description (metrics, params, lineage) comes
 whole from the side whose data is kept: metrics measured on one weights file never end up
 attached to another.
-Audit logs are merged by time and re-chained: the shared prefix stays byte for byte, the
-entries either side added after it are sorted by time and get new `prev`/`hash` values, so
-`audit verify` passes on the merge commit.
+Audit logs are merged as git's `merge=union` does, never rewritten: the log is a hash DAG
+(`audit/chain.py`), so both sides' new entries keep their parents and hashes, and the next
+entry names both heads.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import json
 import logging
 from typing import Optional
 
-from ..audit import chain as audit
 
 logger = logging.getLogger(__name__)
 
@@ -83,29 +82,15 @@ def _entries(raw: Optional[bytes]) -> list:
     return entries
 
 
-def _identity(entry: dict) -> str:
-    """What an entry says, without its chain fields: the same event after re-chaining is the same."""
-    return json.dumps({k: entry.get(k) for k in audit.FIELDS if k != "prev"}, sort_keys=True, default=str)
-
-
 def merge_audit(base: Optional[bytes], ours: Optional[bytes], theirs: Optional[bytes]) -> bytes:
-    ours_entries, theirs_entries = _entries(ours), _entries(theirs)
-    prefix = 0
-    while (prefix < min(len(ours_entries), len(theirs_entries))
-           and ours_entries[prefix].get("hash") == theirs_entries[prefix].get("hash")):
-        prefix += 1
-    kept, seen = ours_entries[:prefix], {_identity(e) for e in ours_entries[:prefix]}
-    rest = []
-    for entry in ours_entries[prefix:] + theirs_entries[prefix:]:
-        if _identity(entry) not in seen:
-            seen.add(_identity(entry))
-            rest.append(entry)
-    rest.sort(key=lambda e: (e.get("time") or "", _identity(e)))
-    prev = kept[-1]["hash"] if kept else audit.GENESIS
-    lines = [json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for e in kept]
-    for entry in rest:
-        entry = {k: entry.get(k) for k in audit.FIELDS}
-        entry["prev"] = prev
-        entry["hash"] = prev = audit.entry_hash(entry)
-        lines.append(json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    """Both sides' lines, never rewritten: the common ones, then ours, then theirs (what git's
+    `merge=union` does). The log is a DAG, so the two sides' new lines keep their own parents
+    and hashes; the next entry nbversion appends names both heads."""
+    merged, seen = [], set()
+    for side in (_entries(base), _entries(ours), _entries(theirs)):
+        for entry in side:
+            if entry.get("hash") not in seen:
+                seen.add(entry.get("hash"))
+                merged.append(entry)
+    lines = [json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for e in merged]
     return ("\n".join(lines) + "\n").encode() if lines else b""
