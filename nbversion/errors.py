@@ -149,6 +149,20 @@ class RefNotFound(NotFound):
     type = "ref_not_found"
 
 
+class MergeConflict(NbversionError):
+    """`pull` found changes on both sides that no rule merges; `paths` lists them. Nothing changed."""
+
+    type = "merge_conflict"
+    http_status = 409
+
+    def __init__(self, message: str, hint: str | None = None, paths: list | None = None):
+        super().__init__(message, hint)
+        self.paths = paths or []
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "paths": self.paths}
+
+
 class GateFailed(NbversionError):
     """A promotion gate failed; `results` holds every rule with pass/fail (`rules` in the body)."""
 

@@ -25,7 +25,7 @@ from test_verify import WEIGHTS, add_dataset, register_fake
 import nbversion as nbv
 from nbversion.core.backends import dvc_cache
 from nbversion.core.storage.clone import clone
-from nbversion.errors import NbversionError
+from nbversion.errors import MergeConflict, NbversionError
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -128,14 +128,15 @@ def test_cli_remote_add_list_push_pull_and_clone(ws, tmp_path):
     assert "unknown remote" in proc.stderr and "hint:" in proc.stderr
 
 
-def test_diverged_pull_is_refused_with_a_hint(shared, tmp_path):
+def test_the_same_dataset_changed_in_two_clones_stops_the_pull_with_a_hint(shared, tmp_path):
     clone(str(tmp_path / "remote"), str(tmp_path / "b"))
     b = nbv.open(tmp_path / "b")
     add_dataset(b, "coco", None, seed=3)
     b.push()
     add_dataset(shared, "coco", None, seed=4)
-    with pytest.raises(NbversionError, match="diverged"):
+    with pytest.raises(MergeConflict, match="datasets/coco.dvc") as stopped:
         shared.pull()
+    assert "git merge team/main" in stopped.value.hint
 
 
 # --- kill -9 during transfers -------------------------------------------------------------------

@@ -35,6 +35,12 @@ def _transfer_args(p):
     which.add_argument("--registered", action="store_true", help="only data of registered versions and stages")
 
 
+def _pull_args(p):
+    _transfer_args(p)
+    p.add_argument("--abort", action="store_true",
+                   help="undo a merge left unfinished (by `git merge` or `git pull`) instead of pulling")
+
+
 def _clone_args(p):
     p.add_argument("url", metavar="URL", help="a remote folder, ssh:// URL, or any git URL")
     p.add_argument("directory", metavar="DIR", help="new folder to clone into")
@@ -144,8 +150,9 @@ VERBS = [
     ]),
     Verb("push", "send data (first), then the branch and tags, to a remote", _transfer_args,
          lambda ws, a, ev: ws.push(a.remote, all_versions=a.all_versions, registered=a.registered, on_event=ev)),
-    Verb("pull", "fetch history and tags (fast-forward), then the data of the checkout", _transfer_args,
-         lambda ws, a, ev: ws.pull(a.remote, all_versions=a.all_versions, registered=a.registered, on_event=ev)),
+    Verb("pull", "fetch history and tags, merge diverged work, then the data of the checkout", _pull_args,
+         lambda ws, a, ev: ws.pull(a.remote, all_versions=a.all_versions, registered=a.registered,
+                                   abort=a.abort, on_event=ev)),
     Verb("clone", "git clone a remote and fetch the data the checkout needs", _clone_args, _run_clone,
          needs_workspace=False),
     Verb("verify", "check tags, manifests, pointers, cache hashes (and remote); --repair fixes", _verify_args,

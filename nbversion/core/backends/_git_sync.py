@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Optional
 
+from ...errors import NbversionError
 from ._git import _run   # the adapter's one runner; callers outside backends use these functions
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,15 @@ def merge(root, rev: str, ff_only: bool = False, no_commit: bool = False) -> Non
 
 def merge_abort(root) -> None:
     _run(root, "merge", "--abort")
+
+
+def merge_in_progress(root) -> bool:
+    """Whether a merge was started and not finished (git keeps MERGE_HEAD until then)."""
+    try:
+        _run(root, "rev-parse", "-q", "--verify", "MERGE_HEAD")
+    except NbversionError:
+        return False
+    return True
 
 
 def conflicted_paths(root) -> set[str]:

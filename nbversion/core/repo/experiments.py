@@ -18,7 +18,7 @@ from typing import Optional
 from ...errors import AlreadyExists, NbversionError, NotFound, UncommittedChanges, UsageError
 from ...events import Event, emitter
 from ..result import Result
-from ..backends import atomic, _git, _git_history, _git_sync
+from ..backends import _git, _git_history, _git_sync
 from ..audit import chain as audit
 from . import merge_rules, names
 from .cell import with_trailers
@@ -209,24 +209,6 @@ def best(ws: Workspace, metric: str, lower_is_better: Optional[bool] = None) -> 
 
 # --- merge ------------------------------------------------------------------------------------
 
-def _changed(root, base: str, rev: str) -> set:
-    return {p for _, p in _git.diff_name_status(root, base, rev)}
-
-
-def _resolve(root, path: str, base: str, theirs: str) -> bool:
-    """Resolve one path changed on both sides by rule. False when no rule applies."""
-    if path == str(audit.AUDIT_FILE) or path.endswith(".meta.json"):
-        blobs = _git_history.cat_files(root, [f"{base}:{path}", f"HEAD:{path}", f"{theirs}:{path}"])
-        rule = merge_rules.merge_audit if path == str(audit.AUDIT_FILE) else merge_rules.merge_meta
-        atomic.write_bytes(root / path, rule(blobs[f"{base}:{path}"], blobs[f"HEAD:{path}"], blobs[f"{theirs}:{path}"]))
-    elif path.endswith(".dvc"):
-        _git.checkout(root, theirs, [path])   # the experiment's data wins
-    else:
-        return False
-    _git.add(root, [path])
-    return True
-
-
 def merge(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) -> ExperimentsResult:
     """Merge experiment exp/NAME into the current branch; metadata and audit log by rule (`nbversion exp merge`).
 
@@ -251,20 +233,21 @@ def merge(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) ->
         raise UncommittedChanges("uncommitted changes in tracked files", hint="commit them first (`nbversion commit -m ...`)")
     with ws.transaction("exp merge") as tx:
         base = _git_sync.merge_base(ws.root, "HEAD", branch)
-        both = _changed(ws.root, base, "HEAD") & _changed(ws.root, base, branch)
+        both = merge_rules.changed_paths(ws.root, base, "HEAD") & merge_rules.changed_paths(ws.root, base, branch)
         emit(Event("merge", message=f"{branch} into {_git.current_branch(ws.root)}"))
         try:
             _git_sync.merge(ws.root, branch, no_commit=True)
         except NbversionError:   # conflicts: resolved by rule below, or the merge is aborted
             logger.debug("git merge of %s stopped on conflicts", branch, exc_info=True)
         conflicts = _git_sync.conflicted_paths(ws.root)
-        unresolved = [p for p in sorted(both | conflicts) if not _resolve(ws.root, p, base, branch) and p in conflicts]
+        unresolved = [p for p in sorted(both | conflicts) if not merge_rules.resolve_by_rule(ws.root, p, base, branch, pointers="theirs")
+                      and p in conflicts]
         if unresolved:
             _git_sync.merge_abort(ws.root)
             raise NbversionError(f"cannot merge {branch}: conflicting changes in {', '.join(unresolved)}",
                                  hint="these are code or data files without a merge rule: resolve them on the "
                                       "experiment branch (merge the base into it), then merge again")
-        changed_pointers = sorted(p for p in _changed(ws.root, "HEAD", branch) | both if p.endswith(".dvc"))
+        changed_pointers = sorted(p for p in merge_rules.changed_paths(ws.root, "HEAD", branch) | both if p.endswith(".dvc"))
         tx.audit("exp merge", branch, {"base": base, "resolved_by_rule": sorted(both)})
         _git.add(ws.root, [str(audit.AUDIT_FILE)])
         # a merge commit cannot be a partial commit, so commit everything staged by the merge

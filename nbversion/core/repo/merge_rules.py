@@ -1,4 +1,4 @@
-"""Conflict resolution by rule for `exp merge`: `.meta.json` files and the audit log.
+"""Conflict resolution by rule for `exp merge` and `pull`: `.meta.json` files and the audit log.
 
 Metadata is merged key by key against the common ancestor: a key changed on one side takes
 that side's value; changed on both, dicts merge recursively, lists are unioned (ours first),
@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Optional
+
+from ..audit import chain as audit
+from ..backends import _git, _git_history, atomic
 
 
 logger = logging.getLogger(__name__)
@@ -94,3 +98,36 @@ def merge_audit(base: Optional[bytes], ours: Optional[bytes], theirs: Optional[b
                 merged.append(entry)
     lines = [json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for e in merged]
     return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def union_lines(ours: Optional[bytes], theirs: Optional[bytes]) -> bytes:
+    """Our lines, then theirs that we lack (what git's `merge=union` keeps, without duplicates)."""
+    kept = (ours or b"").splitlines()
+    have = set(kept)
+    kept += [line for line in (theirs or b"").splitlines() if line not in have]
+    return b"".join(line + b"\n" for line in kept)
+
+
+def changed_paths(root, base: str, rev: str) -> set:
+    """Paths that differ between commits `base` and `rev`."""
+    return {p for _, p in _git.diff_name_status(root, base, rev)}
+
+
+def resolve_by_rule(root, path: str, base: str, theirs: str, pointers: Optional[str] = None) -> bool:
+    """Resolve one path both sides changed, in an unfinished merge of `theirs` into HEAD, and
+    stage it. The audit log, `*.meta.json` and `.gitignore` merge by rule; a `*.dvc` pointer takes `theirs`
+    when `pointers == "theirs"` (an experiment's data wins), else it is a conflict. False when
+    no rule applies: a real conflict for the caller to report."""
+    if path == str(audit.AUDIT_FILE) or path.endswith(".meta.json"):
+        blobs = _git_history.cat_files(root, [f"{base}:{path}", f"HEAD:{path}", f"{theirs}:{path}"])
+        rule = merge_audit if path == str(audit.AUDIT_FILE) else merge_meta
+        atomic.write_bytes(Path(root) / path, rule(blobs[f"{base}:{path}"], blobs[f"HEAD:{path}"], blobs[f"{theirs}:{path}"]))
+    elif Path(path).name == ".gitignore":   # DVC lists each tracked output there: keep both sides' lines
+        blobs = _git_history.cat_files(root, [f"HEAD:{path}", f"{theirs}:{path}"])
+        atomic.write_bytes(Path(root) / path, union_lines(blobs[f"HEAD:{path}"], blobs[f"{theirs}:{path}"]))
+    elif path.endswith(".dvc") and pointers == "theirs":
+        _git.checkout(root, theirs, [path])
+    else:
+        return False
+    _git.add(root, [path])
+    return True

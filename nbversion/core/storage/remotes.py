@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlparse
 
-from ...errors import NbversionError, NotFound, RemoteUnreachable
+from ...errors import NotFound, RemoteUnreachable
 from ...events import Event, emitter
 from ...extras import require_for_url
 from ..result import Result
@@ -301,13 +301,18 @@ def _push_history(root, name: str, all_versions: bool) -> str:
 
 
 def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False, registered: bool = False,
-         on_event: Optional[EventCallback] = None) -> TransferResult:
-    """Fetch history and tags (fast-forward only), then the data of the checkout (`nbversion pull`).
+         abort: bool = False, on_event: Optional[EventCallback] = None) -> TransferResult:
+    """Fetch history and tags, merge diverged work, then fetch the data of the checkout (`nbversion pull`).
+
+    A branch that diverged from the remote's is merged: code by git, the audit log, `*.meta.json`
+    and run records by rule (one `pull merge` audit entry). Changes on both sides that no rule
+    merges stop the pull with their list (MergeConflict) and change nothing.
 
     Args:
         remote: the remote's name (default: the default remote).
         all_versions: also fetch the data of every commit on all branches.
         registered: also fetch the data of registered versions and stages.
+        abort: undo a merge left unfinished (by `git merge` / `git pull`) instead of pulling.
         on_event: called with progress `Event`s.
 
     Returns:
@@ -320,6 +325,11 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
     from ..backends.lock import workspace_lock
 
     emit, started = emitter(on_event), time.monotonic()
+    if abort:
+        from .integrate import abort as abort_merge
+
+        with workspace_lock(ws.root, "pull --abort", float(ws.config["core"]["lock_timeout"])):
+            return TransferResult("pull", remote or "", 0, abort_merge(ws.root), time.monotonic() - started)
     name, has_data = _resolve_remote(ws.root, remote)
     if has_data:
         require_for_url(_data_url(ws.root, name), "pull")
@@ -349,10 +359,13 @@ def _pull_history(root, name: str) -> str:
     branch = _git.current_branch(root)
     if not branch or not _git_sync.remote_branch_exists(root, name, branch):
         return "tags fetched (no matching remote branch)"
-    before = _git.head(root)
-    try:
-        _git_sync.merge(root, f"{name}/{branch}", ff_only=True)
-    except NbversionError as exc:
-        raise NbversionError(f"{branch} and {name}/{branch} have diverged: {exc.message}",
-                             hint=f"merge them with `git merge {name}/{branch}` (or `nbversion exp merge`), then pull again") from exc
-    return "up to date" if before == _git.head(root) else f"fast-forwarded {branch} to {_git.head(root)[:8]}"
+    before, theirs = _git.head(root), f"{name}/{branch}"
+    if before is None or _git.is_ancestor(root, before, theirs):
+        _git_sync.merge(root, theirs, ff_only=True)
+        return "up to date" if before == _git.head(root) else f"fast-forwarded {branch} to {_git.head(root)[:8]}"
+    if _git.is_ancestor(root, theirs, before):
+        return f"up to date ({branch} is ahead of {theirs}: push it)"
+    from ..repo import identity
+    from .integrate import merge_diverged
+
+    return merge_diverged(root, theirs, identity.current_user(root))
