@@ -17,6 +17,7 @@ SUITES = [
     ("Server and sidebar (issue 8)", "bench_server"),
     ("Remotes and integrity (issue 9)", "bench_remotes"),
     ("Storage: copies, not links (issue 12)", "bench_storage"),
+    ("Team: pull of a diverged clone (issue 14)", "bench_team"),
 ]
 
 
