@@ -90,6 +90,7 @@ def test_the_same_version_registered_in_two_clones_is_refused_then_renumbered(al
     assert datetime.fromisoformat(when)                     # the remote tag's date, not a guess
     assert "nbversion pull" in refused.value.hint
     assert cli("push", cwd=bob.root).returncode != 0        # the CLI says the same
+    assert git(bob.root, "for-each-ref", "refs/nbversion") == ""   # the remote's tags were read aside, then dropped
 
     done = renumber(bob)
     assert [(d["old"], d["new"]) for d in done] == [("det@v1.0.0", "det@v1.0.1")]
@@ -152,3 +153,28 @@ def test_concurrent_promotions_renumber_the_unpushed_stage_tag_with_a_newer_date
         assert json.loads(gto(ws.root, "show", "--json"))["det"]["stage"]["champion"] == "v1.1.0"
         _assert_gto_agrees(ws.root)
         assert verified(ws.root)["warnings"] == []
+
+
+def test_a_promoted_clashing_version_takes_its_stage_tag_to_the_new_version(alice_and_bob, monkeypatch):
+    alice, bob = alice_and_bob
+    register_file(as_user(monkeypatch, alice, ALICE), "1.0.0", 0.41)
+    alice.promote("det@v1.0.0")
+    alice.push()
+    register_file(as_user(monkeypatch, bob, BOB), "1.0.0", 0.52)
+    bob.promote("det@v1.0.0")
+    with pytest.raises(TagCollision) as refused:
+        bob.push()
+    assert "det@v1.0.0" in refused.value.message and "det#champion#1" in refused.value.message
+
+    done = renumber(bob)
+    assert [(d["old"], d["new"]) for d in done] == [("det@v1.0.0", "det@v1.0.1"), ("det#champion#1", "det#champion#2")]
+    assert registry_rows(bob.root)["v1.0.1"]["stages"] == ["champion"]   # the stage moved with its version
+    verified(bob.root)
+
+    merge_and_push(bob)
+    as_user(monkeypatch, alice, ALICE).pull()
+    for ws in (alice, bob):
+        rows = registry_rows(ws.root)
+        assert set(rows) == {"v1.0.0", "v1.0.1"} and rows["v1.0.1"]["stages"] == ["champion"]
+        _assert_gto_agrees(ws.root)
+        verified(ws.root)

@@ -135,3 +135,17 @@ def fetch_tags_aside(root, remote: str, namespace: str) -> None:
 def reachable_from_remote(root, remote: str, commit: str) -> bool:
     """Whether `commit` is on a branch of `remote` as last fetched (then it was pushed)."""
     return bool(_run(root, "for-each-ref", "--contains", commit, "--format=%(refname)", f"refs/remotes/{remote}").strip())
+
+
+def drop_refs(root, namespace: str) -> None:
+    """Delete every ref under `namespace` in one `update-ref` (tags fetched aside, once read:
+    left there, `git log --all` would count the remote's unmerged commits as ours)."""
+    import tempfile
+
+    refs = _run(root, "for-each-ref", "--format=%(refname)", namespace.rstrip("/")).splitlines()
+    if not refs:
+        return
+    with tempfile.TemporaryFile("w+") as commands:
+        commands.write("".join(f"delete {ref}\n" for ref in refs))
+        commands.seek(0)
+        _run(root, "update-ref", "--stdin", istream=commands)

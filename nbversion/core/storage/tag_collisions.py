@@ -59,8 +59,12 @@ def collisions(root, remote: str) -> list[Collision]:
 
 
 def _fetch_remote_rows(root, remote: str) -> dict:
+    """The remote's tags as `_git.tags()` rows; their objects stay, the refs go again."""
     _git_sync.fetch_tags_aside(root, remote, REMOTE_TAGS)
-    return {row["name"]: row for row in _git.tags(root, namespace=REMOTE_TAGS)}
+    try:
+        return {row["name"]: row for row in _git.tags(root, namespace=REMOTE_TAGS)}
+    finally:
+        _git_sync.drop_refs(root, REMOTE_TAGS)
 
 
 def _who(root, row: dict) -> str:
