@@ -137,6 +137,13 @@ class VersionExists(UsageError):
     type = "version_exists"
 
 
+class TagCollision(VersionExists):
+    """A version or stage tag being pushed exists on the remote on other content (two clones made it)."""
+
+    type = "tag_collision"
+    http_status = 409
+
+
 class AlreadyExists(UsageError):
     """Something to be created (an experiment branch, a clone or restore target) is already there."""
 

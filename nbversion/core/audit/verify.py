@@ -16,7 +16,7 @@ from typing import Optional
 
 from ..result import Result
 from ..backends import _git, _git_history
-from . import chain as audit
+from . import chain as audit, renames
 from ..repo import identity
 from ..registry import rules
 from ..repo.config import META_DIR
@@ -35,6 +35,7 @@ AUDIT_PATH = str(audit.AUDIT_FILE)
 RECHECKED = (b'"action":"promote"', b'"action":"demote"', b'"action":"register"', b'"action":"user add"')
 # nbversion writes keys sorted, so "action" comes first: a prefix test is 8x faster than a search
 RECHECKED_PREFIXES = tuple(b"{" + key for key in RECHECKED)
+RENUMBERED = b'"action":"renumber"'     # read too: which tag a register/promote entry's tag is now
 
 
 # --- audit verify --------------------------------------------------------------------------
@@ -158,24 +159,28 @@ def _needed_role(entry: dict, stage_rules: dict) -> tuple[str, str]:
 
 
 def recheck_entries(root: Path, policies: _Policies, problems: list, stats: dict) -> set:
-    """Re-check role-bearing entries; returns the stage tags the log accounts for."""
-    audited_tags = set()
+    """Re-check role-bearing entries; returns the registry tags the log accounts for (a tag
+    `pull` re-numbered counts under its new name)."""
+    named, renamed = [], {}
     path = root / audit.AUDIT_FILE
     if not path.exists():
-        return audited_tags
+        return set()
     with open(path, "rb", buffering=1 << 20) as fh:
         for number, raw in enumerate(fh, start=1):
             if raw.startswith(b'{"action":'):
-                if not raw.startswith(RECHECKED_PREFIXES):
+                if not raw.startswith(RECHECKED_PREFIXES) and not raw.startswith(b"{" + RENUMBERED):
                     continue
-            elif not any(key in raw for key in RECHECKED):
+            elif not any(key in raw for key in RECHECKED) and RENUMBERED not in raw:
                 continue
             try:
                 entry = json.loads(raw)
             except ValueError:
                 continue    # the chain check reports it
+            if entry.get("action") == renames.RENUMBER:
+                renames.add(renamed, entry)
+                continue
             details = entry.get("details") or {}
-            audited_tags.update(t for t in (details.get("tag"), details.get("restore_tag")) if t)
+            named += [(entry.get("hash"), t) for t in renames.tags_named(entry)]
             users, stage_rules = policies.for_line(number)
             needed, what = _needed_role(entry, stage_rules)
             role = identity.role_of(root, entry["user"], users)
@@ -187,7 +192,7 @@ def recheck_entries(root: Path, policies: _Policies, problems: list, stats: dict
             if entry["action"] == "promote" and not details.get("forced"):
                 problems.extend({"line": number, "check": "gates", "message": message}
                                 for message in recheck_gates(root, entry, stage_rules))
-    return audited_tags
+    return {renames.current(renamed, entry_hash, tag) for entry_hash, tag in named}
 
 
 def _manifest_or_none(root: Path, ref: str) -> dict | None:

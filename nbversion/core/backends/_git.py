@@ -253,12 +253,19 @@ def checkout(root, rev: str, paths: Iterable[str] = (), force: bool = False) -> 
     _run(root, *args)
 
 
-def create_tag(root, name: str, rev: str, message: Optional[str] = None, user: Optional[str] = None) -> None:
-    """An annotated tag by `user` with `message`; a lightweight one without a message."""
+def create_tag(root, name: str, rev: str, message: Optional[str] = None, user: Optional[str] = None,
+               date: Optional[str] = None) -> None:
+    """An annotated tag by `user` with `message`; a lightweight one without a message. `date` (ISO
+    8601) is the tagger date, for a tag re-made later that must keep (or move past) a date."""
     if message is None:
         _run(root, "tag", name, rev)
     else:
-        _run(root, *_identity_args(root, user or ""), "tag", "-a", name, rev, "-m", message)
+        env = {"GIT_COMMITTER_DATE": date} if date else None
+        _run(root, *_identity_args(root, user or ""), "tag", "-a", name, rev, "-m", message, env=env)
+
+
+def delete_tag(root, name: str) -> None:
+    _run(root, "tag", "-d", name)
 
 
 def tag_commit(root, tag: str) -> Optional[str]:
@@ -269,10 +276,12 @@ def tag_commit(root, tag: str) -> Optional[str]:
         return None
 
 
-def tags(root, pattern: str = "*") -> list[dict]:
-    """Annotated and light tags: name, target commit, tagger, date, message."""
-    fmt = "%(refname:strip=2)%1f%(*objectname)%1f%(objectname)%1f%(taggeremail)%1f%(taggerdate:iso-strict)%1f%(contents:subject)%1e"
-    out = _run(root, "for-each-ref", f"--format={fmt}", f"refs/tags/{pattern}", strip_newline_in_stdout=False)
+def tags(root, pattern: str = "*", namespace: str = "refs/tags") -> list[dict]:
+    """Annotated and light tags: name, target commit, tagger, date, message (and `object`, the
+    tag's own id). `namespace`: where the refs live (another remote's tags fetched aside)."""
+    depth = len(namespace.strip("/").split("/"))
+    fmt = f"%(refname:strip={depth})%1f%(*objectname)%1f%(objectname)%1f%(taggeremail)%1f%(taggerdate:iso-strict)%1f%(contents:subject)%1e"
+    out = _run(root, "for-each-ref", f"--format={fmt}", f"{namespace.rstrip('/')}/{pattern}", strip_newline_in_stdout=False)
     result = []
     for record in out.split("\x1e"):
         record = record.strip("\n")
@@ -280,7 +289,7 @@ def tags(root, pattern: str = "*") -> list[dict]:
             continue
         name, peeled, obj, email, date, subject = record.split("\x1f")
         result.append({"name": name, "commit": peeled or obj, "tagger": email.strip("<>"),
-                       "date": date, "message": subject})
+                       "date": date, "message": subject, "object": obj})
     return result
 
 

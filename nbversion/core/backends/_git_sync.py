@@ -121,3 +121,41 @@ def bundle_create(root, path: Path) -> list[str]:
     _run(root, "bundle", "create", "-q", str(path), "--all")
     out = _run(root, "bundle", "list-heads", str(path))
     return [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
+
+
+def remote_tag_ids(root, remote: str) -> dict[str, tuple[str, str]]:
+    """tag name -> (tag object id, commit it points at) on `remote`, asked over the wire
+    (`git ls-remote --tags`): cheap, and nothing is fetched."""
+    found: dict[str, list] = {}
+    for line in _run(root, "ls-remote", "--tags", remote).splitlines():
+        sha, _, ref = line.partition("\t")
+        name = ref.removeprefix("refs/tags/")
+        peeled = name.endswith("^{}")
+        entry = found.setdefault(name.removesuffix("^{}"), [None, None])
+        entry[1 if peeled else 0] = sha
+    return {name: (obj, commit or obj) for name, (obj, commit) in found.items()}
+
+
+def fetch_tags_aside(root, remote: str, namespace: str) -> None:
+    """Every tag of `remote` into `namespace/*` (stale ones pruned), local tags untouched: a
+    remote tag that has the same name as a local one on other content can then be read."""
+    _run(root, "fetch", "-q", "--no-tags", "--prune", remote, f"+refs/tags/*:{namespace.rstrip('/')}/*")
+
+
+def reachable_from_remote(root, remote: str, commit: str) -> bool:
+    """Whether `commit` is on a branch of `remote` as last fetched (then it was pushed)."""
+    return bool(_run(root, "for-each-ref", "--contains", commit, "--format=%(refname)", f"refs/remotes/{remote}").strip())
+
+
+def drop_refs(root, namespace: str) -> None:
+    """Delete every ref under `namespace` in one `update-ref` (tags fetched aside, once read:
+    left there, `git log --all` would count the remote's unmerged commits as ours)."""
+    import tempfile
+
+    refs = _run(root, "for-each-ref", "--format=%(refname)", namespace.rstrip("/")).splitlines()
+    if not refs:
+        return
+    with tempfile.TemporaryFile("w+") as commands:
+        commands.write("".join(f"delete {ref}\n" for ref in refs))
+        commands.seek(0)
+        _run(root, "update-ref", "--stdin", istream=commands)

@@ -24,7 +24,7 @@ from ...events import Event, emitter
 from ...extras import require_for_url
 from ..result import Result
 from ..backends import _dvc, dvc_cache, _git, _git_sync
-from . import remote_safety
+from . import remote_safety, tag_collisions
 from .remote_safety import url_kind
 
 from typing import TYPE_CHECKING
@@ -270,6 +270,7 @@ def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
     name, has_data = _resolve_remote(ws.root, remote)
     if has_data:
         require_for_url(_data_url(ws.root, name), "push")
+    tag_collisions.check_push(ws.root, _history_remote(ws.root, name, remote is not None))   # before any transfer
     objects = 0
     if has_data:
         emit(Event("push", 0, 2, f"data to {name}"))
