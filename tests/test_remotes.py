@@ -243,6 +243,7 @@ def test_ssh_remote_push_clone_and_verify(ws, sshd, tmp_path):
     clone(url, str(tmp_path / "b"), keyfile=sshd["key"])
     b = nbv.open(tmp_path / "b")
     assert (b.root / "registry/yolo/v1.0.0/files/best.pt").read_bytes() == WEIGHTS
+    assert git(b.root, "status", "--porcelain", "--untracked-files=no") == ""   # the key file went to config.local only
     add_dataset(b, "coco", "v2", seed=5)
     b.push()
     ws.pull()

@@ -239,6 +239,14 @@ def remote_add(root, name: str, url: str, default: bool = False, options: Option
                 conf["remote"].setdefault(name, {}).update(local_options)
 
 
+def remote_set_local(root, name: str, options: dict) -> None:
+    """Options of remote `name` (a key file, credentials) in the uncommitted .dvc/config.local
+    only: a clone must not leave the committed .dvc/config rewritten (a dirty checkout)."""
+    with _repo(root, "remote_set_local") as repo:
+        with repo.config.edit("local") as conf:
+            conf["remote"].setdefault(name, {}).update(options)
+
+
 def remote_list(root) -> tuple[dict, Optional[str]]:
     """({name: {"url": ..., other options}}, default remote name or None)."""
     with _repo(root, "remote_list") as repo:

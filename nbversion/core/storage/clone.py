@@ -66,9 +66,7 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
     if keyfile:
         _git.config_set(target, "core.sshCommand", shlex.join(ssh_command(keyfile)))
         if default:
-            _dvc.remote_add(target, default, data[default]["url"], default=True,
-                            options={k: v for k, v in data[default].items() if k != "url"},
-                            local_options={"keyfile": str(Path(keyfile).expanduser().resolve())})
+            _dvc.remote_set_local(target, default, {"keyfile": str(Path(keyfile).expanduser().resolve())})
     objects = 0
     if default:
         emit(Event("clone", 1, 3, f"data from {default}"))

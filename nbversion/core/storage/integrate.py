@@ -23,8 +23,10 @@ def merge_diverged(root, ref: str, user: str) -> str:
 
     Raises MergeConflict (with every conflicting path) after putting HEAD, the index and the
     working tree back as they were."""
-    if _git.status(root, untracked="no"):
-        raise UncommittedChanges("uncommitted changes in tracked files: pull merges only a clean checkout",
+    dirty = sorted(entry.path for entry in _git.status(root, untracked="no"))
+    if dirty:
+        raise UncommittedChanges(f"uncommitted changes in {', '.join(dirty[:5])}{' ...' if len(dirty) > 5 else ''}: "
+                                 "pull merges only a clean checkout",
                                  hint="commit them first (`nbversion commit -m ...`), then pull again")
     branch = _git.current_branch(root)
     base = _git_sync.merge_base(root, "HEAD", ref)

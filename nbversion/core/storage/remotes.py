@@ -335,10 +335,15 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
     if has_data:
         require_for_url(_data_url(ws.root, name), "pull")
     history = "no git remote of this name"
-    with workspace_lock(ws.root, "pull", float(ws.config["core"]["lock_timeout"])):
+    with ws.transaction("pull", role="viewer") as tx:
         if git_remote := _history_remote(ws.root, name, remote is not None):
             emit(Event("pull", 0, 3, f"history from {git_remote}"))
+            # our unpushed tags the remote also has (on other content) get free names first:
+            # fetching its tags would otherwise stop on them, and nothing pushed ever moves
+            renamed = tag_collisions.renumber_local(ws, tx, git_remote)
             history = _pull_history(ws.root, git_remote)
+            if renamed:
+                history = "; ".join(f"{r['old']} re-numbered {r['new']}" for r in renamed) + "; " + history
         objects = 0
         if has_data:
             emit(Event("pull", 1, 3, f"data from {name}"))
