@@ -306,8 +306,9 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
     """Fetch history and tags, merge diverged work, then fetch the data of the checkout (`nbversion pull`).
 
     A branch that diverged from the remote's is merged: code by git, the audit log, `*.meta.json`
-    and run records by rule (one `pull merge` audit entry). Changes on both sides that no rule
-    merges stop the pull with their list (MergeConflict) and change nothing.
+    and run records by rule (one `pull merge` audit entry), a dataset folder changed on both sides
+    file by file. Changes on both sides that no rule merges (a label file both edited) stop the
+    pull with their list (MergeConflict) and change nothing.
 
     Args:
         remote: the remote's name (default: the default remote).
