@@ -16,7 +16,7 @@ from conftest import cli, snapshot
 from nbversion.core.repo.merge_rules import merge_listings
 from nbversion.core.audit import chain as audit
 from nbversion.demo import edit_labels, make_dataset
-from nbversion.errors import MergeConflict
+from nbversion.errors import InvalidInput, MergeConflict
 from test_team_audit import alice_and_bob   # noqa: F401 (fixture)
 from test_team_pull import add_dataset_as, files_of
 
@@ -84,14 +84,14 @@ def test_images_and_labels_added_on_both_sides_and_an_edit_on_one_merge_on_pull(
     assert meta["class_instances"] == {meta["classes"][int(c)]: n for c, n in instances.items()}
     merge_entry = [e for _, e in audit.iter_entries(bob.root)][-1]
     assert merge_entry["action"] == "pull merge" and merge_entry["details"]["content_merged"] == ["datasets/shapes"]
-    assert cli("status", "--json", cwd=bob.root).returncode == 0
+    assert bob.status().clean   # the merged folder is what the merge commit tracks
     assert cli("audit", "verify", cwd=bob.root).returncode == 0
     assert json.loads(cli("verify", "--json", cwd=bob.root).stdout)["problems"] == []
 
     bob.push()
     alice.pull()
     assert files_of(alice.root, "datasets/shapes") == expected
-    assert alice.dataset_show("shapes").meta["content_hash"] == meta["content_hash"]
+    assert alice.dataset_show("shapes").meta["content_hash"] == meta["content_hash"] and alice.status().clean
     assert cli("audit", "verify", cwd=alice.root).returncode == 0
 
 
@@ -111,3 +111,29 @@ def test_a_label_file_both_sides_changed_stops_the_pull_naming_it_and_changes_no
     assert refused.value.paths == [f"datasets/shapes/{LABEL}"]
     assert "dataset files" in refused.value.hint
     assert snapshot(bob.root) == before and files_of(bob.root, "datasets/shapes") == folder_before
+
+
+def test_a_merge_that_is_no_longer_a_valid_dataset_stops_and_puts_the_folder_back(alice_and_bob, monkeypatch, tmp_path):
+    alice, bob = alice_and_bob
+    alice_folder, bob_folder = shapes_on_both_sides(alice, bob, monkeypatch, tmp_path)
+    yaml = (alice_folder / "data.yaml").read_text()          # alice drops the third class, relabelling its boxes
+    (alice_folder / "data.yaml").write_text("\n".join(l for l in yaml.splitlines() if not l.startswith("  2:")) + "\n")
+    for label in (alice_folder / "labels").rglob("*.txt"):
+        lines = label.read_text().splitlines()
+        if any(line.startswith("2 ") for line in lines):
+            label.write_text("".join(("0" + line[1:] if line.startswith("2 ") else line) + "\n" for line in lines))
+    commit_as(alice, monkeypatch, "alice@example.com", "alice merges blue into red")
+    alice.push()
+    add_samples(bob_folder, tmp_path, "bob", seed=12)
+    (bob_folder / "labels/train/bob_00000.txt").write_text("2 0.500000 0.500000 0.200000 0.200000\n")   # a blue box
+    commit_as(bob, monkeypatch, "bob@example.com", "bob adds samples with a blue box")
+    before, folder_before = snapshot(bob.root), files_of(bob.root, "datasets/shapes")
+
+    with pytest.raises(InvalidInput, match="bob_00000.txt") as refused:
+        bob.pull()
+    assert "pull stopped" in refused.value.message and "pull again" in refused.value.hint
+    after = snapshot(bob.root)
+    # the remote version's files fetched for the merge stay in the cache, as after any pull
+    assert {k: v for k, v in after.items() if k != "cache"} == {k: v for k, v in before.items() if k != "cache"}
+    assert set(before["cache"]) <= set(after["cache"])
+    assert files_of(bob.root, "datasets/shapes") == folder_before and bob.status().clean

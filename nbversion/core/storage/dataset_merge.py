@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ...errors import NbversionError, RemoteUnreachable, UncommittedChanges
+from ...errors import InvalidInput, NbversionError, RemoteUnreachable, UncommittedChanges
 from ..artifacts import dataset_refresh
 from ..backends import _dvc, _git_history, dvc_cache, pointers
 from ..repo import merge_rules
@@ -117,7 +117,13 @@ def apply(root, merges: list[DatasetMerge], user: str) -> list[str]:
         _write_folder(root, merge)
         (root / merge.pointer_file).write_bytes(merge.ours_pointer)   # DVC reads it back: no conflict markers
     folders = [m.folder for m in merges]
-    pending = dataset_refresh.check(root, folders)   # a merged folder that is no longer a dataset stops here
+    try:   # each side was valid; together they may not be (a class one side dropped, the other used)
+        pending = dataset_refresh.check(root, folders)
+    except InvalidInput as exc:
+        raise InvalidInput("pull stopped: the merged " + exc.message.replace("nothing was committed", "nothing was changed"),
+                           hint="the two sides' changes do not fit together: fix the files named above in one clone, "
+                                "`nbversion commit`, `nbversion push`, then pull again",
+                           problems=exc.problems) from exc
     _dvc.add(root, folders)
     staged = [m.pointer_file for m in merges] + sorted({f"{Path(f).parent}/.gitignore" for f in folders})
     return staged + dataset_refresh.write(root, pending, user)
