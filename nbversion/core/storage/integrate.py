@@ -19,6 +19,7 @@ from ..repo.cell import with_trailers
 from . import dataset_merge
 
 logger = logging.getLogger(__name__)
+MAX_SHOWN = 20   # conflicting paths named in the message; the error's `paths` has them all
 
 
 def merge_diverged(root, ref: str, user: str, data_remote: Optional[str] = None) -> str:
@@ -53,7 +54,8 @@ def merge_diverged(root, ref: str, user: str, data_remote: Optional[str] = None)
             datasets.append(content)
     if unresolved:
         _git_sync.merge_abort(root)
-        raise MergeConflict(f"pull stopped: {branch} and {ref} both changed {', '.join(unresolved)}; nothing was changed",
+        shown = ", ".join(unresolved[:MAX_SHOWN]) + (f" and {len(unresolved) - MAX_SHOWN} more" if len(unresolved) > MAX_SHOWN else "")
+        raise MergeConflict(f"pull stopped: {branch} and {ref} both changed {shown}; nothing was changed",
                             hint=_conflict_hint(unresolved, ref), paths=unresolved)
     staged = _merge_datasets(root, datasets, data_remote, user)
     details = {"base": base, "merged_by_rule": sorted(both)}
