@@ -134,9 +134,10 @@ def test_the_same_dataset_changed_in_two_clones_stops_the_pull_with_a_hint(share
     add_dataset(b, "coco", None, seed=3)
     b.push()
     add_dataset(shared, "coco", None, seed=4)
-    with pytest.raises(MergeConflict, match="datasets/coco.dvc") as stopped:
+    with pytest.raises(MergeConflict, match="datasets/coco/img0.txt") as stopped:   # merged file by file
         shared.pull()
-    assert "git merge team/main" in stopped.value.hint
+    assert stopped.value.paths == [f"datasets/coco/img{i}.txt" for i in range(3)]
+    assert "dataset files" in stopped.value.hint and "git merge team/main" in stopped.value.hint
 
 
 # --- kill -9 during transfers -------------------------------------------------------------------

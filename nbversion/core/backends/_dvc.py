@@ -302,6 +302,15 @@ def remote_missing(root, md5s: Iterable[str], remote: Optional[str] = None) -> s
     return md5s - present
 
 
+def read_remote_object(root, md5: str, remote: Optional[str] = None) -> Optional[bytes]:
+    """Object `md5` (a `.dir` listing) read from the remote without storing it in the local
+    cache: a pull that stops on a conflict leaves the cache as it was. None if the remote lacks it."""
+    with _repo(root, "read_remote_object", transfer=True) as repo:
+        odb = _remote_odb(repo, remote)
+        path = odb.oid_to_path(md5)
+        return odb.fs.cat_file(path) if odb.fs.exists(path) else None
+
+
 def remote_objects(root, remote: Optional[str] = None) -> set:
     """Every md5 stored on the remote."""
     with _repo(root, "remote_objects") as repo:

@@ -1,4 +1,5 @@
-"""Conflict resolution by rule for `exp merge` and `pull`: `.meta.json` files and the audit log.
+"""Conflict resolution by rule for `exp merge` and `pull`: `.meta.json` files, the audit log and
+the file listings of a dataset folder changed on both sides.
 
 Metadata is merged key by key against the common ancestor: a key changed on one side takes
 that side's value; changed on both, dicts merge recursively, lists are unioned (ours first),
@@ -72,6 +73,29 @@ def _with_its_own_description(merged: dict, ours: dict, theirs: dict) -> dict:
         if side.get(key) == merged[key]:
             return side
     return merged
+
+
+def merge_listings(base: dict, ours: dict, theirs: dict) -> tuple[dict, list]:
+    """Three listings of a dataset folder (relpath -> md5) -> (merged listing, conflicting relpaths).
+
+    Per file: the same on both sides is kept; changed, added or removed on one side only takes
+    that side; changed on both sides differently (added on both with different content, or
+    changed on one side and removed on the other) is a conflict, left out of the merged listing."""
+    merged, conflicts = {}, []
+    for path in sorted(set(base) | set(ours) | set(theirs)):
+        was, mine, other = base.get(path, _MISSING), ours.get(path, _MISSING), theirs.get(path, _MISSING)
+        if mine == other:
+            kept = mine
+        elif was == mine:
+            kept = other
+        elif was == other:
+            kept = mine
+        else:
+            conflicts.append(path)
+            continue
+        if kept is not _MISSING:
+            merged[path] = kept
+    return merged, conflicts
 
 
 def _entries(raw: Optional[bytes]) -> list:

@@ -306,8 +306,9 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
     """Fetch history and tags, merge diverged work, then fetch the data of the checkout (`nbversion pull`).
 
     A branch that diverged from the remote's is merged: code by git, the audit log, `*.meta.json`
-    and run records by rule (one `pull merge` audit entry). Changes on both sides that no rule
-    merges stop the pull with their list (MergeConflict) and change nothing.
+    and run records by rule (one `pull merge` audit entry), a dataset folder changed on both sides
+    file by file. Changes on both sides that no rule merges (a label file both edited) stop the
+    pull with their list (MergeConflict) and change nothing.
 
     Args:
         remote: the remote's name (default: the default remote).
@@ -341,7 +342,7 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
             # our unpushed tags the remote also has (on other content) get free names first:
             # fetching its tags would otherwise stop on them, and nothing pushed ever moves
             renamed = tag_collisions.renumber_local(ws, tx, git_remote)
-            history = _pull_history(ws.root, git_remote)
+            history = _pull_history(ws.root, git_remote, name if has_data else None)
             if renamed:
                 history = "; ".join(f"{r['old']} re-numbered {r['new']}" for r in renamed) + "; " + history
         objects = 0
@@ -360,7 +361,7 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
     return TransferResult("pull", name, objects or 0, history, time.monotonic() - started)
 
 
-def _pull_history(root, name: str) -> str:
+def _pull_history(root, name: str, data_remote: Optional[str]) -> str:
     _git_sync.fetch_tags(root, name)
     branch = _git.current_branch(root)
     if not branch or not _git_sync.remote_branch_exists(root, name, branch):
@@ -374,4 +375,4 @@ def _pull_history(root, name: str) -> str:
     from ..repo import identity
     from .integrate import merge_diverged
 
-    return merge_diverged(root, theirs, identity.current_user(root))
+    return merge_diverged(root, theirs, identity.current_user(root), data_remote)
