@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from test_promotion import CHAMPION_RULES
+
 from conftest import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -242,15 +244,7 @@ def run_documented(command: str, cwd: Path, substitute: dict) -> list[str]:
 
 
 # what the examples of docs/registry.md need, made with the verbs; run ids and paths stand in
-REGISTRY_RULES = """[stages.champion]
-role = "admin"
-[[stages.champion.gates]]
-metric = "mAP50-95"
-op = ">="
-value = 0.5
-[[stages.champion.gates]]
-beats_champion = "mAP50-95"
-[stages.champion.deploy]
+REGISTRY_RULES = CHAMPION_RULES + """[stages.champion.deploy]
 command = "echo deployed $NBVERSION_VERSION"
 """
 REGISTRY_NOT_RUN = {
