@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_promotion import CHAMPION_RULES
-
 from conftest import REPO
+from test_promotion import CHAMPION_RULES
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
