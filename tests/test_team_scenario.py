@@ -14,10 +14,11 @@ import pytest
 import nbversion as nbv
 from conftest import cli, git
 from nbversion.core.storage.clone import clone
-from nbversion.demo import make_dataset
-from nbversion.errors import NbversionError
+from nbversion.demo import edit_labels, make_dataset
+from nbversion.errors import NbversionError, TagCollision
 from test_gto_compat import _assert_gto_agrees
 from test_remotes import sshd   # noqa: F401 (fixture)
+from test_team_tags import register_file
 from trained import tiny_train
 
 
@@ -71,6 +72,7 @@ def test_three_clones_interleave_work_and_end_identical(team, tmp_path):
         ws.push()
     with bob as ws:
         ws.dataset_add("dogs", make_dataset(tmp_path / "src-dogs", train=4, val=2, seed=2))
+        register_file(ws, "1.0.0", 0.3)                 # det@v1.0.0 from bob's own weights
         with pytest.raises(NbversionError):
             ws.push()                                    # alice pushed first
         assert ws.pull().history.startswith("merged")
@@ -78,14 +80,25 @@ def test_three_clones_interleave_work_and_end_identical(team, tmp_path):
     with ci as ws:
         ws.dataset_add("demo", make_dataset(tmp_path / "src-demo", seed=3))
         run = tiny_train(ws)
-        ws.register("det", version="1.0.0", source=run.run_id)
-        assert ws.pull().history.startswith("merged")    # alice's and bob's work, after its own
+        ws.register("det", version="1.0.0", source=run.run_id)   # the same version, other content
+        with pytest.raises(TagCollision):
+            ws.push()
+        history = ws.pull().history                      # re-numbered, then merged
+        assert "det@v1.0.0 re-numbered det@v1.0.1" in history and "merged" in history
+        ws.push()
+    with bob as ws:
+        ws.pull()
+        edits = {p.relative_to(ws.root).as_posix(): p.read_bytes()
+                 for p in edit_labels(ws.root / "datasets/cats", count=1, split="val")}
+        ws.commit("bob: relabel a val image")
         ws.push()
     with alice as ws:
+        edits.update({p.relative_to(ws.root).as_posix(): p.read_bytes()   # the same dataset, another file
+                      for p in edit_labels(ws.root / "datasets/cats", count=1, split="train")})
         (ws.root / "README.md").write_text("# detector\n")
-        ws.commit("alice: readme")
-        assert ws.pull().history.startswith("merged")
-        ws.promote("det@v1.0.0")                         # an admin promotes what ci registered
+        ws.commit("alice: relabel a train image, readme")
+        assert ws.pull().history.startswith("merged")   # cats merged file by file
+        ws.promote("det@v1.0.1")                         # an admin promotes what ci registered
         ws.push()
     for member in (bob, ci, alice):
         with member as ws:
@@ -93,7 +106,7 @@ def test_three_clones_interleave_work_and_end_identical(team, tmp_path):
 
     heads = {git(m.ws.root, "rev-parse", "HEAD") for m in team.values()}
     assert len(heads) == 1, "every clone has every commit"
-    for folder in ("datasets/cats", "datasets/dogs", "datasets/demo", "registry/det/v1.0.0"):
+    for folder in ("datasets/cats", "datasets/dogs", "datasets/demo", "registry/det/v1.0.0", "registry/det/v1.0.1"):
         contents = [files_of(m.ws.root, folder) for m in team.values()]
         assert contents[0] and all(c == contents[0] for c in contents), folder
     registries = []
@@ -104,4 +117,7 @@ def test_three_clones_interleave_work_and_end_identical(team, tmp_path):
             _assert_gto_agrees(ws.root)
             registries.append(ws.registry().to_dict())
     assert all(r == registries[0] for r in registries)
-    assert registries[0]["versions"][0]["champion"]
+    champion = [v for v in registries[0]["versions"] if v["champion"]]
+    assert [v["version"] for v in champion] == ["v1.0.1"]
+    for member in team.values():                         # both relabellings, in every clone
+        assert {path: (member.ws.root / path).read_bytes() for path in edits} == edits
