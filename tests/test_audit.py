@@ -118,8 +118,28 @@ def test_roles_are_rechecked_against_the_users_toml_in_force(busy_ws, monkeypatc
     busy_ws.promote("det@v1.0.0")          # passes locally: local checks are advisory
     result = busy_ws.audit_verify()
     assert not result.ok
-    assert any("by bob@example.com (contributor) changed .nbversion/users.toml outside nbversion" in p["message"]
+    assert any("by bob@example.com (contributor) changed .nbversion/users.toml" in p["message"]
                for p in result.problems)
+
+
+def test_a_policy_edit_committed_with_nbversion_commit_is_checked_too(busy_ws, monkeypatch):
+    """The self-promotion of issue 15: the commit carries an audit line, and is still a policy edit."""
+    busy_ws.user_add("carol@example.com", "contributor")
+    assert busy_ws.audit_verify().ok
+    as_user(monkeypatch, "carol@example.com")
+    users = busy_ws.root / ".nbversion/users.toml"
+    users.write_text(users.read_text().replace('"carol@example.com" = "contributor"', '"carol@example.com" = "admin"'))
+    busy_ws.commit("tweak")                                # an audited commit, by carol
+    rules_file = busy_ws.root / ".nbversion/rules.toml"
+    rules_file.write_text(rules_file.read_text() + '\n[stages.prod]\nrole = "contributor"\n')
+    busy_ws.commit("open prod to contributors")
+    result = busy_ws.audit_verify()
+    messages = [p["message"] for p in result.problems]
+    assert not result.ok
+    assert any("by carol@example.com (contributor) changed .nbversion/users.toml" in m for m in messages)
+    # by then carol was admin in the (forged) users.toml: the rules edit is judged by the roles
+    # in force at its parent, so it passes on its own; the forged grant is what is reported
+    assert cli("audit", "verify", cwd=busy_ws.root).returncode == 1
 
 
 def test_an_entry_that_lied_about_gates_is_flagged(busy_ws):

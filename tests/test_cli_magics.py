@@ -34,7 +34,8 @@ def test_cli_full_cycle(cli_ws):
     cli("checkout", "HEAD~1", cwd=root, check=0)
     assert (root / "datasets" / "d" / "x.bin").read_bytes() == b"\0" * 1000
     who = cli_json("whoami", cwd=root)
-    assert who["role"] == "admin"
+    assert who["role"] == "admin" and who["mode"] == "advisory (unsigned)"   # no keys: it says so
+    assert "advisory (unsigned)" in cli("whoami", cwd=root, check=0).stdout
 
 
 def test_cli_exit_codes_and_error_format(cli_ws, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import USER, cli, git, snapshot
 from test_registry import as_user, register_run
+from nbversion.errors import PermissionDenied
 
 CHAMPION_RULES = """
 [stages.champion]
@@ -215,3 +216,31 @@ def test_a_failing_hook_is_recorded_and_never_undoes_the_promotion(ws, webhook_s
     listing = cli("deploys", check=0).stdout
     assert "FAILED" in listing and "boom" in listing and "2 hook run(s), 2 failed" in listing
     assert audit_lines(ws)[-1]["details"]["hooks"][0]["ok"] is False
+
+
+def test_a_deploy_command_injected_by_a_contributor_never_runs(ws, monkeypatch, tmp_path):
+    """rules.toml's deploy command runs on every later promote: only from rules an admin committed."""
+    register_run(ws, "det", "1.0.0", {"mAP50-95": 0.6})
+    ws.user_add("mallory@example.com", "contributor")
+    as_user(monkeypatch, "mallory@example.com")
+    marker = tmp_path / "pwned"
+    (ws.root / ".nbversion/rules.toml").write_text(
+        f'[stages.champion]\nrole = "contributor"\n[stages.champion.deploy]\ncommand = "touch {marker}"\n')
+    ws.commit("tweak rules")                              # an audited commit, by a contributor
+    as_user(monkeypatch, USER)                            # later, the admin promotes
+    with pytest.raises(PermissionDenied, match="mallory@example.com .contributor., not by an admin"):
+        ws.promote("det@v1.0.0")
+    assert not marker.exists() and "det#champion" not in git(ws.root, "tag")
+    assert any("mallory@example.com (contributor) changed .nbversion/rules.toml" in p["message"]
+               for p in ws.audit_verify().problems)
+
+
+def test_a_deploy_command_in_uncommitted_rules_never_runs(ws, tmp_path):
+    register_run(ws, "det", "1.0.0", {"mAP50-95": 0.6})
+    marker = tmp_path / "ran"
+    (ws.root / ".nbversion/rules.toml").write_text(
+        f'[stages.champion]\nrole = "admin"\n[stages.champion.deploy]\ncommand = "touch {marker}"\n')
+    proc = cli("promote", "det@v1.0.0")
+    assert proc.returncode == 3 and "not committed" in proc.stderr and not marker.exists()
+    git(ws.root, "commit", "-qam", "rules by the admin")  # committed by the admin: it runs
+    assert ws.promote("det@v1.0.0").deploys and marker.exists()

@@ -16,7 +16,7 @@ from typing import Optional
 
 from ..result import Result
 from ..backends import _git, _git_history
-from . import chain as audit, renames
+from . import chain as audit, policy_edits, renames
 from ..repo import identity
 from ..registry import rules
 from ..repo.config import META_DIR
@@ -80,7 +80,6 @@ class _Policies:
         self.ends, self.revs = [], []        # ends[i]: last audit line added by the commit revs[i] names
         self.by_date = []                    # (commit date, users rev, rules rev) after each commit
         self._cache = {}
-        self.unaudited = []                  # (sha, users rev before, files) policy edits with no audit line
         self.rewrites = []                   # (sha, lines deleted): the log is append-only
         users_rev = rules_rev = None
         count = 0
@@ -92,8 +91,6 @@ class _Policies:
                 count += added - deleted
                 self.ends.append(count)
                 self.revs.append((users_rev, rules_rev))
-            else:
-                self.unaudited.append((commit["sha"], users_rev, sorted(commit["changes"])))
             users_rev = commit["sha"] if USERS_FILE in commit["changes"] else users_rev
             rules_rev = commit["sha"] if rules.RULES_FILE in commit["changes"] else rules_rev
             self.by_date.append((datetime.fromisoformat(commit["date"]), users_rev, rules_rev))
@@ -284,21 +281,6 @@ def check_versions(root: Path, arts: dict, audited: set, problems: list) -> int:
     return count
 
 
-def check_policy_edits(root: Path, policies: _Policies, problems: list) -> int:
-    """users.toml / rules.toml edited by a plain commit: the author must have been an admin."""
-    if not policies.unaudited:
-        return 0
-    authors = {c.sha: c.email for c in _git.log(root, paths=[USERS_FILE, rules.RULES_FILE])}
-    for sha, users_rev, files in policies.unaudited:
-        author = authors.get(sha, "")
-        role = identity.role_of(root, author, policies._load(users_rev, USERS_FILE))
-        if not identity.allows(role, "admin"):
-            problems.append({"line": None, "check": "roles",
-                             "message": f"commit {sha[:8]} by {author} ({role}) changed {', '.join(files)} "
-                                        "outside nbversion; roles and rules may only be changed by an admin"})
-    return len(policies.unaudited)
-
-
 def check_history(policies: _Policies, chain: audit.ChainCheck, problems: list) -> None:
     """What the chain alone cannot see: lines cut off the end, or a log re-chained and committed."""
     if chain.ok and chain.lines < policies.committed_lines:
@@ -331,7 +313,7 @@ def verify(ws: Workspace, on_event: Optional[EventCallback] = None) -> VerifyRes
     policies = _Policies(ws.root)
     check_history(policies, chain, problems)
     audited = recheck_entries(ws.root, policies, problems, stats)
-    stats["policy edits"] = check_policy_edits(ws.root, policies, problems)
+    stats["policy edits"] = policy_edits.check(ws.root, problems)
     arts = artifact_tags(ws.root)
     stats["stage tags"] = check_stage_tags(ws.root, arts, audited, policies, problems, warnings)
     stats["versions"] = check_versions(ws.root, arts, audited, problems)

@@ -96,3 +96,25 @@ def commits_with_dates(root, refs: Iterable[str] = ("--all",)) -> list[tuple[str
     """(sha, committer unix time) of every commit reachable from `refs`, newest first."""
     out = _run(root, "log", "--format=%H %ct", *refs)
     return [(sha, int(ts)) for sha, ts in (line.split() for line in out.splitlines() if line.strip())]
+
+
+def commits_touching(root, paths: Iterable[str], merges: bool = False) -> list[tuple[str, list[str], str]]:
+    """(sha, parents, author email) of every commit reachable from HEAD that changed `paths`, on
+    every branch merged in (not only the first parents): merge commits alone with `merges`."""
+    if head(root) is None:
+        return []
+    kind = "--merges" if merges else "--no-merges"
+    out = _run(root, "log", "--full-history", kind, "--format=%H %P%x09%ae", "HEAD", "--", *paths)
+    found = []
+    for line in out.splitlines():
+        if "\t" in line:
+            shas, email = line.split("\t", 1)
+            sha, *parents = shas.split()
+            found.append((sha, parents, email))
+    return found
+
+
+def added_lines(root, rev_a: str, rev_b: str, path: str) -> list[str]:
+    """The lines `rev_b` adds to `path` over `rev_a` (a diff's `+` lines)."""
+    out = _run(root, "diff", "--no-color", "-U0", rev_a, rev_b, "--", path)
+    return [line[1:] for line in out.splitlines() if line.startswith("+") and not line.startswith("+++")]

@@ -14,7 +14,7 @@ from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...errors import GateFailed, UsageError
+from ...errors import GateFailed, PermissionDenied, UsageError
 from ...events import Event, emitter
 from ..result import Result
 from ..backends import _git
@@ -154,6 +154,19 @@ def _run_deploys(ws, rule, name, version, stage, user, previous, commit, emit) -
     return records
 
 
+def _require_trusted_deploy(root, rule, stage: str) -> None:
+    """A deploy command is a shell command every later promote runs, by admins and CI too: it
+    runs only from rules an admin committed (advisory mode checks the roles before that commit)."""
+    if not (rule.deploy or {}).get("command"):
+        return
+    from ..audit.policy_edits import deploy_command_refusal
+
+    reason = deploy_command_refusal(root)
+    if reason:
+        raise PermissionDenied(f"not promoting to {stage}: its deploy command will not run, because {reason}",
+                               hint="an admin commits rules.toml (`nbversion commit -m ...`), then promote again")
+
+
 def promote(ws: Workspace, ref: str, stage: str = "champion", force: bool = False,
             on_event: Optional[EventCallback] = None) -> PromoteResult:
     """Assign a stage to a version behind roles and gates, then run deploy hooks (`nbversion promote`).
@@ -177,6 +190,7 @@ def promote(ws: Workspace, ref: str, stage: str = "champion", force: bool = Fals
         raise UsageError(f"say which version to promote: {name}@vX.Y.Z", hint=f"see `nbversion registry {name}`")
     tags.check_name(stage, "stage")
     rule = rules.for_stage(rules.load(ws.root), stage)
+    _require_trusted_deploy(ws.root, rule, stage)
     if force:
         identity.require(ws.root, "admin", "promote --force")
     with ws.transaction("promote", role=rule.role) as tx:

@@ -22,9 +22,12 @@ class WhoamiResult(Result):
     user: str
     role: str
     source: str
+    # without keys, an identity is what the environment says: local role checks stop mistakes,
+    # `audit verify` re-checks the record; signed mode (keys) is what makes roles hold
+    mode: str = "advisory (unsigned)"
 
     def table(self):
-        return ["user", "role", "identity from"], [[self.user, self.role, self.source]]
+        return ["user", "role", "identity from", "roles"], [[self.user, self.role, self.source, self.mode]]
 
 
 @dataclass
@@ -43,7 +46,8 @@ def whoami(ws: Workspace) -> WhoamiResult:
     """Your identity in this workspace, your role, and where the identity came from (`nbversion whoami`).
 
     Returns:
-        WhoamiResult: `user`, `role` and `source` (environment, JupyterHub, git config...).
+        WhoamiResult: `user`, `role`, `source` (environment, JupyterHub, git config...) and `mode`
+        ("advisory (unsigned)": roles are checked locally and by `audit verify`, not proven by keys).
 
     Example:
         >>> ws = nbv.open(".")

@@ -1,0 +1,97 @@
+"""Every commit that changed `users.toml` or `rules.toml`, checked against the roles before it.
+
+Advisory mode (no keys): the acting identity of a commit is the user of the audit entries it
+added, else its git author. Whatever audit lines it carries, a commit that changes who has which
+role, or what a promotion requires or runs, must come from an admin under the roles in force at
+its (first) parent. Every branch merged in is walked, not only the first parents, so an edit made
+on a colleague's clone is checked where it was made; a merge itself is an edit only when a policy
+file ends up unlike every parent's ("an evil merge"). The commit that creates users.toml (init)
+bootstraps: its actor must be an admin in the file it creates.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ..backends import _git, _git_history
+from ..registry import rules
+from ..repo import identity
+from ..repo.config import META_DIR, tomllib
+from . import chain as audit
+
+logger = logging.getLogger(__name__)
+
+USERS_FILE = f"{META_DIR}/users.toml"
+POLICY_FILES = (USERS_FILE, rules.RULES_FILE)
+
+
+def _users_at(root, rev: str) -> dict | None:
+    text = _git.show(root, rev, USERS_FILE)
+    if text is None:
+        return None
+    try:
+        return dict(tomllib.loads(text.decode()).get("users", {}))
+    except (ValueError, UnicodeDecodeError):
+        logger.debug("users.toml at %s is unreadable: no roles there", rev, exc_info=True)
+        return {}
+
+
+def _actors(root, parent: str | None, sha: str, author: str) -> set[str]:
+    """Users of the audit entries `sha` added, else its git author."""
+    lines = _git_history.added_lines(root, parent or _git.EMPTY_TREE, sha, str(audit.AUDIT_FILE))
+    users = set()
+    for line in lines:
+        try:
+            users.add(json.loads(line)["user"])
+        except (ValueError, KeyError, TypeError):
+            continue   # a torn or foreign line: the chain check reports it
+    return users or {author}
+
+
+def _changed_policy_files(root, sha: str, parents: list[str]) -> list[str]:
+    ids = _git_history.object_ids(root, [f"{rev}:{path}" for rev in (sha, *parents) for path in POLICY_FILES])
+    return [path for path in POLICY_FILES
+            if all(ids[f"{sha}:{path}"] != ids[f"{p}:{path}"] for p in parents)]
+
+
+def _non_admins(root, sha: str, parents: list[str], author: str) -> list[tuple[str, str]]:
+    """(actor, role) of each actor of `sha` who was not an admin at its first parent."""
+    parent = parents[0] if parents else None
+    before = _users_at(root, parent) if parent else None
+    table = before if before is not None else (_users_at(root, sha) or {})   # bootstrap: its own file
+    roles = [(actor, identity.role_of(root, actor, table)) for actor in sorted(_actors(root, parent, sha, author))]
+    return [(actor, role) for actor, role in roles if not identity.allows(role, "admin")]
+
+
+def deploy_command_refusal(root) -> str | None:
+    """Why a deploy command from rules.toml must not run (None: it may): the rules in force must
+    be committed, by an admin under the roles before that commit."""
+    if _git.status(root, [rules.RULES_FILE], untracked="all"):
+        return f"{rules.RULES_FILE} has changes that are not committed"
+    sha = _git.last_commit_touching(root, rules.RULES_FILE)
+    if sha is None:
+        return f"{rules.RULES_FILE} is not committed"
+    author = _git.log(root, n=1, rev=sha)[0].email
+    refused = _non_admins(root, sha, _git.parents(root, sha), author)
+    if refused:
+        actor, role = refused[0]
+        return f"{rules.RULES_FILE} was last changed in commit {sha[:8]} by {actor} ({role}), not by an admin"
+    return None
+
+
+def check(root: Path, problems: list) -> int:
+    """Append a problem for each policy edit by a non-admin; returns how many edits were checked."""
+    edits = [(sha, parents, email, None) for sha, parents, email in _git_history.commits_touching(root, POLICY_FILES)]
+    for sha, parents, email in _git_history.commits_touching(root, POLICY_FILES, merges=True):
+        files = _changed_policy_files(root, sha, parents)
+        if files:   # a merge that wrote policy content none of its parents had
+            edits.append((sha, parents, email, files))
+    for sha, parents, author, files in edits:
+        files = files or [p for p in POLICY_FILES if p in {f for _, f in _git.diff_name_status(
+            root, parents[0] if parents else _git.EMPTY_TREE, sha)}]
+        for actor, role in _non_admins(root, sha, parents, author):
+            problems.append({"line": None, "check": "roles",
+                             "message": f"commit {sha[:8]} by {actor} ({role}) changed {', '.join(files)}; "
+                                        "roles and rules may only be changed by an admin"})
+    return len(edits)
