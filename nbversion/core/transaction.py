@@ -25,8 +25,12 @@ class Transaction:
     user: str
     action: str
     entries: list = field(default_factory=list)
+    audit_size: Optional[int] = None   # the log's size before this operation's first entry
 
     def audit(self, action: str, target: str = "", details: Optional[dict] = None) -> dict:
+        if self.audit_size is None:
+            log = Path(self.root) / audit.AUDIT_FILE
+            self.audit_size = log.stat().st_size if log.exists() else 0
         entry = audit.append(self.root, self.user, action, target, details)
         self.entries.append(entry)
         return entry
@@ -36,7 +40,29 @@ class Transaction:
         paths = [*paths, str(audit.AUDIT_FILE)]
         if audit.ensure_merge_attribute(self.root):   # a workspace made before the log merged
             paths.append(".gitattributes")
-        _git.add(self.root, paths)
-        sha = _git.commit(self.root, with_trailers(message), self.user, paths)
+        before = _git.head(self.root)
+        try:
+            _git.add(self.root, paths)
+            sha = _git.commit(self.root, with_trailers(message), self.user, paths)
+        except Exception:
+            if _git.head(self.root) == before:   # no commit was made: its audit entries never happened
+                self._drop_audit_entries()
+            raise
         logger.debug("%s by %s: commit %s with %d audit entr(ies)", self.action, self.user, sha, len(self.entries))
         return sha
+
+    def _drop_audit_entries(self) -> None:
+        """Cut this operation's lines off the log and unstage it, so a failed commit leaves no
+        audit line behind in the working tree or the index."""
+        if self.audit_size is None:
+            return
+        log = Path(self.root) / audit.AUDIT_FILE
+        try:
+            with open(log, "r+b") as fh:
+                fh.truncate(self.audit_size)
+            _git.unstage(self.root, [str(audit.AUDIT_FILE)])
+        except Exception:   # the commit's own error is what the user must see
+            logger.warning("could not take back the audit entries of the failed %s", self.action, exc_info=True)
+            return
+        logger.debug("%s failed before its commit: dropped %d audit entr(ies)", self.action, len(self.entries))
+        self.entries.clear()

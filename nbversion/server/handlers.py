@@ -121,6 +121,11 @@ class NbversionHandler(APIHandler):
             raise UsageError(f"`{key}` must be a list of strings", hint=f"send {{\"{key}\": [\"path\", ...]}}")
         return value
 
+    def workspace_paths(self, data: dict, key: str) -> list[str]:
+        """`key` as a list of paths, a relative one taken from the workspace root (the folder the
+        sidebar shows), never from the server's working directory."""
+        return [str(self.workspace_path / path) for path in self.string_list(data, key)]
+
     def optional_string(self, data: dict, key: str, default: str) -> str:
         value = data.get(key)
         if value is None or value == "":

@@ -31,7 +31,7 @@ class CommitHandler(NbversionHandler):
         if data is None:
             return
         try:
-            paths = self.string_list(data, "paths")
+            paths = self.workspace_paths(data, "paths")
         except NbversionError as exc:
             return self.fail(exc)
         await self.respond(lambda ws: ws.commit(data["message"], paths),

@@ -61,8 +61,7 @@ class Detections(Result):
 
 def model_weights(ws, ref: str) -> str:
     """A run id (its best.pt), a weights file, or a registry ref NAME@champion / NAME@vX.Y.Z."""
-    run_json = runs.run_dir(ws.root, ref) / "run.json"
-    if run_json.exists():
+    if runs.is_run_id(ref) and (runs.run_dir(ws.root, ref) / "run.json").exists():
         record = runs.read(ws.root, ref)
         for key in ("best", "last"):
             path = ws.root / (record.get("weights") or {}).get(key, "")

@@ -288,6 +288,8 @@ def stop(ws: Workspace, run_id: str, wait: bool = False) -> Run:
         >>> ws = nbv.open(".")
         >>> ws.runs_stop("yolov8n-20260131-140000")
     """
+    runs.check_id(run_id)
+    identity.require(ws.root, "contributor", "runs stop")   # a viewer cannot end someone's training
     run = ACTIVE.get(run_id)
     if run is None:
         record = runs.read(ws.root, run_id)
@@ -329,6 +331,7 @@ def resume(ws: Workspace, run_id: str, wait: bool = False, on_event: Optional[Ev
     """
     from . import _yolo
 
+    runs.check_id(run_id)
     require("yolo", "runs resume")
     identity.require(ws.root, "contributor", "train")
     record = runs.read(ws.root, run_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..core.backends import atomic
-from ..errors import NotFound
+from ..errors import NotFound, UsageError
 from ..core.result import Result
 
 from typing import TYPE_CHECKING
@@ -48,8 +49,25 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# What `new_run_id` makes: one path component, so no id can reach outside runs/ ("..", "a/b").
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def is_run_id(text) -> bool:
+    return isinstance(text, str) and RUN_ID.fullmatch(text) is not None
+
+
+def check_id(run_id) -> str:
+    """`run_id` if it is a run id; anything else (a path, "..", empty) is the caller's error."""
+    if not is_run_id(run_id):
+        raise UsageError(f"{run_id!r} is not a run id: a run id is one name of letters, digits, '-', '_' "
+                         f"and '.' (a folder under {RUNS_DIR}/), not a path",
+                         hint="see `nbversion runs list` for the run ids")
+    return run_id
+
+
 def run_dir(root, run_id: str) -> Path:
-    return Path(root) / RUNS_DIR / run_id
+    return Path(root) / RUNS_DIR / check_id(run_id)
 
 
 def read(root, run_id: str) -> dict:

@@ -19,6 +19,7 @@ from ..result import Result
 from ..units import human_bytes
 from ..backends import _dvc, dvc_cache, _git, pointers, statcache
 from . import dataset_meta, zipsafe
+from .source_links import refuse_links_leaving
 from ..repo import leftovers, names, refs
 from ..backends.faults import checkpoint
 from .yolo_layout import find_layout
@@ -297,6 +298,7 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
     leftovers.remove(root)   # what killed imports left behind (never a live one's)
     with leftovers.import_folder(root, name) as tmp:
         folder = _source_folder(src, tmp, ws.config["datasets"], emit)
+        refuse_links_leaving(folder)   # before a byte is read: no file from outside is imported or quoted
         layout = find_layout(folder)
         emit(Event("validate", 0, 1, str(folder)))
         # a folder is copied while it is validated (one read per file); unzipped files are moved

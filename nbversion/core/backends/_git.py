@@ -183,6 +183,13 @@ def commit(root, message: str, user: str, paths: Iterable[str] = ()) -> str:
     return head(root)
 
 
+def unstage(root, paths: Iterable[str]) -> None:
+    """Put the index entries of `paths` back to HEAD's (the files themselves are left alone)."""
+    paths = list(paths)
+    if paths and head(root) is not None:
+        _run(root, "reset", "-q", "HEAD", "--", *paths)
+
+
 def tracked_files(root, rev: str = "HEAD", paths: Iterable[str] = ()) -> dict[str, int]:
     """path -> size of every blob in `rev` (optionally under `paths`)."""
     out = _run(root, "ls-tree", "-r", "-l", "-z", rev, "--", *paths, strip_newline_in_stdout=False)

@@ -100,8 +100,10 @@ class RegisterResult(Result):
 def _source(ws, source: str) -> dict:
     """Weights, metrics, params and lineage of a RUN id, a MODEL[@REV] or a FILE path."""
     root = ws.root
+    from ...training.runs import is_run_id
+
     run_json = root / "runs" / source / "run.json"
-    if run_json.exists():
+    if is_run_id(source) and run_json.exists():   # "../x" is no run, whatever lies there
         return _from_run(root, source, json.loads(run_json.read_text()))
     from ..repo import refs
 

@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING
 
 logger = logging.getLogger(__name__)
 
+# Linux takes one command-line argument of at most 128 KiB, and git gets the message as one
+MAX_MESSAGE_BYTES = 64 * 1024
+
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from typing import Iterable, Optional
     from ...events import EventCallback
@@ -146,6 +149,12 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
     if "\x00" in message:   # git would refuse it only after the data is added
         from ...errors import UsageError
         raise UsageError("a commit message cannot contain a NUL character", hint="remove it from the message")
+    size = len(message.encode("utf-8", "replace"))
+    if size > MAX_MESSAGE_BYTES:   # git gets it as one argument
+        from ...errors import UsageError
+        raise UsageError(f"the commit message is {size:,} bytes; "
+                         f"at most {MAX_MESSAGE_BYTES:,} are allowed",
+                         hint="shorten the message; long notes belong in a file you commit")
     wanted = [ws.rel(p) for p in paths]
     for rel in wanted:
         if rel != "." and not (ws.root / rel).exists() and not _git.status(ws.root, [rel]) \
