@@ -134,7 +134,9 @@ def _entry_keys(text: bytes | None) -> set:
 
 
 def _lossless_merge(root: Path, sha: str) -> bool:
-    """`exp merge` re-chains both branches' logs by time: allowed when no parent's entry is lost."""
+    """A merge commit that lost no parent's entry. `exp merge` before the log was a DAG re-chained
+    both branches' logs by time (deleting lines); such history stays valid. Merges made now only
+    append, so they never reach this check."""
     parents = _git.parents(root, sha)
     if len(parents) < 2:
         return False
