@@ -41,6 +41,8 @@ def _checkout_args(p):
 def _user_add_args(p):
     p.add_argument("user_id", metavar="ID", help="an identity (e-mail or JupyterHub name)")
     p.add_argument("--role", required=True, choices=["admin", "contributor", "viewer"])
+    p.add_argument("--key", default=None, metavar="PUBKEY_OR_PATH",
+                   help="their SSH public key (file or text), for signed mode")
 
 
 def _unprotect_args(p):
@@ -64,9 +66,15 @@ VERBS = [
     Verb("unprotect", "make read-only data files (hard links into the cache) private writable copies",
          _unprotect_args, lambda ws, a, ev: ws.unprotect(a.paths)),
     Verb("whoami", "your identity and role in this workspace", _none, lambda ws, a, ev: ws.whoami()),
+    Verb("security", "signed mode: require SSH-signed changes", _none, None, subverbs=[
+        Verb("require-signing", "require every change to be signed by a listed key (admins only)", _none,
+             lambda ws, a, ev: ws.require_signing()),
+        Verb("status", "whether signing is required, and whose keys are listed", _none,
+             lambda ws, a, ev: ws.security_status()),
+    ]),
     Verb("user", "manage who may do what", _none, None, subverbs=[
         Verb("add", "give ID a role (admins only)", _user_add_args,
-             lambda ws, a, ev: ws.user_add(a.user_id, a.role)),
+             lambda ws, a, ev: ws.user_add(a.user_id, a.role, a.key)),
         Verb("list", "users and their roles", _none, lambda ws, a, ev: ws.user_list()),
     ]),
 ]

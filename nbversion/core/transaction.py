@@ -26,6 +26,7 @@ class Transaction:
     action: str
     entries: list = field(default_factory=list)
     audit_size: Optional[int] = None   # the log's size before this operation's first entry
+    sign: bool = False                 # signed mode: its commit and tags carry the user's signature
 
     def audit(self, action: str, target: str = "", details: Optional[dict] = None) -> dict:
         if self.audit_size is None:
@@ -43,7 +44,7 @@ class Transaction:
         before = _git.head(self.root)
         try:
             _git.add(self.root, paths)
-            sha = _git.commit(self.root, with_trailers(message), self.user, paths)
+            sha = _git.commit(self.root, with_trailers(message), self.user, paths, sign=self.sign)
         except Exception:
             if _git.head(self.root) == before:   # no commit was made: its audit entries never happened
                 self._drop_audit_entries()

@@ -16,6 +16,7 @@ from ..errors import NotAWorkspace, NbversionError, UsageError
 from .backends.lock import workspace_lock
 from .repo import identity
 from .repo.config import META_DIR, load_config
+from .security import signing
 from .transaction import Transaction
 
 logger = logging.getLogger(__name__)
@@ -101,9 +102,10 @@ class Workspace:
         """
         user = identity.require(self.root, role, action)
         timeout = float(self.config["core"]["lock_timeout"])
-        logger.debug("transaction %s by %s in %s (lock timeout %s s)", action, user, self.root, timeout)
+        sign = signing.required(self.root)
+        logger.debug("transaction %s by %s in %s (lock timeout %s s, signed: %s)", action, user, self.root, timeout, sign)
         with workspace_lock(self.root, action, timeout):
-            yield Transaction(self.root, user, action)
+            yield Transaction(self.root, user, action, sign=sign)
 
     # --- verbs: each method IS its operation's function (first parameter `ws`), so help(),
     # Shift-Tab and IDEs show the real signature and docstring. The operation modules import
@@ -113,6 +115,7 @@ class Workspace:
     from .repo.history import log, diff
     from .repo.checkout import checkout
     from .repo.users import whoami, user_add, user_list
+    from .security.require import require_signing, security_status
 
     from .artifacts.datasets import add as dataset_add, list_datasets as dataset_list
     from .artifacts.dataset_view import show as dataset_show

@@ -173,13 +173,18 @@ def staged_paths(root) -> list[str]:
     return [p for p in out.split("\0") if p]
 
 
-def commit(root, message: str, user: str, paths: Iterable[str] = ()) -> str:
-    """Commit `paths` only (all staged changes when empty): a user's other staged work stays staged."""
+# git signs with the user's SSH key (`user.signingkey`) through ssh-keygen: signed mode
+SIGN_WITH_SSH = ["-c", "gpg.format=ssh"]
+
+
+def commit(root, message: str, user: str, paths: Iterable[str] = (), sign: bool = False) -> str:
+    """Commit `paths` only (all staged changes when empty): a user's other staged work stays staged.
+    `sign`: with the user's SSH signing key (signed mode)."""
     paths = list(paths)
-    args = ["commit", "-q", "--no-verify", "-m", message]
+    args = ["commit", "-q", "--no-verify", *(["-S"] if sign else []), "-m", message]
     if paths:
         args += ["--", *paths]
-    _run(root, *_identity_args(root, user), *args)
+    _run(root, *_identity_args(root, user), *(SIGN_WITH_SSH if sign else []), *args)
     return head(root)
 
 
@@ -261,14 +266,16 @@ def checkout(root, rev: str, paths: Iterable[str] = (), force: bool = False) -> 
 
 
 def create_tag(root, name: str, rev: str, message: Optional[str] = None, user: Optional[str] = None,
-               date: Optional[str] = None) -> None:
+               date: Optional[str] = None, sign: bool = False) -> None:
     """An annotated tag by `user` with `message`; a lightweight one without a message. `date` (ISO
-    8601) is the tagger date, for a tag re-made later that must keep (or move past) a date."""
+    8601) is the tagger date, for a tag re-made later that must keep (or move past) a date.
+    `sign`: an annotated tag signed with the user's SSH signing key (signed mode)."""
     if message is None:
         _run(root, "tag", name, rev)
     else:
         env = {"GIT_COMMITTER_DATE": date} if date else None
-        _run(root, *_identity_args(root, user or ""), "tag", "-a", name, rev, "-m", message, env=env)
+        kind = [*SIGN_WITH_SSH, "tag", "-s"] if sign else ["tag", "-a"]
+        _run(root, *_identity_args(root, user or ""), *kind, name, rev, "-m", message, env=env)
 
 
 def delete_tag(root, name: str) -> None:

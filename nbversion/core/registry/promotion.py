@@ -213,7 +213,7 @@ def promote(ws: Workspace, ref: str, stage: str = "champion", force: bool = Fals
                                      "rollback": _was_holder(art, stage, version),
                                      "gates": [r.to_dict() for r in results]})
         commit = tx.commit(f"nbversion: promote {target} to {stage}" + (" (forced)" if forced else ""), [])
-        _git.create_tag(ws.root, tag, art.versions[version]["commit"], tags.assign_message(name, stage, version), tx.user)
+        _git.create_tag(ws.root, tag, art.versions[version]["commit"], tags.assign_message(name, stage, version), tx.user, sign=tx.sign)
         logger.debug("tagged %s on %s%s", tag, art.versions[version]["commit"], " (forced past failing gates)" if forced else "")
         emit(Event("promote", 1, 1, f"{tag}"))
     records = _run_deploys(ws, rule, name, version, stage, tx.user, previous, commit, emit)
@@ -267,11 +267,11 @@ def demote(ws: Workspace, ref: str, stage: str = "champion", rollback: bool = Tr
                            + (f", {restored} restored" if restored else ""), [])
         _wait_past(_last_tag_time(art))
         _git.create_tag(ws.root, unassign, art.versions[version]["commit"],
-                        tags.unassign_message(name, stage, version), tx.user)
+                        tags.unassign_message(name, stage, version), tx.user, sign=tx.sign)
         if restored:
             _wait_past(time.time())
             _git.create_tag(ws.root, made[1], art.versions[restored]["commit"],
-                            tags.assign_message(name, stage, restored), tx.user)
+                            tags.assign_message(name, stage, restored), tx.user, sign=tx.sign)
     records = _run_deploys(ws, rule, name, restored, stage, tx.user, version, commit, emit)
     result = PromoteResult(name, restored, stage, ", ".join(made), version, rules=[], deploys=records, action="demote")
     return result

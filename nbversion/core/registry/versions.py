@@ -24,6 +24,7 @@ from ..repo import names
 from ..layout import TMP_DIR, tmp_dir
 from . import tags
 from ..audit.chain import now_iso
+from ..security import signing
 
 from typing import TYPE_CHECKING
 
@@ -227,7 +228,7 @@ def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: 
                              hint=f"run that same `register` again to finish it, or register these weights as "
                                   f"--version {above.removeprefix('v')}; `nbversion audit verify` shows the details")
     tag = tags.version_tag(name, version)
-    _git.create_tag(root, tag, sha, tags.register_message(name, version), user)
+    _git.create_tag(root, tag, sha, tags.register_message(name, version), user, sign=signing.required(root))
     return RegisterResult(name, version, tag, sha, manifest["files"], manifest.get("metrics") or {},
                           manifest.get("lineage") or {})
 
@@ -295,7 +296,7 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
                         [rel])
         checkpoint("register-committed")   # the crash tests kill us here: committed, not tagged
         emit(Event("register", 3, 4, f"tag {tag}"))
-        _git.create_tag(ws.root, tag, sha, tags.register_message(name, version), tx.user)
+        _git.create_tag(ws.root, tag, sha, tags.register_message(name, version), tx.user, sign=tx.sign)
     emit(Event("register", 4, 4, "done"))
     return RegisterResult(name, version, tag, sha, files, origin["metrics"], origin["lineage"])
 

@@ -77,6 +77,7 @@ CONFIG_KEYS = {
                            'a file path, relative to the workspace, e.g. ".nbversion/tmp/nbversion.log"'),
     ("datasets", "max_zip_bytes"): (lambda v: is_int(v) and v > 0, "a whole number of bytes"),
     ("datasets", "max_zip_ratio"): (lambda v: is_number(v) and v > 0, "a number, e.g. 200"),
+    ("security", "signing"): (lambda v: v in ("off", "required"), '"required" (signed mode) or "off"'),
     ("gc", "keep_last"): (lambda v: is_int(v) and v >= 1, "a whole number, at least 1"),
     ("gc", "older_than_days"): (lambda v: is_number(v) and v >= 0, "days, e.g. 30"),
 }

@@ -251,7 +251,7 @@ def merge(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) ->
         tx.audit("exp merge", branch, {"base": base, "resolved_by_rule": sorted(both)})
         _git.add(ws.root, [str(audit.AUDIT_FILE)])
         # a merge commit cannot be a partial commit, so commit everything staged by the merge
-        sha = _git.commit(ws.root, with_trailers(f"nbversion: merge experiment {branch}"), tx.user)
+        sha = _git.commit(ws.root, with_trailers(f"nbversion: merge experiment {branch}"), tx.user, sign=tx.sign)
     checked_out = _checkout_data(ws.root, changed_pointers)
     return ExperimentsResult([[p] for p in sorted(both)], ["resolved by rule"],
                              f"merged {branch} as {sha[:8]}" + ("" if checked_out else

@@ -1,8 +1,9 @@
 """Who is acting, and what their role allows.
 
-Identity: NBVERSION_USER, else JUPYTERHUB_USER, else git user.email. Roles live in the
-committed `.nbversion/users.toml`, so local checks are advisory; `audit verify` re-checks
-them against the roles in force at each commit.
+Advisory mode: the identity is NBVERSION_USER, else JUPYTERHUB_USER, else git user.email. Roles
+live in the committed `.nbversion/users.toml`, so local checks stop mistakes and `audit verify`
+re-checks them against the roles in force at each commit. Signed mode (`security.signing =
+"required"`): the identity is the principal `allowed_signers` gives the user's git signing key.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ...errors import PermissionDenied
 from ..backends import _git
+from ..security import signing
 from .config import META_DIR, load_config, read_toml
 from .roles import RANK, ROLES, allows  # noqa: F401 (identity.ROLES / allows, as users and audit verify read them)
 
@@ -21,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 
 def current_user(root: Path | None = None) -> str:
+    if root is not None and signing.required(root):   # signed mode: the key says who acts
+        principal, _ = signing.signed_identity(root)
+        if principal:
+            return principal
     for var in ("NBVERSION_USER", "JUPYTERHUB_USER"):
         if os.environ.get(var):
             return os.environ[var]
@@ -30,7 +36,9 @@ def current_user(root: Path | None = None) -> str:
     return getpass.getuser()
 
 
-def identity_source() -> str:
+def identity_source(root: Path | None = None) -> str:
+    if root is not None and signing.required(root) and signing.signed_identity(root)[0]:
+        return "signing key (allowed_signers)"
     for var in ("NBVERSION_USER", "JUPYTERHUB_USER"):
         if os.environ.get(var):
             return var
@@ -48,7 +56,8 @@ def role_of(root: Path, user: str, table: dict | None = None) -> str:
 
 def require(root: Path, needed: str, action: str) -> str:
     """Raise PermissionDenied (and audit the refusal) unless the current user has `needed`."""
-    user = current_user(root)
+    signed = signing.required(root)
+    user = signing.require_signer(root) if signed else current_user(root)
     role = role_of(root, user)
     logger.debug("%s: user %s (from %s) is %s; needs %s", action, user, identity_source(), role, needed)
     if allows(role, needed):
@@ -61,7 +70,7 @@ def require(root: Path, needed: str, action: str) -> str:
     with workspace_lock(root, f"refused {action}"):
         audit.append(root, user, "denied", action, {"role": role, "needed": needed})
         _git.add(root, [str(audit.AUDIT_FILE)])
-        _git.commit(root, f"nbversion: denied {action} to {user}", user, [str(audit.AUDIT_FILE)])
+        _git.commit(root, f"nbversion: denied {action} to {user}", user, [str(audit.AUDIT_FILE)], sign=signed)
     raise PermissionDenied(
         f"{user} is a {role}; `{action}` needs the {needed} role",
         hint=f"ask an admin to run `nbversion user add {user} --role {needed}`",

@@ -16,6 +16,7 @@ from ..audit import chain as audit
 from ..backends import _git, _git_sync
 from ..repo import merge_rules
 from ..repo.cell import with_trailers
+from ..security import signing
 from . import dataset_merge
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def merge_diverged(root, ref: str, user: str, data_remote: Optional[str] = None)
         details["content_merged"] = [d.folder for d in datasets]
     entry = audit.append(root, user, "pull merge", ref, details)
     _git.add(root, staged + [str(audit.AUDIT_FILE)])
-    sha = _git.commit(root, with_trailers(f"nbversion: merge {ref} into {branch}"), user)   # the whole merge
+    sha = _git.commit(root, with_trailers(f"nbversion: merge {ref} into {branch}"), user, sign=signing.required(root))   # the whole merge
     logger.debug("merged %s into %s as %s (audit %s after %d heads)", ref, branch, sha[:8], entry["hash"][:12],
                  len(audit.parents_of(entry)))
     return f"merged {ref} into {branch} as {sha[:8]}"

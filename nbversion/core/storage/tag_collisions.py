@@ -177,7 +177,7 @@ def _move_version(ws, tx, log: list, name: str, old: str, new: str, reason: str)
     log.append(entry)
     sha = tx.commit(f"nbversion: renumber {old_tag} to {new} ({name}@{old} exists on the remote)", [old_rel, new_rel])
     _git.delete_tag(root, old_tag)
-    _git.create_tag(root, new_tag, sha, tags.register_message(name, new), tx.user)
+    _git.create_tag(root, new_tag, sha, tags.register_message(name, new), tx.user, sign=tx.sign)
     logger.debug("moved %s to %s in %s", old_tag, new_tag, sha)
     return sha
 
@@ -220,5 +220,5 @@ def _renumber_stages(ws, tx, log: list, art: tags.ArtifactTags, other: Optional[
     for event, new_tag, target, version, date in plan:
         message = (tags.unassign_message if event.cancel else tags.assign_message)(art.name, event.stage, version)
         _git.delete_tag(ws.root, event.tag)
-        _git.create_tag(ws.root, new_tag, target, message, local_rows[event.tag]["tagger"] or tx.user, date=date)
+        _git.create_tag(ws.root, new_tag, target, message, local_rows[event.tag]["tagger"] or tx.user, date=date, sign=tx.sign)
     return done
