@@ -17,6 +17,7 @@ from typing import Optional
 from ..result import Result
 from ..backends import _git, _git_history
 from . import chain as audit, policy_edits, renames
+from ..security import signed_checks
 from ..repo import identity
 from ..registry import rules
 from ..repo.config import META_DIR
@@ -251,6 +252,32 @@ def check_stage_tags(root: Path, arts: dict, audited: set, policies: _Policies, 
     return count
 
 
+def check_signed_tags(root: Path, arts: dict, policies: _Policies, since: int, problems: list) -> int:
+    """Signed mode: each registry tag made since signing was turned on is signed by a listed key
+    whose user could make it (a version: contributor; a stage: the stage's role)."""
+    made = [(info["tag"], info["date"], "contributor", "register") for art in arts.values()
+            for info in art.versions.values()]
+    made += [(event.tag, event.date, None, event.stage) for art in arts.values() for event in art.events]
+    made = [m for m in made if m[1] and datetime.fromisoformat(m[1]).timestamp() >= since]
+    if not made:
+        return 0
+    rows = {row["name"]: row for row in _git.tags(root)}
+    grades = signed_checks.tag_grades(root, [rows[name] for name, *_ in made if name in rows])
+    for name, date, needed, what in made:
+        grade, principal = grades.get(name, ("N", ""))
+        if grade != "G":
+            problems.append({"line": None, "check": "signatures",
+                             "message": f"tag {name} is {'not signed' if grade == 'N' else 'signed by a key not in allowed_signers'}"})
+            continue
+        users, stage_rules = policies.at_date(datetime.fromisoformat(date))
+        needed = needed or rules.for_stage(stage_rules, what).role
+        role = identity.role_of(root, principal, users)
+        if not identity.allows(role, needed):
+            problems.append({"line": None, "check": "signatures",
+                             "message": f"tag {name} is signed by {principal} ({role}); {what} needs {needed}"})
+    return len(made)
+
+
 def check_versions(root: Path, arts: dict, audited: set, problems: list) -> int:
     """Half versions: a tag without its manifest, a folder without its tag, a manifest changed later."""
     specs, count = {}, 0
@@ -315,8 +342,13 @@ def verify(ws: Workspace, on_event: Optional[EventCallback] = None) -> VerifyRes
     policies = _Policies(ws.root)
     check_history(policies, chain, problems)
     audited = recheck_entries(ws.root, policies, problems, stats)
-    stats["policy edits"] = policy_edits.check(ws.root, problems)
+    signed = signed_checks.check(ws.root, problems)
+    if signed.since is not None:
+        stats["signed commits"] = signed.checked
+    stats["policy edits"] = policy_edits.check(ws.root, problems, signed.actors)
     arts = artifact_tags(ws.root)
     stats["stage tags"] = check_stage_tags(ws.root, arts, audited, policies, problems, warnings)
+    if signed.since is not None:
+        stats["signed tags"] = check_signed_tags(ws.root, arts, policies, signed.since, problems)
     stats["versions"] = check_versions(ws.root, arts, audited, problems)
     return VerifyResult(not problems, chain.lines, problems, warnings, stats)

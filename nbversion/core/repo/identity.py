@@ -15,7 +15,7 @@ from pathlib import Path
 from ...errors import PermissionDenied
 from ..backends import _git
 from ..security import signing
-from .config import META_DIR, load_config, read_toml
+from .config import META_DIR, load_config, read_toml, tomllib
 from .roles import RANK, ROLES, allows  # noqa: F401 (identity.ROLES / allows, as users and audit verify read them)
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,18 @@ def identity_source(root: Path | None = None) -> str:
 
 def users(root: Path) -> dict[str, str]:
     return dict(read_toml(Path(root) / META_DIR / "users.toml").get("users", {}))
+
+
+def users_at(root, rev: str) -> dict | None:
+    """users.toml as committed at `rev` (None: there is none; {} when it is unreadable)."""
+    text = _git.show(root, rev, f"{META_DIR}/users.toml")
+    if text is None:
+        return None
+    try:
+        return dict(tomllib.loads(text.decode()).get("users", {}))
+    except (ValueError, UnicodeDecodeError):
+        logger.debug("users.toml at %s is unreadable: no roles there", rev, exc_info=True)
+        return {}
 
 
 def role_of(root: Path, user: str, table: dict | None = None) -> str:
