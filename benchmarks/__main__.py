@@ -18,6 +18,7 @@ SUITES = [
     ("Remotes and integrity (issue 9)", "bench_remotes"),
     ("Storage: copies, not links (issue 12)", "bench_storage"),
     ("Team: pull of a diverged clone (issue 14)", "bench_team"),
+    ("Signed history: audit verify (issue 15)", "bench_signed"),
 ]
 
 
