@@ -223,3 +223,32 @@ def test_an_unsigned_merge_that_adds_its_own_change_is_caught(signed, keys):
     found = problems(signed)
     assert any(f"commit {sha} changes" in p and ".nbversion/users.toml" in p and "but is not signed" in p
                for p in found), found
+
+
+# --- across clones ---------------------------------------------------------------------------------
+
+def test_two_signed_clones_merge_on_pull_and_a_pushed_self_promotion_is_caught(signed, keys, tmp_path):
+    import nbversion as nbv
+    from nbversion.core.storage.clone import clone
+
+    signed.remote_add("team", str(tmp_path / "remote"))
+    signed.push()
+    clone(str(tmp_path / "remote"), str(tmp_path / "carol"))
+    carol = nbv.open(tmp_path / "carol")
+    git(carol.root, "config", "user.signingkey", str(keys[CONTRIBUTOR]))   # her machine, her key
+    (carol.root / "params.yaml").write_text("lr: 0.02\n")
+    carol.commit("carol's params")
+    signed.promote("det@v1.0.0")
+    signed.push()
+    assert carol.pull().history.startswith("merged team/main into main")
+    assert f"for {CONTRIBUTOR}" in verified_by_git(carol, "HEAD")          # her merge, her signature
+    carol.push()
+    signed.pull()
+    assert problems(signed) == [] and problems(carol) == []
+
+    users = carol.root / ".nbversion/users.toml"
+    users.write_text(users.read_text().replace(f'"{CONTRIBUTOR}" = "contributor"', f'"{CONTRIBUTOR}" = "admin"'))
+    carol.commit("tweak")
+    carol.push()                                   # a folder remote without the guard cannot stop it...
+    signed.pull()
+    assert any(f"by {CONTRIBUTOR} (contributor) changed .nbversion/users.toml" in p for p in problems(signed))

@@ -88,8 +88,9 @@ def deploy_command_refusal(root) -> str | None:
     if sha is None:
         return f"{rules.RULES_FILE} is not committed"
     author, parents = _git.log(root, n=1, rev=sha)[0].email, _git.parents(root, sha)
-    if signing.required(root):   # signed mode: the commit's signature says who made it
-        signer = signed_checks.signer_of(root, sha, parents[0] if parents else None)
+    parent = parents[0] if parents else None
+    if parent and signing.required_in(_git.show(root, parent, CONFIG_FILE)):   # signed then: its signature says who
+        signer = signed_checks.signer_of(root, sha, parent)
         if signer is None:
             return f"{rules.RULES_FILE} was last changed in commit {sha[:8]}, which no listed key signed"
         refused = _non_admins(root, sha, parents, author, {sha: signer})
