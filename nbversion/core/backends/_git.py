@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -84,6 +86,28 @@ def identity_email(root) -> Optional[str]:
     except (GitCommandError, OSError):
         return None
     return value.strip() or None
+
+
+# The author and committer of what is committed or tagged for a user a Jupyter server
+# authenticated (see identity.acting_as): that user, whatever the server's git config or
+# GIT_AUTHOR_* say. The id itself is the e-mail, so `audit verify` finds its role by author.
+_AUTHOR: ContextVar[Optional[str]] = ContextVar("nbversion_git_author", default=None)
+
+
+@contextmanager
+def authored_by(user: str):
+    token = _AUTHOR.set(user)
+    try:
+        yield
+    finally:
+        _AUTHOR.reset(token)
+
+
+def _author_env() -> dict:
+    user = _AUTHOR.get()
+    if not user:
+        return {}
+    return {f"GIT_{role}_{field}": user for role in ("AUTHOR", "COMMITTER") for field in ("NAME", "EMAIL")}
 
 
 def _identity_args(root, user: str) -> list[str]:
@@ -179,7 +203,7 @@ def commit(root, message: str, user: str, paths: Iterable[str] = ()) -> str:
     args = ["commit", "-q", "--no-verify", "-m", message]
     if paths:
         args += ["--", *paths]
-    _run(root, *_identity_args(root, user), *args)
+    _run(root, *_identity_args(root, user), *args, env=_author_env() or None)
     return head(root)
 
 
@@ -267,8 +291,8 @@ def create_tag(root, name: str, rev: str, message: Optional[str] = None, user: O
     if message is None:
         _run(root, "tag", name, rev)
     else:
-        env = {"GIT_COMMITTER_DATE": date} if date else None
-        _run(root, *_identity_args(root, user or ""), "tag", "-a", name, rev, "-m", message, env=env)
+        env = {**_author_env(), **({"GIT_COMMITTER_DATE": date} if date else {})}
+        _run(root, *_identity_args(root, user or ""), "tag", "-a", name, rev, "-m", message, env=env or None)
 
 
 def delete_tag(root, name: str) -> None:

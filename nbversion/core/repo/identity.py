@@ -1,6 +1,7 @@
 """Who is acting, and what their role allows.
 
-Identity: NBVERSION_USER, else JUPYTERHUB_USER, else git user.email. Roles live in the
+Identity: the user a Jupyter server authenticated, while a REST request acts as them
+(`acting_as`), else NBVERSION_USER, else JUPYTERHUB_USER, else git user.email. Roles live in the
 committed `.nbversion/users.toml`, so local checks are advisory; `audit verify` re-checks
 them against the roles in force at each commit.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from ...errors import PermissionDenied
@@ -18,9 +21,27 @@ from .roles import RANK, ROLES, allows  # noqa: F401 (identity.ROLES / allows, a
 
 logger = logging.getLogger(__name__)
 
+# (user, where that identity came from) of the operation in progress, set by the REST handler
+# to the user the Jupyter server authenticated: it wins over the server's environment, which
+# the person running that server controls
+_ACTING: ContextVar[tuple[str, str] | None] = ContextVar("nbversion_acting_as", default=None)
+
+
+@contextmanager
+def acting_as(user: str, source: str):
+    """Within the block (this thread or task only), act as `user`: roles, audit and git author."""
+    token = _ACTING.set((user, source))
+    try:
+        with _git.authored_by(user):
+            yield
+    finally:
+        _ACTING.reset(token)
 
 
 def current_user(root: Path | None = None) -> str:
+    acting = _ACTING.get()
+    if acting:
+        return acting[0]
     for var in ("NBVERSION_USER", "JUPYTERHUB_USER"):
         if os.environ.get(var):
             return os.environ[var]
@@ -31,6 +52,9 @@ def current_user(root: Path | None = None) -> str:
 
 
 def identity_source() -> str:
+    acting = _ACTING.get()
+    if acting:
+        return acting[1]
     for var in ("NBVERSION_USER", "JUPYTERHUB_USER"):
         if os.environ.get(var):
             return var
