@@ -13,7 +13,7 @@ import pytest
 from jupyter_server.auth.identity import PasswordIdentityProvider
 
 from conftest import cli_json, git
-from hub_login import JupyterHubIdentityProvider, TokenPerUserIdentityProvider, login
+from hub_login import JupyterHubIdentityProvider, JupyterHubLoginHandler, TokenPerUserIdentityProvider, login
 from pytest_jupyter.jupyter_core import *  # noqa: F401,F403
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403
 from test_server import _run_in_the_server_loop, api, assert_error  # noqa: F401 (fixtures)
@@ -23,14 +23,14 @@ RUN_ID = "20260101-000000-yolov8n"
 
 
 @pytest.fixture
-def provider():
-    return TokenPerUserIdentityProvider
+def server_login():
+    """How the server authenticates (ServerApp settings)."""
+    return {"identity_provider_class": TokenPerUserIdentityProvider}
 
 
 @pytest.fixture
-def jp_server_config(ws, provider):
-    return {"ServerApp": {"jpserver_extensions": {"nbversion.server": True},
-                          "identity_provider_class": provider},
+def jp_server_config(ws, server_login):
+    return {"ServerApp": {"jpserver_extensions": {"nbversion.server": True}, **server_login},
             "NbversionConfig": {"workspace": str(ws.root)}}
 
 
@@ -45,10 +45,11 @@ def team(ws, monkeypatch):
     return ws
 
 
-@pytest.mark.parametrize("provider, source", [
-    (TokenPerUserIdentityProvider, "Jupyter login (TokenPerUserIdentityProvider)"),
-    (JupyterHubIdentityProvider, "JupyterHub login"),
-])
+@pytest.mark.parametrize("server_login, source", [
+    ({"identity_provider_class": TokenPerUserIdentityProvider}, "Jupyter login (TokenPerUserIdentityProvider)"),
+    ({"identity_provider_class": JupyterHubIdentityProvider}, "JupyterHub login"),
+    ({"login_handler_class": JupyterHubLoginHandler}, "JupyterHub login"),
+], ids=["any-provider", "jupyterhub", "jupyterhub-legacy-app"])
 async def test_whoami_names_the_logged_in_user_not_the_servers_environment(api, team, source):
     assert team.whoami().user == BOSS            # what the server process's environment says
     code, data = await api("whoami", headers=login("ana-token"))
@@ -88,7 +89,7 @@ async def test_a_logged_in_viewer_cannot_commit_or_stop_runs(api, team):
     assert code in (400, 404) and data["error"]["type"] != "permission_denied", data
 
 
-@pytest.mark.parametrize("provider", [PasswordIdentityProvider])   # jupyter_server's default
+@pytest.mark.parametrize("server_login", [{"identity_provider_class": PasswordIdentityProvider}])   # the default
 async def test_with_jupyters_own_token_login_rest_acts_as_the_cli(api, team):
     code, data = await api("whoami")              # the server's token, as `jupyter lab` prints it
     assert code == 200, data
