@@ -88,9 +88,9 @@ def identity_email(root) -> Optional[str]:
     return value.strip() or None
 
 
-# The author and committer of what is committed or tagged for a user a Jupyter server
-# authenticated (see identity.acting_as): that user, whatever the server's git config or
-# GIT_AUTHOR_* say. The id itself is the e-mail, so `audit verify` finds its role by author.
+# Who commits and tags for a user a Jupyter server authenticated (identity.acting_as): that user,
+# whatever the server's git config or GIT_AUTHOR_* say; the id is the e-mail too, so `audit
+# verify` finds the author's role.
 _AUTHOR: ContextVar[Optional[str]] = ContextVar("nbversion_git_author", default=None)
 
 
@@ -105,9 +105,7 @@ def authored_by(user: str):
 
 def _author_env() -> dict:
     user = _AUTHOR.get()
-    if not user:
-        return {}
-    return {f"GIT_{role}_{field}": user for role in ("AUTHOR", "COMMITTER") for field in ("NAME", "EMAIL")}
+    return {f"GIT_{who}_{part}": user for who in ("AUTHOR", "COMMITTER") for part in ("NAME", "EMAIL")} if user else {}
 
 
 def _identity_args(root, user: str) -> list[str]:
