@@ -226,7 +226,8 @@ def test_sidebar_shows_status_datasets_runs_and_champion(page, lab):
     (ARTIFACTS / "sidebar-first-paint.txt").write_text(f"{first_paint:.3f}\n")
     assert first_paint < 10, first_paint
     identity = page.locator("#nbversion-sidebar .nbv-Identity")
-    assert identity.inner_text() == "tester@example.com · admin"
+    # roles are checked, not proven by keys, until signed mode: the header says so
+    assert identity.inner_text() == "tester@example.com · admin · roles advisory (unsigned)"
     assert "nothing changed" in section(page, "status").inner_text()
     shot(page, "light")
 
@@ -400,7 +401,8 @@ def test_a_long_registry_draws_30_rows_and_the_champion(page, long_registry_lab)
 
 def test_a_viewer_sees_the_workspace_but_cannot_act(page, viewer_lab):
     open_sidebar(page)
-    assert page.locator("#nbversion-sidebar .nbv-Identity").inner_text() == "guest@example.com · viewer"
+    identity = page.locator("#nbversion-sidebar .nbv-Identity").inner_text()
+    assert identity == "guest@example.com · viewer · roles advisory (unsigned)"
     status = section(page, "status")
     assert "notes.txt" in status.inner_text()                       # there is something to commit...
     assert status.get_by_role("button", name="Commit").is_disabled()  # ...but not for a viewer

@@ -316,7 +316,9 @@ class Header extends Widget {
 
   private render(): void {
     const who = this.model.results.get('whoami');
-    this.identity.textContent = who ? `${who.user} · ${who.role}` : '';
+    // the mode says whether roles are proven by keys or only checked: "advisory (unsigned)"
+    const mode = who && who.mode ? ` · roles ${who.mode}` : '';
+    this.identity.textContent = who ? `${who.user} · ${who.role}${mode}` : '';
     this.identity.title = who ? `identity from ${who.source}` : '';
   }
 }

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +23,7 @@ from tornado.log import app_log
 
 from ..errors import InternalError, NbversionError, NotAvailable, UsageError, WorkspaceLocked, as_error
 from ..render import Result, _cell, to_jsonable
+from .acting import acting_identity
 
 logger = logging.getLogger(__name__)
 
@@ -153,18 +155,24 @@ class NbversionHandler(APIHandler):
 
     # --- calling core --------------------------------------------------------------------
     async def call(self, operation: Callable, mutating: bool = False):
-        """Run `operation(ws)` in a worker thread; a mutating one fails fast when locked.
+        """Run `operation(ws)` in a worker thread, as the request's user; a mutating one fails
+        fast when locked.
 
         The core would wait up to `lock_timeout` for the lock; a web request should rather
         answer 409 at once and let the user retry than hang for two minutes.
         """
+        from ..core.repo.identity import acting_as
+        acting = acting_identity(self)
+
         def run():
-            ws = self.workspace()
-            if mutating:
-                from ..core.backends.lock import is_locked
-                if is_locked(ws.root):
-                    raise _locked_error(ws.root)
-            return operation(ws)
+            # set in the worker thread itself: the executor does not carry the loop's context
+            with acting_as(*acting) if acting else nullcontext():
+                ws = self.workspace()
+                if mutating:
+                    from ..core.backends.lock import is_locked
+                    if is_locked(ws.root):
+                        raise _locked_error(ws.root)
+                return operation(ws)
 
         return await asyncio.get_running_loop().run_in_executor(EXECUTOR, run)
 

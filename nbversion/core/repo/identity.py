@@ -1,15 +1,18 @@
 """Who is acting, and what their role allows.
 
-Advisory mode: the identity is NBVERSION_USER, else JUPYTERHUB_USER, else git user.email. Roles
-live in the committed `.nbversion/users.toml`, so local checks stop mistakes and `audit verify`
-re-checks them against the roles in force at each commit. Signed mode (`security.signing =
-"required"`): the identity is the principal `allowed_signers` gives the user's git signing key.
+Signed mode (`security.signing = "required"`): the identity is the principal `allowed_signers`
+gives the user's git signing key. Advisory mode: the user a Jupyter server authenticated, while a
+REST request acts as them (`acting_as`), else NBVERSION_USER, else JUPYTERHUB_USER, else git
+user.email. Roles live in the committed `.nbversion/users.toml`: in advisory mode local checks
+stop mistakes, and `audit verify` re-checks them against the roles in force at each commit.
 """
 from __future__ import annotations
 
 import getpass
 import logging
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from ...errors import PermissionDenied
@@ -20,6 +23,21 @@ from .roles import RANK, ROLES, allows  # noqa: F401 (identity.ROLES / allows, a
 
 logger = logging.getLogger(__name__)
 
+# (user, where that identity came from) of the operation in progress, set by the REST handler
+# to the user the Jupyter server authenticated: it wins over the server's environment, which
+# the person running that server controls
+_ACTING: ContextVar[tuple[str, str] | None] = ContextVar("nbversion_acting_as", default=None)
+
+
+@contextmanager
+def acting_as(user: str, source: str):
+    """Within the block (this thread or task only), act as `user`: roles, audit and git author."""
+    token = _ACTING.set((user, source))
+    try:
+        with _git.authored_by(user):
+            yield
+    finally:
+        _ACTING.reset(token)
 
 
 def current_user(root: Path | None = None) -> str:
@@ -27,6 +45,9 @@ def current_user(root: Path | None = None) -> str:
         principal, _ = signing.signed_identity(root)
         if principal:
             return principal
+    acting = _ACTING.get()
+    if acting:
+        return acting[0]
     for var in ("NBVERSION_USER", "JUPYTERHUB_USER"):
         if os.environ.get(var):
             return os.environ[var]
@@ -39,6 +60,9 @@ def current_user(root: Path | None = None) -> str:
 def identity_source(root: Path | None = None) -> str:
     if root is not None and signing.required(root) and signing.signed_identity(root)[0]:
         return "signing key (allowed_signers)"
+    acting = _ACTING.get()
+    if acting:
+        return acting[1]
     for var in ("NBVERSION_USER", "JUPYTERHUB_USER"):
         if os.environ.get(var):
             return var
@@ -71,7 +95,7 @@ def require(root: Path, needed: str, action: str) -> str:
     signed = signing.required(root)
     user = signing.require_signer(root) if signed else current_user(root)
     role = role_of(root, user)
-    logger.debug("%s: user %s (from %s) is %s; needs %s", action, user, identity_source(), role, needed)
+    logger.debug("%s: user %s (from %s) is %s; needs %s", action, user, identity_source(root), role, needed)
     if allows(role, needed):
         return user
     if role not in RANK:   # a typo in users.toml is not a refusal to audit: say where it is
