@@ -252,3 +252,11 @@ def test_two_signed_clones_merge_on_pull_and_a_pushed_self_promotion_is_caught(s
     carol.push()                                   # a folder remote without the guard cannot stop it...
     signed.pull()
     assert any(f"by {CONTRIBUTOR} (contributor) changed .nbversion/users.toml" in p for p in problems(signed))
+
+
+def test_a_viewers_signed_change_of_managed_files_is_caught(signed, keys):
+    sign_with(keys[VIEWER])
+    (signed.root / "registry/det/notes.md").write_text("a viewer's edit\n")
+    git(signed.root, "add", "registry/det/notes.md")
+    git(signed.root, "-c", "gpg.format=ssh", "commit", "-qS", "-m", "notes")
+    assert any(f"signed by {VIEWER} (viewer); changes need a contributor" in p for p in problems(signed))

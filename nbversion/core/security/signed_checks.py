@@ -174,6 +174,12 @@ def check(root: Path, problems: list) -> SignedHistory:
                              "message": f"commit {sha[:8]} changes {_shown(managed)} but {why}"})
             continue
         history.actors[sha] = principal
+        if len(parents) == 1:   # a change of managed files is a contributor's (viewers only read)
+            role = identity.role_of(root, principal, identity.users_at(root, parents[0]) or {})
+            if not identity.allows(role, "contributor"):
+                problems.append({"line": None, "check": "signatures",
+                                 "message": f"commit {sha[:8]} changes {_shown(managed)}, signed by {principal} "
+                                            f"({role}); changes need a contributor"})
         lines = _merge_added_entries(root, sha, parents) if len(parents) > 1 else added.get(sha, [])
         for user in sorted(_entry_users(lines) - {principal}):
             problems.append({"line": None, "check": "signatures",
