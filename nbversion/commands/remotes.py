@@ -148,7 +148,11 @@ def _run_pre_receive(ws, a, ev):
     import sys
     from pathlib import Path
     from ..core.audit.receive import pre_receive
+    from ..errors import UsageError
 
+    if sys.stdin is None or sys.stdin.isatty():   # typed by hand, or a notebook: no push to read
+        raise UsageError("`guard pre-receive` reads a push from git on stdin",
+                         hint="`nbversion guard install REMOTE` installs the hook that runs it")
     # git runs the hook in the bare repository and says so in GIT_DIR
     return pre_receive(Path(os.environ.get("GIT_DIR", ".")), sys.stdin.read())
 
