@@ -100,14 +100,17 @@ def object_dirs(bare: Path, environ: Mapping[str, str]) -> list[Path]:
 
 def tips_to_check(updates: list[RefUpdate], after: dict[str, str], default_branch: Optional[str]) -> list[str]:
     """Refs whose checkout is verified: every updated branch; for a push of tags alone, the default
-    branch (whose audit log accounts for stage tags), else the first new tag."""
+    branch (whose audit log accounts for stage tags), else the only branch, else the first new tag."""
     branches = [u.ref for u in updates if u.ref.startswith("refs/heads/") and u.new != ZERO]
     if branches:
         return branches
     new_tags = [u.ref for u in updates if u.ref.startswith("refs/tags/") and u.new != ZERO]
     if not new_tags:
         return []
-    return [default_branch] if default_branch in after else new_tags[:1]
+    if default_branch in after:
+        return [default_branch]
+    existing = [ref for ref in after if ref.startswith("refs/heads/")]
+    return existing if len(existing) == 1 else new_tags[:1]
 
 
 @contextmanager

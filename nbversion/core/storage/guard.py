@@ -63,10 +63,10 @@ def hook_text(command: list[str]) -> str:
 
 def hook_command(text: str) -> str:
     """The command line of a hook we wrote ("" for another hook)."""
-    for line in text.splitlines():
-        if line.startswith("exec ") and MARK in text:
-            return line[len("exec "):]
-    return ""
+    lines = text.splitlines()
+    if not any(line.startswith(MARK) for line in lines):
+        return ""
+    return next((line[len("exec "):] for line in lines if line.startswith("exec ")), "")
 
 
 def local_nbversion() -> list[str]:
