@@ -17,6 +17,7 @@ import nbversion as nbv
 from conftest import USER, cli, git
 from nbversion.errors import NbversionError
 from sshd_server import running_sshd, sshd  # noqa: F401 (sshd: fixture)
+from test_promotion import set_rules
 from test_registry import checkpoint_file
 
 CAROL = "carol@example.com"
@@ -107,6 +108,16 @@ def test_a_hand_made_stage_tag_passes_only_by_someone_the_rules_allow(team, tmp_
     assert f"det#champion#2 by {USER} is not in the audit log" in proc.stderr
     assert "det#champion#2" in git(bare, "tag")
 
+    # rules that let contributors assign `staging`: her hand-made staging tag then passes
+    set_rules(team, '[stages.champion]\nrole = "admin"\n[stages.staging]\nrole = "contributor"\n')
+    team.push()
+    git(mine, "tag", "-d", "det#champion#2")
+    cli("pull", cwd=mine, env=as_carol(), check=0)
+    git(mine, "tag", "-a", "det#staging#3", "det@v1.0.0^{}", "-m", "Assigning stage staging to artifact det")
+    proc = plain_push(mine, "team", "det#staging#3")
+    assert proc.returncode == 0, proc.stderr
+    assert "det#staging#3" in git(bare, "tag")
+
 
 def test_registry_tags_cannot_be_deleted_or_moved_but_branches_can_be_deleted(team, tmp_path):
     bare = tmp_path / "remote" / "git"
@@ -140,6 +151,11 @@ def test_guard_status_remove_and_who_may_install(team, tmp_path):
     with pytest.raises(NbversionError, match="a pre-receive hook nbversion did not write"):
         team.guard_install("team")
     assert hook.read_text() == "#!/bin/sh\nexit 0\n"
+
+    # hosted git takes no hook: the error points to the CI recipe
+    team.remote_add("hub", str(tmp_path / "hubdata"), git_url="https://git.example.com/org/det.git", default=False)
+    proc = cli("guard", "install", "hub")
+    assert proc.returncode == 2 and "cannot put a hook there" in proc.stderr and "docs/guard.md" in proc.stderr
 
 
 # --- over SSH ---------------------------------------------------------------------------------
