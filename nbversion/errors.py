@@ -190,6 +190,17 @@ class RemoteUnreachable(NbversionError):
     type = "remote_unreachable"
 
 
+class PushRefused(NbversionError):
+    """A guarded remote refused a push: a new commit or tag fails `audit verify`, or a registry tag would move.
+
+    Raised by `nbversion guard pre-receive` (the hook `guard install` puts on a remote); its
+    message names each commit and rule, and git shows it to the pusher after `remote:`.
+    """
+
+    type = "push_refused"
+    http_status = 409
+
+
 class NotAvailable(NbversionError):
     """A REST endpoint's operation family is not part of this installation (yet)."""
 

@@ -6,12 +6,9 @@ object is corrupt.
 """
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,20 +18,12 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, git
+from sshd_server import free_port, sshd  # noqa: F401 (sshd: a fixture, imported from here by other files too)
 from test_verify import WEIGHTS, add_dataset, register_fake
 import nbversion as nbv
 from nbversion.core.backends import dvc_cache
 from nbversion.core.storage.clone import clone
 from nbversion.errors import MergeConflict, NbversionError
-
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def corrupt_objects(folder: Path) -> list:
     """Files stored under their md5 whose content does not hash to it."""
@@ -199,37 +188,6 @@ def test_kill_9_during_pull_then_pull_again_completes(big, tmp_path):
 
 
 # --- SSH ----------------------------------------------------------------------------------------
-
-@pytest.fixture
-def sshd(tmp_path):
-    if not Path(SSHD).exists():
-        pytest.skip("sshd not installed: apt-get install -y openssh-server")
-    keys = tmp_path / "sshkeys"
-    keys.mkdir()
-    for name in ("host", "user"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
-    (keys / "authorized_keys").write_text((keys / "user.pub").read_text())
-    os.chmod(keys / "authorized_keys", 0o600)
-    port = free_port()
-    config = keys / "sshd_config"
-    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host'}\n"
-                      f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPasswordAuthentication no\n"
-                      f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n"
-                      f"PidFile {keys / 'sshd.pid'}\nSubsystem sftp internal-sftp\n")
-    Path("/run/sshd").mkdir(exist_ok=True)   # sshd's privilege separation folder
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None:
-            pytest.skip(f"sshd did not start: {proc.stderr.read().decode()[-300:]}")
-        time.sleep(0.05)
-    yield {"port": port, "key": str(keys / "user"), "user": getpass.getuser()}
-    proc.terminate()
-    proc.wait(timeout=10)
-
 
 def test_ssh_remote_push_clone_and_verify(ws, sshd, tmp_path):
     register_fake(ws)

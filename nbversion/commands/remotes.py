@@ -140,6 +140,23 @@ def _exp_best_args(p):
     order.add_argument("--higher", dest="lower", action="store_const", const=False, help="higher is better")
 
 
+def _guard_args(p):
+    p.add_argument("remote", metavar="REMOTE", help="a remote's name (`nbversion remote list`)")
+
+
+def _run_pre_receive(ws, a, ev):
+    import sys
+    from pathlib import Path
+    from ..core.audit.receive import pre_receive
+    from ..errors import UsageError
+
+    if sys.stdin is None or sys.stdin.isatty():   # typed by hand, or a notebook: no push to read
+        raise UsageError("`guard pre-receive` reads a push from git on stdin",
+                         hint="`nbversion guard install REMOTE` installs the hook that runs it")
+    # git runs the hook in the bare repository and says so in GIT_DIR
+    return pre_receive(Path(os.environ.get("GIT_DIR", ".")), sys.stdin.read())
+
+
 VERBS = [
     Verb("remote", "where history and data are shared", _none, None, subverbs=[
         Verb("add", "add a remote: a folder, ssh:// or s3:// (history + data under one name)", _json(_remote_add_args),
@@ -161,6 +178,16 @@ VERBS = [
     Verb("gc", "remove data outside the retention policy; never registered, staged or tagged versions", _gc_args,
          lambda ws, a, ev: ws.gc(keep_last=a.keep_last, older_than=a.older_than, dry_run=a.dry_run,
                                  remote=a.remote, on_event=ev)),
+    Verb("guard", "make a remote refuse pushes that fail `audit verify` (a pre-receive hook)", _none, None, subverbs=[
+        Verb("install", "put the guard's pre-receive hook on REMOTE (a folder or ssh:// remote; admins)",
+             _json(_guard_args), lambda ws, a, ev: ws.guard_install(a.remote, on_event=ev)),
+        Verb("remove", "take the guard's hook off REMOTE (admins)", _json(_guard_args),
+             lambda ws, a, ev: ws.guard_remove(a.remote, on_event=ev)),
+        Verb("status", "whether REMOTE verifies pushes, and with which nbversion", _json(_guard_args),
+             lambda ws, a, ev: ws.guard_status(a.remote)),
+        Verb("pre-receive", "run by the installed hook: verify git's `OLD NEW REF` lines on stdin", _json(_none),
+             _run_pre_receive, needs_workspace=False),
+    ]),
     Verb("backup", "one archive of history and the data that matters", _none, None, subverbs=[
         Verb("create", "write a backup (git bundle + needed DVC objects + report)", _json(_backup_create_args),
              _run_backup_create),

@@ -136,6 +136,7 @@ class Workspace:
     from ..training.predict import predict
 
     from .storage.remotes import remote_add, push, pull
+    from .storage.guard import install as guard_install, remove as guard_remove, status as guard_status
     from .storage.verify import verify
     from .storage.gc import gc
     from .storage.protection import unprotect
