@@ -22,7 +22,7 @@ from test_registry import checkpoint_file
 
 CAROL = "carol@example.com"
 USERS = ".nbversion/users.toml"
-SELF_PROMOTION = "roles and rules may only be changed by an admin"
+SELF_PROMOTION = "roles, keys, rules and security settings may only be changed by an admin"
 
 
 def register(ws, version: str, score: float) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import USER, cli, cli_json, git, snapshot
 from nbversion.errors import PermissionDenied
+from sshd_server import sshd  # noqa: F401 (fixture)
 from test_registry import register_run
 
 CONTRIBUTOR, VIEWER = "carol@example.com", "victor@example.com"
@@ -260,3 +261,73 @@ def test_a_viewers_signed_change_of_managed_files_is_caught(signed, keys):
     git(signed.root, "add", "registry/det/notes.md")
     git(signed.root, "-c", "gpg.format=ssh", "commit", "-qS", "-m", "notes")
     assert any(f"signed by {VIEWER} (viewer); changes need a contributor" in p for p in problems(signed))
+
+
+# --- at the shared point: a guarded remote -------------------------------------------------------
+
+def push(folder, *args):
+    return subprocess.run(["git", "push", "team", *args], cwd=folder, capture_output=True, text=True)
+
+
+def guarded_team(signed, keys, url, folder, keyfile=None):
+    """The signed workspace on a guarded remote at `url`, and carol's clone with her own key."""
+    signed.remote_add("team", url, **({"keyfile": keyfile} if keyfile else {}))
+    signed.push()
+    assert signed.guard_install("team").state == "installed"
+    cli("clone", url, folder, *(["--keyfile", keyfile] if keyfile else []), check=0)
+    git(folder, "config", "user.signingkey", str(keys[CONTRIBUTOR]))
+    return folder
+
+
+def refused(carol, bare, what: str, *refs) -> None:
+    before = git(bare, "for-each-ref")
+    proc = push(carol, *(refs or ("main",)))
+    assert proc.returncode != 0 and what in proc.stderr, proc.stderr
+    assert git(bare, "for-each-ref") == before, "nothing of a refused push lands"
+
+
+def test_a_guarded_folder_remote_refuses_each_attack_and_takes_the_admins_signed_work(signed, keys, tmp_path):
+    from nbversion.core.audit import chain
+
+    carol = guarded_team(signed, keys, str(tmp_path / "remote"), tmp_path / "carol")
+    bare = tmp_path / "remote" / "git"
+    users = carol / ".nbversion/users.toml"
+    users.write_text(users.read_text().replace(f'"{CONTRIBUTOR}" = "contributor"', f'"{CONTRIBUTOR}" = "admin"'))
+    cli("commit", "-m", "tweak", cwd=carol, check=0)                                   # the attack: self-promotion
+    refused(carol, bare, f"by {CONTRIBUTOR} (contributor) changed .nbversion/users.toml")
+    git(carol, "reset", "-q", "--hard", "HEAD~1")
+
+    chain.append(carol, USER, "user add", CONTRIBUTOR, {"role": "admin"})                # the attack: a forged line
+    git(carol, "-c", "gpg.format=ssh", "commit", "-qS", "-am", "routine")
+    refused(carol, bare, f"signed by {CONTRIBUTOR} but carries an audit entry by {USER}")
+    git(carol, "reset", "-q", "--hard", "HEAD~1")
+
+    (carol / ".nbversion/rules.toml").write_text('[stages.champion]\nrole = "contributor"\n')
+    git(carol, "-c", f"user.email={USER}", "commit", "-qam", "rules")                    # the attack: spoofed author
+    refused(carol, bare, "changes .nbversion/rules.toml but is not signed")
+    git(carol, "reset", "-q", "--hard", "HEAD~1")
+
+    git(carol, "tag", "-a", "det#champion#1", "det@v1.0.0^{}", "-m", "by hand")           # the attack: unsigned tag
+    refused(carol, bare, "tag det#champion#1 is not signed", "det#champion#1")
+    git(carol, "tag", "-d", "det#champion#1")
+
+    signed.promote("det@v1.0.0")                       # the admin's signed promote goes through
+    signed.push()
+    assert "det#champion#1" in git(bare, "tag")
+    (carol / "params.yaml").write_text("lr: 0.02\n")
+    cli("commit", "-m", "carol's params", cwd=carol, check=0)
+    cli("pull", cwd=carol, check=0)
+    assert push(carol, "main").returncode == 0           # and so does hers
+    assert git(bare, "rev-parse", "main").strip() == git(carol, "rev-parse", "HEAD").strip()
+
+
+def test_a_guarded_ssh_remote_refuses_an_unsigned_policy_edit(signed, keys, sshd, tmp_path):  # noqa: F811
+    url = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}{tmp_path / 'sshremote'}"
+    carol = guarded_team(signed, keys, url, tmp_path / "carol", keyfile=sshd["key"])
+    (carol / ".nbversion/rules.toml").write_text('[stages.champion]\nrole = "contributor"\n')
+    git(carol, "-c", f"user.email={USER}", "commit", "-qam", "rules")                    # the attack: spoofed author
+    refused(carol, tmp_path / "sshremote" / "git", "changes .nbversion/rules.toml but is not signed")
+    git(carol, "reset", "-q", "--hard", "HEAD~1")
+    (carol / "params.yaml").write_text("lr: 0.02\n")
+    cli("commit", "-m", "carol's params", cwd=carol, check=0)
+    assert cli("push", cwd=carol).returncode == 0
