@@ -331,3 +331,10 @@ def test_a_guarded_ssh_remote_refuses_an_unsigned_policy_edit(signed, keys, sshd
     (carol / "params.yaml").write_text("lr: 0.02\n")
     cli("commit", "-m", "carol's params", cwd=carol, check=0)
     assert cli("push", cwd=carol).returncode == 0
+
+
+def test_dataset_tags_are_signed_too(signed, demo_data):
+    signed.dataset_add("shapes", demo_data, tags=["golden"])
+    tag = git(signed.root, "tag", "--list", "*golden*").strip()
+    assert tag and f"for {USER}" in verified_by_git(signed, tag, "verify-tag")
+    assert problems(signed) == []

@@ -370,8 +370,9 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
     emit(Event("git commit", 0, 1, out))
     sha = tx.commit(message or f"dataset {name}: import {src.name}",
                     [f"{out}.dvc", f"{KIND_DIR}/.gitignore", meta_file])
-    for tag in tags:
-        _git.create_tag(root, refs.tag_name(KIND_DIR, name, tag), sha)
+    for tag in tags:   # signed mode: annotated and signed, as every tag nbversion makes then
+        _git.create_tag(root, refs.tag_name(KIND_DIR, name, tag), sha,
+                        f"dataset {name}: {tag}" if tx.sign else None, tx.user, sign=tx.sign)
     return _result(name, sha, True, meta)
 
 
