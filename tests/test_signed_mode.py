@@ -167,8 +167,9 @@ def test_a_spoofed_author_is_caught_signed_or_not(signed, keys):
 
 def test_a_strangers_signature_is_not_good_enough(signed, keys):
     sign_with(keys["stranger"])
-    (signed.root / "registry/det/v1.0.0/manifest.json").write_text("{}")
-    git(signed.root, "-c", "gpg.format=ssh", "commit", "-qS", "-am", "edit")
+    (signed.root / "registry/det/notes.md").write_text("a stranger's edit\n")
+    git(signed.root, "add", "registry/det/notes.md")
+    git(signed.root, "-c", "gpg.format=ssh", "commit", "-qS", "-m", "edit")
     assert any("has a signature that is not good for any key in .nbversion/allowed_signers" in p
                for p in problems(signed))
 

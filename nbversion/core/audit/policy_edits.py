@@ -13,7 +13,6 @@ bootstraps: its actor must be an admin in the file it creates.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -53,13 +52,7 @@ def _drop_harmless_config(root, sha: str, parents: list[str], files: list[str]) 
 def _actors(root, parent: str | None, sha: str, author: str) -> set[str]:
     """Users of the audit entries `sha` added, else its git author."""
     lines = _git_history.added_lines(root, parent or _git.EMPTY_TREE, sha, str(audit.AUDIT_FILE))
-    users = set()
-    for line in lines:
-        try:
-            users.add(json.loads(line)["user"])
-        except (ValueError, KeyError, TypeError):
-            continue   # a torn or foreign line: the chain check reports it
-    return users or {author}
+    return signed_checks.entry_users(lines) or {author}
 
 
 def _changed_policy_files(root, sha: str, parents: list[str]) -> list[str]:

@@ -119,7 +119,8 @@ def _clean_merge(root: Path, sha: str, parents: list, managed: list) -> bool:
     return True
 
 
-def _entry_users(lines) -> set:
+def entry_users(lines) -> set:
+    """The users of audit lines (JSON text or bytes)."""
     users = set()
     for line in lines:
         try:
@@ -181,7 +182,7 @@ def check(root: Path, problems: list) -> SignedHistory:
                                  "message": f"commit {sha[:8]} changes {_shown(managed)}, signed by {principal} "
                                             f"({role}); changes need a contributor"})
         lines = _merge_added_entries(root, sha, parents) if len(parents) > 1 else added.get(sha, [])
-        for user in sorted(_entry_users(lines) - {principal}):
+        for user in sorted(entry_users(lines) - {principal}):
             problems.append({"line": None, "check": "signatures",
                              "message": f"commit {sha[:8]} is signed by {principal} but carries an audit entry "
                                         f"by {user} (a forged or borrowed line)"})
