@@ -20,14 +20,14 @@ from ..backends import _git, _git_history
 from ..registry import rules
 from ..repo import identity
 from ..repo.config import META_DIR, tomllib
-from ..security import keys, signed_checks, signing
+from ..security import signing
 from . import chain as audit
 
 logger = logging.getLogger(__name__)
 
 USERS_FILE = f"{META_DIR}/users.toml"
 CONFIG_FILE = f"{META_DIR}/config.toml"
-POLICY_FILES = (USERS_FILE, rules.RULES_FILE, keys.ALLOWED_SIGNERS, CONFIG_FILE)
+POLICY_FILES = (USERS_FILE, rules.RULES_FILE, signing.ALLOWED_SIGNERS, CONFIG_FILE)
 POLICY_SECTIONS = ("security", "notify", "targets")   # of config.toml; the rest is anyone's to tune
 
 
@@ -52,7 +52,8 @@ def _drop_harmless_config(root, sha: str, parents: list[str], files: list[str]) 
 def _actors(root, parent: str | None, sha: str, author: str) -> set[str]:
     """Users of the audit entries `sha` added, else its git author."""
     lines = _git_history.added_lines(root, parent or _git.EMPTY_TREE, sha, str(audit.AUDIT_FILE))
-    return signed_checks.entry_users(lines) or {author}
+    from ..security.signed_checks import entry_users
+    return entry_users(lines) or {author}
 
 
 def _changed_policy_files(root, sha: str, parents: list[str]) -> list[str]:
@@ -83,7 +84,8 @@ def deploy_command_refusal(root) -> str | None:
     author, parents = _git.log(root, n=1, rev=sha)[0].email, _git.parents(root, sha)
     parent = parents[0] if parents else None
     if parent and signing.required_in(_git.show(root, parent, CONFIG_FILE)):   # signed then: its signature says who
-        signer = signed_checks.signer_of(root, sha, parent)
+        from ..security.signed_checks import signer_of
+        signer = signer_of(root, sha, parent)
         if signer is None:
             return f"{rules.RULES_FILE} was last changed in commit {sha[:8]}, which no listed key signed"
         refused = _non_admins(root, sha, parents, author, {sha: signer})

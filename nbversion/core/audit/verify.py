@@ -17,7 +17,6 @@ from typing import Optional
 from ..result import Result
 from ..backends import _git, _git_history
 from . import chain as audit, policy_edits, renames
-from ..security import signed_checks
 from ..repo import identity
 from ..registry import rules
 from ..repo.config import META_DIR
@@ -262,6 +261,7 @@ def check_signed_tags(root: Path, arts: dict, policies: _Policies, since: int, p
     if not made:
         return 0
     rows = {row["name"]: row for row in _git.tags(root)}
+    from ..security import signed_checks
     grades = signed_checks.tag_grades(root, [rows[name] for name, *_ in made if name in rows])
     for name, date, needed, what in made:
         grade, principal = grades.get(name, ("N", ""))
@@ -342,6 +342,7 @@ def verify(ws: Workspace, on_event: Optional[EventCallback] = None) -> VerifyRes
     policies = _Policies(ws.root)
     check_history(policies, chain, problems)
     audited = recheck_entries(ws.root, policies, problems, stats)
+    from ..security import signed_checks
     signed = signed_checks.check(ws.root, problems)
     if signed.since is not None:
         stats["signed commits"] = signed.checked

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 from ...errors import NbversionError
@@ -42,6 +41,7 @@ def commit_grades(root, shas: Iterable[str], signers_file: str) -> dict:
     shas = list(dict.fromkeys(shas))
     if not shas:
         return {}
+    from concurrent.futures import ThreadPoolExecutor
     jobs = max(1, min(os.cpu_count() or 1, len(shas) // 50 or 1))
     size = -(-len(shas) // jobs)
     chunks = [shas[i:i + size] for i in range(0, len(shas), size)]

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ...errors import UsageError
 from ..result import Result
-from ..security import keys, signing
+from ..security import signing
 from . import identity
 from .config import META_DIR, read_toml, write_toml
 
@@ -116,6 +116,7 @@ def user_add(ws: Workspace, user_id: str, role: str, key: Optional[str] = None) 
                          "no spaces", hint="e.g. `nbversion user add ana@example.com --role contributor`")
     if role not in identity.ROLES:
         raise UsageError(f"unknown role {role!r}", hint="use one of: " + ", ".join(identity.ROLES))
+    from ..security import keys   # only `user add --key` parses keys
     public_key = keys.read_key_argument(key) if key else None
     with ws.transaction("user add", role="admin") as tx:
         path = ws.root / META_DIR / "users.toml"

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from ...errors import InvalidInput, UsageError
 from ..backends import _git, atomic
-from ..layout import META_DIR
 
 logger = logging.getLogger(__name__)
 
-ALLOWED_SIGNERS = f"{META_DIR}/allowed_signers"
+from .signing import ALLOWED_SIGNERS  # its home is signing, which every verb reads
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
              "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
 _KEY = re.compile(r"(?P<type>(?:ssh|ecdsa|sk)-[\w@.-]+)\s+(?P<blob>[A-Za-z0-9+/]+={0,3})(?:\s|$)")
@@ -131,6 +129,7 @@ def signing_key(root: Path) -> SigningKey:
             if "PRIVATE KEY" not in text:
                 return SigningKey(setting, parse_key(text))
     if path.is_file():   # a private key without its .pub beside it: ask ssh-keygen (never prompts)
+        import subprocess
         proc = subprocess.run(["ssh-keygen", "-y", "-P", "", "-f", str(path)], capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, timeout=10)
         if proc.returncode == 0:

@@ -13,7 +13,7 @@ from ...errors import PermissionDenied
 from ..repo import identity
 from ..repo.config import read_toml, write_toml
 from ..result import Result
-from . import keys, signing
+from . import signing
 
 from typing import TYPE_CHECKING
 
@@ -33,10 +33,11 @@ class SecurityResult(Result):
         return ["user", "key"], [[user, key[:40] + "…"] for user, key in sorted(self.signers.items())]
 
     def summary(self):
-        return self.changed or f"signing: {self.signing}; {len(self.signers)} key(s) in {keys.ALLOWED_SIGNERS}"
+        return self.changed or f"signing: {self.signing}; {len(self.signers)} key(s) in {signing.ALLOWED_SIGNERS}"
 
 
 def _signers(ws: Workspace) -> dict:
+    from . import keys
     return {s.principals[0]: s.key for s in keys.read_signers(ws.root)}
 
 
@@ -72,7 +73,7 @@ def require_signing(ws: Workspace) -> SecurityResult:
     principal, key = signing.signed_identity(ws.root)
     acting = identity.current_user(ws.root)
     if principal is None:
-        raise PermissionDenied(f"{acting}: your git signing key is not listed in {keys.ALLOWED_SIGNERS}"
+        raise PermissionDenied(f"{acting}: your git signing key is not listed in {signing.ALLOWED_SIGNERS}"
                                + (f" ({key.problem})" if key.problem else ""),
                                hint=f"first `nbversion user add {acting} --role admin --key ~/.ssh/id_ed25519.pub` "
                                     "and `git config user.signingkey ~/.ssh/id_ed25519`")
@@ -89,4 +90,4 @@ def require_signing(ws: Workspace) -> SecurityResult:
         tx.commit("nbversion: require signed changes", [signing.CONFIG_FILE])
     logger.debug("signing required by %s", principal)
     return SecurityResult(signing.REQUIRED, _signers(ws),
-                          f"signing is now required: every change must be signed by a key in {keys.ALLOWED_SIGNERS}")
+                          f"signing is now required: every change must be signed by a key in {signing.ALLOWED_SIGNERS}")

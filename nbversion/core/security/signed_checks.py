@@ -75,6 +75,25 @@ class GradeCache:
                 logger.debug("could not save the signature cache %s", self.path, exc_info=True)
 
 
+class _RolesAt:
+    """Roles as users.toml said at many commits, read in two batches (not a `git show` each)."""
+
+    def __init__(self, root: Path, revs):
+        from ..repo.config import load_config, tomllib
+        path = f"{identity.META_DIR}/users.toml"
+        self.default = load_config(root)["core"]["default_role"]
+        self.ids = _git_history.object_ids(root, {f"{rev}:{path}" for rev in revs})
+        self.path, self.tables = path, {}
+        for blob, text in _git_history.cat_files(root, {i for i in self.ids.values() if i}).items():
+            try:
+                self.tables[blob] = dict(tomllib.loads(text.decode()).get("users", {}))
+            except (ValueError, UnicodeDecodeError):
+                self.tables[blob] = {}   # unreadable: nobody has a role there (policy checks report it)
+
+    def role(self, rev: str, user: str) -> str:
+        return self.tables.get(self.ids.get(f"{rev}:{self.path}"), {}).get(user) or self.default
+
+
 def _signers_file(folder: str, blob: Optional[str], text: bytes) -> str:
     path = os.path.join(folder, f"signers-{blob or 'none'}")
     with open(path, "wb") as fh:
@@ -161,6 +180,7 @@ def check(root: Path, problems: list) -> SignedHistory:
     grades = _grades(root, wanted, cache)
     cache.save()
     added = _git_signatures.added_lines_by_commit(root, AUDIT_PATH)
+    roles = _RolesAt(root, {parents[0] if parents else sha for sha, parents, *_ in checked})
     for sha, parents, bootstrap, managed in checked:
         if sha not in wanted:
             continue
@@ -176,7 +196,7 @@ def check(root: Path, problems: list) -> SignedHistory:
             continue
         history.actors[sha] = principal
         if len(parents) == 1:   # a change of managed files is a contributor's (viewers only read)
-            role = identity.role_of(root, principal, identity.users_at(root, parents[0]) or {})
+            role = roles.role(parents[0], principal)
             if not identity.allows(role, "contributor"):
                 problems.append({"line": None, "check": "signatures",
                                  "message": f"commit {sha[:8]} changes {_shown(managed)}, signed by {principal} "
@@ -187,8 +207,7 @@ def check(root: Path, problems: list) -> SignedHistory:
                              "message": f"commit {sha[:8]} is signed by {principal} but carries an audit entry "
                                         f"by {user} (a forged or borrowed line)"})
         if bootstrap:
-            table = identity.users_at(root, parents[0] if parents else sha)
-            role = identity.role_of(root, principal, table or {})
+            role = roles.role(parents[0] if parents else sha, principal)
             if not identity.allows(role, "admin"):
                 problems.append({"line": None, "check": "signatures",
                                  "message": f"commit {sha[:8]} turned signing on, signed by {principal} ({role}); "

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ...errors import PermissionDenied
 from ..layout import META_DIR
-from . import keys
+
+# `keys` (regular expressions, subprocess) is imported where a key is read: every verb asks
+# `required()`, and only signed workspaces read keys
+
+if TYPE_CHECKING:
+    from . import keys
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = f"{META_DIR}/config.toml"
+ALLOWED_SIGNERS = f"{META_DIR}/allowed_signers"   # users' public keys, git's allowed-signers format
 REQUIRED = "required"
 
 
@@ -40,8 +46,9 @@ def required_in(text: Optional[bytes]) -> bool:
     return isinstance(section, dict) and section.get("signing") == REQUIRED
 
 
-def signed_identity(root: Path) -> tuple[Optional[str], keys.SigningKey]:
+def signed_identity(root: Path) -> tuple[Optional[str], "keys.SigningKey"]:
     """(the principal this user's signing key has in allowed_signers or None, the key)."""
+    from . import keys
     key = keys.signing_key(root)
     return keys.principal_of(keys.read_signers(root), key.key), key
 
@@ -49,6 +56,7 @@ def signed_identity(root: Path) -> tuple[Optional[str], keys.SigningKey]:
 def require_signer(root: Path) -> str:
     """The acting user in signed mode; refuses (before anything changes) a user whose git has no
     signing key listed in allowed_signers."""
+    from . import keys
     principal, key = signed_identity(root)
     if principal:
         return principal
