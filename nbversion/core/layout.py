@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 META_DIR = ".nbversion"
+ALLOWED_SIGNERS = f"{META_DIR}/allowed_signers"   # users' public keys (signed mode), git's format
 TMP_DIR = f"{META_DIR}/tmp"   # posix, as git prints paths
 
 

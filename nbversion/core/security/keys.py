@@ -17,7 +17,7 @@ from ..backends import _git, atomic
 
 logger = logging.getLogger(__name__)
 
-from .signing import ALLOWED_SIGNERS  # its home is signing, which every verb reads
+from ..layout import ALLOWED_SIGNERS
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
              "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
 _KEY = re.compile(r"(?P<type>(?:ssh|ecdsa|sk)-[\w@.-]+)\s+(?P<blob>[A-Za-z0-9+/]+={0,3})(?:\s|$)")

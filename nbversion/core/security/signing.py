@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from ...errors import PermissionDenied
+from .. import layout
 from ..layout import META_DIR
 
 # `keys` (regular expressions, subprocess) is imported where a key is read: every verb asks
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = f"{META_DIR}/config.toml"
-ALLOWED_SIGNERS = f"{META_DIR}/allowed_signers"   # users' public keys, git's allowed-signers format
+ALLOWED_SIGNERS = layout.ALLOWED_SIGNERS
 REQUIRED = "required"
 
 
