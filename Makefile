@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 # notebooks run `!nbversion ...`: the kernel must find the venv's console script
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-fast bench clean wheel versions
+.PHONY: install demo test test-fast bench bench-large clean wheel versions
 
 install: $(STAMP)
 
@@ -49,6 +49,11 @@ versions: wheel
 
 bench: install $(LABEXT)
 	$(PY) -m benchmarks
+
+# the big sizes of issues 15 and 16 (minutes): 200,000 files, 10,000 signed commits
+bench-large: install
+	$(PY) -m benchmarks.bench_changes --files 200000
+	$(PY) -m benchmarks.bench_signed --commits 10000
 
 clean:
 	rm -rf .demo test-artifacts benchmarks/.work dist .venv-lowest .venv-newest .venv-wheel

@@ -19,6 +19,7 @@ SUITES = [
     ("Storage: copies, not links (issue 12)", "bench_storage"),
     ("Team: pull of a diverged clone (issue 14)", "bench_team"),
     ("Signed history: audit verify (issue 15)", "bench_signed"),
+    ("Cost that follows the change: one file of a big folder (issue 16)", "bench_changes"),
 ]
 
 

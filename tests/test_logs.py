@@ -72,7 +72,9 @@ def test_verbose_commit_says_what_went_to_dvc_and_to_git_and_the_commit(ws, demo
     assert proc.stdout.strip() and "DEBUG" not in proc.stdout, "the logs go to stderr; stdout is the result"
     assert "DEBUG" not in quiet_status.stderr + cli("status", check=0).stderr, "without -v nothing is logged"
     asked = cli("-v", "status", check=0).stderr
-    assert "the stat cache answered" in asked and "dvc data_status" not in asked, "DVC is not asked when nothing moved"
+    # just committed, the files are racy (written within 2 s): looked at one by one, still without DVC
+    assert ("the stat cache answered" in asked or "hashed" in asked) and "dvc data_status" not in asked, \
+        "DVC is not asked when nothing moved"
 
 
 def test_verbose_push_to_a_folder_remote_says_how_many_objects(ws, demo_data, tmp_path):

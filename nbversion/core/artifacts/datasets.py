@@ -17,7 +17,7 @@ from ...errors import InvalidInput, NbversionError, NotFound, UncommittedChanges
 from ...events import Event, emitter
 from ..result import Result
 from ..units import human_bytes
-from ..backends import _dvc, dvc_cache, _git, pointers, statcache
+from ..backends import _dvc, dvc_cache, _git, pointers, uncommitted
 from . import dataset_meta, zipsafe
 from .source_links import refuse_links_leaving
 from ..repo import leftovers, names, refs
@@ -184,7 +184,7 @@ def _unchanged(root: Path, name: str, manifest: dict) -> bool:
         return False
     if _git.status(root, [f"{KIND_DIR}/{name}.dvc", dataset_meta.meta_path(KIND_DIR, name)]):
         return False  # pointer or metadata not committed: an import was interrupted, finish it
-    if statcache.stale_outputs(root, {current.path: current})[0]:
+    if not uncommitted.matches_pointer(root, current):
         return False  # the folder was edited by hand since: not what the pointer says
     try:
         stored = dvc_cache.read_dir_manifest(root, current.md5)
@@ -197,17 +197,9 @@ def _edited_in_place(root: Path, out: str) -> bool:
     current = pointers.in_worktree(root).get(out)
     if current is None or not (root / f"{out}.meta.json").exists():
         return True
-    stale, fresh = statcache.stale_outputs(root, {out: current})
-    if not stale:
-        return False
     # no fingerprint recorded here (a fresh clone, a plain `dvc pull`, a touched file) is not
-    # itself a change: ask DVC, as `status` does, and remember the answer when it is clean
-    report = _dvc.data_status(root).get("uncommitted", {})
-    changed = any(p == out or p.startswith(out + "/") for state in ("added", "modified", "deleted")
-                  for p in report.get(state, []))
-    if not changed:
-        statcache.mark_clean(root, [out], fresh)
-    return changed
+    # itself a change: look, as `status` does, and remember the answer when it is clean
+    return not uncommitted.matches_pointer(root, current)
 
 
 def _holds_exactly(folder: Path, manifest: dict) -> bool:
@@ -359,8 +351,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
             os.replace(trash, root / out)
         raise
     pointer = dataset_meta.pointer_at(root, KIND_DIR, name, None)
-    fresh = {out: statcache.fingerprint(root, pointer)}
-    statcache.mark_clean(root, fresh, fresh)
+    uncommitted.mark_clean(root, {out: pointer})
     warnings = validation.warnings if validation else []
     meta = dataset_meta.dataset_meta(name, layout, validation, pointer, tags, str(src), tx.user, warnings)
     meta_file = dataset_meta.write(root, KIND_DIR, name, meta)

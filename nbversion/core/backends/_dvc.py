@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from ...errors import NbversionError, RemoteUnreachable
+from . import dvc_config
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +91,7 @@ def init(root, link_types: str) -> None:
 
 def cache_type(root) -> str:
     """`cache.type` as the committed `.dvc/config` says it (what a plain `dvc checkout` does)."""
-    from dvc.config import Config
-
-    conf = Config(str(Path(root) / ".dvc"), validate=False).load_one("repo")
-    return str(conf.get("cache", {}).get("type", ""))
+    return dvc_config.value(Path(root) / ".dvc" / "config", "cache", "type") or ""
 
 
 def sync_cache_type(root) -> Optional[str]:
@@ -204,16 +202,24 @@ def cache_root(root) -> Path:
     """What `repo.cache.local.path` says (`<cache dir>/files/md5`), without opening a Repo: read
     from DVC's config files (DVC resolves a relative `dir` against the file that sets it),
     remembered until one of them changes."""
-    from dvc.config import Config
-
     dvc_dir = Path(root) / ".dvc"
     stamp = tuple(_mtime(dvc_dir / name) for name in ("config", "config.local"))
     key = str(dvc_dir)
     if key not in _cache_roots or _cache_roots[key][0] != stamp:
-        configured = Config(str(dvc_dir), validate=False).get("cache", {}).get("dir")
+        configured = _configured_cache_dir(dvc_dir)
         base = Path(configured) if configured else dvc_dir / "cache"
         _cache_roots[key] = (stamp, base / "files" / "md5")
     return _cache_roots[key][1]
+
+
+def _configured_cache_dir(dvc_dir: Path) -> Optional[str]:
+    """`cache.dir` from DVC's config files. Resolving a relative one is DVC's business (against
+    the file that sets it), so DVC's parser is asked then, which is rare."""
+    if all(dvc_config.value(dvc_dir / name, "cache", "dir") is None for name in ("config", "config.local")):
+        return None
+    from dvc.config import Config
+
+    return Config(str(dvc_dir), validate=False).get("cache", {}).get("dir")
 
 
 def _mtime(path: Path):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ...errors import NotFound, UncommittedChanges
 from ...events import Event, emitter
 from ..result import Result
-from ..backends import _dvc, dvc_cache, _git, _git_history, pointers, statcache
+from ..backends import _dvc, dvc_cache, _git, _git_history, pointers, uncommitted
 from .status import dvc_changes, git_changes
 
 logger = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ def checkout(ws: Workspace, rev: str, paths: Iterable[str | os.PathLike] = (), f
             emit(Event("checkout", 1, 2, f"restoring {len(data_targets)} data path(s)"))
             _dvc.checkout(ws.root, data_targets)
             now = pointers.in_worktree(ws.root)
-            fresh = {o: statcache.fingerprint(ws.root, now[o]) for o in data_targets if o in now}
-            statcache.mark_clean(ws.root, fresh, fresh)
+            uncommitted.mark_clean(ws.root, {o: now[o] for o in data_targets if o in now})
     emit(Event("checkout", 2, 2, "done"))
     return CheckoutResult(rev, commit, _git.current_branch(ws.root), wanted, data_targets)
 
@@ -141,7 +140,7 @@ def _untracked_overwritten(root, commit: str, wanted: list[str], target_outs: di
 def _already_here(root, out, current: dict) -> bool:
     """The working tree already holds this exact version, known clean: DVC will not need the cache."""
     here = current.get(out.path)
-    return here is not None and here.md5 == out.md5 and not statcache.stale_outputs(root, {out.path: here})[0]
+    return here is not None and here.md5 == out.md5 and uncommitted.matches_pointer(root, here)
 
 
 def require_data(root, outs: list, rev: str, emit=None) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ...errors import NothingToCommit
 from ...events import Event, emitter
 from ..result import Result
-from ..backends import _dvc, _git, pointers, statcache
+from ..backends import _dvc, _git, pointers, statcache, uncommitted
 from ..backends.faults import checkpoint
 from ..artifacts import dataset_refresh
 from . import policy_check
@@ -61,8 +61,9 @@ def _matches(path: str, wanted: list[str]) -> bool:
     return any(path == w or path.startswith(w + "/") or w.startswith(path + "/") for w in wanted)
 
 
-def plan_commit(ws, wanted: list[str]) -> tuple[Plan, list, list]:
-    """What a commit of `wanted` (all when empty) would do: (plan, dvc outputs to re-add, to drop)."""
+def plan_commit(ws, wanted: list[str], walked: dict | None = None) -> tuple[Plan, list, list]:
+    """What a commit of `wanted` (all when empty) would do: (plan, dvc outputs to re-add, to drop);
+    `walked` gets the per-file stats of the tracked folders looked at."""
     root, config = ws.root, ws.config
     plan = Plan()
     outs = pointers.in_worktree(root)
@@ -74,7 +75,7 @@ def plan_commit(ws, wanted: list[str]) -> tuple[Plan, list, list]:
         else:
             plan.git.append(entry.path.rstrip("/"))
     changed, removed = [], []
-    stale, _fresh = statcache.stale_outputs(root, outs)
+    stale, _fresh = statcache.stale_outputs(root, outs, walked)
     for out in stale:
         if not _matches(out, wanted):
             continue
@@ -164,7 +165,8 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
     with ws.transaction("commit") as tx:
         _dvc.sync_cache_type(ws.root)   # a changed core.link reaches .dvc/config with this commit
         emit(Event("scan", 0, 1, "looking for changes"))
-        plan, changed, removed, live = leave_out_live_runs(ws, *plan_commit(ws, wanted))
+        walked = {}
+        plan, changed, removed, live = leave_out_live_runs(ws, *plan_commit(ws, wanted, walked))
         dvc_targets = dedupe(plan.dvc + [p.path for p in changed])
         logger.debug("commit plan: to DVC %s; to git %s; DVC outputs removed %s; live runs left out %s",
                      dvc_targets, plan.git, [p.path for p in removed], live)
@@ -173,8 +175,11 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
         datasets = dataset_refresh.check(ws.root, dvc_targets + plan.git)
         if dvc_targets:
             emit(Event("dvc add", 0, len(dvc_targets), ", ".join(dvc_targets[:3])))
-            _dvc.add(ws.root, dvc_targets)
-            _remember_clean(ws.root, dvc_targets)
+            done = _commit_changed_folders(ws.root, [p for p in changed if p.path in dvc_targets], walked, emit)
+            rest = [t for t in dvc_targets if t not in done]
+            if rest:
+                _dvc.add(ws.root, rest)
+            _remember_clean(ws.root, dvc_targets, done)
             checkpoint("after-dvc-add")
         if removed:
             _dvc.remove(ws.root, [p.dvc_file for p in removed])
@@ -203,6 +208,27 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
     return CommitResult(sha, message, git_paths, data_paths, live)
 
 
+def _commit_changed_folders(root: Path, changed: list, walked: dict, emit) -> dict:
+    """Folders already tracked whose few changes are committed from their per-file fingerprints
+    (`folder_commit`), without DVC: {path: their state}. The others go through `dvc add`."""
+    from ..storage import folder_commit, linking
+
+    done, mode = {}, None
+    for pointer in changed:
+        listing = folder_commit.committed_listing_if_plain(root, pointer)
+        if listing is None:
+            continue
+        mode = mode or linking.workspace_mode(root)
+
+        def progress(hashed: int, total: int, out=pointer.path):
+            emit(Event("hash", hashed, total, out))
+
+        state = uncommitted.folder_state(root, pointer, walked.get(pointer.path), on_progress=progress)
+        folder_commit.commit_folder(root, pointer, state, listing, mode)
+        done[pointer.path] = state
+    return done
+
+
 def _pointer_file(out: str) -> str:
     return out + ".dvc"
 
@@ -212,8 +238,8 @@ def _gitignore_of(out: str) -> str:
     return ".gitignore" if parent in ("", ".") else f"{parent}/.gitignore"
 
 
-def _remember_clean(root: Path, outs: list[str]) -> None:
-    """Just added to DVC, so they match their pointers: later `status` can skip hashing them."""
+def _remember_clean(root: Path, outs: list[str], known: dict) -> None:
+    """Just added to DVC, so they match their pointers: later `status` can skip hashing them.
+    `known`: out -> the folder state just committed (its walk and md5s), not walked again."""
     current = pointers.in_worktree(root)
-    fresh = {o: statcache.fingerprint(root, current[o]) for o in outs if o in current}
-    statcache.mark_clean(root, fresh, fresh)
+    uncommitted.mark_clean(root, {o: current[o] for o in outs if o in current}, known)

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ..result import Result
-from ..backends import _dvc, _git, pointers, statcache
+from ..backends import _git, pointers, statcache, uncommitted
 from ..layout import TMP_DIR
 from .routing import route_untracked
 
@@ -85,14 +85,12 @@ def git_changes(ws) -> list[Change]:
 
 def dvc_changes(ws) -> list[Change]:
     """Changes inside DVC outputs; hashes only outputs whose stat fingerprint moved."""
-    outs = pointers.in_worktree(ws.root)
-    stale, fresh = statcache.stale_outputs(ws.root, outs)
+    outs, walked = pointers.in_worktree(ws.root), {}
+    stale, fresh = statcache.stale_outputs(ws.root, outs, walked)
     if not stale:
         logger.debug("the stat cache answered for all %d DVC output(s): DVC not asked", len(outs))
         return []
-    logger.debug("asking DVC about %d of %d output(s) whose stat fingerprint moved: %s",
-                 len(stale), len(outs), ", ".join(stale[:5]))
-    report = _dvc.data_status(ws.root).get("uncommitted", {})
+    report = uncommitted.changed_files(ws.root, {o: outs[o] for o in stale}, walked)
     gone = [o for o in stale if not (ws.root / o).exists()]
     changes = [Change("deleted", o, "dvc") for o in gone]   # one row, not one per file
     for state in ("added", "modified", "deleted"):

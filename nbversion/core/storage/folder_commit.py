@@ -1,0 +1,94 @@
+"""Commit a tracked folder that changed, at the cost of its changes: the new `.dir` listing is
+the per-file fingerprints' md5s (only changed files were hashed), only objects the cache lacks
+are stored, and the pointer is rewritten in DVC's own format. DVC's `add` would walk, look up
+and re-list every file; here nothing imports DVC.
+
+Only plain pointers take this path (one output with DVC's standard keys, `.dvcignore` rules
+that name bare files or folders, the old listing in the local cache); anything else goes
+through `dvc add` as before.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+from ..backends import atomic, dvc_cache, file_prints, statcache, uncommitted
+from ..backends.pointers import Pointer
+from . import linking
+
+logger = logging.getLogger(__name__)
+
+STANDARD_KEYS = ("md5", "size", "nfiles", "hash", "path")   # in the order DVC writes them
+SAFE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")         # a name YAML writes unquoted
+
+
+def _pointer_data(root: Path, pointer: Pointer):
+    import yaml
+
+    try:
+        data = yaml.safe_load((Path(root) / pointer.dvc_file).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    outs = data.get("outs") if isinstance(data, dict) else None
+    if set(data) != {"outs"} or not isinstance(outs, list) or len(outs) != 1 or not isinstance(outs[0], dict):
+        return None
+    out = outs[0]
+    plain = set(out) <= set(STANDARD_KEYS) and out.get("hash", "md5") == "md5" \
+        and isinstance(out.get("path"), str) and SAFE_PATH.fullmatch(out["path"])
+    return data if plain else None   # anything else is written by DVC, which knows its YAML
+
+
+def committed_listing_if_plain(root: Path, pointer: Pointer):
+    """The committed listing (relpath -> md5) of a folder this module can commit; None when `dvc
+    add` must do it."""
+    if (pointer.is_dir and (Path(root) / pointer.path).is_dir() and statcache.exact_ignores(root)
+            and _pointer_data(root, pointer) is not None):
+        return uncommitted.committed_listing(root, pointer)
+    return None
+
+
+def listing_bytes(md5s: dict) -> bytes:
+    """A `.dir` object as DVC writes it: entries sorted by relpath string, JSON with sorted keys."""
+    entries = [{"md5": md5s[rel], "relpath": rel} for rel in sorted(md5s)]
+    return json.dumps(entries, sort_keys=True).encode("utf-8")
+
+
+def _store_object(cache: Path, md5: str, data: bytes) -> None:
+    obj = linking.object_in(cache, md5)
+    if obj.exists():
+        return
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    scratch = obj.with_name(f".{obj.name}.{os.getpid()}.tmp")
+    with open(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, linking.CACHE_MODE), "wb") as fh:
+        fh.write(data)
+    os.replace(scratch, obj)
+
+
+def commit_folder(root: Path, pointer: Pointer, state: file_prints.FolderState, listing: dict, mode: str) -> Pointer:
+    """Store what the cache lacks, write the new listing and the pointer; returns the new pointer.
+    `listing`: the committed one, whose objects the cache holds (gc never drops HEAD's)."""
+    root = Path(root)
+    cache = dvc_cache.cache_root(root)
+    folder = root / pointer.path
+    base = str(cache)
+    missing = [rel for rel, md5 in state.md5s.items() if listing.get(rel) != md5
+               and not os.path.exists(f"{base}/{md5[:2]}/{md5[2:]}")]
+    paths = [str(folder / rel) for rel in missing]
+    if paths:
+        linking.store(paths, cache, mode, known={str(folder / rel): state.md5s[rel] for rel in missing})
+    data = listing_bytes(state.md5s)
+    dir_md5 = hashlib.md5(data).hexdigest() + ".dir"
+    _store_object(cache, dir_md5, data)
+    pointer_data = _pointer_data(root, pointer)
+    out = pointer_data["outs"][0]
+    out.update(md5=dir_md5, size=state.size, nfiles=len(state.md5s), hash="md5")
+    lines = ["outs:"]
+    for i, key in enumerate(k for k in STANDARD_KEYS if k in out):
+        lines.append(f"{'- ' if i == 0 else '  '}{key}: {out[key]}")
+    atomic.write_text(root / pointer.dvc_file, "\n".join(lines) + "\n")
+    logger.debug("%s: committed %d file(s), %d stored, listing %s", pointer.path, len(state.md5s), len(missing), dir_md5)
+    return Pointer(pointer.dvc_file, pointer.path, dir_md5, state.size, len(state.md5s))
