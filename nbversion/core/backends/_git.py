@@ -1,7 +1,8 @@
-"""The only module that imports git (GitPython). Plain functions over a repo root."""
+"""The git adapter: plain functions over a repo root, each a `git` command line."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -14,23 +15,13 @@ from ...errors import NbversionError, RefNotFound, RemoteUnreachable
 logger = logging.getLogger(__name__)
 
 
-# GitPython costs ~40 ms to import, and every Workspace method's module imports this adapter,
-# so `import nbversion` would pay it before any git call. `git` is loaded on first attribute use;
-# until then no GitPython error can have been raised, so the stand-in below never matches.
 class GitCommandError(Exception):
-    """Stand-in for git.exc.GitCommandError until GitPython is loaded."""
+    """git exited non-zero: the command line, its exit status, and what it said."""
 
+    def __init__(self, command, status: int, stderr: str = "", stdout: str = ""):
+        super().__init__(f"{' '.join(command)} exited {status}: {stderr.strip() or stdout.strip()}")
+        self.command, self.status, self.stderr, self.stdout = command, status, stderr, stdout
 
-class _LazyGitPython:
-    def __getattr__(self, name: str):
-        global git, GitCommandError
-        import git as module
-        from git.exc import GitCommandError
-        git = module
-        return getattr(module, name)
-
-
-git = _LazyGitPython()
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -38,21 +29,35 @@ EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 TALKS_TO_A_REMOTE = ("push", "fetch", "pull", "clone", "ls-remote")
 
 
-def _cmd(root) -> "git.Git":
+def _cmd(root) -> "_Logged":
     return _Logged(str(root))
 
 
 class _Logged:
-    """git.Git whose every command line goes to the debug log with its duration (`nbversion -v`)."""
-    def __init__(self, root: str):
-        self._git, self._root = git.Git(root), root
+    """git run as a plain process (GitPython's import alone cost ~40 ms a CLI call, for a thin
+    wrapper over the same thing); every command line goes to the debug log with its duration
+    (`nbversion -v`). Messages are git's own, in English (LC_ALL=C), as the parsing here expects."""
+    def __init__(self, root: Optional[str]):
+        self._root = root
 
-    def execute(self, command, **kwargs):
+    def execute(self, command, stdout_as_string: bool = True, strip_newline_in_stdout: bool = True,
+                env: Optional[dict] = None, istream=None):
+        import subprocess
+
         started = time.monotonic()
+        full_env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **(env or {})}
         try:
-            return self._git.execute(command, **kwargs)
+            proc = subprocess.run(command, cwd=self._root, env=full_env, capture_output=True,
+                                  stdin=istream if istream is not None else subprocess.DEVNULL)
         finally:
             logger.debug("%s (in %s, %.3f s)", " ".join(command), self._root, time.monotonic() - started)
+        if proc.returncode != 0:
+            raise GitCommandError(command, proc.returncode, proc.stderr.decode("utf-8", "replace"),
+                                  proc.stdout.decode("utf-8", "replace"))
+        out = proc.stdout
+        if strip_newline_in_stdout and out.endswith(b"\n"):
+            out = out[:-1]
+        return out.decode("utf-8", "surrogateescape") if stdout_as_string else out
 
 
 def _run(root, *args, **kwargs) -> str:
@@ -64,8 +69,7 @@ def _run(root, *args, **kwargs) -> str:
 
 
 def _stderr(exc: GitCommandError) -> str:
-    text = (exc.stderr or exc.stdout or str(exc)).strip()
-    return text.replace("stderr: ", "").strip(" '\n")
+    return (exc.stderr or exc.stdout or str(exc)).strip()
 
 
 def toplevel(path) -> Optional[Path]:
@@ -400,7 +404,7 @@ def branches(root, pattern: str = "*") -> dict:
 def ref_format_ok(refname: str) -> bool:
     """Whether git accepts `refname` as a ref (`git check-ref-format`, run outside any repo)."""
     try:
-        git.Git().execute(["git", "check-ref-format", refname])
+        _Logged(None).execute(["git", "check-ref-format", refname])
     except GitCommandError:
         return False
     return True

@@ -1,7 +1,7 @@
 """Exchanging history: git remotes, push, fetch, clone, bundles and merges.
 
 The git half of `_git`, split off to keep each module short. It runs git through `_git`'s
-runner (errors become NbversionError with git's message) and imports no GitPython itself.
+runner (errors become NbversionError with git's message).
 """
 from __future__ import annotations
 

@@ -35,17 +35,17 @@ RACY_NS = 2_000_000_000          # mtimes this close to the fingerprint's time a
 FORMAT = 1
 
 
-def walk(folder: Path, skip_files: list, skip_folders: list, matches: Callable) -> dict:
+def walk(folder: Path, skip_file: Callable, skip_folder: Callable) -> dict:
     """relpath ("/"-separated) -> (size, mtime_ns, inode) of every file under `folder`, leaving out
-    names `matches` one of the skip patterns (DVC's ignore rules that name a bare file or folder)."""
+    names the skip tests accept (DVC's ignore rules that name a bare file or folder)."""
     found, stack, base = {}, [str(folder)], len(str(folder)) + 1
     while stack:
         with os.scandir(stack.pop()) as it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
-                    if not matches(entry.name, skip_folders):
+                    if not skip_folder(entry.name):
                         stack.append(entry.path)
-                elif not matches(entry.name, skip_files):
+                elif not skip_file(entry.name):
                     st = entry.stat(follow_symlinks=False)
                     found[entry.path[base:].replace(os.sep, "/")] = (st.st_size, st.st_mtime_ns, st.st_ino)
     return found

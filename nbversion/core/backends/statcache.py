@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import re
 import os
 import time
 import logging
@@ -54,8 +55,16 @@ def exact_ignores(root: Path) -> bool:
                for line in _ignore_lines(root))
 
 
-def _skipped(name: str, patterns: list) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+def walk(target: Path, ignored: tuple) -> dict:
+    """`file_prints.walk` of a folder with the bare-name ignore patterns `ignored_names` gave:
+    each set of patterns becomes one regular expression (one match a name, not one per pattern)."""
+    file_patterns, folder_patterns = ignored
+
+    def matcher(patterns):
+        if not patterns:
+            return lambda name: False
+        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
+    return file_prints.walk(target, matcher(file_patterns), matcher(folder_patterns))
 
 
 def fingerprint(root: Path, pointer: Pointer, ignored: tuple | None = None, walked: dict | None = None) -> str | None:
@@ -70,7 +79,7 @@ def fingerprint(root: Path, pointer: Pointer, ignored: tuple | None = None, walk
         return _unless_racy(digest.hexdigest(), st.st_mtime_ns)
     if not target.is_dir():
         return None
-    stats = file_prints.walk(target, file_patterns, folder_patterns, _skipped)
+    stats = walk(target, (file_patterns, folder_patterns))
     if walked is not None:
         walked[pointer.path] = stats
     return fingerprint_of(pointer, stats)

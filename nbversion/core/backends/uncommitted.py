@@ -33,8 +33,7 @@ def folder_state(root: Path, pointer: Pointer, stats: Optional[dict] = None,
                  on_progress: Optional[Callable] = None) -> file_prints.FolderState:
     """Every file's md5 in the tracked folder now, hashing only those whose fingerprint moved."""
     if stats is None:
-        files, folders = statcache.ignored_names(root)
-        stats = file_prints.walk(Path(root) / pointer.path, files, folders, statcache._skipped)
+        stats = statcache.walk(Path(root) / pointer.path, statcache.ignored_names(root))
     return file_prints.current(root, pointer.path, stats, on_progress)
 
 
