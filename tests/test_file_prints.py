@@ -137,3 +137,35 @@ def test_dvcignore_rules_beyond_bare_names_are_left_to_dvc(ws):
     ws.commit("one")
     assert ws.status().clean
     assert "sub/c.txt" not in git(ws.root, "show", "HEAD:datasets/imgs.dvc")
+
+
+# --- an edited dataset: only the changed files are checked, and a remembered verdict never hides a problem
+
+def test_an_edited_dataset_is_checked_again_where_it_changed(ws, demo_data):
+    import pytest
+    from nbversion.errors import InvalidInput
+
+    ws.dataset_add("shapes", demo_data)
+    folder = ws.root / "datasets" / "shapes"
+    age(folder)
+    image = sorted((folder / "images" / "train").iterdir())[0]
+    image.write_bytes(b"not a png at all")
+    with pytest.raises(InvalidInput, match=f"images/train/{image.name}: image does not decode"):
+        ws.commit("broken image")
+    ws.checkout("HEAD", paths=["datasets/shapes"], force=True)
+    assert ws.status().clean
+
+    labels = sorted((folder / "labels" / "train").glob("*.txt"))
+    top = max(int(line.split()[0]) for p in labels for line in p.read_text().splitlines() if line.strip())
+    data = folder / "data.yaml"
+    data.write_text("\n".join(line for line in data.read_text().splitlines() if not line.startswith(f"  {top}:")) + "\n")
+    with pytest.raises(InvalidInput, match="class"):   # labels parsed fine before, with one class more
+        ws.commit("one class less")
+    ws.checkout("HEAD", paths=["datasets/shapes"], force=True)
+
+    label = labels[0]
+    label.write_text(label.read_text() + "0 0.5 0.5 0.2 0.2\n")
+    ws.commit("one more box")
+    counts = ws.dataset_show("shapes").meta["class_instances"]
+    train_val = sorted((folder / "labels").rglob("*.txt"))
+    assert sum(counts.values()) == sum(1 for p in train_val for line in p.read_text().splitlines() if line.strip())

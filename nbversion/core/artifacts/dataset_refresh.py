@@ -43,12 +43,24 @@ def _names(root: Path, paths) -> list[str]:
     return sorted(set(found))
 
 
+def _memo(root: Path, name: str):
+    """Verdicts by content for the dataset's files, their md5s from its per-file fingerprints
+    (only files whose stat moved are read): a commit of a few edits checks those few."""
+    from ..backends import pointers, uncommitted
+    from .validation_memo import Memo
+
+    pointer = pointers.in_worktree(root).get(f"{KIND_DIR}/{name}")
+    if pointer is None or not pointer.is_dir:
+        return None
+    return Memo(root, uncommitted.folder_state(root, pointer).md5s)
+
+
 def check(root: Path, paths) -> list[Pending]:
     """Validate every dataset folder among `paths` that has metadata; nothing is written."""
     pending = []
     for name in _names(root, paths):
         layout = find_layout(root / KIND_DIR / name)
-        validation = validate(layout) if layout.format == "yolo" else None
+        validation = validate(layout, memo=_memo(root, name)) if layout.format == "yolo" else None
         if validation and validation.errors:
             errors = validation.errors
             shown = "\n".join(f"  {e}" for e in errors[:MAX_SHOWN])

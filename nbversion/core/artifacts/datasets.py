@@ -23,6 +23,7 @@ from .source_links import refuse_links_leaving
 from ..repo import leftovers, names, refs
 from ..backends.faults import checkpoint
 from .yolo_layout import find_layout
+from .validation_memo import Memo
 from .yolo_validate import validate
 
 from typing import TYPE_CHECKING
@@ -295,7 +296,9 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
         emit(Event("validate", 0, 1, str(folder)))
         # a folder is copied while it is validated (one read per file); unzipped files are moved
         copy_to = tmp / "dataset" if not dry_run and folder == src and src != own else None
-        validation = validate(layout, emit, copy_to) if layout.format == "yolo" else None
+        # verdicts remembered by content: a later commit of a few edits checks only those
+        memo = None if dry_run else Memo(root, {})
+        validation = validate(layout, emit, copy_to, memo) if layout.format == "yolo" else None
         if dry_run:
             return _check_result(name, src, layout, validation)
         if validation and validation.errors:

@@ -110,11 +110,27 @@ def _decode_problem(exc: Exception, data: bytes) -> str:
     return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the file", str(exc)) or type(exc).__name__
 
 
-def _check_pair(reader: _Reader, image: str, label: str, names: list):
-    """One image and its label, checked apart from the others (runs in a worker thread)."""
+def _check_pair(reader: _Reader, image: str, label: str, names: list, memo=None):
+    """One image and its label, checked apart from the others (runs in a worker thread); `memo`
+    (a `validation_memo.Memo`) answers for files whose content was checked before."""
     part = Validation()
-    decoded = _check_image(part, reader, image)
-    counts = _check_label(part, reader, label, names) if (reader.root / label).is_file() else None
+    known = memo.image_ok(image) if memo is not None else None
+    if known:
+        part.hashes[image], decoded = known, True
+    else:
+        decoded = _check_image(part, reader, image)
+        if decoded and memo is not None:
+            memo.image_decoded(part.hashes[image])
+    if not (reader.root / label).is_file():
+        return part, decoded, None
+    remembered = memo.label(label, len(names)) if memo is not None else None
+    if remembered:
+        part.hashes[label], counts = remembered
+        return part, decoded, counts
+    errors_before = len(part.errors)
+    counts = _check_label(part, reader, label, names)
+    if memo is not None and len(part.errors) == errors_before and label in part.hashes:
+        memo.label_parsed(part.hashes[label], len(names), counts)
     return part, decoded, counts
 
 
@@ -179,11 +195,12 @@ def _merge(result: Validation, part: Validation, image: str, decoded: bool, seen
         seen[md5] = image
 
 
-def validate(layout: Layout, on_event=None, copy_to: Path | None = None) -> Validation:
+def validate(layout: Layout, on_event=None, copy_to: Path | None = None, memo=None) -> Validation:
     """Check every image and label; with `copy_to`, also copy each file read there.
 
     Copying while validating reads every file once instead of twice; the copy is a temp
-    folder the caller discards if there are errors.
+    folder the caller discards if there are errors. `memo` (a `validation_memo.Memo`, not with
+    `copy_to`): files whose content was checked before are not read again.
     """
     emit = emitter(on_event)
     reader = _Reader(layout.root, copy_to)
@@ -198,7 +215,7 @@ def validate(layout: Layout, on_event=None, copy_to: Path | None = None) -> Vali
     try:
         for split in layout.splits.values():
             stats = {"images": len(split.images), "labels": 0, "instances": 0, "background": 0}
-            checked = pool.map(lambda img, s=split: _check_pair(reader, img, s.labels[img], names), split.images)
+            checked = pool.map(lambda img, s=split: _check_pair(reader, img, s.labels[img], names, memo), split.images)
             for image, (part, decoded, counts) in zip(split.images, checked):
                 _merge(result, part, image, decoded, seen)
                 if counts is None:
@@ -218,6 +235,8 @@ def validate(layout: Layout, on_event=None, copy_to: Path | None = None) -> Vali
             result.splits[split.name] = stats
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if memo is not None:
+            memo.save()
     result.errors += [Problem(lbl, None, "label without an image (no image with this name in the "
                                          "matching images folder)") for lbl in _orphan_labels(layout)]
     result.class_instances = {names[i] if i < len(names) else str(i): classes.get(i, 0)
