@@ -39,6 +39,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--files", type=int, default=20000)
     parser.add_argument("--kb", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=5000, help="images of the YOLO dataset part (0: skip)")
     args = parser.parse_args(argv)
     n = args.files
     times = {k: [] for k in ("status", "commit", "dvc data status", "dvc status", "dvc add+commit")}
@@ -64,11 +65,43 @@ def main(argv=None) -> list[dict]:
             times["dvc add+commit"].append(run([DVC, "add", "-q", "datasets/big"], raw)
                                            + run(["git", "commit", "-qam", f"one file {r}"], raw))
     best = {k: min(v) for k, v in times.items()}
-    return [row(f"status, {n} files, 1 changed (vs dvc data status --granular)", best["status"],
+    return _dataset_rows(args.images) + [row(f"status, {n} files, 1 changed (vs dvc data status --granular)", best["status"],
                 best["dvc data status"], "< 0.3 s at 20,000; ≤ 0.1x at 200,000"),
             row(f"status, {n} files, 1 changed (vs dvc status)", best["status"], best["dvc status"], "ratio < 1"),
             row(f"commit, {n} files, 1 changed (vs dvc add + git commit)", best["commit"], best["dvc add+commit"],
                 "< 0.5 s at 20,000; ≤ 0.2x at 200,000")]
+
+
+def _dataset_rows(images: int) -> list[dict]:
+    """A YOLO dataset of `images` images (and as many labels), one label edited: `commit` (which
+    validates the edited dataset) and `dataset diff` against `dvc add` + `git commit` and `dvc diff`."""
+    if not images:
+        return []
+    import shutil
+
+    from nbversion.demo import make_dataset
+
+    with scratch("dataset") as tmp:
+        source = make_dataset(tmp / "src", train=images, val=0, size=32)
+        ours, raw = ours_repo(tmp / "ours"), raw_repo(tmp / "raw")
+        run([NBV, "dataset", "add", "big", str(source)], ours)
+        shutil.copytree(source, raw / "datasets" / "big")
+        run([DVC, "add", "-q", "datasets/big"], raw)
+        run(["git", "add", "datasets/big.dvc", "datasets/.gitignore"], raw)
+        run(["git", "commit", "-qm", "big"], raw)
+        time.sleep(2.1)
+        run([NBV, "status"], ours)
+        for repo in (ours, raw):
+            label = sorted((repo / "datasets" / "big" / "labels" / "train").glob("*.txt"))[3]
+            label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")
+        commit = run([NBV, "commit", "-m", "one more box"], ours)
+        raw_commit = run([DVC, "add", "-q", "datasets/big"], raw) + run(["git", "commit", "-qam", "one more box"], raw)
+        diff = run([NBV, "dataset", "diff", "big", "HEAD~1", "HEAD"], ours)
+        raw_diff = run([DVC, "diff", "HEAD~1", "HEAD"], raw)
+    files = 2 * images + 1
+    return [row(f"commit of an edited dataset, {images} images ({files} files), 1 label changed "
+                "(validated; vs dvc add + git commit)", commit, raw_commit, "< 0.5 s at 20,000 files"),
+            row(f"dataset diff, {files} files, 1 label changed (vs dvc diff)", diff, raw_diff, "< 0.3 s at 20,000 files")]
 
 
 def _timed(cmd, cwd) -> float:

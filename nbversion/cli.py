@@ -19,14 +19,20 @@ class _Progress:
         self.stream = stream or sys.stderr   # looked up now: sys.stderr may have been replaced since import
         self.active = self.stream.isatty()
         self.shown = False
+        self.stage, self.since = None, 0.0
 
     def __call__(self, event) -> None:
         if not self.active:
             return
+        if event.stage != self.stage:   # a new stage: its rate (and so its ETA) starts afresh
+            self.stage, self.since = event.stage, time.monotonic()
         bar = ""
         if event.total:
             filled = int(20 * min(event.done, event.total) / event.total)
             bar = f"[{'#' * filled}{'.' * (20 - filled)}] {event.done}/{event.total} "
+            elapsed = time.monotonic() - self.since
+            if 0 < event.done < event.total and elapsed > 1:
+                bar += f"ETA {elapsed * (event.total - event.done) / event.done:.0f} s "
         self.stream.write(f"\r\033[K{event.stage}: {bar}{event.message}"[:200])
         self.stream.flush()
         self.shown = True

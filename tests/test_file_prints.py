@@ -38,13 +38,13 @@ def changed(ws) -> dict:
     return {c.path: c.state for c in ws.status().changes}
 
 
-def dvc_agrees(ws) -> None:
+def dvc_agrees(ws, out: str = "datasets/imgs") -> None:
     """DVC, asked directly, sees no uncommitted change and would write the same pointer."""
     proc = subprocess.run([DVC, "data", "status", "--granular", "--json"], cwd=ws.root, capture_output=True, text=True)
     assert '"uncommitted"' not in proc.stdout, proc.stdout
-    before = (ws.root / "datasets/imgs.dvc").read_text()
-    subprocess.run([DVC, "add", "-q", "datasets/imgs"], cwd=ws.root, check=True, capture_output=True)
-    assert (ws.root / "datasets/imgs.dvc").read_text() == before
+    before = (ws.root / f"{out}.dvc").read_text(), (ws.root / out).parent.joinpath(".gitignore").read_text()
+    subprocess.run([DVC, "add", "-q", out], cwd=ws.root, check=True, capture_output=True)
+    assert ((ws.root / f"{out}.dvc").read_text(), (ws.root / out).parent.joinpath(".gitignore").read_text()) == before
 
 
 def committed(ws, files: dict) -> Path:
@@ -146,6 +146,7 @@ def test_an_edited_dataset_is_checked_again_where_it_changed(ws, demo_data):
     from nbversion.errors import InvalidInput
 
     ws.dataset_add("shapes", demo_data)
+    dvc_agrees(ws, "datasets/shapes")          # the import wrote what `dvc add` writes
     folder = ws.root / "datasets" / "shapes"
     age(folder)
     image = sorted((folder / "images" / "train").iterdir())[0]

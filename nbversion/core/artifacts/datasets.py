@@ -22,6 +22,7 @@ from . import dataset_meta, zipsafe
 from .source_links import refuse_links_leaving
 from ..repo import leftovers, names, refs
 from ..backends.faults import checkpoint
+from ..storage import folder_commit, linking
 from .yolo_layout import find_layout
 from .validation_memo import Memo
 from .yolo_validate import validate
@@ -345,7 +346,13 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         # hashed while validated, so they are not hashed again
         known = {} if in_place or not validation else \
             {str(root / out / rel): md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"}
-        _dvc.add(root, [out], known=known)
+        if not in_place and folder_commit.can_track(root, out):
+            # every md5 is known from the import: written as `dvc add` would, without its walk
+            pointer = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root))
+            _dvc.remember_hashes(root, {str(root / out / rel): md5 for rel, md5 in manifest.items()
+                                        if (root / out / rel).is_file()})
+        else:
+            _dvc.add(root, [out], known=known)
         checkpoint("dataset-after-dvc-add")
     except BaseException:
         if not in_place:

@@ -132,6 +132,16 @@ def add(root, targets: Iterable[str], known: Optional[dict] = None) -> dict:
     return report.methods
 
 
+def remember_hashes(root, hashes: dict) -> None:
+    """Tell DVC's state DB {absolute path: md5} of files nbversion tracked itself, so DVC (a
+    checkout, a plain `dvc status`) does not hash them again."""
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    if hashes:
+        with _repo(root, "remember_hashes") as repo:
+            _state_save(repo, [(p, HashInfo("md5", m)) for p, m in hashes.items()])
+
+
 def _files_to_store(repo, cache: Path, targets: list[str]) -> list[str]:
     """Files DVC will track under `targets` whose object is not known to be in the cache already
     (unchanged since DVC last hashed them, by its state DB: those are not read at all)."""

@@ -50,7 +50,7 @@ def compare(listing: dict, md5s: dict) -> dict:
     return found
 
 
-def uncommitted(root: Path, outs: dict, walked: dict) -> tuple[dict, list]:
+def uncommitted(root: Path, outs: dict, walked: dict, on_progress: Optional[Callable] = None) -> tuple[dict, list]:
     """(changes in DVC's shape, outputs this could not answer). `walked`: out -> relpath -> stat
     of the folders just walked (`statcache.stale_outputs`); outputs that are gone are skipped."""
     report, unanswered = {state: [] for state in STATES}, []
@@ -67,7 +67,8 @@ def uncommitted(root: Path, outs: dict, walked: dict) -> tuple[dict, list]:
         if listing is None:
             unanswered.append(out)
             continue
-        state = folder_state(root, pointer, walked.get(out))
+        state = folder_state(root, pointer, walked.get(out),
+                             (lambda done, total, out=out: on_progress(out, done, total)) if on_progress else None)
         for kind, rels in compare(listing, state.md5s).items():
             report[kind] += [f"{out}/{rel}" for rel in sorted(rels)]
         logger.debug("%s: %d file(s), %d hashed; %s", out, len(state.md5s), len(state.hashed),
@@ -75,11 +76,11 @@ def uncommitted(root: Path, outs: dict, walked: dict) -> tuple[dict, list]:
     return report, unanswered
 
 
-def changed_files(root, outs: dict, walked: dict) -> dict:
+def changed_files(root, outs: dict, walked: dict, on_progress: Optional[Callable] = None) -> dict:
     """DVC-shaped {"added", "modified", "deleted": [path...]} inside `outs`: from per-file
     fingerprints (only files whose stat moved are read); DVC is asked only about the outputs
     those cannot answer (a listing not in the cache, `.dvcignore` rules beyond bare names)."""
-    report, unanswered = uncommitted(root, outs, walked)
+    report, unanswered = uncommitted(root, outs, walked, on_progress)
     if unanswered:
         logger.debug("asking DVC about %d output(s) the fingerprints cannot answer: %s", len(unanswered),
                      ", ".join(unanswered[:5]))

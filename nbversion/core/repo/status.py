@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from ...events import Event, emitter
 from ..result import Result
 from ..backends import _git, pointers, statcache, uncommitted
 from ..layout import TMP_DIR
@@ -83,14 +84,15 @@ def git_changes(ws) -> list[Change]:
     return changes
 
 
-def dvc_changes(ws) -> list[Change]:
+def dvc_changes(ws, emit=None) -> list[Change]:
     """Changes inside DVC outputs; hashes only outputs whose stat fingerprint moved."""
     outs, walked = pointers.in_worktree(ws.root), {}
     stale, fresh = statcache.stale_outputs(ws.root, outs, walked)
     if not stale:
         logger.debug("the stat cache answered for all %d DVC output(s): DVC not asked", len(outs))
         return []
-    report = uncommitted.changed_files(ws.root, {o: outs[o] for o in stale}, walked)
+    progress = (lambda out, done, total: emit(Event("hash", done, total, out))) if emit else None
+    report = uncommitted.changed_files(ws.root, {o: outs[o] for o in stale}, walked, progress)
     gone = [o for o in stale if not (ws.root / o).exists()]
     changes = [Change("deleted", o, "dvc") for o in gone]   # one row, not one per file
     for state in ("added", "modified", "deleted"):
@@ -108,7 +110,8 @@ def status(ws: Workspace, on_event: Optional[EventCallback] = None) -> StatusRes
     """New, modified and deleted paths since the last commit, git and DVC alike (`nbversion status`).
 
     Args:
-        on_event: called with progress `Event`s (unused today; kept so every verb takes it).
+        on_event: called with progress `Event`s ("hash": files of a tracked folder read because
+            their fingerprint moved; a first look after a clone reads them all).
 
     Returns:
         StatusResult: the branch, HEAD, the changed paths, and live training runs among them.
@@ -117,7 +120,7 @@ def status(ws: Workspace, on_event: Optional[EventCallback] = None) -> StatusRes
         >>> ws = nbv.open(".")
         >>> ws.status().changes
     """
-    changes = git_changes(ws) + dvc_changes(ws)
+    changes = git_changes(ws) + dvc_changes(ws, emitter(on_event))
     changes.sort(key=lambda c: c.path)
     from ...training.runs import live_run_folders
 

@@ -71,24 +71,67 @@ def _store_object(cache: Path, md5: str, data: bytes) -> None:
 def commit_folder(root: Path, pointer: Pointer, state: file_prints.FolderState, listing: dict, mode: str) -> Pointer:
     """Store what the cache lacks, write the new listing and the pointer; returns the new pointer.
     `listing`: the committed one, whose objects the cache holds (gc never drops HEAD's)."""
+    return _write(Path(root), pointer.path, pointer.dvc_file, state, listing, mode, _pointer_data(root, pointer))
+
+
+def can_track(root: Path, out: str) -> bool:
+    """Whether a folder about to be tracked (or tracked plainly) can be written here."""
+    pointer_file = Path(root) / f"{out}.dvc"
+    name = Path(out).name
+    if not (SAFE_PATH.fullmatch(name) and (Path(root) / out).is_dir() and statcache.exact_ignores(root)):
+        return False
+    if not pointer_file.exists():
+        return True
+    from ..backends import pointers
+
+    found = pointers.in_worktree(root).get(out)
+    return found is not None and _pointer_data(root, found) is not None
+
+
+def track_folder(root: Path, out: str, md5s: dict, mode: str) -> Pointer:
+    """Track the folder `out` from md5s already known for its files (an import hashed them while
+    validating): files missing from `md5s` are hashed, objects the cache lacks are stored, and
+    the listing, the pointer and the `.gitignore` entry are written as `dvc add` writes them."""
     root = Path(root)
+    stats = statcache.walk(root / out, statcache.ignored_names(root))
+    unknown = [rel for rel in stats if not md5s.get(rel)]
+    known = {rel: md5s[rel] for rel in stats if md5s.get(rel)}
+    known.update(file_prints.hash_files(root / out, unknown))
+    state = file_prints.FolderState(known, stats, unknown)
+    existing = root / f"{out}.dvc"
+    data = _pointer_data(root, Pointer(f"{out}.dvc", out, "", 0, None)) if existing.exists() else None
+    pointer = _write(root, out, f"{out}.dvc", state, {}, mode, data or {"outs": [{"path": Path(out).name}]})
+    _ignore_in_git(root, out)
+    return pointer
+
+
+def _ignore_in_git(root: Path, out: str) -> None:
+    """`/name` in the parent folder's .gitignore, as DVC writes it: the data stays out of git."""
+    gitignore = (root / out).parent / ".gitignore"
+    entry = "/" + Path(out).name
+    text = gitignore.read_text() if gitignore.exists() else ""
+    if entry not in text.splitlines():
+        atomic.write_text(gitignore, text + ("" if not text or text.endswith("\n") else "\n") + entry + "\n")
+
+
+def _write(root: Path, out: str, dvc_file: str, state: file_prints.FolderState, listing: dict, mode: str,
+           pointer_data: dict) -> Pointer:
     cache = dvc_cache.cache_root(root)
-    folder = root / pointer.path
+    folder = root / out
     base = str(cache)
     missing = [rel for rel, md5 in state.md5s.items() if listing.get(rel) != md5
                and not os.path.exists(f"{base}/{md5[:2]}/{md5[2:]}")]
-    paths = [str(folder / rel) for rel in missing]
-    if paths:
-        linking.store(paths, cache, mode, known={str(folder / rel): state.md5s[rel] for rel in missing})
+    if missing:
+        linking.store([str(folder / rel) for rel in missing], cache, mode,
+                      known={str(folder / rel): state.md5s[rel] for rel in missing})
     data = listing_bytes(state.md5s)
     dir_md5 = hashlib.md5(data).hexdigest() + ".dir"
     _store_object(cache, dir_md5, data)
-    pointer_data = _pointer_data(root, pointer)
-    out = pointer_data["outs"][0]
-    out.update(md5=dir_md5, size=state.size, nfiles=len(state.md5s), hash="md5")
+    entry = pointer_data["outs"][0]
+    entry.update(md5=dir_md5, size=state.size, nfiles=len(state.md5s), hash="md5")
     lines = ["outs:"]
-    for i, key in enumerate(k for k in STANDARD_KEYS if k in out):
-        lines.append(f"{'- ' if i == 0 else '  '}{key}: {out[key]}")
-    atomic.write_text(root / pointer.dvc_file, "\n".join(lines) + "\n")
-    logger.debug("%s: committed %d file(s), %d stored, listing %s", pointer.path, len(state.md5s), len(missing), dir_md5)
-    return Pointer(pointer.dvc_file, pointer.path, dir_md5, state.size, len(state.md5s))
+    for i, key in enumerate(k for k in STANDARD_KEYS if k in entry):
+        lines.append(f"{'- ' if i == 0 else '  '}{key}: {entry[key]}")
+    atomic.write_text(root / dvc_file, "\n".join(lines) + "\n")
+    logger.debug("%s: %d file(s), %d stored, listing %s", out, len(state.md5s), len(missing), dir_md5)
+    return Pointer(dvc_file, out, dir_md5, state.size, len(state.md5s))
