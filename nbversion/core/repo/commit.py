@@ -167,6 +167,12 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
         emit(Event("scan", 0, 1, "looking for changes"))
         walked = {}
         plan, changed, removed, live = leave_out_live_runs(ws, *plan_commit(ws, wanted, walked))
+        # folders whose stat moved, looked at file by file: those whose content did not change
+        # (touched, or written just before the last commit) are not committed again
+        looked = _look_at_changed_folders(ws.root, changed, walked, emit)
+        same = {path: entry for path, entry in looked.items() if entry[2].md5s == entry[1]}
+        uncommitted.mark_clean(ws.root, {path: e[0] for path, e in same.items()}, {path: e[2] for path, e in same.items()})
+        changed = [p for p in changed if p.path not in same]
         dvc_targets = dedupe(plan.dvc + [p.path for p in changed])
         logger.debug("commit plan: to DVC %s; to git %s; DVC outputs removed %s; live runs left out %s",
                      dvc_targets, plan.git, [p.path for p in removed], live)
@@ -175,7 +181,7 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
         datasets = dataset_refresh.check(ws.root, dvc_targets + plan.git)
         if dvc_targets:
             emit(Event("dvc add", 0, len(dvc_targets), ", ".join(dvc_targets[:3])))
-            done = _commit_changed_folders(ws.root, [p for p in changed if p.path in dvc_targets], walked, emit)
+            done = _commit_changed_folders(ws.root, [looked[t] for t in dvc_targets if t in looked])
             rest = [t for t in dvc_targets if t not in done]
             if rest:
                 _dvc.add(ws.root, rest)
@@ -208,22 +214,32 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
     return CommitResult(sha, message, git_paths, data_paths, live)
 
 
-def _commit_changed_folders(root: Path, changed: list, walked: dict, emit) -> dict:
-    """Folders already tracked whose few changes are committed from their per-file fingerprints
-    (`folder_commit`), without DVC: {path: their state}. The others go through `dvc add`."""
-    from ..storage import folder_commit, linking
+def _look_at_changed_folders(root: Path, changed: list, walked: dict, emit) -> dict:
+    """{path: (pointer, committed listing, state now)} of the changed folders `folder_commit` can
+    commit: each file's md5 from its fingerprint, hashing only those whose stat moved."""
+    from ..storage import folder_commit
 
-    done, mode = {}, None
+    looked = {}
     for pointer in changed:
         listing = folder_commit.committed_listing_if_plain(root, pointer)
         if listing is None:
             continue
-        mode = mode or linking.workspace_mode(root)
 
         def progress(hashed: int, total: int, out=pointer.path):
             emit(Event("hash", hashed, total, out))
 
-        state = uncommitted.folder_state(root, pointer, walked.get(pointer.path), on_progress=progress)
+        looked[pointer.path] = (pointer, listing, uncommitted.folder_state(root, pointer, walked.get(pointer.path),
+                                                                             on_progress=progress))
+    return looked
+
+
+def _commit_changed_folders(root: Path, looked: list) -> dict:
+    """Commit folders already tracked from their per-file fingerprints (`folder_commit`), without
+    DVC: {path: their state}. The others go through `dvc add`."""
+    from ..storage import folder_commit, linking
+
+    done, mode = {}, linking.workspace_mode(root) if looked else None
+    for pointer, listing, state in looked:
         folder_commit.commit_folder(root, pointer, state, listing, mode)
         done[pointer.path] = state
     return done
