@@ -43,6 +43,7 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
     n = args.files
     times = {k: [] for k in ("status", "commit", "dvc data status", "dvc status", "dvc add+commit")}
+    peaks = []
     with scratch("changes") as tmp:
         ours, raw = ours_repo(tmp / "ours"), raw_repo(tmp / "raw")
         for repo in (ours, raw):
@@ -54,22 +55,45 @@ def main(argv=None) -> list[dict]:
         time.sleep(2.1)
         run([NBV, "status"], ours)      # the first look after the commit: racy files checked once
         run([DVC, "data", "status"], raw)
+        run([NBV, "status"], ours)
+        for verb in (["status"], ["log", "-n", "5"], ["registry"]):   # read-only, nothing changed
+            times.setdefault("read " + " ".join(verb), []).extend(run([NBV, *verb], ours) for _ in range(3))
         for r in range(args.rounds):
             for repo in (ours, raw):
                 _change(repo / "datasets" / "big", 7 + r * 1777)
             time.sleep(0.05)
             times["status"].append(run([NBV, "status"], ours))
+            peaks.append(_peak_mb([NBV, "status"], ours))
             times["dvc data status"].append(run([DVC, "data", "status", "--granular"], raw))
             times["dvc status"].append(_timed([DVC, "status"], raw))
             times["commit"].append(run([NBV, "commit", "-m", f"one file {r}"], ours))
+            _change(ours / "datasets" / "big", 11 + r * 1777)
+            peaks.append(_peak_mb([NBV, "commit", "-m", f"another file {r}"], ours))
             times["dvc add+commit"].append(run([DVC, "add", "-q", "datasets/big"], raw)
                                            + run(["git", "commit", "-qam", f"one file {r}"], raw))
     best = {k: min(v) for k, v in times.items()}
-    return _dataset_rows(args.images) + [row(f"status, {n} files, 1 changed (vs dvc data status --granular)", best["status"],
+    reads = [row(f"`nbversion {verb}`, a fresh process, {n} files, nothing changed", best["read " + verb], None,
+                 "< 0.15 s")
+             for verb in ("status", "log -n 5", "registry")]
+    return _dataset_rows(args.images) + reads + [row(f"status, {n} files, 1 changed (vs dvc data status --granular)", best["status"],
                 best["dvc data status"], "< 0.3 s at 20,000; ≤ 0.1x at 200,000"),
             row(f"status, {n} files, 1 changed (vs dvc status)", best["status"], best["dvc status"], "ratio < 1"),
             row(f"commit, {n} files, 1 changed (vs dvc add + git commit)", best["commit"], best["dvc add+commit"],
-                "< 0.5 s at 20,000; ≤ 0.2x at 200,000")]
+                "< 0.5 s at 20,000; ≤ 0.2x at 200,000"),
+            row(f"peak memory of status / commit, {n} files, 1 changed", max(peaks), None, "< 300 MB at 200,000",
+                unit="MB")]
+
+
+def _peak_mb(cmd, cwd) -> float:
+    """Peak resident memory of one command (GNU time's %M, in kB)."""
+    import tempfile
+
+    from ._util import bench_env
+
+    with tempfile.NamedTemporaryFile("r") as out:
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *cmd], cwd=cwd, env=bench_env(),
+                       capture_output=True, check=True)
+        return int(out.read().split()[-1]) / 1024
 
 
 def _dataset_rows(images: int) -> list[dict]:
