@@ -43,7 +43,7 @@ def _names(root: Path, paths) -> list[str]:
     return sorted(set(found))
 
 
-def _memo(root: Path, name: str):
+def _memo(root: Path, name: str, walked: dict):
     """Verdicts by content for the dataset's files, their md5s from its per-file fingerprints
     (only files whose stat moved are read): a commit of a few edits checks those few."""
     from ..backends import pointers, uncommitted
@@ -52,15 +52,16 @@ def _memo(root: Path, name: str):
     pointer = pointers.in_worktree(root).get(f"{KIND_DIR}/{name}")
     if pointer is None or not pointer.is_dir:
         return None
-    return Memo(root, uncommitted.folder_state(root, pointer).md5s)
+    return Memo(root, uncommitted.folder_state(root, pointer, walked.get(pointer.path)).md5s)
 
 
-def check(root: Path, paths) -> list[Pending]:
-    """Validate every dataset folder among `paths` that has metadata; nothing is written."""
+def check(root: Path, paths, walked: dict | None = None) -> list[Pending]:
+    """Validate every dataset folder among `paths` that has metadata; nothing is written.
+    `walked`: per-file stats of folders a caller just walked (not walked again)."""
     pending = []
     for name in _names(root, paths):
         layout = find_layout(root / KIND_DIR / name)
-        validation = validate(layout, memo=_memo(root, name)) if layout.format == "yolo" else None
+        validation = validate(layout, memo=_memo(root, name, walked or {})) if layout.format == "yolo" else None
         if validation and validation.errors:
             errors = validation.errors
             shown = "\n".join(f"  {e}" for e in errors[:MAX_SHOWN])

@@ -171,15 +171,44 @@ def _orphan_labels(layout: Layout) -> list[str]:
     """
     expected = {lbl for split in layout.splits.values() for lbl in split.labels.values()}
     orphans = []
-    for folder in {str(Path(lbl).parent) for lbl in expected}:
+    # names and strings, not Path objects: 100,000 labels are listed here on every commit
+    for folder in {lbl.rpartition("/")[0] for lbl in expected}:
         image_dir = layout.root / _image_dir_of(folder)
-        stems = {p.stem for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES} \
-            if image_dir.is_dir() else set()
-        for path in (layout.root / folder).glob("*.txt"):
-            rel = path.relative_to(layout.root).as_posix()
-            if rel not in expected and path.stem not in stems:
+        stems = {os.path.splitext(name)[0] for name in os.listdir(image_dir)
+                 if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES} if image_dir.is_dir() else set()
+        label_dir = layout.root / folder
+        for name in os.listdir(label_dir) if label_dir.is_dir() else ():
+            rel = f"{folder}/{name}" if folder else name
+            if name.endswith(".txt") and rel not in expected and name[:-4] not in stems:
                 orphans.append(rel)
     return sorted(orphans)
+
+
+def _remembered_pair(reader: _Reader, image: str, label: str, names: list, memo):
+    """A pair whose files' verdicts the memo holds, answered without a thread (None: check it)."""
+    md5 = memo.image_ok(image)
+    if not md5:
+        return None
+    part = Validation()
+    part.hashes[image] = md5
+    if not os.path.isfile(f"{reader.root}/{label}"):
+        return part, True, None
+    remembered = memo.label(label, len(names))
+    if not remembered:
+        return None
+    part.hashes[label], counts = remembered
+    return part, True, counts
+
+
+def _checked_in_order(pool, reader: _Reader, split, names: list, memo):
+    """(part, decoded, counts) of each image of `split`, in order: pairs the memo answers at once,
+    the others in the pool (a future per pair costs more than a remembered verdict)."""
+    if memo is None:
+        return pool.map(lambda img: _check_pair(reader, img, split.labels[img], names), split.images)
+    answers = [_remembered_pair(reader, img, split.labels[img], names, memo) for img in split.images]
+    todo = [img for img, answer in zip(split.images, answers) if answer is None]
+    checked = iter(pool.map(lambda img: _check_pair(reader, img, split.labels[img], names, memo), todo))
+    return (answer if answer is not None else next(checked) for answer in answers)
 
 
 def _merge(result: Validation, part: Validation, image: str, decoded: bool, seen: dict) -> None:
@@ -215,7 +244,7 @@ def validate(layout: Layout, on_event=None, copy_to: Path | None = None, memo=No
     try:
         for split in layout.splits.values():
             stats = {"images": len(split.images), "labels": 0, "instances": 0, "background": 0}
-            checked = pool.map(lambda img, s=split: _check_pair(reader, img, s.labels[img], names, memo), split.images)
+            checked = _checked_in_order(pool, reader, split, names, memo)
             for image, (part, decoded, counts) in zip(split.images, checked):
                 _merge(result, part, image, decoded, seen)
                 if counts is None:

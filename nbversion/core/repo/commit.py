@@ -178,7 +178,7 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
                      dvc_targets, plan.git, [p.path for p in removed], live)
         # checked before anything is written: policy files, and datasets whose metadata must follow
         policy_check.check(ws.root, plan.git)
-        datasets = dataset_refresh.check(ws.root, dvc_targets + plan.git)
+        datasets = dataset_refresh.check(ws.root, dvc_targets + plan.git, walked)
         if dvc_targets:
             emit(Event("dvc add", 0, len(dvc_targets), ", ".join(dvc_targets[:3])))
             done = _commit_changed_folders(ws.root, [looked[t] for t in dvc_targets if t in looked])
