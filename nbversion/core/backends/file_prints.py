@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 PRINTS_DIR = Path(TMP_DIR) / "prints"
 RACY_NS = 2_000_000_000          # mtimes this close to the fingerprint's time are not trusted
 FORMAT = 1
+RESAVE_AFTER = 64                # files hashed again before the prints are rewritten
 
 
 def walk(folder: Path, skip_file: Callable, skip_folder: Callable) -> dict:
@@ -114,7 +115,9 @@ def current(root: Path, out: str, stats: dict, on_progress: Optional[Callable] =
             unknown.append(rel)
     taken_ns = time.time_ns()
     md5s.update(hash_files(Path(root) / out, unknown, on_progress))
-    if unknown or len(recorded) != len(stats):
+    # rewriting the prints costs about as much as reading them: for a few files hashed again
+    # (the ones just edited) it is cheaper to hash those few again next time
+    if len(unknown) > RESAVE_AFTER or not recorded:
         save(root, out, stats, md5s, taken_ns)
     logger.debug("%s: %d file(s), %d hashed (%d fingerprint(s) on record)", out, len(stats), len(unknown), len(recorded))
     return FolderState(md5s, stats, unknown)
