@@ -27,6 +27,7 @@ NOT_RUN = {
     "make demo": "installs .venv and runs examples/quickstart.ipynb, which `make test` runs through nbval",
     "make test": "is the suite this test belongs to",
     "make bench": "minutes of benchmarks; `make bench` is its own CI step",
+    "make bench-large": "the big sizes of `make bench` (200,000 files): minutes, run by hand",
     "pip install nbversion": "tests/test_packaging.py installs the built wheel into a fresh venv",
     "pip install 'nbversion[yolo]'": "the extras' venvs are built by tests/test_packaging.py and .ci/",
     "pip install 'nbversion[lab]'": "the extras' venvs are built by tests/test_packaging.py and .ci/",
