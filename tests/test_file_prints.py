@@ -170,3 +170,16 @@ def test_an_edited_dataset_is_checked_again_where_it_changed(ws, demo_data):
     counts = ws.dataset_show("shapes").meta["class_instances"]
     train_val = sorted((folder / "labels").rglob("*.txt"))
     assert sum(counts.values()) == sum(1 for p in train_val for line in p.read_text().splitlines() if line.strip())
+
+
+def test_a_commit_stores_objects_the_cache_lost_even_for_unchanged_files(ws):
+    import hashlib
+    from nbversion.core.backends import dvc_cache
+
+    folder = committed(ws, SAMPLE)
+    lost = dvc_cache.object_path(ws.root, hashlib.md5(SAMPLE["b.txt"]).hexdigest())
+    lost.unlink()                                  # corrupt input: a plain `dvc gc` gone wrong
+    (folder / "a.txt").write_bytes(b"changed")
+    ws.commit("a changed, b did not")
+    assert lost.read_bytes() == SAMPLE["b.txt"]    # stored again from the workspace file
+    assert ws.verify().problems == []

@@ -239,8 +239,8 @@ def _commit_changed_folders(root: Path, looked: list) -> dict:
     from ..storage import folder_commit, linking
 
     done, mode = {}, linking.workspace_mode(root) if looked else None
-    for pointer, listing, state in looked:
-        folder_commit.commit_folder(root, pointer, state, listing, mode)
+    for pointer, _listing, state in looked:
+        folder_commit.commit_folder(root, pointer, state, mode)
         done[pointer.path] = state
     return done
 

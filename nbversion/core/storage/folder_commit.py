@@ -68,10 +68,9 @@ def _store_object(cache: Path, md5: str, data: bytes) -> None:
     os.replace(scratch, obj)
 
 
-def commit_folder(root: Path, pointer: Pointer, state: file_prints.FolderState, listing: dict, mode: str) -> Pointer:
-    """Store what the cache lacks, write the new listing and the pointer; returns the new pointer.
-    `listing`: the committed one, whose objects the cache holds (gc never drops HEAD's)."""
-    return _write(Path(root), pointer.path, pointer.dvc_file, state, listing, mode, _pointer_data(root, pointer))
+def commit_folder(root: Path, pointer: Pointer, state: file_prints.FolderState, mode: str) -> Pointer:
+    """Store what the cache lacks, write the new listing and the pointer; returns the new pointer."""
+    return _write(Path(root), pointer.path, pointer.dvc_file, state, mode, _pointer_data(root, pointer))
 
 
 def can_track(root: Path, out: str) -> bool:
@@ -100,7 +99,7 @@ def track_folder(root: Path, out: str, md5s: dict, mode: str) -> Pointer:
     state = file_prints.FolderState(known, stats, unknown)
     existing = root / f"{out}.dvc"
     data = _pointer_data(root, Pointer(f"{out}.dvc", out, "", 0, None)) if existing.exists() else None
-    pointer = _write(root, out, f"{out}.dvc", state, {}, mode, data or {"outs": [{"path": Path(out).name}]})
+    pointer = _write(root, out, f"{out}.dvc", state, mode, data or {"outs": [{"path": Path(out).name}]})
     _ignore_in_git(root, out)
     return pointer
 
@@ -114,13 +113,16 @@ def _ignore_in_git(root: Path, out: str) -> None:
         atomic.write_text(gitignore, text + ("" if not text or text.endswith("\n") else "\n") + entry + "\n")
 
 
-def _write(root: Path, out: str, dvc_file: str, state: file_prints.FolderState, listing: dict, mode: str,
+def _write(root: Path, out: str, dvc_file: str, state: file_prints.FolderState, mode: str,
            pointer_data: dict) -> Pointer:
     cache = dvc_cache.cache_root(root)
     folder = root / out
     base = str(cache)
-    missing = [rel for rel, md5 in state.md5s.items() if listing.get(rel) != md5
-               and not os.path.exists(f"{base}/{md5[:2]}/{md5[2:]}")]
+    # every object is looked for, unchanged files' too: a committed listing does not prove its
+    # objects are here (an interrupted pull, a plain `dvc gc`), and a pointer must never name an
+    # object that exists nowhere while its file still does (one stat each, ≈ 0.4 s at 200,000)
+    exists = os.path.exists
+    missing = [rel for rel, md5 in state.md5s.items() if not exists(f"{base}/{md5[:2]}/{md5[2:]}")]
     if missing:
         linking.store([str(folder / rel) for rel in missing], cache, mode,
                       known={str(folder / rel): state.md5s[rel] for rel in missing})
