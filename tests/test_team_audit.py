@@ -26,6 +26,13 @@ def commit_as(ws, monkeypatch, user: str, name: str):
     return ws.commit(f"{user} adds {name}")
 
 
+def diverge(alice, bob, monkeypatch, alice_file: str, bob_file: str) -> None:
+    """Alice commits and pushes; Bob, not having pulled, commits too: two diverged clones."""
+    commit_as(alice, monkeypatch, "alice@example.com", alice_file)
+    alice.push()
+    commit_as(bob, monkeypatch, "bob@example.com", bob_file)
+
+
 @pytest.fixture
 def alice_and_bob(ws, tmp_path, monkeypatch):
     monkeypatch.setenv("NBVERSION_USER", "alice@example.com")
@@ -37,9 +44,7 @@ def alice_and_bob(ws, tmp_path, monkeypatch):
 
 def test_a_plain_git_pull_merges_two_clones_logs_and_the_next_entry_names_both_heads(alice_and_bob, monkeypatch):
     alice, bob = alice_and_bob
-    commit_as(alice, monkeypatch, "alice@example.com", "alice.txt")
-    alice.push()
-    commit_as(bob, monkeypatch, "bob@example.com", "bob.txt")
+    diverge(alice, bob, monkeypatch, "alice.txt", "bob.txt")
     before = {e["hash"]: e for e in entries(alice) + entries(bob)}
 
     # what the refused push's hint tells bob to do, with only git
@@ -66,9 +71,7 @@ def test_a_plain_git_pull_merges_two_clones_logs_and_the_next_entry_names_both_h
 
 def test_an_entry_before_a_parent_it_names_is_found_at_its_line(alice_and_bob, monkeypatch):
     alice, bob = alice_and_bob
-    commit_as(alice, monkeypatch, "alice@example.com", "alice.txt")
-    alice.push()
-    commit_as(bob, monkeypatch, "bob@example.com", "bob.txt")
+    diverge(alice, bob, monkeypatch, "alice.txt", "bob.txt")
     git(bob.root, "pull", "--no-rebase", "--no-edit", "team", "main")
     commit_as(bob, monkeypatch, "bob@example.com", "after-merge.txt")
     path = bob.root / audit.AUDIT_FILE

@@ -14,7 +14,7 @@ from conftest import cli, git, snapshot
 from nbversion.core.audit import chain as audit
 from nbversion.demo import make_dataset
 from nbversion.errors import MergeConflict, UsageError
-from test_team_audit import alice_and_bob, commit_as   # noqa: F401 (fixture)
+from test_team_audit import alice_and_bob, commit_as, diverge   # noqa: F401 (fixture)
 
 
 def files_of(root, folder: str) -> dict:
@@ -56,9 +56,7 @@ def test_diverged_clones_merge_on_pull_and_push_then_goes_through(alice_and_bob,
 
 def test_a_file_both_sides_edited_stops_the_pull_with_its_name_and_changes_nothing(alice_and_bob, monkeypatch):
     alice, bob = alice_and_bob
-    commit_as(alice, monkeypatch, "alice@example.com", "train.py")
-    alice.push()
-    commit_as(bob, monkeypatch, "bob@example.com", "train.py")
+    diverge(alice, bob, monkeypatch, "train.py", "train.py")
     before = snapshot(bob.root)
     with pytest.raises(MergeConflict, match="train.py") as refused:
         bob.pull()
@@ -82,9 +80,7 @@ def test_the_same_dataset_changed_on_both_sides_is_a_conflict_listed_by_path(ali
 
 def test_pull_abort_undoes_a_merge_started_with_plain_git(alice_and_bob, monkeypatch):
     alice, bob = alice_and_bob
-    commit_as(alice, monkeypatch, "alice@example.com", "train.py")
-    alice.push()
-    commit_as(bob, monkeypatch, "bob@example.com", "train.py")
+    diverge(alice, bob, monkeypatch, "train.py", "train.py")
     head = git(bob.root, "rev-parse", "HEAD")
     git(bob.root, "fetch", "-q", "team")
     merged = cli("pull", "--abort", cwd=bob.root)
