@@ -1,7 +1,9 @@
 """`dataset add|list|show|diff` on real git + DVC, with datasets made by nbversion.demo."""
+import hashlib
 import json
 import os
 import shutil
+import stat
 import zipfile
 from pathlib import Path
 
@@ -110,6 +112,25 @@ def test_reimport_after_change_is_a_new_version(ws, demo_data):
     listed = ws.dataset_list().datasets
     assert [(d["name"], d["versions"], d["images"], d["version"]) for d in listed] == \
         [("shapes", 2, 26, second.commit)]
+
+
+def test_a_new_version_stores_only_new_content_and_keeps_old_objects(ws, demo_data):
+    """Objects are written while the import validates; a re-import stores only what is new and
+    never rewrites an object an earlier version names (same inode, same bytes)."""
+    ws.dataset_add("shapes", demo_data)
+    cache = ws.root / ".dvc" / "cache" / "files" / "md5"
+    before = {p: p.stat().st_ino for p in cache.glob("??/*")}
+    stems = add_images(demo_data, 2)
+    ws.dataset_add("shapes", demo_data)
+    after = {p: p.stat().st_ino for p in cache.glob("??/*")}
+    assert {p: after[p] for p in before} == before
+    new = {p.parent.name + p.name for p in set(after) - set(before)}
+    expected = {hashlib.md5((demo_data / sub / "train" / f"{stem}{ext}").read_bytes()).hexdigest()
+                for stem in stems for sub, ext in (("images", ".png"), ("labels", ".txt"))}
+    assert {md5 for md5 in new if not md5.endswith(".dir")} == expected
+    assert len([md5 for md5 in new if md5.endswith(".dir")]) == 1
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o444 for p in after)
+    assert ws.verify().problems == [] and ws.status().clean
 
 
 def test_plain_folder_is_format_files(ws, tmp_path):

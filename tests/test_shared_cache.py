@@ -106,3 +106,23 @@ def test_training_exports_an_older_version_from_the_shared_cache(ws, demo_data, 
                    extra={"nbs": 4, "warmup_epochs": 0, "mosaic": 0, "plots": False}, wait=True)
     exported = ws.root / "runs" / run.run_id / "data"
     assert (exported / "labels/train/train_00000.txt").read_text() == old_label
+
+
+def test_a_cache_on_another_filesystem_gets_every_object_of_an_import(ws, demo_data):
+    """An import writes objects beside its temp folder and renames them in; a cache on another
+    filesystem (here the tmpfs /dev/shm, where a rename cannot reach) is written by copy instead."""
+    import tempfile
+
+    cache = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="nbversion-test-cache-"))
+    try:
+        move_cache(ws, cache, "absolute")
+        ws.dataset_add("shapes", demo_data)
+        files = [p for p in (ws.root / "datasets" / "shapes").rglob("*") if p.is_file()]
+        stored = objects_in(cache)
+        assert {hashlib.md5(p.read_bytes()).hexdigest() for p in files} <= stored
+        assert not objects_in(ws.root / ".dvc" / "cache")
+        assert ws.verify().problems == [] and ws.status().clean
+    finally:
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)

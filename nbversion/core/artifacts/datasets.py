@@ -299,14 +299,27 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
         copy_to = tmp / "dataset" if not dry_run and folder == src and src != own else None
         # verdicts remembered by content: a later commit of a few edits checks only those
         memo = None if dry_run else Memo(root, {})
-        validation = validate(layout, emit, copy_to, memo) if layout.format == "yolo" else None
+        objects = _objects_folder(root, tmp) if not dry_run else None
+        if objects is not None:
+            _dvc.warm_up()   # its state DB is told the hashes at the end
+        validation = validate(layout, emit, copy_to, memo, objects) if layout.format == "yolo" else None
         if dry_run:
             return _check_result(name, src, layout, validation)
         if validation and validation.errors:
             raise _refuse(validation)
         checkpoint("dataset-validated")
         with ws.transaction("dataset add") as tx:
-            return _import(ws, tx, name, src, layout, validation, tmp, folder != src, tags, message, emit)
+            return _import(ws, tx, name, src, layout, validation, tmp, folder != src, tags, message, emit, objects)
+
+
+def _objects_folder(root: Path, tmp: Path) -> Optional[linking.PreparedObjects]:
+    """Where validation writes each file's cache object (copy mode, the cache on the import
+    folder's filesystem, so one rename stores it); None: the objects are stored afterwards."""
+    cache = dvc_cache.cache_root(root)
+    if linking.workspace_mode(root) != "copy" or not linking.same_filesystem(tmp, cache):
+        return None
+    (tmp / "objects").mkdir()
+    return linking.PreparedObjects(tmp / "objects", cache)
 
 
 def _check_result(name, src, layout, validation) -> DatasetCheckResult:
@@ -316,7 +329,7 @@ def _check_result(name, src, layout, validation) -> DatasetCheckResult:
                               validation.splits if validation else {}, errors, warnings)
 
 
-def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message, emit):
+def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message, emit, objects=None):
     root, out = ws.root, f"{KIND_DIR}/{name}"
     in_place = src == root / out
     if in_place:
@@ -348,7 +361,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
             {str(root / out / rel): md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"}
         if not in_place and folder_commit.can_track(root, out):
             # every md5 is known from the import: written as `dvc add` would, without its walk
-            pointer = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root))
+            pointer = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root), objects)
             _dvc.remember_hashes(root, {str(root / out / rel): md5 for rel, md5 in manifest.items()
                                         if (root / out / rel).is_file()})
         else:

@@ -35,10 +35,12 @@ class Validation:
 
 
 class _Reader:
-    """Reads each file once; optionally writes the same bytes to a copy (the import's staging)."""
+    """Reads each file once; optionally writes the same bytes to a copy (the import's staging)
+    and to a cache object made ready in `objects_to` (moved into the cache once the import is
+    accepted): a file read to be validated is not read again to be stored."""
 
-    def __init__(self, root: Path, copy_to: Path | None):
-        self.root, self.copy_to, self.made = root, copy_to, set()
+    def __init__(self, root: Path, copy_to: Path | None, objects_to=None):
+        self.root, self.copy_to, self.objects_to, self.made = root, copy_to, objects_to, set()
 
     def read(self, rel: str) -> tuple[str, bytes]:
         data = (self.root / rel).read_bytes()
@@ -48,7 +50,10 @@ class _Reader:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.made.add(target.parent)
             target.write_bytes(data)
-        return hashlib.md5(data).hexdigest(), data
+        md5 = hashlib.md5(data).hexdigest()
+        if self.objects_to is not None:
+            self.objects_to.put(md5, data)
+        return md5, data
 
 
 def check_label_line(text: str, nclasses: int) -> str | None:
@@ -224,15 +229,17 @@ def _merge(result: Validation, part: Validation, image: str, decoded: bool, seen
         seen[md5] = image
 
 
-def validate(layout: Layout, on_event=None, copy_to: Path | None = None, memo=None) -> Validation:
-    """Check every image and label; with `copy_to`, also copy each file read there.
+def validate(layout: Layout, on_event=None, copy_to: Path | None = None, memo=None,
+             objects_to=None) -> Validation:
+    """Check every image and label; with `copy_to`, also copy each file read there, and with
+    `objects_to` (a `linking.PreparedObjects`), make each one's cache object ready too.
 
     Copying while validating reads every file once instead of twice; the copy is a temp
     folder the caller discards if there are errors. `memo` (a `validation_memo.Memo`, not with
     `copy_to`): files whose content was checked before are not read again.
     """
     emit = emitter(on_event)
-    reader = _Reader(layout.root, copy_to)
+    reader = _Reader(layout.root, copy_to, objects_to)
     result = Validation(errors=list(layout.problems))
     names = layout.names
     total = sum(len(s.images) for s in layout.splits.values())

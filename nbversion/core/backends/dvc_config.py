@@ -20,3 +20,8 @@ def value(path: Path, section: str, key: str) -> Optional[str]:
         elif current == section and line.partition("=")[0].strip().lower() == key:
             return line.partition("=")[2].strip().strip("'\"")
     return None
+
+
+def cache_type(root) -> str:
+    """`cache.type` as the committed `.dvc/config` says it (what a plain `dvc checkout` does)."""
+    return value(Path(root) / ".dvc" / "config", "cache", "type") or ""

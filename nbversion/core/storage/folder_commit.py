@@ -87,10 +87,11 @@ def can_track(root: Path, out: str) -> bool:
     return found is not None and _pointer_data(root, found) is not None
 
 
-def track_folder(root: Path, out: str, md5s: dict, mode: str) -> Pointer:
+def track_folder(root: Path, out: str, md5s: dict, mode: str, prepared=None) -> Pointer:
     """Track the folder `out` from md5s already known for its files (an import hashed them while
-    validating): files missing from `md5s` are hashed, objects the cache lacks are stored, and
-    the listing, the pointer and the `.gitignore` entry are written as `dvc add` writes them."""
+    validating): files missing from `md5s` are hashed, objects the cache lacks are stored (moved
+    in from `prepared`, a `linking.PreparedObjects` the import wrote while validating, else copied), and the
+    listing, the pointer and the `.gitignore` entry are written as `dvc add` writes them."""
     root = Path(root)
     stats = statcache.walk(root / out, statcache.ignored_names(root))
     unknown = [rel for rel in stats if not md5s.get(rel)]
@@ -99,7 +100,8 @@ def track_folder(root: Path, out: str, md5s: dict, mode: str) -> Pointer:
     state = file_prints.FolderState(known, stats, unknown)
     existing = root / f"{out}.dvc"
     data = _pointer_data(root, Pointer(f"{out}.dvc", out, "", 0, None)) if existing.exists() else None
-    pointer = _write(root, out, f"{out}.dvc", state, mode, data or {"outs": [{"path": Path(out).name}]})
+    pointer = _write(root, out, f"{out}.dvc", state, mode, data or {"outs": [{"path": Path(out).name}]},
+                     prepared)
     _ignore_in_git(root, out)
     return pointer
 
@@ -114,7 +116,7 @@ def _ignore_in_git(root: Path, out: str) -> None:
 
 
 def _write(root: Path, out: str, dvc_file: str, state: file_prints.FolderState, mode: str,
-           pointer_data: dict) -> Pointer:
+           pointer_data: dict, prepared=None) -> Pointer:
     cache = dvc_cache.cache_root(root)
     folder = root / out
     base = str(cache)
@@ -123,6 +125,9 @@ def _write(root: Path, out: str, dvc_file: str, state: file_prints.FolderState, 
     # object that exists nowhere while its file still does (one stat each, ≈ 0.4 s at 200,000)
     exists = os.path.exists
     missing = [rel for rel, md5 in state.md5s.items() if not exists(f"{base}/{md5[:2]}/{md5[2:]}")]
+    if missing and prepared is not None:
+        unprepared = set(prepared.adopt({state.md5s[rel] for rel in missing}))
+        missing = [rel for rel in missing if state.md5s[rel] in unprepared]
     if missing:
         linking.store([str(folder / rel) for rel in missing], cache, mode,
                       known={str(folder / rel): state.md5s[rel] for rel in missing})

@@ -118,6 +118,52 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
     return report
 
 
+class PreparedObjects:
+    """Cache objects written while an import reads its files (each file is read once), into
+    `folder`, a temp folder on the cache's filesystem, read-only as DVC makes objects. `adopt`
+    moves them into the cache once the import is accepted: a rename each, so a kill leaves
+    either no object or a whole one, and a refused import leaves the cache untouched."""
+
+    def __init__(self, folder: Path, cache: Path):
+        self.folder, self.cache = str(folder), str(cache)
+
+    def put(self, md5: str, data: bytes) -> None:
+        """Write the object `md5` unless the cache has it (the same content read twice: once)."""
+        if os.path.exists(f"{self.cache}/{md5[:2]}/{md5[2:]}"):
+            return
+        try:
+            fd = os.open(f"{self.folder}/{md5}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, CACHE_MODE)
+        except FileExistsError:
+            return
+        with open(fd, "wb", buffering=0) as out:
+            view, written = memoryview(data), 0
+            while written < len(data):   # raw writes may be short
+                written += out.write(view[written:])
+
+    def adopt(self, md5s) -> list:
+        """Move the prepared objects among `md5s` into the cache; returns the md5s not prepared."""
+        _make_fanout(Path(self.cache))
+        missing = []
+        for md5 in md5s:
+            try:
+                os.replace(f"{self.folder}/{md5}", f"{self.cache}/{md5[:2]}/{md5[2:]}")
+            except FileNotFoundError:
+                missing.append(md5)
+        return missing
+
+
+def same_filesystem(a: Path, b: Path) -> bool:
+    """Whether a rename from folder `a` into folder `b` can work (`b` may not exist yet: its
+    nearest existing parent tells; nothing is created to find out)."""
+    b = Path(b)
+    while not b.exists() and b.parent != b:
+        b = b.parent
+    try:
+        return os.stat(a).st_dev == os.stat(b).st_dev
+    except OSError:
+        return False
+
+
 def _make_fanout(cache: Path) -> None:
     """The 256 two-hex-digit folders objects go in, made once rather than tried once per file."""
     for n in range(256):

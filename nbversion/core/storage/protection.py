@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ...errors import NotFound
 from ..result import Result
-from ..backends import _dvc, pointers
+from ..backends import _dvc, dvc_config, pointers
 from . import linking
 from ..repo.config import load_config
 
@@ -54,7 +54,7 @@ def check(root) -> list:
     root = Path(root)
     problems = []
     mode = linking.link_mode(load_config(root))
-    current = _dvc.cache_type(root).replace(" ", "")
+    current = dvc_config.cache_type(root).replace(" ", "")
     if current != linking.dvc_cache_type(mode):
         problems.append(Problem("link setting", ".dvc/config", ["every checkout"],
                                 f"cache.type is {current or '(unset)'!r} but core.link = {mode!r} "
@@ -104,7 +104,7 @@ def _commit_link_setting(root: Path) -> None:
     if before is None:
         return
     tx = Transaction(root, identity.current_user(root), "verify --repair")
-    tx.audit("verify --repair", ".dvc/config", {"cache.type": {"from": before, "to": _dvc.cache_type(root)}})
+    tx.audit("verify --repair", ".dvc/config", {"cache.type": {"from": before, "to": dvc_config.cache_type(root)}})
     tx.commit("nbversion: DVC link types follow core.link", [".dvc/config"])
 
 
