@@ -146,17 +146,18 @@ def _stage(folder: Path, staging: Path, move: bool, done=frozenset()) -> list[st
     copied = []
     for dirpath, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if _wanted(d)]
-        rel_dir = Path(dirpath).relative_to(folder)
-        (staging / rel_dir).mkdir(parents=True, exist_ok=True)
+        rel_dir = os.path.relpath(dirpath, folder)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        os.makedirs(f"{staging}/{prefix}", exist_ok=True)
         for fname in files:
-            source = Path(dirpath) / fname
-            if not _wanted(fname) or source.is_symlink() and not source.exists():
-                continue
-            rel = (rel_dir / fname).as_posix()
+            rel = prefix + fname
             if rel in done:   # already copied while validating
                 copied.append(rel)
                 continue
-            place(source, staging / rel)
+            source = os.path.join(dirpath, fname)
+            if not _wanted(fname) or os.path.islink(source) and not os.path.exists(source):
+                continue
+            place(source, f"{staging}/{rel}")
             copied.append(rel)
     return copied
 
@@ -173,10 +174,12 @@ def _manifest(staging: Path, known: dict) -> dict:
     """relpath -> md5 like DVC's .dir listing; reuses hashes computed during validation."""
     found = {}
     for dirpath, _dirs, files in os.walk(staging):
+        rel_dir = os.path.relpath(dirpath, staging)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
         for fname in files:
-            rel = (Path(dirpath) / fname).relative_to(staging).as_posix()
+            rel = prefix + fname
             md5 = known.get(rel) if rel != "data.yaml" else None
-            found[rel] = md5 or hashlib.md5((Path(dirpath) / fname).read_bytes()).hexdigest()
+            found[rel] = md5 or hashlib.md5(Path(dirpath, fname).read_bytes()).hexdigest()
     return found
 
 
@@ -357,15 +360,14 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         emit(Event("dvc add", 0, 1, out))
         # objects stored as `core.link` says (copy: never the same inode); the staged files were
         # hashed while validated, so they are not hashed again
-        known = {} if in_place or not validation else \
-            {str(root / out / rel): md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"}
+        base = f"{root}/{out}"   # strings, not Paths: once per file, up to millions of times
         if not in_place and folder_commit.can_track(root, out):
             # every md5 is known from the import: written as `dvc add` would, without its walk
             pointer = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root), objects)
-            _dvc.remember_hashes(root, {str(root / out / rel): md5 for rel, md5 in manifest.items()
-                                        if (root / out / rel).is_file()})
+            _dvc.remember_hashes(root, {f"{base}/{rel}": md5 for rel, md5 in manifest.items()})
         else:
-            _dvc.add(root, [out], known=known)
+            _dvc.add(root, [out], known={} if in_place or not validation else {
+                f"{base}/{rel}": md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"})
         checkpoint("dataset-after-dvc-add")
     except BaseException:
         if not in_place:

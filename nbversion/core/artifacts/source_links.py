@@ -25,9 +25,9 @@ def links_leaving(folder: Path) -> list[str]:
     leaving = []
     for dirpath, dirs, files in os.walk(folder):   # does not descend into linked folders
         for name in dirs + files:
-            path = Path(dirpath) / name
-            if not path.is_symlink():
+            if not os.path.islink(os.path.join(dirpath, name)):   # a string: once per file
                 continue
+            path = Path(dirpath) / name
             target = path.resolve()   # a dangling link's would-be target counts too
             if target != inside and inside not in target.parents:
                 leaving.append(path.relative_to(folder).as_posix())

@@ -43,13 +43,16 @@ class _Reader:
         self.root, self.copy_to, self.objects_to, self.made = root, copy_to, objects_to, set()
 
     def read(self, rel: str) -> tuple[str, bytes]:
-        data = (self.root / rel).read_bytes()
+        # strings, not Paths: this runs once per file, up to millions of times
+        with open(f"{self.root}/{rel}", "rb") as source:
+            data = source.read()
         if self.copy_to is not None:
-            target = self.copy_to / rel
-            if target.parent not in self.made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.made.add(target.parent)
-            target.write_bytes(data)
+            folder = rel.rpartition("/")[0]
+            if folder not in self.made:
+                os.makedirs(f"{self.copy_to}/{folder}", exist_ok=True)
+                self.made.add(folder)
+            with open(f"{self.copy_to}/{rel}", "wb") as target:
+                target.write(data)
         md5 = hashlib.md5(data).hexdigest()
         if self.objects_to is not None:
             self.objects_to.put(md5, data)
@@ -126,7 +129,7 @@ def _check_pair(reader: _Reader, image: str, label: str, names: list, memo=None)
         decoded = _check_image(part, reader, image)
         if decoded and memo is not None:
             memo.image_decoded(part.hashes[image])
-    if not (reader.root / label).is_file():
+    if not os.path.isfile(f"{reader.root}/{label}"):
         return part, decoded, None
     remembered = memo.label(label, len(names)) if memo is not None else None
     if remembered:
