@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import git
 
 DVC = str(Path(sys.executable).with_name("dvc"))
@@ -172,10 +174,13 @@ def test_an_edited_dataset_is_checked_again_where_it_changed(ws, demo_data):
     assert sum(counts.values()) == sum(1 for p in train_val for line in p.read_text().splitlines() if line.strip())
 
 
-def test_a_commit_stores_objects_the_cache_lost_even_for_unchanged_files(ws):
+@pytest.mark.parametrize("look", ["one stat per object", "a listing per shard"])
+def test_a_commit_stores_objects_the_cache_lost_even_for_unchanged_files(ws, monkeypatch, look):
     import hashlib
     from nbversion.core.backends import dvc_cache
 
+    if look == "a listing per shard":   # what a folder of thousands of files gets
+        monkeypatch.setattr(dvc_cache, "LIST_FROM", 1)
     folder = committed(ws, SAMPLE)
     lost = dvc_cache.object_path(ws.root, hashlib.md5(SAMPLE["b.txt"]).hexdigest())
     lost.unlink()                                  # corrupt input: a plain `dvc gc` gone wrong
