@@ -360,10 +360,11 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         emit(Event("dvc add", 0, 1, out))
         # objects stored as `core.link` says (copy: never the same inode); the staged files were
         # hashed while validated, so they are not hashed again
+        tracked = None   # the folder state `track_folder` saw: not walked again below
         base = f"{root}/{out}"   # strings, not Paths: once per file, up to millions of times
         if not in_place and folder_commit.can_track(root, out):
             # every md5 is known from the import: written as `dvc add` would, without its walk
-            pointer = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root), objects)
+            _pointer, tracked = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root), objects)
             _dvc.remember_hashes(root, {f"{base}/{rel}": md5 for rel, md5 in manifest.items()})
         else:
             _dvc.add(root, [out], known={} if in_place or not validation else {
@@ -376,7 +377,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
             os.replace(trash, root / out)
         raise
     pointer = dataset_meta.pointer_at(root, KIND_DIR, name, None)
-    uncommitted.mark_clean(root, {out: pointer})
+    uncommitted.mark_clean(root, {out: pointer}, {out: tracked} if tracked else None)
     warnings = validation.warnings if validation else []
     meta = dataset_meta.dataset_meta(name, layout, validation, pointer, tags, str(src), tx.user, warnings)
     meta_file = dataset_meta.write(root, KIND_DIR, name, meta)

@@ -80,6 +80,10 @@ def save(root: Path, out: str, stats: dict, md5s: dict, taken_ns: int) -> None:
         logger.debug("could not save the file prints of %s", out, exc_info=True)
 
 
+def on_record(root: Path, out: str) -> bool:
+    return _path(root, out).exists()
+
+
 def forget(root: Path, out: str) -> None:
     _path(root, out).unlink(missing_ok=True)
 

@@ -119,8 +119,10 @@ def mark_clean(root: Path, pointers: dict, known: Optional[dict] = None) -> None
     fresh = {out: statcache.fingerprint(root, p, ignored, walked) if out not in walked
              else statcache.fingerprint_of(p, walked[out]) for out, p in pointers.items()}
     statcache.mark_clean(root, fresh, fresh)
-    for out, state in known.items():   # md5s just computed: recorded as they are
-        file_prints.record(root, out, state.stats, state.md5s)
+    for out, state in known.items():   # md5s just computed: recorded as they are, unless only
+        # a few files were hashed and prints are on record (as `file_prints.current` decides)
+        if len(state.hashed) > file_prints.RESAVE_AFTER or not file_prints.on_record(root, out):
+            file_prints.record(root, out, state.stats, state.md5s)
     if not statcache.exact_ignores(root):
         return
     for out, stats in walked.items():

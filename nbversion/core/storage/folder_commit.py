@@ -87,23 +87,24 @@ def can_track(root: Path, out: str) -> bool:
     return found is not None and _pointer_data(root, found) is not None
 
 
-def track_folder(root: Path, out: str, md5s: dict, mode: str, prepared=None) -> Pointer:
+def track_folder(root: Path, out: str, md5s: dict, mode: str, prepared=None) -> tuple[Pointer, file_prints.FolderState]:
     """Track the folder `out` from md5s already known for its files (an import hashed them while
     validating): files missing from `md5s` are hashed, objects the cache lacks are stored (moved
     in from `prepared`, a `linking.PreparedObjects` the import wrote while validating, else copied), and the
-    listing, the pointer and the `.gitignore` entry are written as `dvc add` writes them."""
+    listing, the pointer and the `.gitignore` entry are written as `dvc add` writes them.
+    Returns the pointer and the folder's state (every file counts as read: the import read it)."""
     root = Path(root)
     stats = statcache.walk(root / out, statcache.ignored_names(root))
     unknown = [rel for rel in stats if not md5s.get(rel)]
     known = {rel: md5s[rel] for rel in stats if md5s.get(rel)}
     known.update(file_prints.hash_files(root / out, unknown))
-    state = file_prints.FolderState(known, stats, unknown)
+    state = file_prints.FolderState(known, stats, list(stats))
     existing = root / f"{out}.dvc"
     data = _pointer_data(root, Pointer(f"{out}.dvc", out, "", 0, None)) if existing.exists() else None
     pointer = _write(root, out, f"{out}.dvc", state, mode, data or {"outs": [{"path": Path(out).name}]},
                      prepared)
     _ignore_in_git(root, out)
-    return pointer
+    return pointer, state
 
 
 def _ignore_in_git(root: Path, out: str) -> None:
