@@ -52,7 +52,7 @@ bench: install $(LABEXT)
 
 # the big sizes of issues 15 and 16 (minutes): 200,000 files, 10,000 signed commits
 bench-large: install
-	$(PY) -m benchmarks.bench_changes --files 200000
+	$(PY) -m benchmarks.bench_changes --files 200000 --images 100000
 	$(PY) -m benchmarks.bench_signed --commits 10000
 
 clean:
