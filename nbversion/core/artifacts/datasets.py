@@ -342,17 +342,18 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         checkpoint("dataset-swapped-in")
     try:
         emit(Event("dvc add", 0, 1, out))
+        stored = lambda done, total: emit(Event("store", done, total, f"{out} into the DVC cache"))
         # objects stored as `core.link` says (copy: never the same inode); the staged files were
         # hashed while validated, so they are not hashed again
         known = {} if in_place or not validation else \
             {str(root / out / rel): md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"}
         if not in_place and folder_commit.can_track(root, out):
             # every md5 is known from the import: written as `dvc add` would, without its walk
-            pointer = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root))
+            pointer = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root), stored)
             _dvc.remember_hashes(root, {str(root / out / rel): md5 for rel, md5 in manifest.items()
                                         if (root / out / rel).is_file()})
         else:
-            _dvc.add(root, [out], known=known)
+            _dvc.add(root, [out], known=known, on_progress=stored)
         checkpoint("dataset-after-dvc-add")
     except BaseException:
         if not in_place:

@@ -68,9 +68,11 @@ def _store_object(cache: Path, md5: str, data: bytes) -> None:
     os.replace(scratch, obj)
 
 
-def commit_folder(root: Path, pointer: Pointer, state: file_prints.FolderState, mode: str) -> Pointer:
-    """Store what the cache lacks, write the new listing and the pointer; returns the new pointer."""
-    return _write(Path(root), pointer.path, pointer.dvc_file, state, mode, _pointer_data(root, pointer))
+def commit_folder(root: Path, pointer: Pointer, state: file_prints.FolderState, mode: str,
+                  on_progress=None) -> Pointer:
+    """Store what the cache lacks, write the new listing and the pointer; returns the new pointer.
+    `on_progress(done, total)`: files stored so far."""
+    return _write(Path(root), pointer.path, pointer.dvc_file, state, mode, _pointer_data(root, pointer), on_progress)
 
 
 def can_track(root: Path, out: str) -> bool:
@@ -87,7 +89,7 @@ def can_track(root: Path, out: str) -> bool:
     return found is not None and _pointer_data(root, found) is not None
 
 
-def track_folder(root: Path, out: str, md5s: dict, mode: str) -> Pointer:
+def track_folder(root: Path, out: str, md5s: dict, mode: str, on_progress=None) -> Pointer:
     """Track the folder `out` from md5s already known for its files (an import hashed them while
     validating): files missing from `md5s` are hashed, objects the cache lacks are stored, and
     the listing, the pointer and the `.gitignore` entry are written as `dvc add` writes them."""
@@ -99,7 +101,7 @@ def track_folder(root: Path, out: str, md5s: dict, mode: str) -> Pointer:
     state = file_prints.FolderState(known, stats, unknown)
     existing = root / f"{out}.dvc"
     data = _pointer_data(root, Pointer(f"{out}.dvc", out, "", 0, None)) if existing.exists() else None
-    pointer = _write(root, out, f"{out}.dvc", state, mode, data or {"outs": [{"path": Path(out).name}]})
+    pointer = _write(root, out, f"{out}.dvc", state, mode, data or {"outs": [{"path": Path(out).name}]}, on_progress)
     _ignore_in_git(root, out)
     return pointer
 
@@ -114,7 +116,7 @@ def _ignore_in_git(root: Path, out: str) -> None:
 
 
 def _write(root: Path, out: str, dvc_file: str, state: file_prints.FolderState, mode: str,
-           pointer_data: dict) -> Pointer:
+           pointer_data: dict, on_progress=None) -> Pointer:
     cache = dvc_cache.cache_root(root)
     folder = root / out
     base = str(cache)
@@ -125,7 +127,7 @@ def _write(root: Path, out: str, dvc_file: str, state: file_prints.FolderState, 
     missing = [rel for rel, md5 in state.md5s.items() if not exists(f"{base}/{md5[:2]}/{md5[2:]}")]
     if missing:
         linking.store([str(folder / rel) for rel in missing], cache, mode,
-                      known={str(folder / rel): state.md5s[rel] for rel in missing})
+                      known={str(folder / rel): state.md5s[rel] for rel in missing}, on_progress=on_progress)
     data = listing_bytes(state.md5s)
     dir_md5 = hashlib.md5(data).hexdigest() + ".dir"
     _store_object(cache, dir_md5, data)
