@@ -231,7 +231,7 @@ def interrupted_message(exc: BaseException) -> str:
     if exc.committed:
         return f"interrupted after {exc.action} committed {exc.committed[:8]}: that change is kept"
     if exc.kept:
-        return f"interrupted: {exc.action} committed nothing; {exc.kept}"
+        return f"interrupted: {exc.action} stopped part-way: {exc.kept}"
     return f"interrupted: {exc.action} committed nothing, the workspace is as it was (run it again to do it)"
 
 

@@ -361,6 +361,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         if trash.exists():
             os.replace(trash, root / out)
         raise
+    tx.kept = f"{out} holds the new files, not committed; run the same dataset add again to finish"
     pointer = dataset_meta.pointer_at(root, KIND_DIR, name, None)
     uncommitted.mark_clean(root, {out: pointer})
     warnings = validation.warnings if validation else []
