@@ -193,3 +193,49 @@ def test_piped_output_carries_no_progress(ws):
     data_folder(ws.root / "datasets" / "big")
     proc = cli("commit", "-m", "big", check=0)
     assert "store:" not in proc.stderr and "\r" not in proc.stderr
+
+
+# --- the notebook -------------------------------------------------------------------------------
+
+from test_cli_magics import shell  # noqa: E402,F401 - a real IPython shell with the extension loaded
+
+
+def test_an_interrupted_magic_says_one_line_fails_the_cell_and_changes_nothing(shell, tmp_path, capsys, monkeypatch):
+    from nbversion.core.storage import linking
+
+    shell.run_cell("%mv_init proj")
+    shell.run_cell("import os; os.chdir('proj')")
+    root = tmp_path / "proj"
+    data_folder(root / "datasets" / "big")
+    head = git(root, "rev-parse", "HEAD")
+    capsys.readouterr()
+
+    def kernel_interrupt_between_batches(name):   # where the kernel's SIGINT lands in a long store
+        if name == "store-batch":
+            raise KeyboardInterrupt
+
+    original = linking.checkpoint
+    monkeypatch.setattr(linking, "checkpoint", kernel_interrupt_between_batches)
+    r = shell.run_cell('%mv_commit -m "big folder"')
+    assert not r.success                                          # "Run All" stops here
+    out = capsys.readouterr()
+    assert "error: interrupted: commit committed nothing" in out.out
+    assert "Traceback" not in out.out + out.err and "KeyboardInterrupt" not in out.out + out.err
+    assert git(root, "rev-parse", "HEAD") == head
+    monkeypatch.setattr(linking, "checkpoint", original)
+    assert shell.run_cell('%mv_commit -m "big folder"').success   # the lock was released
+    assert shell.run_cell("%mv_status").result.clean
+
+
+def test_a_magic_shows_the_progress_of_a_long_operation_with_its_total(shell, tmp_path, capsys, monkeypatch):
+    from nbversion.widgets.progress import NotebookProgress
+
+    shell.run_cell("%mv_init proj")
+    shell.run_cell("import os; os.chdir('proj')")
+    data_folder(tmp_path / "proj" / "datasets" / "big")
+    capsys.readouterr()
+    monkeypatch.setattr(NotebookProgress, "SHOW_AFTER", 0)   # as if the commit took long: show every stage
+    r = shell.run_cell('%mv_commit -m "big folder"')
+    assert r.success and r.result.dvc_paths == ["datasets/big"]
+    shown = capsys.readouterr().out
+    assert f"store: {FILES}/{FILES} " in shown                  # the display, updated in place in Jupyter
