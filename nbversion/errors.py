@@ -229,7 +229,8 @@ def interrupted_message(exc: BaseException) -> str:
     if not isinstance(exc, Interrupted):   # a reading verb, or before the workspace lock was taken
         return "interrupted: nothing was changed"
     if exc.committed:
-        return f"interrupted after {exc.action} committed {exc.committed[:8]}: that change is kept"
+        return (f"interrupted after {exc.action} committed {exc.committed[:8]}: that change is kept"
+                + (f"; {exc.kept}" if exc.kept else ""))
     if exc.kept:
         return f"interrupted: {exc.action} stopped part-way: {exc.kept}"
     return f"interrupted: {exc.action} committed nothing, the workspace is as it was (run it again to do it)"

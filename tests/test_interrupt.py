@@ -130,6 +130,28 @@ def test_interrupted_checkout_says_what_moved_and_the_same_checkout_finishes(ws)
     assert cli("verify").returncode == 0
 
 
+# --- exp merge ----------------------------------------------------------------------------------
+
+def test_interrupted_exp_merge_leaves_no_merge_half_done_and_a_retry_merges(ws):
+    (ws.root / "notes.txt").write_text("main\n")
+    ws.commit("main before the branch")
+    ws.exp_new("trial")
+    (ws.root / "trial.txt").write_text("trial\n")
+    ws.commit("work on the trial")
+    git(ws.root, "checkout", "-q", "main")
+    (ws.root / "main.txt").write_text("main\n")
+    ws.commit("work on main meanwhile")
+    head = git(ws.root, "rev-parse", "HEAD")
+    proc = interrupted("exp-merge-staged", "exp", "merge", "trial")
+    assert "exp merge committed nothing" in proc.err
+    assert git(ws.root, "rev-parse", "HEAD") == head
+    assert git(ws.root, "status", "--porcelain") == ""                 # no merge in progress, no audit line
+    assert not (ws.root / "trial.txt").exists()
+    assert accepted(ws.root)["changes"] == []
+    cli("exp", "merge", "trial", check=0)
+    assert (ws.root / "trial.txt").exists() and cli("audit", "verify").returncode == 0
+
+
 # --- gc and backup ------------------------------------------------------------------------------
 
 def test_interrupted_gc_keeps_what_the_policy_keeps_and_a_retry_finishes(ws, monkeypatch):

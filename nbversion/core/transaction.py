@@ -72,6 +72,8 @@ class Transaction:
         log = Path(self.root) / audit.AUDIT_FILE
         try:
             with open(log, "r+b") as fh:
+                if fh.seek(0, 2) < self.audit_size:   # put back shorter by someone else: never pad it
+                    return
                 fh.truncate(self.audit_size)
             _git.unstage(self.root, [str(audit.AUDIT_FILE)])
         except Exception:   # the commit's own error is what the user must see

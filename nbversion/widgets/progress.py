@@ -43,7 +43,7 @@ class NotebookProgress:
         now = time.monotonic()
         if event.stage != self.stage:   # a new stage: its rate (and so its ETA) starts afresh
             self.stage, self.since = event.stage, now
-        elif now - self.drawn < self.EVERY and event.done < event.total:
+        elif now - self.drawn < self.EVERY and not 0 < event.total <= event.done:
             return
         if now - self.started < self.SHOW_AFTER:
             return
