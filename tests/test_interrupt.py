@@ -130,6 +130,27 @@ def test_interrupted_checkout_says_what_moved_and_the_same_checkout_finishes(ws)
     assert cli("verify").returncode == 0
 
 
+# --- pull ---------------------------------------------------------------------------------------
+
+def test_interrupted_pull_says_the_history_is_merged_and_pull_again_brings_the_data(ws, tmp_path):
+    from test_verify import add_dataset
+
+    add_dataset(ws, "coco", "v1", seed=1)
+    cli("remote", "add", "team", tmp_path / "remote", check=0)
+    cli("push", check=0)
+    cli("clone", tmp_path / "remote", tmp_path / "b", check=0)
+    add_dataset(ws, "coco", "v2", seed=2)
+    cli("push", check=0)
+    b = tmp_path / "b"
+    proc = interrupted("pull-history-merged", "pull", cwd=b)
+    assert "is merged in; run pull again for its data" in proc.err
+    assert cli("status", cwd=b).returncode == 0
+    cache_is_whole(b)
+    cli("pull", cwd=b, check=0)
+    assert cli_json("status", cwd=b)["changes"] == [] and cli("verify", cwd=b).returncode == 0
+    assert (b / "datasets/coco/img0.txt").read_text().startswith("coco 2 0")
+
+
 # --- exp merge ----------------------------------------------------------------------------------
 
 def test_interrupted_exp_merge_leaves_no_merge_half_done_and_a_retry_merges(ws):

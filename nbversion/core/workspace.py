@@ -110,6 +110,8 @@ class Workspace:
                 yield tx
             except KeyboardInterrupt as exc:   # Ctrl-C: said by the front end with what it left
                 tx.interrupted()
+                if isinstance(exc, Interrupted):   # from an operation inside this one: it knows best
+                    raise
                 raise Interrupted(action, tx.committed, tx.kept) from exc
 
     # --- verbs: each method IS its operation's function (first parameter `ws`), so help(),
