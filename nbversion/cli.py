@@ -55,6 +55,9 @@ def main(argv=None) -> int:
         return _main(argv)
     except BrokenPipeError:
         return _reader_gone()
+    except KeyboardInterrupt as exc:   # Ctrl-C before the verb started (imports, parsing)
+        print(f"error: {interrupted_message(exc)}", file=sys.stderr)
+        return 130
 
 
 def _main(argv) -> int:
