@@ -63,9 +63,13 @@ def _store_object(cache: Path, md5: str, data: bytes) -> None:
         return
     obj.parent.mkdir(parents=True, exist_ok=True)
     scratch = obj.with_name(f".{obj.name}.{os.getpid()}.tmp")
-    with open(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, linking.CACHE_MODE), "wb") as fh:
-        fh.write(data)
-    os.replace(scratch, obj)
+    try:
+        with open(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, linking.CACHE_MODE), "wb") as fh:
+            fh.write(data)
+        os.replace(scratch, obj)
+    except BaseException:   # Ctrl-C or a full disk: no scratch left among the objects
+        scratch.unlink(missing_ok=True)
+        raise
 
 
 def commit_folder(root: Path, pointer: Pointer, state: file_prints.FolderState, mode: str,
