@@ -119,7 +119,8 @@ def _source_folder(src: Path, tmp: Path, config: dict, emit) -> Path:
         raise UsageError(f"{src}: expected a folder or a .zip archive",
                          hint="unpack other archive formats first, then import the folder")
     emit(Event("extract", 0, 1, src.name))
-    extracted = zipsafe.extract(src, tmp / "unzipped", int(config["max_zip_bytes"]), float(config["max_zip_ratio"]))
+    extracted = zipsafe.extract(src, tmp / "unzipped", int(config["max_zip_bytes"]), float(config["max_zip_ratio"]),
+                                lambda done, total: emit(Event("extract", done, total, src.name)))
     return zipsafe.single_top_folder(extracted)
 
 
