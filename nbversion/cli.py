@@ -8,7 +8,7 @@ import sys
 import time
 
 from .events import progress_text
-from .errors import InternalError, NbversionError, as_error, interrupted_message, wants_traceback
+from .errors import InternalError, NbversionError, StoppedByUser, as_error, interrupted_message, wants_traceback
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,10 @@ def _main(argv) -> int:
         result = dispatch(args, args.workspace, on_event=progress)
     except KeyboardInterrupt as exc:   # Ctrl-C: the operation cleaned up on its way out
         progress.close()
-        print(f"error: {interrupted_message(exc)}", file=sys.stderr)
-        return 130
+        stopped = StoppedByUser(interrupted_message(exc))
+        if getattr(args, "json", False):   # scripts tell it apart by its type, as every error
+            print(to_json({"error": stopped.to_dict()}))
+        return _fail(stopped)
     except BrokenPipeError:
         raise
     except Exception as exc:   # noqa: BLE001 - the last line of defence: translate, never dump a traceback

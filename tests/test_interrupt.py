@@ -10,6 +10,7 @@ command run again succeeds. And the progress of a long operation reaches a termi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pty
 import re
@@ -95,9 +96,11 @@ def test_interrupted_commit_of_an_edited_folder_while_hashing(ws):
 
 def test_interrupted_after_its_commit_says_the_commit_is_kept(ws):
     (ws.root / "notes.md").write_text("kept")
-    proc = interrupted("after-commit", "commit", "-m", "notes")
+    proc = interrupted("after-commit", "commit", "-m", "notes", "--json")
     sha = git(ws.root, "rev-parse", "HEAD").strip()
     assert f"committed {sha[:8]}: that change is kept" in proc.err
+    error = json.loads(proc.out)["error"]                  # a script tells it apart by its type
+    assert error["type"] == "interrupted" and sha[:8] in error["message"]
     assert accepted(ws.root)["changes"] == []
     assert cli("audit", "verify").returncode == 0
 
