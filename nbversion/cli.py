@@ -7,33 +7,39 @@ import signal
 import sys
 import time
 
-from .errors import InternalError, NbversionError, as_error, wants_traceback
+from .events import progress_text
+from .errors import InternalError, NbversionError, StoppedByUser, as_error, interrupted_message, wants_traceback
 
 logger = logging.getLogger(__name__)
 
 
 class _Progress:
-    """One rewritten line on a terminal's stderr; silent when stderr is not a terminal."""
+    """One rewritten line on a terminal's stderr; silent when stderr is not a terminal. Redrawn
+    at most every `EVERY` seconds (a new stage and a stage's end always), so an operation that
+    reports every file pays one clock read per event, not one terminal write."""
+
+    EVERY = 0.1
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr   # looked up now: sys.stderr may have been replaced since import
         self.active = self.stream.isatty()
         self.shown = False
-        self.stage, self.since = None, 0.0
+        self.stage, self.since, self.drawn = None, 0.0, 0.0
 
     def __call__(self, event) -> None:
         if not self.active:
             return
+        now = time.monotonic()
         if event.stage != self.stage:   # a new stage: its rate (and so its ETA) starts afresh
-            self.stage, self.since = event.stage, time.monotonic()
+            self.stage, self.since = event.stage, now
+        elif now - self.drawn < self.EVERY and not 0 < event.total <= event.done:
+            return
+        self.drawn = now
         bar = ""
         if event.total:
             filled = int(20 * min(event.done, event.total) / event.total)
-            bar = f"[{'#' * filled}{'.' * (20 - filled)}] {event.done}/{event.total} "
-            elapsed = time.monotonic() - self.since
-            if 0 < event.done < event.total and elapsed > 1:
-                bar += f"ETA {elapsed * (event.total - event.done) / event.done:.0f} s "
-        self.stream.write(f"\r\033[K{event.stage}: {bar}{event.message}"[:200])
+            bar = f"[{'#' * filled}{'.' * (20 - filled)}] "
+        self.stream.write(f"\r\033[K{bar}{progress_text(event, now - self.since)}"[:200])
         self.stream.flush()
         self.shown = True
 
@@ -49,6 +55,9 @@ def main(argv=None) -> int:
         return _main(argv)
     except BrokenPipeError:
         return _reader_gone()
+    except KeyboardInterrupt as exc:   # Ctrl-C before the verb started (imports, parsing)
+        print(f"error: {interrupted_message(exc)}", file=sys.stderr)
+        return 130
 
 
 def _main(argv) -> int:
@@ -76,10 +85,12 @@ def _main(argv) -> int:
     progress, started = _Progress(), time.monotonic()
     try:
         result = dispatch(args, args.workspace, on_event=progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:   # Ctrl-C: the operation cleaned up on its way out
         progress.close()
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        stopped = StoppedByUser(interrupted_message(exc))
+        if getattr(args, "json", False):   # scripts tell it apart by its type, as every error
+            print(to_json({"error": stopped.to_dict()}))
+        return _fail(stopped)
     except BrokenPipeError:
         raise
     except Exception as exc:   # noqa: BLE001 - the last line of defence: translate, never dump a traceback

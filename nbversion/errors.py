@@ -208,6 +208,34 @@ class NotAvailable(NbversionError):
     http_status = 501
 
 
+class StoppedByUser(NbversionError):
+    """Ctrl-C or the kernel's interrupt stopped an operation; the message says what it left."""
+
+    type = "interrupted"
+    exit_code = 130
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or the kernel's interrupt) inside a mutating operation, with what it left: a
+    KeyboardInterrupt still, so whatever catches those (IPython, a user's script) still does."""
+
+    def __init__(self, action: str, committed: str | None = None, kept: str | None = None):
+        super().__init__(action)
+        self.action, self.committed, self.kept = action, committed, kept
+
+
+def interrupted_message(exc: BaseException) -> str:
+    """The one line a front end shows for a Ctrl-C: what the interrupted operation left behind."""
+    if not isinstance(exc, Interrupted):   # a reading verb, or before the workspace lock was taken
+        return "interrupted: nothing was changed"
+    if exc.committed:
+        return (f"interrupted after {exc.action} committed {exc.committed[:8]}: that change is kept"
+                + (f"; {exc.kept}" if exc.kept else ""))
+    if exc.kept:
+        return f"interrupted: {exc.action} stopped part-way: {exc.kept}"
+    return f"interrupted: {exc.action} committed nothing, the workspace is as it was (run it again to do it)"
+
+
 def error_classes() -> list:
     """Every error class a user can meet, each followed by its subclasses: the table of docs/errors.md."""
     def walk(cls):

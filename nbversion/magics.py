@@ -12,7 +12,7 @@ import logging
 import os
 import shlex
 
-from .errors import InternalError, NbversionError, as_error, wants_traceback
+from .errors import InternalError, NbversionError, StoppedByUser, as_error, interrupted_message, wants_traceback
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def _current_source(shell) -> str:
         return ""
 
 
-def _run_verb(shell, name: str, line: str):
+def _run_verb(shell, name: str, line: str, on_event=None):
     from .commands import HelpShown, build_magic_parser, dispatch
     from .core.repo.cell import CellContext, current_cell
 
@@ -44,7 +44,7 @@ def _run_verb(shell, name: str, line: str):
     cell = CellContext.from_source(_notebook_path(shell), shell.execution_count, _current_source(shell))
     token = current_cell.set(cell)
     try:
-        return dispatch(args, None)
+        return dispatch(args, None, on_event=on_event)
     finally:
         current_cell.reset(token)
 
@@ -53,7 +53,8 @@ def show_error(shell, etype, value, tb, tb_offset=None):
     """Custom exception handler: one red line and the hint, no traceback."""
     from IPython.display import HTML, display
 
-    text = f"{type(value).__name__}: {value.message}"
+    # an interruption is not a mistake to explain: its message alone says what it left
+    text = value.message if isinstance(value, StoppedByUser) else f"{type(value).__name__}: {value.message}"
     hint = f"<br><span style='color:var(--jp-ui-font-color2,#666)'>hint: {html.escape(value.hint)}</span>" \
         if value.hint else ""
     try:
@@ -68,13 +69,20 @@ def show_error(shell, etype, value, tb, tb_offset=None):
 
 def _make_magic(shell, name: str):
     def magic(line: str = ""):
+        from .widgets.progress import for_shell
+
+        progress = for_shell(shell)
         try:
-            return _run_verb(shell, name, line)
+            return _run_verb(shell, name, line, progress)
+        except KeyboardInterrupt as exc:   # the kernel's interrupt: one line saying what it left
+            raise StoppedByUser(interrupted_message(exc)) from None
         except Exception as exc:   # noqa: BLE001 - the last line of defence, as in the CLI
             error = as_error(exc)
             if error is exc or (isinstance(error, InternalError) and wants_traceback()):
                 raise
             raise error from exc
+        finally:
+            progress.close()
 
     magic.__name__ = f"mv_{name}"
     magic.__doc__ = f"%mv_{name}: same arguments as `nbversion {name}` (try `%mv_{name} --help`)."

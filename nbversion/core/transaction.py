@@ -27,6 +27,8 @@ class Transaction:
     entries: list = field(default_factory=list)
     audit_size: Optional[int] = None   # the log's size before this operation's first entry
     sign: bool = False                 # signed mode: its commit and tags carry the user's signature
+    committed: Optional[str] = None    # the sha of its commit, once made
+    kept: Optional[str] = None         # what an interruption before the commit leaves, if not nothing
 
     def audit(self, action: str, target: str = "", details: Optional[dict] = None) -> dict:
         if self.audit_size is None:
@@ -45,12 +47,22 @@ class Transaction:
         try:
             _git.add(self.root, paths)
             sha = _git.commit(self.root, with_trailers(message), self.user, paths, sign=self.sign)
-        except Exception:
-            if _git.head(self.root) == before:   # no commit was made: its audit entries never happened
+        except BaseException:   # Ctrl-C too: no commit, no audit line left behind
+            now = _git.head(self.root)
+            if now == before:   # no commit was made: its audit entries never happened
                 self._drop_audit_entries()
+            else:               # interrupted just after git made it: it stands
+                self.committed = now
             raise
+        self.committed = sha
         logger.debug("%s by %s: commit %s with %d audit entr(ies)", self.action, self.user, sha, len(self.entries))
         return sha
+
+    def interrupted(self) -> None:
+        """A Ctrl-C inside the operation: audit lines written for a commit that will not come
+        are taken back (the commit itself takes its own back, above)."""
+        if self.committed is None:
+            self._drop_audit_entries()
 
     def _drop_audit_entries(self) -> None:
         """Cut this operation's lines off the log and unstage it, so a failed commit leaves no
@@ -60,6 +72,8 @@ class Transaction:
         log = Path(self.root) / audit.AUDIT_FILE
         try:
             with open(log, "r+b") as fh:
+                if fh.seek(0, 2) < self.audit_size:   # put back shorter by someone else: never pad it
+                    return
                 fh.truncate(self.audit_size)
             _git.unstage(self.root, [str(audit.AUDIT_FILE)])
         except Exception:   # the commit's own error is what the user must see

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import NotAWorkspace, NbversionError, UsageError
+from ..errors import Interrupted, NotAWorkspace, NbversionError, UsageError
 from .backends.lock import workspace_lock
 from .repo import identity
 from .repo.config import META_DIR, load_config
@@ -105,7 +105,14 @@ class Workspace:
         sign = signing.required(self.root)
         logger.debug("transaction %s by %s in %s (lock timeout %s s, signed: %s)", action, user, self.root, timeout, sign)
         with workspace_lock(self.root, action, timeout):
-            yield Transaction(self.root, user, action, sign=sign)
+            tx = Transaction(self.root, user, action, sign=sign)
+            try:
+                yield tx
+            except KeyboardInterrupt as exc:   # Ctrl-C: said by the front end with what it left
+                tx.interrupted()
+                if isinstance(exc, Interrupted):   # from an operation inside this one: it knows best
+                    raise
+                raise Interrupted(action, tx.committed, tx.kept) from exc
 
     # --- verbs: each method IS its operation's function (first parameter `ws`), so help(),
     # Shift-Tab and IDEs show the real signature and docstring. The operation modules import

@@ -119,7 +119,8 @@ def _source_folder(src: Path, tmp: Path, config: dict, emit) -> Path:
         raise UsageError(f"{src}: expected a folder or a .zip archive",
                          hint="unpack other archive formats first, then import the folder")
     emit(Event("extract", 0, 1, src.name))
-    extracted = zipsafe.extract(src, tmp / "unzipped", int(config["max_zip_bytes"]), float(config["max_zip_ratio"]))
+    extracted = zipsafe.extract(src, tmp / "unzipped", int(config["max_zip_bytes"]), float(config["max_zip_ratio"]),
+                                lambda done, total: emit(Event("extract", done, total, src.name)))
     return zipsafe.single_top_folder(extracted)
 
 
@@ -358,17 +359,20 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         checkpoint("dataset-swapped-in")
     try:
         emit(Event("dvc add", 0, 1, out))
+        stored = lambda done, total: emit(Event("store", done, total, f"{out} into the DVC cache"))
         # objects stored as `core.link` says (copy: never the same inode); the staged files were
         # hashed while validated, so they are not hashed again
         tracked = None   # the folder state `track_folder` saw: not walked again below
         base = f"{root}/{out}"   # strings, not Paths: once per file, up to millions of times
         if not in_place and folder_commit.can_track(root, out):
             # every md5 is known from the import: written as `dvc add` would, without its walk
-            _pointer, tracked = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root), objects)
+            _pointer, tracked = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root),
+                                                           objects, stored)
             _dvc.remember_hashes(root, {f"{base}/{rel}": md5 for rel, md5 in manifest.items()})
         else:
             _dvc.add(root, [out], known={} if in_place or not validation else {
-                f"{base}/{rel}": md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"})
+                f"{base}/{rel}": md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"},
+                on_progress=stored)
         checkpoint("dataset-after-dvc-add")
     except BaseException:
         if not in_place:
@@ -376,6 +380,7 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         if trash.exists():
             os.replace(trash, root / out)
         raise
+    tx.kept = f"{out} holds the new files, not committed; run the same dataset add again to finish"
     pointer = dataset_meta.pointer_at(root, KIND_DIR, name, None)
     uncommitted.mark_clean(root, {out: pointer}, {out: tracked} if tracked else None)
     warnings = validation.warnings if validation else []

@@ -67,8 +67,9 @@ def check(path, max_bytes: int, max_ratio: float) -> list[zipfile.ZipInfo]:
     return [i for i in infos if not i.is_dir()]
 
 
-def extract(path, dest, max_bytes: int, max_ratio: float) -> Path:
-    """Check, then extract into `dest` (created). Stops if entries inflate beyond what they declared."""
+def extract(path, dest, max_bytes: int, max_ratio: float, on_progress=None) -> Path:
+    """Check, then extract into `dest` (created). Stops if entries inflate beyond what they declared.
+    `on_progress(done, total)`: entries extracted so far."""
     import zipfile
 
     infos = check(path, max_bytes, max_ratio)
@@ -77,7 +78,7 @@ def extract(path, dest, max_bytes: int, max_ratio: float) -> Path:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        _extract_checked(path, dest, infos, max_bytes)
+        _extract_checked(path, dest, infos, max_bytes, on_progress)
     except (RuntimeError, NotImplementedError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         # encrypted entries, an unsupported compression method, a corrupt member
         raise InvalidInput(f"{Path(path).name}: cannot extract ({exc})",
@@ -85,12 +86,14 @@ def extract(path, dest, max_bytes: int, max_ratio: float) -> Path:
     return dest
 
 
-def _extract_checked(path, dest: Path, infos, max_bytes: int) -> None:
+def _extract_checked(path, dest: Path, infos, max_bytes: int, on_progress=None) -> None:
     import zipfile
 
     written = 0
     with zipfile.ZipFile(path) as archive:
-        for info in infos:
+        for number, info in enumerate(infos, start=1):
+            if on_progress and (number % 64 == 1 or number == len(infos)):
+                on_progress(number, len(infos))
             target = dest / PurePosixPath(info.filename.replace("\\", "/"))
             target.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(info) as src, open(target, "wb") as out:

@@ -326,7 +326,8 @@ def verify(ws: Workspace, on_event: Optional[EventCallback] = None) -> VerifyRes
     """Check the audit hash chain and re-check roles, rules, stage tags and versions (`nbversion audit verify`).
 
     Args:
-        on_event: unused; kept so every verb takes it.
+        on_event: called with progress `Event`s, one per check (the signature check of a long
+            signed history takes the longest).
 
     Returns:
         VerifyResult: `ok`, the lines checked, `problems`, `warnings` and counts per check.
@@ -335,21 +336,32 @@ def verify(ws: Workspace, on_event: Optional[EventCallback] = None) -> VerifyRes
         >>> ws = nbv.open(".")
         >>> ws.audit_verify().ok
     """
+    from ...events import Event, emitter
+
+    emit = emitter(on_event)
+    step = lambda done, what: emit(Event("audit verify", done, 6, what))
+    step(0, "hash chain")
     chain = audit.verify_chain(ws.root)
     problems, warnings, stats = [], [], {}
     if not chain.ok:
         problems.append({"line": chain.line, "check": "chain", "message": chain.problem})
+    step(1, "history")
     policies = _Policies(ws.root)
     check_history(policies, chain, problems)
+    step(2, "entries")
     audited = recheck_entries(ws.root, policies, problems, stats)
     from ..security import signed_checks
+    step(3, "signatures")
     signed = signed_checks.check(ws.root, problems)
     if signed.since is not None:
         stats["signed commits"] = signed.checked
+    step(4, "policy edits")
     stats["policy edits"] = policy_edits.check(ws.root, problems, signed.actors)
+    step(5, "tags and versions")
     arts = artifact_tags(ws.root)
     stats["stage tags"] = check_stage_tags(ws.root, arts, audited, policies, problems, warnings)
     if signed.since is not None:
         stats["signed tags"] = check_signed_tags(ws.root, arts, policies, signed.since, problems)
     stats["versions"] = check_versions(ws.root, arts, audited, problems)
+    step(6, "done")
     return VerifyResult(not problems, chain.lines, problems, warnings, stats)

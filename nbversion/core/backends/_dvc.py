@@ -106,7 +106,7 @@ def sync_cache_type(root) -> Optional[str]:
     return before or "(DVC's default)"
 
 
-def add(root, targets: Iterable[str], known: Optional[dict] = None) -> dict:
+def add(root, targets: Iterable[str], known: Optional[dict] = None, on_progress=None) -> dict:
     """Track `targets` with DVC, storing their objects ourselves first (see `linking`): each new
     file is read once (hashed while copied, or reflinked), files in parallel; DVC's state DB is
     told the hashes, so `repo.add` neither hashes nor copies again and leaves the files as they
@@ -123,7 +123,7 @@ def add(root, targets: Iterable[str], known: Optional[dict] = None) -> dict:
         cache = Path(repo.cache.local.path)   # DVC 3: already ends in files/md5; honours `dvc cache dir`
         todo = _files_to_store(repo, cache, _abs(root, targets))
         try:
-            report = linking.store(todo, cache, linking.workspace_mode(root), known=known)
+            report = linking.store(todo, cache, linking.workspace_mode(root), known=known, on_progress=on_progress)
         except OSError as exc:
             raise NbversionError(f"could not store {exc.filename or 'a file'} in the DVC cache: {exc.strerror or exc}",
                                  hint="check the file is readable and the disk has room, then run the command again") from exc

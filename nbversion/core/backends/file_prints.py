@@ -138,15 +138,18 @@ def hash_files(folder: Path, rels: list, on_progress: Optional[Callable] = None)
         return {}
     if len(rels) < 64:
         return {rel: file_md5(folder / rel) for rel in rels}
-    from concurrent.futures import ThreadPoolExecutor
+    from .batches import run_batches
+    from .faults import checkpoint
 
     workers = min(8, (os.cpu_count() or 1) * 2)
     batches = [rels[i:i + 512] for i in range(0, len(rels), 512)]
-    done, found = 0, {}
-    with ThreadPoolExecutor(workers) as pool:
-        for part in pool.map(lambda batch: {rel: file_md5(folder / rel) for rel in batch}, batches):
-            found.update(part)
-            done += len(part)
-            if on_progress:
-                on_progress(done, len(rels))
+    found = {}
+
+    def take(part: list) -> None:
+        found.update(part)
+        if on_progress:
+            on_progress(len(found), len(rels))
+        checkpoint("hash-batch")   # the interrupt tests stop us here, between two batches
+
+    run_batches(lambda rel: (rel, file_md5(folder / rel)), batches, workers, take)
     return found

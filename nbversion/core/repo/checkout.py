@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from ...errors import NotFound, UncommittedChanges
+from ..backends.faults import checkpoint
 from ...events import Event, emitter
 from ..result import Result
 from ..backends import _dvc, dvc_cache, _git, _git_history, pointers, uncommitted
@@ -78,7 +79,7 @@ def checkout(ws: Workspace, rev: str, paths: Iterable[str | os.PathLike] = (), f
     emit = emitter(on_event)
     wanted = [ws.rel(p) for p in paths]
     commit = _git.rev_parse(ws.root, rev)
-    with ws.transaction("checkout", role="viewer"):
+    with ws.transaction("checkout", role="viewer") as tx:
         target_outs = pointers.at_rev(ws.root, commit)
         blocking = _blocking_changes(ws, wanted)
         if wanted:
@@ -118,8 +119,14 @@ def checkout(ws: Workspace, rev: str, paths: Iterable[str | os.PathLike] = (), f
             data_targets = list(pointers.in_worktree(ws.root))
             _drop_outputs_gone(ws.root, old_outs, set(data_targets))
         if data_targets:
+            # the retry needs --force: the half-restored data now differs from the pointers (it
+            # was checked above that nothing uncommitted was there to lose)
+            tx.kept = (f"the files in git are at {rev}, its data only partly; run the same checkout "
+                       "again with --force to finish")
             emit(Event("checkout", 1, 2, f"restoring {len(data_targets)} data path(s)"))
-            _dvc.checkout(ws.root, data_targets)
+            checkpoint("checkout-git-done")   # the interrupt tests stop us here: code moved, data not yet
+            with _dvc.transfer_progress(emit):   # DVC's own per-file count, with its total
+                _dvc.checkout(ws.root, data_targets)
             now = pointers.in_worktree(ws.root)
             uncommitted.mark_clean(ws.root, {o: now[o] for o in data_targets if o in now})
     emit(Event("checkout", 2, 2, "done"))

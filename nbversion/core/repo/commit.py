@@ -181,10 +181,11 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
         datasets = dataset_refresh.check(ws.root, dvc_targets + plan.git, walked)
         if dvc_targets:
             emit(Event("dvc add", 0, len(dvc_targets), ", ".join(dvc_targets[:3])))
-            done = _commit_changed_folders(ws.root, [looked[t] for t in dvc_targets if t in looked])
+            stored = lambda done, total: emit(Event("store", done, total, "files into the DVC cache"))
+            done = _commit_changed_folders(ws.root, [looked[t] for t in dvc_targets if t in looked], stored)
             rest = [t for t in dvc_targets if t not in done]
             if rest:
-                _dvc.add(ws.root, rest)
+                _dvc.add(ws.root, rest, on_progress=stored)
             _remember_clean(ws.root, dvc_targets, done)
             checkpoint("after-dvc-add")
         if removed:
@@ -233,14 +234,14 @@ def _look_at_changed_folders(root: Path, changed: list, walked: dict, emit) -> d
     return looked
 
 
-def _commit_changed_folders(root: Path, looked: list) -> dict:
+def _commit_changed_folders(root: Path, looked: list, on_progress=None) -> dict:
     """Commit folders already tracked from their per-file fingerprints (`folder_commit`), without
     DVC: {path: their state}. The others go through `dvc add`."""
     from ..storage import folder_commit, linking
 
     done, mode = {}, linking.workspace_mode(root) if looked else None
     for pointer, _listing, state in looked:
-        folder_commit.commit_folder(root, pointer, state, mode)
+        folder_commit.commit_folder(root, pointer, state, mode, on_progress)
         done[pointer.path] = state
     return done
 

@@ -15,10 +15,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...errors import AlreadyExists, NbversionError, NotFound, UncommittedChanges, UsageError
+from ...errors import AlreadyExists, Interrupted, NbversionError, NotFound, UncommittedChanges, UsageError
 from ...events import Event, emitter
 from ..result import Result
 from ..backends import _git, _git_history, _git_sync
+from ..backends.faults import checkpoint
 from ..audit import chain as audit
 from . import merge_rules, names
 from .cell import with_trailers
@@ -235,24 +236,39 @@ def merge(ws: Workspace, name: str, on_event: Optional[EventCallback] = None) ->
         base = _git_sync.merge_base(ws.root, "HEAD", branch)
         both = merge_rules.changed_paths(ws.root, base, "HEAD") & merge_rules.changed_paths(ws.root, base, branch)
         emit(Event("merge", message=f"{branch} into {_git.current_branch(ws.root)}"))
-        try:
-            _git_sync.merge(ws.root, branch, no_commit=True)
-        except NbversionError:   # conflicts: resolved by rule below, or the merge is aborted
-            logger.debug("git merge of %s stopped on conflicts", branch, exc_info=True)
-        conflicts = _git_sync.conflicted_paths(ws.root)
-        unresolved = [p for p in sorted(both | conflicts) if not merge_rules.resolve_by_rule(ws.root, p, base, branch, pointers="theirs")
-                      and p in conflicts]
-        if unresolved:
-            _git_sync.merge_abort(ws.root)
-            raise NbversionError(f"cannot merge {branch}: conflicting changes in {', '.join(unresolved)}",
-                                 hint="these are code or data files without a merge rule: resolve them on the "
-                                      "experiment branch (merge the base into it), then merge again")
-        changed_pointers = sorted(p for p in merge_rules.changed_paths(ws.root, "HEAD", branch) | both if p.endswith(".dvc"))
-        tx.audit("exp merge", branch, {"base": base, "resolved_by_rule": sorted(both)})
-        _git.add(ws.root, [str(audit.AUDIT_FILE)])
-        # a merge commit cannot be a partial commit, so commit everything staged by the merge
-        sha = _git.commit(ws.root, with_trailers(f"nbversion: merge experiment {branch}"), tx.user, sign=tx.sign)
-    checked_out = _checkout_data(ws.root, changed_pointers)
+        before = _git.head(ws.root)
+        try:   # a Ctrl-C before the merge commit: no merge left half done
+            try:
+                _git_sync.merge(ws.root, branch, no_commit=True)
+            except NbversionError:   # conflicts: resolved by rule below, or the merge is aborted
+                logger.debug("git merge of %s stopped on conflicts", branch, exc_info=True)
+            conflicts = _git_sync.conflicted_paths(ws.root)
+            unresolved = [p for p in sorted(both | conflicts) if not merge_rules.resolve_by_rule(ws.root, p, base, branch, pointers="theirs")
+                          and p in conflicts]
+            if unresolved:
+                _git_sync.merge_abort(ws.root)
+                raise NbversionError(f"cannot merge {branch}: conflicting changes in {', '.join(unresolved)}",
+                                     hint="these are code or data files without a merge rule: resolve them on the "
+                                          "experiment branch (merge the base into it), then merge again")
+            changed_pointers = sorted(p for p in merge_rules.changed_paths(ws.root, "HEAD", branch) | both if p.endswith(".dvc"))
+            tx.audit("exp merge", branch, {"base": base, "resolved_by_rule": sorted(both)})
+            _git.add(ws.root, [str(audit.AUDIT_FILE)])
+            checkpoint("exp-merge-staged")   # the interrupt tests stop us here: merged, not committed
+            # a merge commit cannot be a partial commit, so commit everything staged by the merge
+            sha = _git.commit(ws.root, with_trailers(f"nbversion: merge experiment {branch}"), tx.user, sign=tx.sign)
+        except KeyboardInterrupt:
+            if _git.head(ws.root) != before:   # just after git made the commit: it stands
+                tx.committed = _git.head(ws.root)
+            elif _git_sync.merge_in_progress(ws.root):
+                _git_sync.merge_abort(ws.root)   # puts the log back as HEAD has it, entry included
+                tx.audit_size = None             # so the transaction has nothing left to cut
+            raise
+        tx.committed = sha
+    try:
+        checked_out = _checkout_data(ws.root, changed_pointers)
+    except KeyboardInterrupt as exc:   # merged and committed; its data only partly here
+        raise Interrupted("exp merge", sha, "its data is only partly checked out: "
+                                            "run `nbversion checkout --force HEAD`") from exc
     return ExperimentsResult([[p] for p in sorted(both)], ["resolved by rule"],
                              f"merged {branch} as {sha[:8]}" + ("" if checked_out else
                                                                "; some data is not in the cache: run `nbversion pull`"))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from ...errors import AlreadyExists, IntegrityError, InvalidInput, NotFound, UsageError
+from ..backends.faults import checkpoint
 from ...events import Event, emitter
 from ...extras import require
 from ..result import Result
@@ -210,6 +211,7 @@ def _write_tar(root, plain: Path, tmp: Path, report: dict, emit) -> None:
         for number, md5 in enumerate(report["objects"], start=1):
             emit(Event("backup", number, total, md5[:12]))
             tar.add(dvc_cache.object_path(root, md5), arcname=f"objects/{md5}")
+            checkpoint("backup-added-one")   # the interrupt tests stop us here, part-way through
 
 
 def _html(report: dict, digest: Optional[str]) -> str:
@@ -279,7 +281,7 @@ def restore(archive: str, directory: str, passphrase: Optional[str] = None, on_e
             count = size = 0
             for plain, report in chain:
                 emit(Event("restore", message=f"objects of {report['created_at']}"))
-                added, nbytes = _restore_objects(plain, report, target)
+                added, nbytes = _restore_objects(plain, report, target, emit)
                 logger.debug("restored %d object(s), %d bytes from the archive of %s", added, nbytes, report["created_at"])
                 count, size = count + added, size + nbytes
         _dvc.checkout_workspace(target)
@@ -314,15 +316,17 @@ def _clone_bundle(bundle: Path, target: Path) -> None:
     _git_sync.remove_remote(target, "origin")   # it pointed at a temporary bundle
 
 
-def _restore_objects(plain: Path, report: dict, target: Path) -> tuple[int, int]:
+def _restore_objects(plain: Path, report: dict, target: Path, emit) -> tuple[int, int]:
     import tarfile
 
     count = size = 0
+    total = len(report["objects"])
     with tarfile.open(plain, "r:gz") as tar:
         for member in _safe_members(tar, plain):
             if not member.name.startswith("objects/"):
                 continue
             md5 = member.name[len("objects/"):]
+            emit(Event("restore", count + 1, total, md5[:12]))
             dest = dvc_cache.object_path(target, md5)
             dest.parent.mkdir(parents=True, exist_ok=True)
             partial = dest.with_name(dest.name + ".restoring")

@@ -56,6 +56,23 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
     if target.exists() and any(target.iterdir()):
         raise AlreadyExists(f"{target} already exists and is not empty", hint="clone into a new folder")
     target.parent.mkdir(parents=True, exist_ok=True)
+    existed = target.exists()
+    try:
+        return _clone_into(url, target, keyfile, all_versions, emit, started)
+    except KeyboardInterrupt:   # Ctrl-C: no half clone (history without its data) left behind
+        _remove_partial(target, existed)
+        raise
+
+
+def _remove_partial(target: Path, existed: bool) -> None:
+    if not existed:
+        shutil.rmtree(target, ignore_errors=True)
+        return
+    for child in target.iterdir():   # an empty folder the user made: left, empty again
+        shutil.rmtree(child, ignore_errors=True) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
+def _clone_into(url: str, target: Path, keyfile, all_versions: bool, emit, started: float) -> TransferResult:
     emit(Event("clone", 0, 3, "history"))
     _git_sync.clone(_history_url(url), target, shlex.join(ssh_command(keyfile)) if keyfile else None)
     data, default = _dvc.remote_list(target)
@@ -77,7 +94,8 @@ def clone(url: str, directory: str, keyfile: Optional[str] = None, all_versions:
             objects += _dvc.fetch_objects(target, [m for m in wanted if not dvc_cache.object_path(target, m).exists()],
                                           default)[0]
         emit(Event("clone", 2, 3, "checkout"))
-        _dvc.checkout_workspace(target)
+        with _dvc.transfer_progress(emit):
+            _dvc.checkout_workspace(target)
     emit(Event("clone", 3, 3, "done"))
     history = f"cloned {_git.current_branch(target) or 'HEAD'} with {len(_git.tags(target, '**'))} tag(s)"
     return TransferResult("clone", default or url, objects or 0, history, time.monotonic() - started,

@@ -63,14 +63,20 @@ def _store_object(cache: Path, md5: str, data: bytes) -> None:
         return
     obj.parent.mkdir(parents=True, exist_ok=True)
     scratch = obj.with_name(f".{obj.name}.{os.getpid()}.tmp")
-    with open(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, linking.CACHE_MODE), "wb") as fh:
-        fh.write(data)
-    os.replace(scratch, obj)
+    try:
+        with open(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, linking.CACHE_MODE), "wb") as fh:
+            fh.write(data)
+        os.replace(scratch, obj)
+    except BaseException:   # Ctrl-C or a full disk: no scratch left among the objects
+        scratch.unlink(missing_ok=True)
+        raise
 
 
-def commit_folder(root: Path, pointer: Pointer, state: file_prints.FolderState, mode: str) -> Pointer:
-    """Store what the cache lacks, write the new listing and the pointer; returns the new pointer."""
-    return _write(Path(root), pointer.path, pointer.dvc_file, state, mode, _pointer_data(root, pointer))
+def commit_folder(root: Path, pointer: Pointer, state: file_prints.FolderState, mode: str,
+                  on_progress=None) -> Pointer:
+    """Store what the cache lacks, write the new listing and the pointer; returns the new pointer.
+    `on_progress(done, total)`: files stored so far."""
+    return _write(Path(root), pointer.path, pointer.dvc_file, state, mode, _pointer_data(root, pointer), on_progress)
 
 
 def can_track(root: Path, out: str) -> bool:
@@ -87,7 +93,8 @@ def can_track(root: Path, out: str) -> bool:
     return found is not None and _pointer_data(root, found) is not None
 
 
-def track_folder(root: Path, out: str, md5s: dict, mode: str, prepared=None) -> tuple[Pointer, file_prints.FolderState]:
+def track_folder(root: Path, out: str, md5s: dict, mode: str, prepared=None,
+                 on_progress=None) -> tuple[Pointer, file_prints.FolderState]:
     """Track the folder `out` from md5s already known for its files (an import hashed them while
     validating): files missing from `md5s` are hashed, objects the cache lacks are stored (moved
     in from `prepared`, a `linking.PreparedObjects` the import wrote while validating, else copied), and the
@@ -102,7 +109,7 @@ def track_folder(root: Path, out: str, md5s: dict, mode: str, prepared=None) -> 
     existing = root / f"{out}.dvc"
     data = _pointer_data(root, Pointer(f"{out}.dvc", out, "", 0, None)) if existing.exists() else None
     pointer = _write(root, out, f"{out}.dvc", state, mode, data or {"outs": [{"path": Path(out).name}]},
-                     prepared)
+                     prepared, on_progress)
     _ignore_in_git(root, out)
     return pointer, state
 
@@ -117,7 +124,7 @@ def _ignore_in_git(root: Path, out: str) -> None:
 
 
 def _write(root: Path, out: str, dvc_file: str, state: file_prints.FolderState, mode: str,
-           pointer_data: dict, prepared=None) -> Pointer:
+           pointer_data: dict, prepared=None, on_progress=None) -> Pointer:
     cache = dvc_cache.cache_root(root)
     folder = root / out
     # every object is looked for, unchanged files' too: a committed listing does not prove its
@@ -130,7 +137,7 @@ def _write(root: Path, out: str, dvc_file: str, state: file_prints.FolderState, 
         missing = [rel for rel in missing if state.md5s[rel] in unprepared]
     if missing:
         linking.store([str(folder / rel) for rel in missing], cache, mode,
-                      known={str(folder / rel): state.md5s[rel] for rel in missing})
+                      known={str(folder / rel): state.md5s[rel] for rel in missing}, on_progress=on_progress)
     data = listing_bytes(state.md5s)
     dir_md5 = hashlib.md5(data).hexdigest() + ".dir"
     _store_object(cache, dir_md5, data)

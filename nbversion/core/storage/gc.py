@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ...errors import NbversionError, UsageError
+from ..backends.faults import checkpoint
 from ...events import Event, emitter
 from ..result import Result
 from ..backends import _dvc, dvc_cache, _git_history, pointers
@@ -167,6 +168,7 @@ def gc(ws: Workspace, keep_last: Optional[int] = None, older_than: Optional[floa
                      "would remove" if dry_run else "removes", len(local), sum(local.values()),
                      len(remote_doomed), remote, sum(r["objects"] for r in orphans))
         if not dry_run:
+            tx.kept = "the objects already removed were ones the policy does not keep; run gc again to finish"
             _remove_orphans(ws.root)
             _remove_local(ws.root, local, emit)
             if remote_doomed:
@@ -198,6 +200,7 @@ def _remove_local(root, doomed: dict, emit) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
+        checkpoint("gc-removed-one")   # the interrupt tests stop us here, part-way through
 
 
 def _orphan_row(root) -> list:

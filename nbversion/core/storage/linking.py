@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import InvalidInput
+from ..backends.batches import run_batches
 from ..backends.faults import checkpoint
 from ..backends.files import tree_size
 
@@ -73,12 +74,15 @@ class StoreReport:
     methods: dict = field(default_factory=dict)   # "reflink" | "copy" | "hardlink" | "present" -> count
 
 
-def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: dict | None = None) -> StoreReport:
+def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: dict | None = None,
+          on_progress=None) -> StoreReport:
     """Put each file's object into the cache, hashing it on the way; files in parallel (hashlib
     and file I/O release the GIL). Returns the hashes so DVC need not read the files again.
 
     `known` (path -> md5) is for files nbversion itself just wrote while hashing them (an import's
-    private copy): they are not hashed again, and not even read when their object is present."""
+    private copy): they are not hashed again, and not even read when their object is present.
+    `on_progress(done, total)` is called after each batch; a Ctrl-C stops within one file, and
+    every object is at its final name whole or not at all (scratch, then rename)."""
     report = StoreReport()
     if not paths:
         return report
@@ -92,22 +96,25 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
 
     def one(path: str):
         if mode != "hardlink" and path in known:
-            return _store_known(Path(path), known[path], Path(cache), tmp, clone)
-        return (_store_hardlink if mode == "hardlink" else _store_copy)(Path(path), Path(cache), tmp, clone)
+            return (path, *_store_known(Path(path), known[path], Path(cache), tmp, clone))
+        return (path, *(_store_hardlink if mode == "hardlink" else _store_copy)(Path(path), Path(cache), tmp, clone))
+
+    def take(done: list) -> None:
+        for path, md5, method in done:
+            report.hashes[str(path)] = md5
+            report.methods[method] = report.methods.get(method, 0) + 1
+        if on_progress:
+            on_progress(len(report.hashes), len(paths))
+        checkpoint("store-batch")   # the interrupt tests stop us here, between two batches
 
     workers = max(1, min(jobs or os.cpu_count() or 1, len(paths), 32))
-    # a few large batches, not one future per file: at 10,000 small files the pool's own locking
-    # cost more than the copies (measured: 4.2 s -> see benchmarks/README.md)
-    batches = [paths[i::workers * 4] for i in range(min(len(paths), workers * 4))]
+    # large batches, not one future per file: at 10,000 small files the pool's own locking cost
+    # more than the copies (measured: 4.2 s -> see benchmarks/README.md); 16 per worker so that
+    # progress moves and a Ctrl-C is seen between batches
+    batches = [paths[i::workers * 16] for i in range(min(len(paths), workers * 16))]
     _make_fanout(Path(cache))
     try:
-        from concurrent.futures import ThreadPoolExecutor   # threads only when there is work
-
-        with ThreadPoolExecutor(workers) as pool:
-            for done in pool.map(lambda batch: [(p, *one(p)) for p in batch], batches):
-                for path, md5, method in done:
-                    report.hashes[str(path)] = md5
-                    report.methods[method] = report.methods.get(method, 0) + 1
+        run_batches(one, batches, workers, take)
         logger.debug("stored %d file(s) in %s (%s, %d worker(s)): %s; %d known from the import", len(paths), cache,
                      mode, workers, report.methods, len(known))
         checkpoint("store-before-cleanup")

@@ -20,6 +20,7 @@ from typing import Optional
 from urllib.parse import urlparse
 
 from ...errors import NotFound, RemoteUnreachable
+from ..backends.faults import checkpoint
 from ...events import Event, emitter
 from ...extras import require_for_url
 from ..result import Result
@@ -343,6 +344,8 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
             # fetching its tags would otherwise stop on them, and nothing pushed ever moves
             renamed = tag_collisions.renumber_local(ws, tx, git_remote)
             history = _pull_history(ws.root, git_remote, name if has_data else None)
+            tx.kept = f"the history from {git_remote} is merged in; run pull again for its data"
+            checkpoint("pull-history-merged")
             if renamed:
                 history = "; ".join(f"{r['old']} re-numbered {r['new']}" for r in renamed) + "; " + history
         objects = 0

@@ -258,7 +258,8 @@ def repair_problems(root, problems: list, remote: Optional[str], on_event=None) 
         emit(Event("fetch", message=f"{len(broken)} object(s) from remote {remote or '(default)'}"))
         wanted = {p.what for p in broken}
         logger.debug("repair: fetching %d missing or corrupt object(s) from %s", len(wanted), remote or "(default)")
-        _dvc.fetch_objects(root, wanted, remote)
+        with _dvc.transfer_progress(emit):   # DVC's per-object count, with its total
+            _dvc.fetch_objects(root, wanted, remote)
         listed, _ = expand(root, {m: set() for m in wanted if m.endswith(".dir")})
         missing = {m for m in listed if not dvc_cache.object_path(root, m).exists()}
         if missing:   # files of a directory whose listing was itself missing
