@@ -76,7 +76,8 @@ def commit_folder(root: Path, pointer: Pointer, state: file_prints.FolderState, 
                   on_progress=None) -> Pointer:
     """Store what the cache lacks, write the new listing and the pointer; returns the new pointer.
     `on_progress(done, total)`: files stored so far."""
-    return _write(Path(root), pointer.path, pointer.dvc_file, state, mode, _pointer_data(root, pointer), on_progress)
+    return _write(Path(root), pointer.path, pointer.dvc_file, state, mode, _pointer_data(root, pointer),
+                  on_progress=on_progress)
 
 
 def can_track(root: Path, out: str) -> bool:
