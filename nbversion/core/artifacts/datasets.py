@@ -366,9 +366,15 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         base = f"{root}/{out}"   # strings, not Paths: once per file, up to millions of times
         if not in_place and folder_commit.can_track(root, out):
             # every md5 is known from the import: written as `dvc add` would, without its walk
-            _pointer, tracked = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root),
-                                                           objects, stored)
-            _dvc.remember_hashes(root, {f"{base}/{rel}": md5 for rel, md5 in manifest.items()})
+            # DVC's state DB is told the hashes (mostly SQLite) beside the tracking (mostly syscalls)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(1, thread_name_prefix="nbversion-dvc-state") as beside:
+                remembering = beside.submit(_dvc.remember_hashes, root,
+                                            {f"{base}/{rel}": md5 for rel, md5 in manifest.items()})
+                _pointer, tracked = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root),
+                                                               objects, stored)
+                remembering.result()
         else:
             _dvc.add(root, [out], known={} if in_place or not validation else {
                 f"{base}/{rel}": md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"},
