@@ -57,7 +57,7 @@ class Copied:
     missing: set = field(default_factory=set)    # md5s the source does not have
 
 
-class _Cloner:
+class Cloner:
     """Whether reflinks work between the two folders: asked once per transfer, not per object."""
 
     def __init__(self):
@@ -81,25 +81,34 @@ class _Cloner:
         return ok
 
 
-def _copy_one(source_base: Path, target_base: Path, md5: str, cloner: _Cloner) -> Optional[int]:
+def _copy_one(source_base: Path, target_base: Path, md5: str, cloner: Cloner) -> Optional[int]:
     """Copy object `md5`; its size, or None when the source lacks it. The copy goes to a temporary
     name in the target shard folder (same filesystem, so the rename is atomic)."""
-    target = object_path(target_base, md5)
+    source, target = object_path(source_base, md5), object_path(target_base, md5)
     tmp = target.parent / f".{secrets.token_urlsafe(16)}.tmp"
     try:
-        source = open(object_path(source_base, md5), "rb", buffering=0)
-    except FileNotFoundError:
-        return None
-    try:
-        with source, open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE), "wb", buffering=0) as out:
-            size = os.fstat(source.fileno()).st_size
-            if not cloner.into(source, out):
-                _kernel_copy(source, out, size)
+        size = clone_or_copy(source, tmp, cloner, OBJECT_MODE)
         checkpoint("transfer-temp-written")
         os.replace(tmp, target)
+    except FileNotFoundError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename == str(source):
+            return None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return size
+
+
+def clone_or_copy(source: Path, target: Path, cloner: Cloner, mode: int) -> int:
+    """A new file `target` (never an existing one: O_EXCL) with `source`'s bytes, a reflink where
+    the filesystem shares extents, else an in-kernel copy; returns its size."""
+    with open(source, "rb", buffering=0) as src, \
+            open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb", buffering=0) as out:
+        size = os.fstat(src.fileno()).st_size
+        if not cloner.into(src, out):
+            _kernel_copy(src, out, size)
     return size
 
 
@@ -119,18 +128,46 @@ def _kernel_copy(source, out, size: int) -> None:
         offset += sent
 
 
-def _batches(base: Path, md5s: list) -> list:
+def _batches(items: list, weigh: Callable) -> list:
     batches, batch, weight = [], [], 0
-    for md5 in md5s:
-        try:
-            weight += object_path(base, md5).stat().st_size if len(md5s) < 4096 else 0
-        except OSError:
-            pass
-        batch.append(md5)
+    for item in items:
+        weight += weigh(item)
+        batch.append(item)
         if len(batch) >= BATCH_OBJECTS or weight >= BATCH_BYTES:
             batches.append(batch)
             batch, weight = [], 0
     return batches + ([batch] if batch else [])
+
+
+def in_parallel(groups: list, work: Callable, weigh: Callable = lambda item: 0,
+                tick: Optional[Callable[[], None]] = None, jobs: Optional[int] = None) -> None:
+    """`work(item)` for every item of every group, on a pool of threads, in batches (`weigh(item)`:
+    its bytes); a group starts once the one before is done. `tick()` is called from this thread
+    a few times a second. Ctrl-C (or an error) stops the workers after the item each has in hand."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    stop = threading.Event()
+
+    def run(batch):
+        for item in batch:
+            if stop.is_set():
+                return
+            work(item)
+
+    workers = max(1, min(jobs or 4 * (os.cpu_count() or 1), 16))
+    with ThreadPoolExecutor(workers) as pool:
+        try:
+            for group in groups:
+                pending = {pool.submit(run, b) for b in _batches(group, weigh)}
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                    if tick:
+                        tick()
+        except BaseException:
+            stop.set()   # running items finish (or clean up), queued ones never start
+            raise
 
 
 def copy(source_base: Path, target_base: Path, md5s: Iterable[str],
@@ -141,46 +178,35 @@ def copy(source_base: Path, target_base: Path, md5s: Iterable[str],
 
     Ctrl-C (or any error) stops the workers after the object each is copying and removes its
     temporary file: what was renamed into place is complete, the rest is not there."""
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
     md5s = sorted(set(md5s), key=lambda m: (m.endswith(".dir"), m))
     result = Copied()
     if not md5s:
         return result
     for shard in {m[:2] for m in md5s}:
         (Path(target_base) / shard).mkdir(parents=True, exist_ok=True)
-    files = [m for m in md5s if not m.endswith(".dir")]
-    listings = [m for m in md5s if m.endswith(".dir")]
-    stop, lock, cloner = threading.Event(), threading.Lock(), _Cloner()
+    lock, cloner, started = threading.Lock(), Cloner(), time.monotonic()
 
-    def run(batch):
-        for md5 in batch:
-            if stop.is_set():
-                return
-            size = _copy_one(Path(source_base), Path(target_base), md5, cloner)
-            with lock:
-                if size is None:
-                    result.missing.add(md5)
-                else:
-                    result.objects += 1
-                    result.bytes += size
+    def one(md5):
+        size = _copy_one(Path(source_base), Path(target_base), md5, cloner)
+        with lock:
+            if size is None:
+                result.missing.add(md5)
+            else:
+                result.objects += 1
+                result.bytes += size
 
-    workers = max(1, min(jobs or 4 * (os.cpu_count() or 1), 16))
-    started = time.monotonic()
-    with ThreadPoolExecutor(workers) as pool:
-        try:
-            for group in (files, listings):   # listings only once every file is in place
-                pending = {pool.submit(run, b) for b in _batches(Path(source_base), group)}
-                while pending:
-                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        future.result()
-                    if progress:
-                        progress(result.objects, len(md5s), result.bytes)
-        except BaseException:
-            stop.set()   # running copies finish (or clean up), queued ones never start
-            raise
-    logger.debug("copied %d object(s), %d bytes, %s -> %s in %.2f s (%d worker(s), reflink: %s); %d missing",
-                 result.objects, result.bytes, source_base, target_base, time.monotonic() - started, workers,
-                 cloner.works, len(result.missing))
+    def weigh(md5):   # a few big objects each make a batch; thousands of small ones are not stat'ed twice
+        return _size(object_path(source_base, md5)) if len(md5s) < 4096 else 0
+
+    groups = [[m for m in md5s if not m.endswith(".dir")], [m for m in md5s if m.endswith(".dir")]]
+    in_parallel(groups, one, weigh, (lambda: progress(result.objects, len(md5s), result.bytes)) if progress else None, jobs)
+    logger.debug("copied %d object(s), %d bytes, %s -> %s in %.2f s (reflink: %s); %d missing", result.objects,
+                 result.bytes, source_base, target_base, time.monotonic() - started, cloner.works, len(result.missing))
     return result
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -24,7 +24,7 @@ from ...events import Event, emitter
 from ...extras import require_for_url
 from ..result import Result
 from ..backends import _dvc, dvc_cache, _git, _git_sync
-from . import fast_transfer, remote_safety, tag_collisions
+from . import fast_transfer, fresh_checkout, remote_safety, tag_collisions
 from .remote_safety import url_kind
 
 from typing import TYPE_CHECKING
@@ -351,10 +351,11 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
         if has_data:
             emit(Event("pull", 1, 3, f"data from {name}"))
             if all_versions or registered:
-                objects += _fetch_versions(ws.root, all_versions, registered, name, emit)
+                objects += fetch_versions(ws.root, all_versions, registered, name, emit)
             emit(Event("pull", 2, 3, "data of the checkout"))
             if (fetched := fast_transfer.fetch(ws.root, name, emit)) is not None:   # a folder remote: no DVC
-                _dvc.checkout_workspace(ws.root)
+                if leftover := fresh_checkout.checkout(ws.root, emit):   # outputs already here: DVC's
+                    _dvc.checkout_workspace(ws.root, targets=leftover)
                 objects += fetched[0]
             else:
                 with _dvc.transfer_progress(emit):
@@ -364,7 +365,7 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
     return TransferResult("pull", name, objects or 0, history, time.monotonic() - started)
 
 
-def _fetch_versions(root, all_versions: bool, registered: bool, name: str, emit) -> int:
+def fetch_versions(root, all_versions: bool, registered: bool, name: str, emit) -> int:
     """Fetch the objects of the chosen versions that are not here; returns how many came."""
     wanted = version_objects(root, all_versions, registered, name, fetch=False)
     if (fetched := fast_transfer.fetch(root, name, emit, wanted)) is not None:
