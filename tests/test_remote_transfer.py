@@ -153,3 +153,20 @@ def test_a_transfer_killed_mid_object_leaves_only_a_temp_file_that_nobody_trips_
     fresh = plain_clone(tmp_path, "fresh")
     subprocess.run([DVC, "pull", "-q"], cwd=fresh, check=True)
     assert sorted(p.name for p in (fresh / "datasets/photos").iterdir()) == sorted(p.name for p in more.iterdir())
+
+
+def test_ctrl_c_while_a_new_folder_is_written_leaves_it_whole_or_absent(dataset, tmp_path):
+    dataset.push()
+    b = nbv.open(plain_clone(tmp_path, "b"))
+
+    def interrupt(event):
+        if event.stage == "checkout" and 0 < event.done < event.total:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        b.pull(on_event=interrupt)
+    assert not (b.root / "datasets/photos").exists()
+    assert git(b.root, "status", "--porcelain", "--untracked-files=all", "--ignored", "datasets") == ""   # no scratch
+    b.pull()
+    assert len(list((b.root / "datasets/photos").iterdir())) == FILES and b.verify().problems == []
+    assert "nothing changed" in cli("status", cwd=b.root, check=0).stdout
