@@ -14,6 +14,7 @@ the caller then lets DVC do it, errors and messages as before.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
+from ...errors import RemoteUnreachable
 from ...events import Event
 from ..backends import _git, dvc_cache, object_copy
 
@@ -95,6 +97,17 @@ def _reporter(emit, where: str, direction: str) -> Callable[[int, int, int], Non
     return progress
 
 
+@contextlib.contextmanager
+def _copy_errors(remote: Path, direction: str):
+    """An OS error of a copy (a read-only share, a full disk, an unmounted NFS) as RemoteUnreachable."""
+    try:
+        yield
+    except OSError as exc:
+        raise RemoteUnreachable(f"could not copy {exc.filename or 'an object'} {direction} {remote}: {exc.strerror or exc}",
+                                hint="check the folder is mounted, writable and has room, then run the command again "
+                                     "(it resumes)") from exc
+
+
 def push(root, name: str, emit, md5s: Optional[set] = None) -> Optional[int]:
     """Copy to folder remote `name` the objects it lacks of the working tree (or of `md5s`, which
     may hold objects absent here: those are skipped). Returns how many were copied, or None."""
@@ -114,7 +127,8 @@ def push(root, name: str, emit, md5s: Optional[set] = None) -> Optional[int]:
         logger.debug("%d object(s) neither here nor on %s: DVC reports them", len(wanted - local - on_remote), remote)
         return None
     emit(Event("transfer", 0, len(local - on_remote), f"{len(on_remote)} of {len(wanted)} object(s) already on {remote}"))
-    copied = object_copy.copy(cache, remote, local - on_remote, _reporter(emit, str(remote), "to"))
+    with _copy_errors(remote, "to"):
+        copied = object_copy.copy(cache, remote, local - on_remote, _reporter(emit, str(remote), "to"))
     if copied.missing:   # removed from the cache meanwhile (a gc): DVC says so in its words
         return None
     return copied.objects
@@ -134,13 +148,15 @@ def fetch(root, name: str, emit, md5s: Optional[set] = None) -> Optional[tuple[i
         return None
     report = _reporter(emit, str(remote), "from")
     listings = {m for m in wanted if m.endswith(".dir")}
-    first = object_copy.copy(remote, cache, listings - object_copy.present(cache, listings), report)
+    with _copy_errors(remote, "from"):
+        first = object_copy.copy(remote, cache, listings - object_copy.present(cache, listings), report)
     everything = _expand(cache, wanted - first.missing)
     if everything is None:
         return None
     todo = everything - object_copy.present(cache, everything)
     emit(Event("transfer", 0, len(todo), f"{len(everything) - len(todo)} of {len(everything)} object(s) already here"))
-    rest = object_copy.copy(remote, cache, todo, report)
+    with _copy_errors(remote, "from"):
+        rest = object_copy.copy(remote, cache, todo, report)
     missing = first.missing | rest.missing
     if worktree and missing:
         logger.debug("%d object(s) of the working tree are not on %s: DVC reports them", len(missing), remote)

@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from ...errors import NbversionError
 from ...events import Event
 from ..backends import dvc_cache, object_copy, pointers, statcache
 from . import linking
@@ -89,11 +90,15 @@ def _build(root: Path, cache: Path, pointer, mode: str, emit) -> bool:
                 (scratch / folder).mkdir(parents=True, exist_ok=True)
         object_copy.in_parallel([entries], place, tick=tick)
         os.rename(scratch, target)
-    except BaseException:
+    except BaseException as exc:
         if scratch.is_dir():
             shutil.rmtree(scratch, ignore_errors=True)
         else:
             scratch.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise NbversionError(f"could not write {pointer.path} from the cache: {exc.strerror or exc}",
+                                 hint="check the disk has room and the folder is writable, then run `nbversion pull` "
+                                      "again") from exc
         raise
     tick()
     logger.debug("checked out %s: %d file(s) in %.2f s (%s)", pointer.path, len(entries), time.monotonic() - started, mode)
