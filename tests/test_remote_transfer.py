@@ -170,3 +170,17 @@ def test_ctrl_c_while_a_new_folder_is_written_leaves_it_whole_or_absent(dataset,
     b.pull()
     assert len(list((b.root / "datasets/photos").iterdir())) == FILES and b.verify().problems == []
     assert "nothing changed" in cli("status", cwd=b.root, check=0).stdout
+
+
+def test_a_clone_that_opted_for_hard_links_gets_read_only_links_to_the_cache(dataset, tmp_path):
+    from test_storage_links import set_link
+
+    set_link(dataset.root, "hardlink")
+    cli("commit", "-m", "hard links, please", cwd=dataset.root, check=0)
+    dataset.push()
+    b = nbv.open(plain_clone(tmp_path, "b"))
+    b.pull()
+    photos = sorted((b.root / "datasets/photos").iterdir())
+    assert len(photos) == FILES and {p.stat().st_nlink for p in photos} == {2}
+    assert not any(p.stat().st_mode & 0o222 for p in photos)
+    assert b.verify().problems == []

@@ -8,7 +8,8 @@ copies. Here the objects are listed from the `.dvc` files and `.dir` listings di
 wrote and the reverse.
 
 Every function returns None when the case is not the plain one (an S3 or SSH remote, a remote with
-options, `dvc.yaml` stages, legacy DVC 2 outputs, per-output remotes, objects nowhere to be found):
+options, `dvc.yaml` stages, legacy DVC 2 outputs, per-output remotes, a group-shared cache,
+objects nowhere to be found):
 the caller then lets DVC do it, errors and messages as before.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from urllib.parse import urlparse
 
 from ...errors import RemoteUnreachable
 from ...events import Event
-from ..backends import _git, dvc_cache, object_copy
+from ..backends import _git, dvc_cache, dvc_config, object_copy
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +140,9 @@ def fetch(root, name: str, emit, md5s: Optional[set] = None) -> Optional[tuple[i
     `.dir` listings expanded once fetched) that are not here. Returns (objects copied, md5s the
     remote lacks), or None; for the working tree, a missing object also means None (DVC's error)."""
     remote = folder_remote(root, name)
-    if remote is None:
-        return None
+    if remote is None or any(dvc_config.value(Path(root) / ".dvc" / file, "cache", "shared")
+                             for file in ("config", "config.local")):
+        return None   # a group-shared cache: DVC gives the objects it writes the group's modes
     cache = dvc_cache.cache_root(root)
     worktree = md5s is None
     wanted = worktree_objects(root) if worktree else set(md5s)
