@@ -123,7 +123,8 @@ def bench_s3(megabytes: int, files: int) -> list[dict]:
 
 
 def _fake_versions(root: Path, versions: int) -> None:
-    """`versions` registered versions in the documented format, written directly (no training)."""
+    """`versions` registered versions in the documented format, written directly (no training): manifest
+    keys are relative to the version folder (`files/best.pt`), as `verify` reads them."""
     env = bench_env()
     cache = root / ".dvc" / "cache" / "files" / "md5"
     for v in range(versions):
@@ -140,7 +141,7 @@ def _fake_versions(root: Path, versions: int) -> None:
         (base / "files.dvc").write_text(f"outs:\n- md5: {dir_md5}.dir\n  size: {len(weights)}\n  nfiles: 1\n"
                                         f"  hash: md5\n  path: files\n")
         (base / "manifest.json").write_text(json.dumps({"name": "yolo", "version": f"1.{v}.0",
-                                                        "files": {"best.pt": {"md5": md5, "size": len(weights)}}}))
+                                                        "files": {"files/best.pt": {"md5": md5, "size": len(weights)}}}))
         subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True)
         subprocess.run(["git", "commit", "-qm", f"register v1.{v}.0"], cwd=root, env=env, check=True)
         subprocess.run(["git", "tag", "-a", f"yolo@v1.{v}.0", "-m", f"Registering artifact yolo version v1.{v}.0"],
