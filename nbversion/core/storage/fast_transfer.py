@@ -70,8 +70,9 @@ def worktree_objects(root) -> Optional[set]:
         except (OSError, yaml.YAMLError):
             return None
         for out in data.get("outs") or []:
-            if not isinstance(out, dict) or out.get("hash") != "md5" or "remote" in out or out.get("push") is False:
-                return None   # legacy DVC 2 layout, a per-output remote, an output kept local
+            if not isinstance(out, dict) or out.get("hash") != "md5" or out.get("push") is False \
+                    or out.get("cache") is False or "remote" in out or "files" in out:
+                return None   # DVC 2's layout, an output kept local or uncached, its own remote, cloud versioning
             if out.get("md5"):
                 wanted.add(out["md5"])
     return wanted
