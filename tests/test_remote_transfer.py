@@ -184,3 +184,12 @@ def test_a_clone_that_opted_for_hard_links_gets_read_only_links_to_the_cache(dat
     assert len(photos) == FILES and {p.stat().st_nlink for p in photos} == {2}
     assert not any(p.stat().st_mode & 0o222 for p in photos)
     assert b.verify().problems == []
+
+
+def test_a_folder_remote_with_options_of_its_own_still_pushes_and_pulls(dataset, tmp_path):
+    subprocess.run([DVC, "remote", "modify", "team", "jobs", "2"], cwd=dataset.root, check=True)   # DVC's to honour
+    dataset.commit("the remote copies two at a time")
+    assert dataset.push().objects == FILES + 1
+    b = nbv.open(plain_clone(tmp_path, "b"))
+    assert b.pull().objects == FILES + 1
+    assert len(list((b.root / "datasets/photos").iterdir())) == FILES and b.verify().problems == []
