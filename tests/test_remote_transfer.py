@@ -193,3 +193,10 @@ def test_a_folder_remote_with_options_of_its_own_still_pushes_and_pulls(dataset,
     b = nbv.open(plain_clone(tmp_path, "b"))
     assert b.pull().objects == FILES + 1
     assert len(list((b.root / "datasets/photos").iterdir())) == FILES and b.verify().problems == []
+
+
+def test_a_remote_folder_that_cannot_be_written_fails_with_its_path_and_a_hint(dataset, tmp_path):
+    (tmp_path / "remote" / "data").write_text("a mount point left behind as a plain file")
+    proc = cli("push", cwd=dataset.root, check=1)
+    assert str(tmp_path / "remote" / "data") in proc.stderr and "hint:" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -128,9 +128,10 @@ def push(root, name: str, emit, md5s: Optional[set] = None) -> Optional[int]:
     if md5s is None and wanted - local - on_remote:
         logger.debug("%d object(s) neither here nor on %s: DVC reports them", len(wanted - local - on_remote), remote)
         return None
-    emit(Event("transfer", 0, len(local - on_remote), f"{len(on_remote)} of {len(wanted)} object(s) already on {remote}"))
-    with _copy_errors(remote, "to"):
-        copied = object_copy.copy(cache, remote, local - on_remote, _reporter(emit, str(remote), "to"))
+    where = remote.parent.parent   # the folder the user knows: the remote's data folder
+    emit(Event("transfer", 0, len(local - on_remote), f"{len(on_remote)} of {len(wanted)} object(s) already on {where}"))
+    with _copy_errors(where, "to"):
+        copied = object_copy.copy(cache, remote, local - on_remote, _reporter(emit, str(where), "to"))
     if copied.missing:   # removed from the cache meanwhile (a gc): DVC says so in its words
         return None
     return copied.objects
@@ -149,16 +150,17 @@ def fetch(root, name: str, emit, md5s: Optional[set] = None) -> Optional[tuple[i
     wanted = worktree_objects(root) if worktree else set(md5s)
     if wanted is None:
         return None
-    report = _reporter(emit, str(remote), "from")
+    where = remote.parent.parent
+    report = _reporter(emit, str(where), "from")
     listings = {m for m in wanted if m.endswith(".dir")}
-    with _copy_errors(remote, "from"):
+    with _copy_errors(where, "from"):
         first = object_copy.copy(remote, cache, listings - object_copy.present(cache, listings), report)
     everything = _expand(cache, wanted - first.missing)
     if everything is None:
         return None
     todo = everything - object_copy.present(cache, everything)
     emit(Event("transfer", 0, len(todo), f"{len(everything) - len(todo)} of {len(everything)} object(s) already here"))
-    with _copy_errors(remote, "from"):
+    with _copy_errors(where, "from"):
         rest = object_copy.copy(remote, cache, todo, report)
     missing = first.missing | rest.missing
     if worktree and missing:
