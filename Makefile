@@ -50,10 +50,11 @@ versions: wheel
 bench: install $(LABEXT)
 	$(PY) -m benchmarks
 
-# the big sizes of issues 15 and 16 (minutes): 200,000 files, 10,000 signed commits
+# the big sizes of issues 15 and 16 (minutes): 200,000 files, 10,000 signed commits, push/pull of 100,000 files
 bench-large: install
 	$(PY) -m benchmarks.bench_changes --files 200000 --images 100000
 	$(PY) -m benchmarks.bench_signed --commits 10000
+	$(PY) -m benchmarks.bench_remotes --small 100000 --versions 100
 
 clean:
 	rm -rf .demo test-artifacts benchmarks/.work dist .venv-lowest .venv-newest .venv-wheel

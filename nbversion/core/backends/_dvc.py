@@ -291,13 +291,13 @@ def fetch(root, remote: Optional[str] = None, revs=None, all_commits: bool = Fal
         return repo.fetch(**_transfer_kwargs(remote, revs, all_commits, workspace, jobs))
 
 
-def checkout_workspace(root, force: bool = False) -> None:
-    """Link or copy every tracked output of the working tree from the cache."""
+def checkout_workspace(root, force: bool = False, targets=None) -> None:
+    """Link or copy every tracked output of the working tree (or of `targets`) from the cache."""
     from dvc.exceptions import CheckoutError
 
     with _repo(root, "checkout_workspace") as repo:
         try:
-            repo.checkout(force=force)
+            repo.checkout(targets=_abs(root, targets) if targets else None, force=force)
         except CheckoutError as exc:
             raise NbversionError(f"dvc checkout: {exc}",
                                  hint="run `nbversion pull` again, or `nbversion verify --repair`") from exc

@@ -15,8 +15,9 @@ from typing import Optional
 from ...errors import AlreadyExists, NbversionError, UsageError
 from ...events import Event, emitter
 from ...extras import require_for_url
-from ..backends import _dvc, dvc_cache, _git, _git_sync
-from .remotes import TransferResult, folder_path, ssh_command, url_kind, version_objects
+from ..backends import _dvc, _git, _git_sync
+from . import fast_transfer, fresh_checkout
+from .remotes import TransferResult, fetch_versions, folder_path, ssh_command, url_kind
 
 logger = logging.getLogger(__name__)
 
@@ -87,15 +88,17 @@ def _clone_into(url: str, target: Path, keyfile, all_versions: bool, emit, start
     objects = 0
     if default:
         emit(Event("clone", 1, 3, f"data from {default}"))
-        with _dvc.transfer_progress(emit):
-            objects = _dvc.fetch(target, default)
+        if (fetched := fast_transfer.fetch(target, default, emit)) is not None:   # a folder remote: no DVC
+            objects = fetched[0]
+        else:
+            with _dvc.transfer_progress(emit):
+                objects = _dvc.fetch(target, default)
         if all_versions:
-            wanted = version_objects(target, True, False, default, fetch=True)
-            objects += _dvc.fetch_objects(target, [m for m in wanted if not dvc_cache.object_path(target, m).exists()],
-                                          default)[0]
+            objects += fetch_versions(target, True, False, default, emit)
         emit(Event("clone", 2, 3, "checkout"))
-        with _dvc.transfer_progress(emit):
-            _dvc.checkout_workspace(target)
+        if leftover := fresh_checkout.checkout(target, emit):
+            with _dvc.transfer_progress(emit):
+                _dvc.checkout_workspace(target, targets=leftover)
     emit(Event("clone", 3, 3, "done"))
     history = f"cloned {_git.current_branch(target) or 'HEAD'} with {len(_git.tags(target, '**'))} tag(s)"
     return TransferResult("clone", default or url, objects or 0, history, time.monotonic() - started,

@@ -25,7 +25,7 @@ from ...events import Event, emitter
 from ...extras import require_for_url
 from ..result import Result
 from ..backends import _dvc, dvc_cache, _git, _git_sync
-from . import remote_safety, tag_collisions
+from . import fast_transfer, fresh_checkout, remote_safety, tag_collisions
 from .remote_safety import url_kind
 
 from typing import TYPE_CHECKING
@@ -275,13 +275,15 @@ def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
     objects = 0
     if has_data:
         emit(Event("push", 0, 2, f"data to {name}"))
-        if all_versions or registered:
-            wanted = version_objects(ws.root, all_versions, registered, name, fetch=False)
+        wanted = version_objects(ws.root, all_versions, registered, name, fetch=False) \
+            if all_versions or registered else None
+        objects = fast_transfer.push(ws.root, name, emit, wanted)   # a folder remote: no DVC
+        if objects is None and wanted is not None:
             present = {m for m in wanted if dvc_cache.object_path(ws.root, m).exists()}
             logger.debug("%d object(s) in the chosen versions, %d of them in the local cache", len(wanted), len(present))
             with _dvc.transfer_progress(emit):
                 objects = _dvc.push_objects(ws.root, present, name)
-        else:
+        elif objects is None:
             with _dvc.transfer_progress(emit):
                 objects = _dvc.push(ws.root, name)
     history = "no git remote of this name"
@@ -352,16 +354,28 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
         if has_data:
             emit(Event("pull", 1, 3, f"data from {name}"))
             if all_versions or registered:
-                wanted = version_objects(ws.root, all_versions, registered, name, fetch=True)
-                with _dvc.transfer_progress(emit):
-                    objects += _dvc.fetch_objects(ws.root, [m for m in wanted if not dvc_cache.object_path(ws.root, m).exists()],
-                                                  name)[0]
+                objects += fetch_versions(ws.root, all_versions, registered, name, emit)
             emit(Event("pull", 2, 3, "data of the checkout"))
-            with _dvc.transfer_progress(emit):
-                objects += _dvc.pull(ws.root, name)
+            if (fetched := fast_transfer.fetch(ws.root, name, emit)) is not None:   # a folder remote: no DVC
+                if leftover := fresh_checkout.checkout(ws.root, emit):   # outputs already here: DVC's
+                    _dvc.checkout_workspace(ws.root, targets=leftover)
+                objects += fetched[0]
+            else:
+                with _dvc.transfer_progress(emit):
+                    objects += _dvc.pull(ws.root, name)
     logger.debug("pulled %d object(s) from %s; history: %s", objects or 0, name, history)
     emit(Event("pull", 3, 3, "done"))
     return TransferResult("pull", name, objects or 0, history, time.monotonic() - started)
+
+
+def fetch_versions(root, all_versions: bool, registered: bool, name: str, emit) -> int:
+    """Fetch the objects of the chosen versions that are not here; returns how many came."""
+    wanted = version_objects(root, all_versions, registered, name, fetch=False)
+    if (fetched := fast_transfer.fetch(root, name, emit, wanted)) is not None:
+        return fetched[0]
+    wanted = version_objects(root, all_versions, registered, name, fetch=True)
+    with _dvc.transfer_progress(emit):
+        return _dvc.fetch_objects(root, [m for m in wanted if not dvc_cache.object_path(root, m).exists()], name)[0]
 
 
 def _pull_history(root, name: str, data_remote: Optional[str]) -> str:
