@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from ...errors import UsageError
+from .. import paging
 from ..result import Result
 from ..backends import _dvc, dvc_cache, _git
 from ..units import human_bytes
@@ -40,6 +41,13 @@ class LogEntry:
 @dataclass
 class LogResult(Result):
     entries: list = field(default_factory=list)
+    page: Optional[paging.Page] = None
+
+    def to_dict(self) -> dict:
+        return {"entries": [asdict(e) for e in self.entries], **(self.page.to_dict() if self.page else {})}
+
+    def summary(self) -> str:
+        return self.page.describe(len(self.entries), "commits") if self.page else ""
 
     def table(self):
         rows = []
@@ -61,16 +69,18 @@ def _describe(letter: str, path: str) -> Optional[str]:
 
 
 def log(ws: Workspace, n: Optional[int] = None, paths: Iterable[str | os.PathLike] = (),
-        on_event: Optional[EventCallback] = None) -> LogResult:
+        on_event: Optional[EventCallback] = None, offset: Optional[int] = None) -> LogResult:
     """History, newest first, with the data changes and notebook cell of each commit (`nbversion log`).
 
     Args:
         n: only the last `n` commits (default: all).
         paths: only commits touching these paths (a data path matches its .dvc pointer too).
         on_event: unused; kept so every verb takes it.
+        offset: skip the newest `offset` commits first (the next page); given, the result also
+            says the `page` (total, offset, limit, next_offset), which costs one more git call.
 
     Returns:
-        LogResult: `entries`, one `LogEntry` per commit.
+        LogResult: `entries`, one `LogEntry` per commit, and `page` when `offset` is given.
 
     Example:
         >>> ws = nbv.open(".")
@@ -82,14 +92,17 @@ def log(ws: Workspace, n: Optional[int] = None, paths: Iterable[str | os.PathLik
     for p in paths:
         rel = ws.rel(p)
         wanted += [rel, rel + ".dvc"]
+    paging.check(n, offset or 0)
     entries = []
-    for c in _git.log(ws.root, n, paths=wanted):
+    for c in _git.log(ws.root, n, paths=wanted, skip=offset or 0):
         trailers = parse_trailers(c.body)
         changes = [d for d in (_describe(s, p) for s, p in c.changes) if d]
         message = c.subject + ("\n\n" + c.body if c.body else "")
         entries.append(LogEntry(c.sha, c.email or c.author, c.date, message, changes,
                                 trailers.get("notebook"), trailers.get("cell")))
-    return LogResult(entries)
+    if offset is None:
+        return LogResult(entries)
+    return LogResult(entries, paging.Page(_git.count_commits(ws.root, paths=wanted), offset, n))
 
 
 @dataclass
