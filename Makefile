@@ -50,10 +50,12 @@ versions: wheel
 bench: install $(LABEXT)
 	$(PY) -m benchmarks
 
-# the big sizes of issues 15 and 16 (minutes): 200,000 files, 10,000 signed commits
+# the big sizes of issues 15 and 16 (minutes): 200,000 files, 10,000 signed commits,
+# REST list routes at 10,000 versions, runs and audit entries
 bench-large: install
 	$(PY) -m benchmarks.bench_changes --files 200000
 	$(PY) -m benchmarks.bench_signed --commits 10000
+	$(PY) -m benchmarks.bench_server --versions 10000 --runs 10000 --audit 10000 --no-browser
 
 clean:
 	rm -rf .demo test-artifacts benchmarks/.work dist .venv-lowest .venv-newest .venv-wheel

@@ -41,7 +41,7 @@ class Page:
         """"100 of 10000 runs" when the page is part of the list, "" when it is all of it."""
         if shown >= self.total:
             return ""
-        return f"{shown} of {self.total} {noun} (offset {self.offset})"
+        return f"{shown} of {self.total} {noun}" + (f" (after the first {self.offset})" if self.offset else "")
 
 
 def check(limit: Optional[int], offset: int = 0) -> None:
