@@ -38,7 +38,7 @@ ENDPOINTS = ["status", "whoami", "runs/progress?cursor={cursor}",
              "log", "log?offset=1&limit=2", "datasets", "models",
              "runs", "runs?status=done&dataset=bench&limit=20", "runs?fields=view", "runs?offset=5000&fields=id,status",
              "registry", "registry?stage=champion", "registry?fields=view", "registry?name=detector&offset=5000",
-             "audit", "audit?user=alice@example.com&action=note&limit=20", "audit?limit=50&fields=view",
+             "audit", "audit?user=bench@example.com&action=register&limit=20", "audit?limit=50&fields=view",
              "audit?since=2000-01-01&offset=5000"]
 
 
@@ -83,6 +83,8 @@ def write_versions(root: Path, count: int, tmp: Path) -> None:
             folder.mkdir(parents=True)
             for name in ("files.dvc", ".gitignore"):
                 shutil.copyfile(template / name, folder / name)
+            # the weights checked out, as after a real register (else `status` lists each as missing)
+            shutil.copytree(template / "files", folder / "files", copy_function=shutil.copyfile)
             metrics = {"mAP50-95": 0.3 + i / 100000}
             (folder / "manifest.json").write_text(json.dumps(
                 {**manifest, "version": version, "metrics": metrics, "registered_at": chain.now_iso("seconds")}))

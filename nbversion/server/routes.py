@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 NAME = r"(?P<name>[^/]+)"
 LOG_PAGE = 50
+LOG_CHANGES = 100   # changes listed per commit (each entry's changes_total says how many it made)
 
 
 class StatusHandler(NbversionHandler):
@@ -45,7 +46,7 @@ class LogHandler(NbversionHandler):
         def log(ws):
             # `n` is the older name of `limit`; a page of history is 50 commits unless asked
             page = self.page_arguments(default_limit=self.int_argument("n", LOG_PAGE))
-            return ws.log(page["limit"], offset=page["offset"])
+            return ws.log(page["limit"], offset=page["offset"], max_changes=LOG_CHANGES)
         await self.respond(log)
 
 
