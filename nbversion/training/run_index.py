@@ -115,9 +115,8 @@ class RunIndex:
             if any(run_id not in self.rows for run_id in changed):
                 trusted = False     # a record the index never saw: only a full pass places it
             else:
-                for run_id in changed:
-                    self._reread(run_id)
-                if changed:
+                read_all = all([self._reread(run_id) for run_id in changed])
+                if changed and read_all:   # an unreadable record is read again next time
                     self._save(key, journal, stamps=None)
         if not trusted:
             self._full_pass(key, journal)
@@ -136,19 +135,22 @@ class RunIndex:
             tail = fh.read(end - start)
         return {line.decode() for line in tail.split(b"\n") if line}
 
-    def _reread(self, run_id: str) -> None:
+    def _reread(self, run_id: str) -> bool:
+        """Read `run_id`'s record again; False if it exists but cannot be read now."""
         record = read_record(self.base, run_id)
         if record is None:
-            if not (self.base / run_id / "run.json").exists():
-                self.rows.pop(run_id, None)
-                self.ids = [i for i in self.ids if i != run_id]
-            return
+            if (self.base / run_id / "run.json").exists():
+                return False
+            self.rows.pop(run_id, None)
+            self.ids = [i for i in self.ids if i != run_id]
+            return True
         self.rows[run_id] = _columns_of(record)
+        return True
 
     def _full_pass(self, key: list, journal: int) -> None:
         old = _load(self.root / STAMPS_FILE) or {}
         old_stamps, old_rows = old.get("stamps") or {}, old.get("rows") or {}
-        stamps, rows = {}, {}
+        stamps, rows, unreadable = {}, {}, False
         try:
             names = sorted(os.listdir(self.base))
         except OSError:
@@ -164,6 +166,7 @@ class RunIndex:
                 continue
             record = read_record(self.base, name)
             if record is None:
+                unreadable = True   # not JSON (yet): listed once it is, so keep no trusted index
                 continue
             rows[name] = _columns_of(record)
             # a record written within the clock tick may be written again with the same stamp
@@ -172,12 +175,12 @@ class RunIndex:
         self.ids, self.rows = list(rows), rows
         logger.debug("run index: full pass over %d records", len(rows))
         self._save(key, journal, stamps={"format": FORMAT, "stamps": stamps,
-                                         "rows": {k: list(v) for k, v in rows.items()}})
+                                         "rows": {k: list(v) for k, v in rows.items()}}, doubtful=unreadable)
 
-    def _save(self, key: list, journal: int, stamps: Optional[dict]) -> None:
+    def _save(self, key: list, journal: int, stamps: Optional[dict], doubtful: bool = False) -> None:
         # only the folder's mtime can hide a second change in the same clock tick (git writes its
         # index to a new file each time, so the index's inode moves with every write)
-        index = {"format": FORMAT, "key": key, "racy": git_files.is_recent(key[:1], RACY_SECONDS),
+        index = {"format": FORMAT, "key": key, "racy": doubtful or git_files.is_recent(key[:1], RACY_SECONDS),
                  "journal": journal, "ids": self.ids}
         for column_number, column in enumerate(COLUMNS):
             index[column] = [self.rows[i][column_number] for i in self.ids]
