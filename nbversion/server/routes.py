@@ -2,6 +2,8 @@
 
 Read-only routes are GET; anything that changes the workspace is POST (Jupyter checks XSRF
 on every non-GET request) and fails fast with 409 while another process holds the lock.
+List routes answer one page (`limit`, `offset`; the answer's `total` and `next`), filtered by
+the core call itself, so a page of 10,000 runs costs a page (docs/sidebar.md lists the parameters).
 """
 from __future__ import annotations
 
