@@ -121,6 +121,36 @@ async def test_a_registration_and_a_promotion_show_in_the_next_answer(api, ws, t
     assert [v["version"] for v in data["versions"]] == ["v1.0.0"], data
 
 
+async def test_tags_changed_with_plain_git_show_in_the_next_answer(api, ws, tmp_path):
+    """A colleague's `git tag -d` or `git pack-refs` changes what the kept rows are keyed on."""
+    from conftest import git
+
+    register_versions(ws, tmp_path, "1.0.0", "1.1.0", "1.2.0")
+    time.sleep(RACY_SECONDS + 0.1)
+    code, data = await api("registry")
+    assert data["total"] == 3
+    git(ws.root, "pack-refs", "--all")         # every tag moves into packed-refs
+    code, data = await api("registry")
+    assert [v["version"] for v in data["versions"]] == ["v1.2.0", "v1.1.0", "v1.0.0"]
+    time.sleep(RACY_SECONDS + 0.1)
+    code, data = await api("registry")
+    git(ws.root, "tag", "-d", "detector@v1.1.0")   # rewrites packed-refs only
+    code, data = await api("registry")
+    assert [v["version"] for v in data["versions"]] == ["v1.2.0", "v1.0.0"] and data["total"] == 2
+
+
+async def test_a_run_folder_removed_by_hand_is_gone_from_the_next_answer(trained, api):
+    import shutil
+
+    ws, first = trained
+    time.sleep(RACY_SECONDS + 0.1)    # past the clock-tick window: the run index is kept and trusted
+    code, data = await api("runs")
+    assert [r["id"] for r in data["runs"]] == [first]
+    shutil.rmtree(ws.root / "runs" / first)
+    code, data = await api("runs")
+    assert code == 200 and data["runs"] == [] and data["total"] == 0, data
+
+
 # --- audit and log ---------------------------------------------------------------------------
 
 async def test_audit_pages_back_from_the_newest_entry_and_shows_a_new_one_at_once(api, ws):
