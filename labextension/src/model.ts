@@ -16,6 +16,9 @@ export interface IView {
 
 export interface IResult {
   view?: IView;
+  /** A paged list: how many items match, and the route of the next page (null: last). */
+  total?: number;
+  next?: string | null;
   [key: string]: unknown;
 }
 
@@ -174,6 +177,40 @@ export class NbversionModel {
     );
     await this.refresh('runs');
     return result;
+  }
+
+  /**
+   * Add the next page of a paged list to its table. Runs page back in time, so their older
+   * rows go first (the table draws them newest first); registry pages follow on.
+   */
+  async more(section: Section): Promise<void> {
+    const result = this.results.get(section);
+    const view = result?.view;
+    if (!result || !view || !result.next) {
+      return;
+    }
+    let page: IResult;
+    try {
+      page = await requestAPI<IResult>(result.next);
+    } catch (error) {
+      this.report(error);
+      return;
+    }
+    const rows = page.view?.rows || [];
+    const marked = page.view?.highlight || [];
+    const before = section === 'runs';
+    const shift = (list: number[], by: number) => list.map(i => i + by);
+    const merged: IView = {
+      ...view,
+      rows: before ? [...rows, ...view.rows] : [...view.rows, ...rows],
+      highlight: before
+        ? [...marked, ...shift(view.highlight, rows.length)]
+        : [...view.highlight, ...shift(marked, view.rows.length)]
+    };
+    const total = page.total ?? result.total;
+    merged.summary = `${merged.rows.length} of ${total}`;
+    this.results.set(section, { ...result, view: merged, total, next: page.next });
+    this._changed.emit(section);
   }
 
   datasetShow(name: string, rev = ''): Promise<IResult | null> {
