@@ -19,6 +19,7 @@ export interface IResult {
   /** A paged list: how many items match, and the route of the next page (null: last). */
   total?: number;
   next?: string | null;
+  next_offset?: number | null;
   [key: string]: unknown;
 }
 
@@ -135,7 +136,11 @@ export class NbversionModel {
 
   async refresh(section: Section): Promise<void> {
     try {
-      this.results.set(section, await requestAPI<IResult>(PATHS[section]));
+      const result = await requestAPI<IResult>(PATHS[section]);
+      if (section === 'registry' && result.next && result.view) {
+        await this.pinChampions(result.view);
+      }
+      this.results.set(section, result);
       this.unavailable.delete(section);
     } catch (error) {
       const reason = this.sectionCannotLoad(error);
@@ -181,7 +186,8 @@ export class NbversionModel {
 
   /**
    * Add the next page of a paged list to its table. Runs page back in time, so their older
-   * rows go first (the table draws them newest first); registry pages follow on.
+   * rows go first (the table draws them newest first); registry pages follow on. A row
+   * already drawn (a champion pinned from a later page) is drawn once, where its page puts it.
    */
   async more(section: Section): Promise<void> {
     const result = this.results.get(section);
@@ -196,21 +202,46 @@ export class NbversionModel {
       this.report(error);
       return;
     }
+    const key = (row: string[]) => row.join('\u0001');
     const rows = page.view?.rows || [];
-    const marked = page.view?.highlight || [];
-    const before = section === 'runs';
-    const shift = (list: number[], by: number) => list.map(i => i + by);
-    const merged: IView = {
-      ...view,
-      rows: before ? [...rows, ...view.rows] : [...view.rows, ...rows],
-      highlight: before
-        ? [...marked, ...shift(view.highlight, rows.length)]
-        : [...view.highlight, ...shift(marked, view.rows.length)]
-    };
+    const incoming = new Set(rows.map(key));
+    const hot = new Set([
+      ...view.highlight.map(i => key(view.rows[i])),
+      ...(page.view?.highlight || []).map(i => key(rows[i]))
+    ]);
+    const kept = view.rows.filter(row => !incoming.has(key(row)));
+    const merged = section === 'runs' ? [...rows, ...kept] : [...kept, ...rows];
     const total = page.total ?? result.total;
-    merged.summary = `${merged.rows.length} of ${total}`;
-    this.results.set(section, { ...result, view: merged, total, next: page.next });
+    this.results.set(section, {
+      ...result,
+      total,
+      next: page.next,
+      next_offset: page.next_offset,
+      view: {
+        ...view,
+        rows: merged,
+        highlight: merged.map((row, i) => (hot.has(key(row)) ? i : -1)).filter(i => i >= 0),
+        summary: `${merged.length} of ${total}`
+      }
+    });
     this._changed.emit(section);
+  }
+
+  /** A registry longer than a page still draws its champions: their rows join the first page. */
+  private async pinChampions(view: IView): Promise<void> {
+    let held: IResult;
+    try {
+      held = await requestAPI<IResult>('registry?stage=champion&fields=view');
+    } catch {
+      return; // the page itself is what matters; a failed extra is not worth a notification
+    }
+    const shown = new Set(view.rows.map(row => row.join('\u0001')));
+    for (const row of held.view?.rows || []) {
+      if (!shown.has(row.join('\u0001'))) {
+        view.highlight.push(view.rows.length);
+        view.rows.push(row);
+      }
+    }
   }
 
   datasetShow(name: string, rev = ''): Promise<IResult | null> {

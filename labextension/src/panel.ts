@@ -86,8 +86,8 @@ export abstract class SectionWidget extends Widget {
           this.render();
         })
       );
-    } else if (result?.next && result.total !== undefined) {
-      const left = Math.min(result.total - view.rows.length, SectionWidget.PAGE);
+    } else if (result?.next && result.total !== undefined && typeof result.next_offset === 'number') {
+      const left = Math.min(result.total - result.next_offset, SectionWidget.PAGE);
       box.appendChild(
         button(`Show ${left} more of ${result.total}`, () => void this.model.more(this.section))
       );
