@@ -151,6 +151,22 @@ async def test_a_run_folder_removed_by_hand_is_gone_from_the_next_answer(trained
     assert code == 200 and data["runs"] == [] and data["total"] == 0, data
 
 
+def test_the_cli_filters_and_pages_the_same_lists(ws, tmp_path):
+    import json
+
+    from conftest import cli
+
+    register_versions(ws, tmp_path, "1.0.0", "1.1.0", "1.2.0")
+    ws.promote("detector@v1.0.0")
+    held = json.loads(cli("registry", "--stage", "champion", "--json").stdout)
+    assert [v["version"] for v in held["versions"]] == ["v1.0.0"] and held["total"] == 1
+    first = json.loads(cli("registry", "-n", "2", "--json").stdout)
+    assert [v["version"] for v in first["versions"]] == ["v1.2.0", "v1.1.0"] and first["next_offset"] == 2
+    assert "2 of 3 versions" in cli("registry", "-n", "2").stdout
+    refused = cli("runs", "list", "--status", "finished")
+    assert refused.returncode == 2 and "not a run status" in refused.stderr
+
+
 # --- audit and log ---------------------------------------------------------------------------
 
 async def test_audit_pages_back_from_the_newest_entry_and_shows_a_new_one_at_once(api, ws):
