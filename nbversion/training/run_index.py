@@ -60,7 +60,10 @@ def note_written(root, run_id: str) -> None:
 
 
 def _key(root: Path) -> list:
-    return [git_files.stamp(root / "runs"), git_files.stamp(git_files.git_dir(root) / "index")]
+    journal = git_files.stamp(root / JOURNAL_FILE)
+    # the journal's inode: a journal deleted and begun again is not read from the old offset
+    return [git_files.stamp(root / "runs"), git_files.stamp(git_files.git_dir(root) / "index"),
+            journal[2] if journal else None]
 
 
 def _journal_size(root: Path) -> int:
