@@ -50,11 +50,13 @@ versions: wheel
 bench: install $(LABEXT)
 	$(PY) -m benchmarks
 
-# the big sizes of issues 15 and 16 (minutes): 200,000 files, 10,000 signed commits, push/pull of 100,000 files
+# the big sizes of issues 15 and 16 (minutes): 200,000 files and 100,000 images, 10,000 signed
+# commits, push/pull of 100,000 files, REST list routes at 10,000 versions, runs and audit entries
 bench-large: install
 	$(PY) -m benchmarks.bench_changes --files 200000 --images 100000
 	$(PY) -m benchmarks.bench_signed --commits 10000
 	$(PY) -m benchmarks.bench_remotes --small 100000 --versions 100
+	$(PY) -m benchmarks.bench_server --versions 10000 --runs 10000 --audit 10000 --no-browser
 
 clean:
 	rm -rf .demo test-artifacts benchmarks/.work dist .venv-lowest .venv-newest .venv-wheel

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -139,6 +140,23 @@ def long_registry_lab(ws, tmp_path):
     stop_lab(proc)
 
 
+PAGED_REGISTRY = 103   # more than the 100 versions of the server's first page
+
+
+@pytest.fixture
+def paged_registry_lab(ws, tmp_path):
+    """detector v1.0.0 (champion) .. v1.102.0, registered from weight files: two pages of the
+    registry route, the champion on the second."""
+    weights = tmp_path / "detector.pt"
+    for minor in range(PAGED_REGISTRY):
+        weights.write_bytes(os.urandom(256))
+        ws.register("detector", version=f"1.{minor}.0", source=str(weights))
+    ws.promote("detector@v1.0.0")
+    proc, url = start_lab(ws.root, tmp_path)
+    yield {"url": url, "root": ws.root}
+    stop_lab(proc)
+
+
 @pytest.fixture
 def viewer_lab(populated, tmp_path):
     """The sidebar of a viewer (a role in users.toml), with a running run."""
@@ -178,7 +196,7 @@ def wait_for_server(url: str, proc, log: Path, timeout: float = 90) -> None:
 @pytest.fixture
 def page(request):
     """A chromium page on the lab of the test (`lab`, `live_lab`, ...)."""
-    name = next((n for n in ("live_lab", "long_registry_lab", "bare_lab", "viewer_lab")
+    name = next((n for n in ("live_lab", "long_registry_lab", "paged_registry_lab", "bare_lab", "viewer_lab")
                  if n in request.fixturenames), "lab")
     lab = request.getfixturevalue(name)
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -397,6 +415,22 @@ def test_a_long_registry_draws_30_rows_and_the_champion(page, long_registry_lab)
     registry.get_by_role("button", name=f"Show all {LONG_REGISTRY}").click()
     page.wait_for_function("n => document.querySelectorAll("
                            "'#nbversion-sidebar .nbv-Section-registry tbody tr').length === n", arg=LONG_REGISTRY)
+
+
+def test_a_registry_longer_than_a_page_loads_the_next_page_on_demand(page, paged_registry_lab):
+    open_sidebar(page)
+    registry = section(page, "registry")
+    assert "100 of 103 versions" in registry.inner_text()       # the server sent its first page
+    assert "v1.0.0" in registry.locator("tr.nbv-mod-highlight").inner_text()   # the champion, pinned
+    registry.get_by_role("button", name="Show all 101").click()
+    registry.get_by_role("button", name=f"Show {PAGED_REGISTRY - 100} more of {PAGED_REGISTRY}").click()
+    page.wait_for_function("n => document.querySelectorAll("
+                           "'#nbversion-sidebar .nbv-Section-registry tbody tr').length === n", arg=PAGED_REGISTRY)
+    rows = registry.locator("tbody tr")                        # the champion once, in its place
+    assert "v1.102.0" in rows.first.inner_text() and "v1.0.0" in rows.last.inner_text()
+    assert "v1.0.0" in registry.locator("tr.nbv-mod-highlight").inner_text()
+    assert registry.get_by_role("button", name=re.compile("more of")).count() == 0   # the last page
+    assert f"{PAGED_REGISTRY} of {PAGED_REGISTRY}" in registry.inner_text()
 
 
 def test_a_viewer_sees_the_workspace_but_cannot_act(page, viewer_lab):

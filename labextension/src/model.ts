@@ -16,6 +16,10 @@ export interface IView {
 
 export interface IResult {
   view?: IView;
+  /** A paged list: how many items match, and the route of the next page (null: last). */
+  total?: number;
+  next?: string | null;
+  next_offset?: number | null;
   [key: string]: unknown;
 }
 
@@ -132,7 +136,11 @@ export class NbversionModel {
 
   async refresh(section: Section): Promise<void> {
     try {
-      this.results.set(section, await requestAPI<IResult>(PATHS[section]));
+      const result = await requestAPI<IResult>(PATHS[section]);
+      if (section === 'registry' && result.next && result.view) {
+        await this.pinChampions(result.view);
+      }
+      this.results.set(section, result);
       this.unavailable.delete(section);
     } catch (error) {
       const reason = this.sectionCannotLoad(error);
@@ -174,6 +182,66 @@ export class NbversionModel {
     );
     await this.refresh('runs');
     return result;
+  }
+
+  /**
+   * Add the next page of a paged list to its table. Runs page back in time, so their older
+   * rows go first (the table draws them newest first); registry pages follow on. A row
+   * already drawn (a champion pinned from a later page) is drawn once, where its page puts it.
+   */
+  async more(section: Section): Promise<void> {
+    const result = this.results.get(section);
+    const view = result?.view;
+    if (!result || !view || !result.next) {
+      return;
+    }
+    let page: IResult;
+    try {
+      page = await requestAPI<IResult>(result.next);
+    } catch (error) {
+      this.report(error);
+      return;
+    }
+    const key = (row: string[]) => row.join('\u0001');
+    const rows = page.view?.rows || [];
+    const incoming = new Set(rows.map(key));
+    const hot = new Set([
+      ...view.highlight.map(i => key(view.rows[i])),
+      ...(page.view?.highlight || []).map(i => key(rows[i]))
+    ]);
+    const kept = view.rows.filter(row => !incoming.has(key(row)));
+    const merged = section === 'runs' ? [...rows, ...kept] : [...kept, ...rows];
+    const total = page.total ?? result.total;
+    this.results.set(section, {
+      ...result,
+      total,
+      next: page.next,
+      next_offset: page.next_offset,
+      view: {
+        ...view,
+        rows: merged,
+        highlight: merged.map((row, i) => (hot.has(key(row)) ? i : -1)).filter(i => i >= 0),
+        summary: `${merged.length} of ${total}`
+      }
+    });
+    this._changed.emit(section);
+  }
+
+  /** A registry longer than a page still draws its champions: their rows join the first page. */
+  private async pinChampions(view: IView): Promise<void> {
+    let held: IResult;
+    try {
+      held = await requestAPI<IResult>('registry?stage=champion&fields=view');
+    } catch {
+      return; // the page itself is what matters; a failed extra is not worth a notification
+    }
+    const shown = new Set(view.rows.map(row => row.join('\u0001')));
+    for (const row of held.view?.rows || []) {
+      if (!shown.has(row.join('\u0001'))) {
+        view.highlight.push(view.rows.length);
+        view.rows.push(row);
+      }
+    }
   }
 
   datasetShow(name: string, rev = ''): Promise<IResult | null> {

@@ -64,8 +64,9 @@ export abstract class SectionWidget extends Widget {
   }
 
   /**
-   * A long list (1,000 versions or runs) draws its first rows and a "Show all" button:
-   * the sidebar paints fast and stays scrollable; the highlighted rows are always drawn.
+   * A long list draws its first rows and a "Show all" button: the sidebar paints fast and
+   * stays scrollable; the highlighted rows of the page are always drawn. The server sends
+   * one page (100 runs or versions); "Show more" adds the next one.
    */
   protected longTable(
     view: IView,
@@ -77,6 +78,7 @@ export abstract class SectionWidget extends Widget {
       ? pickRows(view, view.rows.length, newestFirst)
       : pickRows(view, SectionWidget.FIRST_ROWS, newestFirst);
     box.appendChild(table(view, actions, rows));
+    const result = this.model.results.get(this.section);
     if (rows.length < view.rows.length) {
       box.appendChild(
         button(`Show all ${view.rows.length}`, () => {
@@ -84,11 +86,18 @@ export abstract class SectionWidget extends Widget {
           this.render();
         })
       );
+    } else if (result?.next && result.total !== undefined && typeof result.next_offset === 'number') {
+      const left = Math.min(result.total - result.next_offset, SectionWidget.PAGE);
+      box.appendChild(
+        button(`Show ${left} more of ${result.total}`, () => void this.model.more(this.section))
+      );
     }
     return box;
   }
 
   static FIRST_ROWS = 30;
+  /** The server's page (its default `limit`). */
+  static PAGE = 100;
   private showAll = false;
 
   protected abstract fill(result: IResult): void;

@@ -29,6 +29,8 @@ def _demote_args(p):
 
 def _registry_args(p):
     p.add_argument("name", nargs="?", default=None, metavar="NAME", help="only this model")
+    p.add_argument("--stage", default=None, help="only the versions holding this stage (e.g. champion)")
+    p.add_argument("-n", "--limit", dest="n", type=count, default=None, metavar="N", help="only the first N versions")
 
 
 def _resolve_args(p):
@@ -65,7 +67,7 @@ VERBS = [
     Verb("demote", "take a stage away from a version; the former holder gets it back",
          _demote_args, lambda ws, a, ev: ws.demote(a.ref, a.stage, rollback=a.rollback, on_event=ev)),
     Verb("registry", "registered versions, stages, champion and key metrics", _registry_args,
-         lambda ws, a, ev: ws.registry(a.name)),
+         lambda ws, a, ev: ws.registry(a.name, stage=a.stage, limit=a.n)),
     Verb("resolve", "the version a reference means now (or --at a date) and a local path to its weights",
          _resolve_args, lambda ws, a, ev: ws.resolve(a.ref, at=a.at)),
     Verb("deploys", "deploy hook history", _registry_args, lambda ws, a, ev: ws.deploys(a.name)),

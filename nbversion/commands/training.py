@@ -1,7 +1,7 @@
 """Training verbs: `train`, `runs list|show|stop|resume`, `predict`."""
 from __future__ import annotations
 
-from . import Verb, add_json_flag, batch_size, fraction, positive, typed_value
+from . import Verb, add_json_flag, batch_size, count, fraction, positive, typed_value
 
 
 def _key_values(pairs) -> dict:
@@ -86,6 +86,10 @@ def _resume_args(p):
 
 
 def _list_args(p):
+    p.add_argument("--status", default=None, help="only runs with this status (done, failed, running...)")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="only runs trained on this dataset")
+    p.add_argument("--model", default=None, metavar="MODEL", help="only runs of this model")
+    p.add_argument("-n", "--limit", dest="n", type=count, default=None, metavar="N", help="only the newest N matching runs")
     add_json_flag(p)
 
 
@@ -102,7 +106,7 @@ VERBS = [
     Verb("train", "train a YOLO model on a dataset version (in the background in a notebook)",
          _train_args, _run_train),
     Verb("runs", "training runs: list, show, stop, resume", lambda p: None, None, subverbs=[
-        Verb("list", "runs with status, dataset and best mAP", _list_args, lambda ws, a, ev: ws.runs_list()),
+        Verb("list", "runs with status, dataset and best mAP", _list_args, lambda ws, a, ev: ws.runs_list(status=a.status, dataset=a.dataset, model=a.model, limit=a.n)),
         Verb("show", "params, device, per-epoch metrics and chart, best epoch, files", _run_arg,
              lambda ws, a, ev: ws.runs_show(a.run_id)),
         Verb("stop", "stop a running training after the current batch (weights kept)", _stop_args,

@@ -130,7 +130,8 @@ class Workspace:
     from .artifacts.models import add as model_add, list_models as model_list, \
         show as model_show, compare as model_compare
 
-    from .registry.versions import register, registry
+    from .registry.versions import register
+    from .registry.listing import registry
     from .registry.resolve import resolve
     from .registry.promotion import promote, demote
     from .registry.deploy import deploys

@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlencode
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from tornado.log import app_log
 
 from ..errors import InternalError, NbversionError, NotAvailable, UsageError, WorkspaceLocked, as_error
+from ..core import paging
 from ..render import Result, _cell, to_jsonable
 from .acting import acting_identity
 
@@ -56,20 +59,42 @@ def view_of(result: Result) -> dict:
             "highlight": [i for i, row in enumerate(rows) if result.highlight(row)]}
 
 
-def to_payload(result, view_only: bool = False) -> dict:
+# the key of a listing's items in its to_dict(): what `fields=` projects
+LIST_KEYS = ("runs", "versions", "entries", "datasets", "models")
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+
+
+def to_payload(result, view_only: bool = False, fields: tuple = ()) -> dict:
     """`result.to_dict()` plus its `view`; a plain value is wrapped as {"result": ...}.
 
     `view_only` skips `to_dict()`: a dataclass copied field by field costs ~20 ms at 1,000
-    registry versions, and the sidebar draws only the view.
+    registry versions, and the sidebar draws only the view (and the page it is on).
+    `fields`: keep only these keys of each listed item (`runs`, `versions`, `entries`...).
     """
+    page = getattr(result, "page", None)
     if view_only and isinstance(result, Result):
-        return {"view": view_of(result)}
+        return {"view": view_of(result), **(page.to_dict() if page is not None else {})}
     data = to_jsonable(result)
     if not isinstance(data, dict):
         data = {"result": data}
+    if fields:
+        _project(data, fields)
     if isinstance(result, Result):
         data["view"] = view_of(result)
     return data
+
+
+def _project(data: dict, fields: tuple) -> None:
+    for key in LIST_KEYS:
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        known = set().union(*(item.keys() for item in items if isinstance(item, dict)))
+        unknown = [f for f in fields if f not in known]
+        if items and unknown:
+            raise UsageError(f"`fields`: no item of `{key}` has a field {unknown[0]!r}",
+                             hint=f"fields are: {', '.join(sorted(known))} (or `fields=view` for the table)")
+        data[key] = [{f: item[f] for f in fields if f in item} for item in items]
 
 
 class NbversionHandler(APIHandler):
@@ -153,6 +178,44 @@ class NbversionHandler(APIHandler):
         except ValueError:
             raise UsageError(f"`{name}` must be a whole number, not {raw!r}") from None
 
+    def page_arguments(self, default_limit: int = paging.DEFAULT_LIMIT) -> dict:
+        """`limit` (1 to MAX_LIMIT, default `default_limit`) and `offset` (0 or more) of a list route."""
+        limit = self.int_argument("limit", default_limit)
+        if not 1 <= limit <= paging.MAX_LIMIT:
+            raise UsageError(f"`limit` must be between 1 and {paging.MAX_LIMIT}, not {limit}",
+                             hint=f"ask for pages of at most {paging.MAX_LIMIT}; each answer's `next` asks for the next one")
+        offset = self.int_argument("offset", 0)
+        if offset < 0:
+            raise UsageError(f"`offset` must be 0 or more, not {offset}",
+                             hint="offset=0 is the first page; each answer's `next_offset` says where the next starts")
+        return {"limit": limit, "offset": offset}
+
+    def filters(self, *names: str) -> dict:
+        """The filter parameters among `names` that the request gives (empty ones left out)."""
+        found = {name: self.get_argument(name, "").strip() for name in names}
+        return {name: value for name, value in found.items() if value}
+
+    def fields(self) -> tuple[bool, tuple]:
+        """`fields=view` (only the table) or `fields=a,b` (only these keys of each item)."""
+        names = [f.strip() for f in self.get_argument("fields", "").split(",") if f.strip()]
+        bad = [f for f in names if f != "view" and not FIELD_NAME.fullmatch(f)]
+        if bad:
+            raise UsageError(f"`fields`: {bad[0]!r} is not a field name",
+                             hint="give `fields=view` or field names separated by commas, e.g. fields=id,status")
+        return names == ["view"], tuple(f for f in names if f != "view")
+
+    def next_page(self, payload: dict) -> None:
+        """Add `next`: this route's query for the next page (None on the last one)."""
+        if "next_offset" not in payload:
+            return
+        if payload["next_offset"] is None:
+            payload["next"] = None
+            return
+        query = {key: self.get_argument(key) for key in self.request.arguments}
+        query.update(offset=payload["next_offset"], limit=payload["limit"])
+        route = self.request.path.split("/nbversion/api/", 1)[-1].rstrip("/")
+        payload["next"] = f"{route}?{urlencode(query)}"
+
     # --- calling core --------------------------------------------------------------------
     async def call(self, operation: Callable, mutating: bool = False):
         """Run `operation(ws)` in a worker thread, as the request's user; a mutating one fails
@@ -178,6 +241,7 @@ class NbversionHandler(APIHandler):
 
     async def respond(self, operation: Callable, mutating: bool = False, status: int = 200) -> None:
         try:
+            view_only, fields = self.fields()   # a bad `fields` is refused before any work
             result = await self.call(operation, mutating)
         except NbversionError as exc:
             return self.fail(exc)
@@ -185,10 +249,14 @@ class NbversionHandler(APIHandler):
             return self.fail(_not_available(exc))
         except Exception as exc:   # noqa: BLE001 - the last line of defence: JSON, never a raw 500 page
             return self.fail(self.internal(exc))
+        try:
+            payload = to_payload(result, view_only, fields)
+        except NbversionError as exc:
+            return self.fail(exc)
+        self.next_page(payload)
         self.set_status(status)
         logger.debug("%s %s: %d", self.request.method, self.request.path, status)
-        view_only = self.get_argument("fields", "") == "view"
-        self.finish(json.dumps(to_payload(result, view_only), default=str))
+        self.finish(json.dumps(payload, default=str))
 
     def internal(self, exc: BaseException) -> NbversionError:
         """`exc` as the error a user sees; a bug's traceback goes to the server log, not the client."""

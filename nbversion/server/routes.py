@@ -2,6 +2,8 @@
 
 Read-only routes are GET; anything that changes the workspace is POST (Jupyter checks XSRF
 on every non-GET request) and fails fast with 409 while another process holds the lock.
+List routes answer one page (`limit`, `offset`; the answer's `total` and `next`), filtered by
+the core call itself, so a page of 10,000 runs costs a page (docs/sidebar.md lists the parameters).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from .progress import ProgressHandler
 logger = logging.getLogger(__name__)
 
 NAME = r"(?P<name>[^/]+)"
+LOG_PAGE = 50
+LOG_CHANGES = 100   # changes listed per commit (each entry's changes_total says how many it made)
 
 
 class StatusHandler(NbversionHandler):
@@ -41,13 +45,17 @@ class CommitHandler(NbversionHandler):
 class LogHandler(NbversionHandler):
     @tornado.web.authenticated
     async def get(self):
-        await self.respond(lambda ws: ws.log(self.int_argument("n", 50)))
+        def log(ws):
+            # `n` is the older name of `limit`; a page of history is 50 commits unless asked
+            page = self.page_arguments(default_limit=self.int_argument("n", LOG_PAGE))
+            return ws.log(page["limit"], offset=page["offset"], max_changes=LOG_CHANGES)
+        await self.respond(log)
 
 
 class DatasetsHandler(NbversionHandler):
     @tornado.web.authenticated
     async def get(self):
-        await self.respond(lambda ws: ws.dataset_list())
+        await self.respond(lambda ws: ws.dataset_list(**self.page_arguments()))
 
 
 class DatasetHandler(NbversionHandler):
@@ -68,7 +76,7 @@ class DatasetDiffHandler(NbversionHandler):
 class ModelsHandler(NbversionHandler):
     @tornado.web.authenticated
     async def get(self):
-        await self.respond(lambda ws: ws.model_list())
+        await self.respond(lambda ws: ws.model_list(**self.page_arguments()))
 
 
 class ModelHandler(NbversionHandler):
@@ -81,7 +89,8 @@ class ModelHandler(NbversionHandler):
 class RunsHandler(NbversionHandler):
     @tornado.web.authenticated
     async def get(self):
-        await self.respond(lambda ws: ws.runs_list())
+        await self.respond(lambda ws: ws.runs_list(**self.filters("status", "dataset", "model"),
+                                                   **self.page_arguments()))
 
 
 class RunHandler(NbversionHandler):
@@ -101,8 +110,7 @@ class RunStopHandler(NbversionHandler):
 class RegistryHandler(NbversionHandler):
     @tornado.web.authenticated
     async def get(self):
-        name = self.get_argument("name", "") or None
-        await self.respond(lambda ws: ws.registry(name))
+        await self.respond(lambda ws: ws.registry(**self.filters("name", "stage"), **self.page_arguments()))
 
 
 class PromoteHandler(NbversionHandler):
@@ -122,14 +130,8 @@ class PromoteHandler(NbversionHandler):
 class AuditHandler(NbversionHandler):
     @tornado.web.authenticated
     async def get(self):
-        filters = {key: self.get_argument(key, "") for key in ("user", "action", "since")}
-        filters = {key: value for key, value in filters.items() if value}
-
-        def query(ws):
-            limit = self.int_argument("limit")
-            # only the filters given: the audit module's query takes each as a keyword
-            return ws.audit(**filters, **({"limit": limit} if limit else {}))
-        await self.respond(query)
+        # pages count back from the newest entry: offset=0 is the latest `limit` entries
+        await self.respond(lambda ws: ws.audit(**self.filters("user", "action", "since"), **self.page_arguments()))
 
 
 class AuditVerifyHandler(NbversionHandler):

@@ -19,9 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from ..core import paging
 from ..core.backends import atomic
 from ..errors import NotFound, UsageError
 from ..core.result import Result
+from . import run_index
 
 from typing import TYPE_CHECKING
 
@@ -81,6 +83,7 @@ def read(root, run_id: str) -> dict:
 def write(root, record: dict) -> None:
     with _write_lock:
         atomic.write_json(run_dir(root, record["id"]) / "run.json", record)
+        run_index.note_written(root, record["id"])
 
 
 def update(root, run_id: str, **changes) -> dict:
@@ -88,6 +91,7 @@ def update(root, run_id: str, **changes) -> dict:
         record = read(root, run_id)
         record.update(changes)
         atomic.write_json(run_dir(root, run_id) / "run.json", record)
+        run_index.note_written(root, run_id)
     return record
 
 
@@ -176,6 +180,7 @@ def best_of(epochs: list[dict]) -> tuple[Optional[int], dict]:
 @dataclass
 class RunList(Result):
     runs: list = field(default_factory=list)
+    page: Optional[paging.Page] = None
 
     def table(self):
         rows = [(r["id"], effective_status(r), (r.get("dataset") or {}).get("name"), r.get("model"),
@@ -188,30 +193,48 @@ class RunList(Result):
         return row[1] == "running"
 
     def summary(self) -> str:
+        if self.page is not None and self.page.describe(len(self.runs), "runs"):
+            return self.page.describe(len(self.runs), "runs")
         return f"{len(self.runs)} run(s)" if self.runs else "no runs yet: `nbversion train --data NAME --model yolov8n.yaml`"
 
     def to_dict(self) -> dict:
-        return {"runs": [with_effective_status(r) for r in self.runs]}
+        return {"runs": [with_effective_status(r) for r in self.runs],
+                **(self.page.to_dict() if self.page else {})}
 
 
-def list_runs(ws: Workspace) -> RunList:
+def list_runs(ws: Workspace, status: Optional[str] = None, dataset: Optional[str] = None,
+              model: Optional[str] = None, limit: Optional[int] = None, offset: int = 0) -> RunList:
     """Training runs with their status, dataset and best mAP (`nbversion runs list`).
 
+    Args:
+        status: only runs with this status (queued, running, stopped, failed, done, commit failed;
+            a run whose process died counts as failed).
+        dataset: only runs trained on this dataset.
+        model: only runs of this model (as given to `train --model`).
+        limit: at most this many runs (default: all), the newest ones (in run id order).
+        offset: skip this many of the newest matching runs first (the next page).
+
     Returns:
-        RunList: `runs`, the run.json record of each run.
+        RunList: `runs`, the run.json record of each run on the page, and `page` (total, offset,
+        limit, next_offset).
 
     Example:
         >>> ws = nbv.open(".")
-        >>> ws.runs_list()
+        >>> ws.runs_list(status="done", limit=20)
     """
+    paging.check(limit, offset)
+    if status and status not in STATUSES:
+        raise UsageError(f"status {status!r} is not a run status",
+                         hint=f"one of: {', '.join(STATUSES)}")
+    index = run_index.RunIndex(ws.root).refresh()
+    chosen = index.select(status, dataset, model)
+    start, stop = paging.bounds(len(chosen), limit, offset, from_end=True)
     records = []
-    base = Path(ws.root) / RUNS_DIR
-    for path in sorted(base.glob("*/run.json")) if base.exists() else []:
-        try:
-            records.append(json.loads(path.read_text()))
-        except ValueError:
-            continue   # a record being rewritten right now: skip it this time
-    return RunList(records)
+    for run_id in chosen[start:stop]:
+        record = index.live.get(run_id) or run_index.read_record(index.base, run_id)
+        if record is not None:   # a record being rewritten right now: skip it this time
+            records.append(record)
+    return RunList(records, paging.Page(len(chosen), offset, limit))
 
 
 @dataclass

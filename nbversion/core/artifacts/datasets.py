@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ...errors import InvalidInput, NbversionError, NotFound, UncommittedChanges, UsageError
 from ...events import Event, emitter
+from .. import paging
 from ..result import Result
 from ..units import human_bytes
 from ..backends import _dvc, dvc_cache, _git, pointers, uncommitted
@@ -27,7 +28,7 @@ from .yolo_layout import find_layout
 from .validation_memo import Memo
 from .yolo_validate import validate
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from typing import Iterable, Optional
@@ -75,6 +76,10 @@ class DatasetAddResult(Result):
 @dataclass
 class DatasetListResult(Result):
     datasets: list
+    page: Optional[paging.Page] = None
+
+    def to_dict(self) -> dict:
+        return {"datasets": self.datasets, **(self.page.to_dict() if self.page else {})}
 
     def table(self):
         rows = [[d["name"], d["version"][:8], d["versions"], d["images"], len(d["classes"]),
@@ -410,8 +415,12 @@ def _result(name, sha, changed, meta) -> DatasetAddResult:
                             meta["tags"], meta["warnings"], meta["source"])
 
 
-def list_datasets(ws: Workspace) -> DatasetListResult:
+def list_datasets(ws: Workspace, limit: Optional[int] = None, offset: int = 0) -> DatasetListResult:
     """Datasets with their latest version (`nbversion dataset list`).
+
+    Args:
+        limit: at most this many datasets (default: all), by name.
+        offset: skip this many first (the next page).
 
     Returns:
         DatasetListResult: `datasets`, one dict per dataset (name, version, versions, images,
@@ -428,4 +437,5 @@ def list_datasets(ws: Workspace) -> DatasetListResult:
                       "classes": meta.get("classes", []), "bytes": meta.get("bytes", 0),
                       "added_by": meta.get("added_by", ""), "added_at": meta.get("added_at", ""),
                       "tags": meta.get("tags", []), "format": meta.get("format", "")})
-    return DatasetListResult(found)
+    page, whole = paging.window(found, limit, offset)
+    return DatasetListResult(page, whole)

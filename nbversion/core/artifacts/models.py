@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ...errors import NbversionError, NotFound, UsageError
 from ...events import Event, emitter
+from .. import paging
 from ..result import Result
 from ..units import human_bytes
 from ..backends.hashing import file_md5
@@ -24,7 +25,7 @@ from ..repo import leftovers, names, refs
 from ..backends.faults import checkpoint
 from .frameworks import detect, normalise_metric
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
     from typing import Iterable, Optional
@@ -69,6 +70,10 @@ class ModelResult(Result):
 @dataclass
 class ModelListResult(Result):
     models: list
+    page: Optional[paging.Page] = None
+
+    def to_dict(self) -> dict:
+        return {"models": self.models, **(self.page.to_dict() if self.page else {})}
 
     def table(self):
         rows = [[m["name"], m["version"][:8], m["versions"], m["framework"], human_bytes(m["size"]),
@@ -208,8 +213,12 @@ def _store_weights(root: Path, name: str, path: Path, emit) -> None:
     statcache.mark_clean(root, fresh, fresh)
 
 
-def list_models(ws: Workspace) -> ModelListResult:
+def list_models(ws: Workspace, limit: Optional[int] = None, offset: int = 0) -> ModelListResult:
     """Models with their latest version (`nbversion model list`).
+
+    Args:
+        limit: at most this many models (default: all), by name.
+        offset: skip this many first (the next page).
 
     Returns:
         ModelListResult: `models`, one dict per model (name, version, versions, framework, size,
@@ -225,7 +234,8 @@ def list_models(ws: Workspace) -> ModelListResult:
                       "framework": meta.get("framework"), "size": meta.get("size", 0),
                       "metrics": meta.get("metrics", {}), "added_by": meta.get("added_by", ""),
                       "added_at": meta.get("added_at", "")})
-    return ModelListResult(found)
+    page, whole = paging.window(found, limit, offset)
+    return ModelListResult(page, whole)
 
 
 def _resolve(ws, ref: str) -> tuple[str, str, dict]:

@@ -266,12 +266,15 @@ class CommitInfo:
 _LOG_FORMAT = "%x1e%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%b%x1f"
 
 
-def log(root, n: Optional[int] = None, rev: str = "HEAD", paths: Iterable[str] = ()) -> list[CommitInfo]:
+def log(root, n: Optional[int] = None, rev: str = "HEAD", paths: Iterable[str] = (), skip: int = 0) -> list[CommitInfo]:
+    """Commits newest first: at most `n`, after skipping the newest `skip`."""
     if head(root) is None:
         return []
     args = ["log", f"--format={_LOG_FORMAT}", "--name-status", "--no-renames", "-z"]
     if n:
         args.append(f"-n{n}")
+    if skip:
+        args.append(f"--skip={skip}")
     out = _run(root, *args, rev, "--", *paths, strip_newline_in_stdout=False)
     commits = []
     for record in out.split("\x1e")[1:]:
@@ -281,6 +284,13 @@ def log(root, n: Optional[int] = None, rev: str = "HEAD", paths: Iterable[str] =
         changes = [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
         commits.append(CommitInfo(sha, author, email, date, subject, body.strip(), changes))
     return commits
+
+
+def count_commits(root, rev: str = "HEAD", paths: Iterable[str] = ()) -> int:
+    """How many commits `log` would list (0 before the first commit)."""
+    if head(root) is None:
+        return 0
+    return int(_run(root, "rev-list", "--count", rev, "--", *paths).strip() or 0)
 
 
 def checkout(root, rev: str, paths: Iterable[str] = (), force: bool = False) -> None:

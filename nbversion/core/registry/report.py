@@ -18,7 +18,8 @@ from ..audit import chain as audit
 from ..audit.chain import now_iso
 from ..audit.verify import verify
 from .deploy import read_history
-from .versions import artifact_tags, registry
+from .listing import registry
+from .versions import artifact_tags
 
 from typing import TYPE_CHECKING
 

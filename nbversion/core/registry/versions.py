@@ -301,35 +301,11 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
     return RegisterResult(name, version, tag, sha, files, origin["metrics"], origin["lineage"])
 
 
-# --- registry listing ----------------------------------------------------------------------
-@dataclass
-class RegistryResult(Result):
-    versions: list = field(default_factory=list)   # dicts, newest first per model
-
-    def table(self):
-        headers = ["model", "version", "stages", "champion", *KEY_METRICS, "registered by", "registered at"]
-        rows = [[v["name"], v["version"], ", ".join(v["stages"]), "★" if v["champion"] else "",
-                 *[v["metrics"].get(k) for k in KEY_METRICS], v["registered_by"], (v["registered_at"] or "")[:19]]
-                for v in self.versions]
-        return headers, rows
-
-    def highlight(self, row) -> bool:
-        return row[3] == "★"
-
-    def to_dict(self) -> dict:
-        return {"versions": self.versions}     # dataclasses.asdict deep-copies: slow for 10,000 rows
-
-    def summary(self):
-        names = {v["name"] for v in self.versions}
-        if not names:
-            return "the registry is empty: `nbversion register NAME --version 1.0.0 --from RUN|FILE|MODEL`"
-        return f"{len(self.versions)} version(s) of {len(names)} model(s)"
-
-
+# --- registry listing (the rows themselves: listing.py) -----------------------------------
 SUMMARY_CACHE = f"{TMP_DIR}/registry-summaries.json"
 
 
-def _summaries(root: Path, arts: dict) -> dict:
+def summaries(root: Path, arts: dict) -> dict:
     """tag -> {commit, metrics, registered_by, registered_at}, from a local cache.
 
     Manifests are immutable (verify checks it), so a summary keyed by tag and commit stays
@@ -360,37 +336,6 @@ def _summaries(root: Path, arts: dict) -> dict:
     return cache
 
 
-def registry(ws: Workspace, name: Optional[str] = None) -> RegistryResult:
-    """Registered versions with their stages, champion and key metrics (`nbversion registry`).
-
-    Args:
-        name: only this model (default: every registered model).
-
-    Returns:
-        RegistryResult: `versions`, one dict per version, newest first per model.
-
-    Example:
-        >>> ws = nbv.open(".")
-        >>> ws.registry("det")
-    """
-    arts = {name: one_artifact(ws.root, name)} if name else artifact_tags(ws.root)
-    summaries = _summaries(ws.root, arts)
-    rows = []
-    for art_name in sorted(arts):
-        art = arts[art_name]
-        holders = art.holders()
-        for version in sorted(art.versions, key=tags.parse_version, reverse=True):
-            info = art.versions[version]
-            summary = summaries.get(info["tag"]) or {}
-            rows.append({"name": art_name, "version": version,
-                         "stages": sorted(s for s, v in holders.items() if v == version),
-                         "champion": holders.get("champion") == version,
-                         "metrics": summary.get("metrics") or {},
-                         "registered_by": summary.get("registered_by") or info["tagger"],
-                         "registered_at": summary.get("registered_at") or info["date"]})
-    return RegistryResult(rows)
-
-
 def champion_metric(root, metric: str = "mAP50-95", prefer: Optional[str] = None) -> Optional[float]:
     """`metric` of a current champion (of model `prefer` when it has one): the training chart's line."""
     arts = artifact_tags(root)
@@ -399,6 +344,6 @@ def champion_metric(root, metric: str = "mAP50-95", prefer: Optional[str] = None
     if not champions:
         return None
     art_name, version = champions[0]
-    summary = _summaries(root, {art_name: arts[art_name]}).get(arts[art_name].versions[version]["tag"]) or {}
+    summary = summaries(root, {art_name: arts[art_name]}).get(arts[art_name].versions[version]["tag"]) or {}
     value = (summary.get("metrics") or {}).get(metric)
     return float(value) if value is not None else None

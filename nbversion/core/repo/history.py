@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from ...errors import UsageError
+from .. import paging
 from ..result import Result
 from ..backends import _dvc, dvc_cache, _git
 from ..units import human_bytes
@@ -35,42 +36,76 @@ class LogEntry:
     changes: list = field(default_factory=list)     # ["added datasets/coco (data)", ...]
     notebook: Optional[str] = None
     cell: Optional[str] = None
+    changes_total: Optional[int] = None             # when `changes` lists only the first few
 
 
 @dataclass
 class LogResult(Result):
     entries: list = field(default_factory=list)
+    page: Optional[paging.Page] = None
+
+    def to_dict(self) -> dict:
+        return {"entries": [asdict(e) for e in self.entries], **(self.page.to_dict() if self.page else {})}
+
+    def summary(self) -> str:
+        return self.page.describe(len(self.entries), "commits") if self.page else ""
 
     def table(self):
         rows = []
         for e in self.entries:
             cell = f"{e.notebook or ''} [{e.cell}]" if e.cell else ""
+            total = e.changes_total if e.changes_total is not None else len(e.changes)
             rows.append([e.commit[:8], e.date[:19].replace("T", " "), e.author,
                          e.message.splitlines()[0], "; ".join(e.changes[:4])
-                         + (f" (+{len(e.changes) - 4})" if len(e.changes) > 4 else ""), cell])
+                         + (f" (+{total - 4})" if total > 4 else ""), cell])
         return ["commit", "date", "author", "message", "changes", "cell"], rows
+
+
+def _is_bookkeeping(path: str) -> bool:
+    """Files every commit touches, not news."""
+    return path == ".nbversion/audit.jsonl" or path.endswith("/.gitignore") or path == ".gitignore"
 
 
 def _describe(letter: str, path: str) -> Optional[str]:
     word = CHANGE_WORDS.get(letter[0], "changed")
     if path.endswith(".dvc"):
         return f"{word} {path[:-4]} (data)"
-    if path == ".nbversion/audit.jsonl" or path.endswith("/.gitignore") or path == ".gitignore":
-        return None   # bookkeeping of every commit, not news
+    if _is_bookkeeping(path):
+        return None
     return f"{word} {path}"
 
 
+def _changes(pairs: list, most: Optional[int]) -> tuple[list, Optional[int]]:
+    """The described changes (the first `most` of them) and, when cut, how many there are."""
+    if most is None:
+        return [d for d in (_describe(s, p) for s, p in pairs) if d], None
+    described = []
+    for letter, path in pairs:
+        if len(described) == most:
+            # a commit of 10,000 run folders: count the rest, describe none of it
+            return described, sum(1 for _, p in pairs if not _is_bookkeeping(p))
+        text = _describe(letter, path)
+        if text:
+            described.append(text)
+    return described, None
+
+
 def log(ws: Workspace, n: Optional[int] = None, paths: Iterable[str | os.PathLike] = (),
-        on_event: Optional[EventCallback] = None) -> LogResult:
+        on_event: Optional[EventCallback] = None, offset: Optional[int] = None,
+        max_changes: Optional[int] = None) -> LogResult:
     """History, newest first, with the data changes and notebook cell of each commit (`nbversion log`).
 
     Args:
         n: only the last `n` commits (default: all).
         paths: only commits touching these paths (a data path matches its .dvc pointer too).
         on_event: unused; kept so every verb takes it.
+        offset: skip the newest `offset` commits first (the next page); given, the result also
+            says the `page` (total, offset, limit, next_offset), which costs one more git call.
+        max_changes: list at most this many changes of a commit (`changes_total` then says how
+            many it made): a commit of 10,000 files lists 10,000 otherwise.
 
     Returns:
-        LogResult: `entries`, one `LogEntry` per commit.
+        LogResult: `entries`, one `LogEntry` per commit, and `page` when `offset` is given.
 
     Example:
         >>> ws = nbv.open(".")
@@ -82,14 +117,17 @@ def log(ws: Workspace, n: Optional[int] = None, paths: Iterable[str | os.PathLik
     for p in paths:
         rel = ws.rel(p)
         wanted += [rel, rel + ".dvc"]
+    paging.check(n, offset or 0)
     entries = []
-    for c in _git.log(ws.root, n, paths=wanted):
+    for c in _git.log(ws.root, n, paths=wanted, skip=offset or 0):
         trailers = parse_trailers(c.body)
-        changes = [d for d in (_describe(s, p) for s, p in c.changes) if d]
+        changes, total = _changes(c.changes, max_changes)
         message = c.subject + ("\n\n" + c.body if c.body else "")
         entries.append(LogEntry(c.sha, c.email or c.author, c.date, message, changes,
-                                trailers.get("notebook"), trailers.get("cell")))
-    return LogResult(entries)
+                                trailers.get("notebook"), trailers.get("cell"), total))
+    if offset is None:
+        return LogResult(entries)
+    return LogResult(entries, paging.Page(_git.count_commits(ws.root, paths=wanted), offset, n))
 
 
 @dataclass
