@@ -31,7 +31,7 @@ from .yolo_validate import validate
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:   # annotations only: core.workspace imports this module into Workspace
-    from typing import Iterable, Optional
+    from typing import Iterable
     from ...events import EventCallback
     from ..workspace import Workspace
 
