@@ -119,6 +119,9 @@ def cli_stopped_at(checkpoint: str, *args, cwd=None):
             assert time.monotonic() < deadline and proc.poll() is None, "the command never reached " + checkpoint
             time.sleep(0.05)
         yield proc
+    except BaseException:
+        proc.kill()   # a failed test: resumed, the command would only stop at its next checkpoint
+        raise
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, 18)   # SIGCONT

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 
 def checkpoint(name: str) -> None:
-    """Die or freeze here if a test asked for it (see the module docstring)."""
+    """Die or freeze here if a test asked for it (see the module docstring).
+
+    The signal goes to the calling thread (it stops or dies the whole process all the same): one
+    sent to the process may be taken by another thread, and this one would run on a few
+    instructions (a rename, in a copy worker) before the stop reached it."""
     if os.environ.get("NBVERSION_TEST_KILL_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+        signal.pthread_kill(threading.get_ident(), signal.SIGKILL)
     if os.environ.get("NBVERSION_TEST_STOP_AT") == name:
-        os.kill(os.getpid(), signal.SIGSTOP)
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
