@@ -127,17 +127,21 @@ def live_lab(trained, tmp_path):
 LONG_REGISTRY = 32     # more than the 30 rows the sidebar draws before "Show all"
 
 
-@pytest.fixture
-def long_registry_lab(ws, tmp_path):
-    """detector v1.0.0 (champion) .. v1.31.0, registered from weight files."""
+def registry_lab(ws, tmp_path, count: int):
+    """detector v1.0.0 (champion) .. v1.<count-1>.0, registered from weight files."""
     weights = tmp_path / "detector.pt"
-    for minor in range(LONG_REGISTRY):
+    for minor in range(count):
         weights.write_bytes(os.urandom(256))
         ws.register("detector", version=f"1.{minor}.0", source=str(weights))
     ws.promote("detector@v1.0.0")
     proc, url = start_lab(ws.root, tmp_path)
     yield {"url": url, "root": ws.root}
     stop_lab(proc)
+
+
+@pytest.fixture
+def long_registry_lab(ws, tmp_path):
+    yield from registry_lab(ws, tmp_path, LONG_REGISTRY)
 
 
 PAGED_REGISTRY = 103   # more than the 100 versions of the server's first page
@@ -145,16 +149,8 @@ PAGED_REGISTRY = 103   # more than the 100 versions of the server's first page
 
 @pytest.fixture
 def paged_registry_lab(ws, tmp_path):
-    """detector v1.0.0 (champion) .. v1.102.0, registered from weight files: two pages of the
-    registry route, the champion on the second."""
-    weights = tmp_path / "detector.pt"
-    for minor in range(PAGED_REGISTRY):
-        weights.write_bytes(os.urandom(256))
-        ws.register("detector", version=f"1.{minor}.0", source=str(weights))
-    ws.promote("detector@v1.0.0")
-    proc, url = start_lab(ws.root, tmp_path)
-    yield {"url": url, "root": ws.root}
-    stop_lab(proc)
+    """Two pages of the registry route, the champion on the second."""
+    yield from registry_lab(ws, tmp_path, PAGED_REGISTRY)
 
 
 @pytest.fixture
