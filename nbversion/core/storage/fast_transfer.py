@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 from ...errors import RemoteUnreachable
 from ...events import Event
-from ..backends import _git, dvc_cache, dvc_config, object_copy
+from ..backends import _git, dvc_cache, dvc_config, object_copy, pointers
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def worktree_objects(root) -> Optional[set]:
     wanted = set()
     for dvc_file in _git.listed_files(root, ["*.dvc"], cached=True, untracked=True):
         try:
-            data = yaml.safe_load((Path(root) / dvc_file).read_text()) or {}
+            data = pointers.load_yaml((Path(root) / dvc_file).read_text()) or {}
         except FileNotFoundError:   # deleted, not yet committed: DVC does not see it either
             continue
         except (OSError, yaml.YAMLError):

@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from ..backends import atomic, dvc_cache, file_prints, statcache, uncommitted
+from ..backends import atomic, dvc_cache, file_prints, pointers, statcache, uncommitted
 from ..backends.pointers import Pointer
 from . import linking
 
@@ -30,7 +30,7 @@ def _pointer_data(root: Path, pointer: Pointer):
     import yaml
 
     try:
-        data = yaml.safe_load((Path(root) / pointer.dvc_file).read_text()) or {}
+        data = pointers.load_yaml((Path(root) / pointer.dvc_file).read_text()) or {}
     except (OSError, yaml.YAMLError):
         return None
     outs = data.get("outs") if isinstance(data, dict) else None
@@ -88,8 +88,6 @@ def can_track(root: Path, out: str) -> bool:
         return False
     if not pointer_file.exists():
         return True
-    from ..backends import pointers
-
     found = pointers.in_worktree(root).get(out)
     return found is not None and _pointer_data(root, found) is not None
 
