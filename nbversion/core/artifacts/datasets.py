@@ -309,8 +309,6 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
         # verdicts remembered by content: a later commit of a few edits checks only those
         memo = None if dry_run else Memo(root, {})
         objects = _objects_folder(root, tmp) if not dry_run else None
-        if objects is not None:
-            _dvc.warm_up()   # its state DB is told the hashes at the end
         validation = validate(layout, emit, copy_to, memo, objects) if layout.format == "yolo" else None
         if dry_run:
             return _check_result(name, src, layout, validation)
@@ -371,15 +369,10 @@ def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message,
         base = f"{root}/{out}"   # strings, not Paths: once per file, up to millions of times
         if not in_place and folder_commit.can_track(root, out):
             # every md5 is known from the import: written as `dvc add` would, without its walk
-            # DVC's state DB is told the hashes (mostly SQLite) beside the tracking (mostly syscalls)
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(1, thread_name_prefix="nbversion-dvc-state") as beside:
-                remembering = beside.submit(_dvc.remember_hashes, root,
-                                            {f"{base}/{rel}": md5 for rel, md5 in manifest.items()})
-                _pointer, tracked = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root),
-                                                               objects, stored)
-                remembering.result()
+            # (not in a thread beside it: DVC imported in a thread while another imports deadlocked)
+            _pointer, tracked = folder_commit.track_folder(root, out, manifest, linking.workspace_mode(root),
+                                                           objects, stored)
+            _dvc.remember_hashes(root, {f"{base}/{rel}": md5 for rel, md5 in manifest.items()})
         else:
             _dvc.add(root, [out], known={} if in_place or not validation else {
                 f"{base}/{rel}": md5 for rel, md5 in validation.hashes.items() if rel != "data.yaml"},

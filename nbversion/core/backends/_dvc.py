@@ -28,11 +28,6 @@ def _quiet() -> None:
         logging.getLogger("dvc").setLevel(logging.ERROR)
 
 
-def warm_up() -> None:
-    """Start importing DVC (≈ 0.3 s of CPU) in a thread, beside file work that waits on the disk."""
-    threading.Thread(target=__import__, args=("dvc.repo",), daemon=True, name="nbversion-dvc-import").start()
-
-
 def _link_override(root) -> dict:
     """`core.link` decides how DVC links, whatever `.dvc/config` says (an old workspace may still
     say "reflink,hardlink,copy" until `verify --repair` rewrites it)."""
