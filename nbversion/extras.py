@@ -21,6 +21,7 @@ MODULES = {
     "yolo": ("ultralytics", "torch", "torchvision", "matplotlib"),
     "lab": ("jupyter_server", "jupyterlab"),
     "remotes": ("dvc_s3", "dvc_ssh", "cryptography"),
+    "export": ("onnx", "onnxslim", "onnxruntime"),
 }
 # what each remote URL scheme needs (a folder needs nothing)
 URL_MODULES = {"s3": ("dvc_s3",), "ssh": ("dvc_ssh",)}
