@@ -127,10 +127,9 @@ def _download(name: str, url: str, target: Path, emit) -> None:
     import urllib.error
     import urllib.request
 
-    from .. import __version__
-
-    request = urllib.request.Request(url, headers={"User-Agent": f"nbversion/{__version__}"})
+    request = urllib.request.Request(url, headers={"User-Agent": "nbversion"})
     done = total = 0
+    dropped = False
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(target, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
@@ -144,10 +143,12 @@ def _download(name: str, url: str, target: Path, emit) -> None:
                        hint="check the name (see Ultralytics' model list) and NBVERSION_WEIGHTS_URL, which "
                             "must be a folder holding <name>.pt") from None
     except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, socket.timeout) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise _unreachable(name, url, str(reason)) from None
-    if total and done != total:
-        raise DamagedFile(f"the download of {name} from {url} was cut off ({done} of {total} bytes)",
+        if not done:
+            raise _unreachable(name, url, str(getattr(exc, "reason", None) or exc)) from None
+        dropped = True   # the connection dropped mid-file
+    if dropped or (total and done != total):
+        got = f"{done} of {total} bytes" if total else f"{done} bytes, then the connection dropped"
+        raise DamagedFile(f"the download of {name} from {url} was cut off ({got})",
                           hint="train again to retry the download; nothing was kept in the weights cache")
 
 
