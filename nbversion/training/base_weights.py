@@ -14,6 +14,7 @@ version or stage (`det@~1`, `det@<commit>`), the `model add`-ed model NAME answe
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -107,12 +108,15 @@ def _copy_from_cache(root: Path, cached: Path, md5: str, filename: str, ref: str
         raise NotFound(f"--model {ref}: its weights ({md5}) are not in the DVC cache",
                        hint="run `nbversion pull` to fetch them")
     target = tmp_dir(root) / "base-weights" / md5 / filename
-    if target.is_file() and target.stat().st_size == cached.stat().st_size:
+    if target.is_file() and file_md5(target) == md5:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{filename}.partial")
-    shutil.copyfile(cached, partial)
-    partial.replace(target)
+    partial = target.with_name(f".{filename}.{secrets.token_hex(4)}.partial")   # two trainings may copy at once
+    try:
+        shutil.copyfile(cached, partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 
