@@ -209,3 +209,15 @@ def test_the_registry_answers_name_at_rev_first_and_an_older_model_version_comes
 
     with pytest.raises(NbversionError, match="goes back too far"):
         tiny(ws, "det@~5")
+
+
+def test_a_name_the_mirror_lacks_is_a_clear_error_naming_the_url(trained, server, tmp_path):
+    ws, _ = trained
+    before = snapshot(ws.root)
+    proc = cli("train", "--data", "demo", "--model", "yolo11n.pt", "--epochs", "1", "--device", "cpu")
+    assert proc.returncode == 1 and f"{server.url}/v8.4.0/yolo11n.pt answered HTTP 404" in proc.stderr, proc.stderr
+    assert "NBVERSION_WEIGHTS_URL" in proc.stderr and "Traceback" not in proc.stderr
+    assert cached_files(tmp_path / "weights-cache") == [] and snapshot(ws.root) == before
+    unknown = cli("train", "--data", "demo", "--model", "yolov8q.pt", "--epochs", "1", "--device", "cpu")
+    assert unknown.returncode == 1 and "not a name Ultralytics publishes" in unknown.stderr
+    assert server.requests == ["/v8.4.0/yolo11n.pt"]     # an unpublished name is never asked for
