@@ -2,6 +2,7 @@
 the CLI and the magic; stop / crash / resume; lineage, DVC and audit; clear input errors."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -190,7 +191,7 @@ def test_older_dataset_version_is_exported_into_the_run(data_ws, demo_data):
 
 @pytest.mark.parametrize("args, error, words", [
     (["--data", "nope"], NotFound, ["no dataset named 'nope'", "dataset list"]),
-    (["--data", "demo", "--model", "missing.pt"], NotFound, ["missing.pt: no such file", "never downloaded"]),
+    (["--data", "demo", "--model", "missing.pt"], NotFound, ["missing.pt: no such file", "not a name Ultralytics publishes"]),
     (["--data", "demo", "--model", "detector"], UsageError, ["not a config, a file or a registry ref"]),
     (["--data", "demo", "bogus_key=1"], UsageError, ["unknown training argument(s): bogus_key", "lr0"]),
     (["--data", "demo", "name=x"], UsageError, ["set by nbversion"]),
@@ -275,7 +276,11 @@ def test_fine_tune_from_the_registry_champion_with_its_line_in_the_chart(data_ws
     run = ws.train("demo", "det@champion", epochs=1, imgsz=64, batch=4, device="cpu", extra=TINY, wait=True,
                    name="finetune")
     record = assert_committed_run(ws, run.run_id, "done", 1)
-    assert record["model_source"] == {"kind": "registry", "ref": "det@champion", "version": "v1.0.0"}
+    base = record["base_model"]
+    assert {k: base[k] for k in ("kind", "ref", "version")} == {"kind": "registry", "ref": "det@champion",
+                                                                 "version": "v1.0.0"}
+    registered = (ws.root / "runs" / first.run_id / "weights" / "best.pt").read_bytes()
+    assert base["md5"] == hashlib.md5(registered).hexdigest()
     from nbversion.widgets.train_chart import champion_map
     assert champion_map({**record, "_root": str(ws.root)}) == first.record["metrics"]["mAP50-95"]
     with pytest.raises(NbversionError, match="no registered model named .other."):

@@ -21,7 +21,8 @@ def _key_values(pairs) -> dict:
 def _train_args(p):
     p.add_argument("--data", required=True, metavar="NAME[@REV]", help="a dataset (version) of this workspace")
     p.add_argument("--model", default="yolov8n.yaml",
-                   help="yolov8n.yaml (from scratch) | FILE.pt | NAME@champion | NAME@vX.Y.Z")
+                   help="yolov8n.yaml (from scratch) | yolov8n.pt (pretrained, downloaded once) | FILE.pt | "
+                        "NAME@champion | NAME@vX.Y.Z | NAME@latest (registry, else a `model add`-ed model)")
     p.add_argument("--epochs", type=positive, default=100)
     p.add_argument("--imgsz", type=positive, default=640)
     p.add_argument("--batch", type=batch_size, default=16, help="images per batch; -1: AutoBatch")

@@ -142,8 +142,22 @@ def load_yolo(weights):
                                 "(`model.save(...)` / a run's best.pt), not an export or a state_dict") from None
 
 
+def published_weights() -> tuple[frozenset, str]:
+    """Weights Ultralytics publishes as release assets (yolov8n.pt, yolo11n.pt, ...) and the release
+    tag its own downloader fetches them from (v8.4.0 in Ultralytics 8.4)."""
+    prepare()
+    import inspect
+
+    from ultralytics.utils import downloads
+
+    release = inspect.signature(downloads.attempt_download_asset).parameters.get("release")
+    names = frozenset(n for n in downloads.GITHUB_ASSETS_NAMES if n.endswith(".pt"))
+    return names, release.default if release and isinstance(release.default, str) else "v8.4.0"
+
+
 def build_model(model: str):
-    """A model from a `yolov8n.yaml`-style config (random init, nothing downloaded) or a .pt file."""
+    """A model from a `yolov8n.yaml`-style config (random init) or a local .pt file; pretrained
+    weights were resolved to a local file before (`base_weights`): Ultralytics downloads nothing."""
     prepare()
     from ultralytics import YOLO
 
@@ -154,7 +168,8 @@ def build_model(model: str):
             raise NbversionError(f"--model {model}: Ultralytics cannot build it ({exc})",
                                  hint="use a config like yolov8n.yaml, a .pt file, or NAME@champion") from exc
     raise NbversionError(f"--model {model}: no such file",
-                         hint="give yolov8n.yaml (random init), a weights file, NAME@champion or NAME@vX.Y.Z")
+                         hint="give yolov8n.yaml (random init), yolov8n.pt (pretrained), a weights file, "
+                              "NAME@champion, NAME@vX.Y.Z or NAME@latest")
 
 
 def train(model: str, args: dict, callbacks: dict[str, Callable], resume_from: Optional[str] = None):

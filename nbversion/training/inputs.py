@@ -1,4 +1,4 @@
-"""What a training starts from: `--data NAME[@REV]` and `--model`, resolved to files + lineage.
+"""What a training starts from: `--data NAME[@REV]` resolved to files + lineage (`--model`: base_weights.py).
 
 A dataset version that is not the working copy is exported into the run folder from the DVC
 cache (its `.dir` listing names every object), so training never touches the user's checkout.
@@ -11,7 +11,7 @@ from pathlib import Path
 from ..core.backends import dvc_cache, _git
 from ..core.repo import names, refs
 from ..core.artifacts.dataset_meta import DATASETS_DIR as KIND_DIR, pointer_at
-from ..errors import NotFound, UsageError
+from ..errors import NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -78,35 +78,6 @@ def _absolute_yaml(yaml_file: Path, folder: Path, pinned: Path) -> Path:
     pinned.parent.mkdir(parents=True, exist_ok=True)
     pinned.write_text("\n".join(lines) + "\n")
     return pinned
-
-
-def resolve_model(ws, model: str) -> tuple[str, dict]:
-    """(what Ultralytics loads, lineage) for yolov8n.yaml | FILE | NAME@STAGE | NAME@vX.Y.Z."""
-    if model.endswith((".yaml", ".yml")):
-        return model, {"kind": "config", "ref": model}
-    path = Path(model).expanduser()
-    if path.is_file():
-        from ..core.artifacts.frameworks import detect
-        detect(path)   # a truncated or mislabelled file is refused here, not as a failed run
-        return str(path.resolve()), {"kind": "file", "ref": model}
-    if "@" in model:
-        return _registry_weights(ws, model)
-    if model.endswith(".pt"):
-        raise NotFound(f"--model {model}: no such file",
-                       hint="pretrained weights are never downloaded: give a local file, a yolov8n.yaml "
-                            "config (trains from scratch) or a registry ref NAME@champion")
-    raise UsageError(f"--model {model}: not a config, a file or a registry ref",
-                     hint="use yolov8n.yaml, path/to/weights.pt, NAME@champion or NAME@v1.2.0")
-
-
-def _registry_weights(ws, ref: str) -> tuple[str, dict]:
-    try:
-        resolved = ws.resolve(ref)
-    except ModuleNotFoundError as exc:
-        raise NotFound(f"--model {ref}: the model registry is not available in this install",
-                       hint="give a weights file or a yolov8n.yaml config") from exc
-    return str(resolved.path), {"kind": "registry", "ref": ref,
-                                "version": getattr(resolved, "version", None)}
 
 
 def run_commit(root: Path) -> str | None:

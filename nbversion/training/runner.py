@@ -125,7 +125,9 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 1
 
     Args:
         data: NAME[@REV], a dataset (version) of this workspace.
-        model: yolov8n.yaml (from scratch), a FILE.pt, NAME@champion or NAME@vX.Y.Z.
+        model: yolov8n.yaml (from scratch), yolov8n.pt (pretrained weights Ultralytics publishes,
+            downloaded once into the weights cache), a FILE.pt, a registry ref NAME@champion /
+            NAME@vX.Y.Z, or NAME@REV of a `model add`-ed model (NAME@latest, NAME@~1).
         epochs: training epochs.
         imgsz: training image size.
         batch: images per batch; -1: AutoBatch.
@@ -145,12 +147,12 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 1
         >>> run = ws.train("traffic", epochs=10, wait=True)
     """
     from . import _yolo
-    from .inputs import resolve_model
+    from .base_weights import resolve_base
 
     require("yolo", "train")
     identity.require(ws.root, "contributor", "train")
     extra = check_extra(dict(extra or {}))
-    weights, model_lineage = resolve_model(ws, model)   # every check before anything is written
+    weights, base_model = resolve_base(ws, model, on_event)   # every check (and a download) before anything is written
     device = pick_device(device, emitter(on_event))
     folder = _new_run_folder(ws.root, name, model)
     guard = DeviceGuard(ws.root, device)
@@ -159,7 +161,7 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 1
     try:
         folder.mkdir(parents=True)
         (folder / ".gitignore").write_text("/data\n")   # an exported dataset stays out of git
-        data_yaml = _write_initial_record(ws, folder, data, model, model_lineage, device,
+        data_yaml = _write_initial_record(ws, folder, data, model, base_model, device,
                                           {"epochs": epochs, "imgsz": imgsz, "batch": batch, **extra})
     except BaseException:
         guard.release()
@@ -182,7 +184,7 @@ def _new_run_folder(root, name: Optional[str], model: str) -> Path:
     return folder
 
 
-def _write_initial_record(ws, folder: Path, data: str, model: str, model_lineage: dict, device: str,
+def _write_initial_record(ws, folder: Path, data: str, model: str, base_model: dict, device: str,
                           params: dict) -> Path:
     """Resolve the dataset (exporting an older version), write run.json as queued; returns data.yaml."""
     from . import _yolo
@@ -193,7 +195,7 @@ def _write_initial_record(ws, folder: Path, data: str, model: str, model_lineage
     run_id = folder.name
     runs.write(ws.root, {
         "id": run_id, "status": "queued", "params": {"data": data, "model": model, **params}, "device": device,
-        "ultralytics_version": _yolo.version(), "model": model, "model_source": model_lineage,
+        "ultralytics_version": _yolo.version(), "model": model, "base_model": base_model,
         "epochs": [], "best_epoch": None, "metrics": {}, "dataset": data_lineage,
         "commit": run_commit(ws.root), "cell": cell.to_dict() if cell else None, "started_at": runs.now(),
         "ended_at": None, "error": None, "pid": os.getpid(), "host": os.uname().nodename,

@@ -2,7 +2,7 @@
 
 run.json is the contract with the registry (`register --from RUN`) and the sidebar:
 {"id", "status": queued|running|stopped|failed|done|commit failed, "params", "device",
- "ultralytics_version", "model", "epochs": [{"epoch", "box_loss", ..., "mAP50", "mAP50-95", "lr"}],
+ "ultralytics_version", "model", "base_model" (what it started from: base_weights.py), "epochs": [{"epoch", "box_loss", ..., "mAP50", "mAP50-95", "lr"}],
  "best_epoch", "metrics" (best epoch), "dataset": {"name", "rev", "md5", "commit"}, "cell",
  "started_at", "ended_at", "error", "callback_errors", "weights": {"best", "last"},
  "outcome" + "commit_error" (only with "commit failed": how the training itself ended, and why
@@ -251,9 +251,12 @@ class RunShow(Result):
         return row[0] == self.record.get("best_epoch")
 
     def summary(self) -> str:
+        from .base_weights import describe
+
         r = self.record
         lines = [f"run {r['id']}: {effective_status(r)} on {r.get('device')}, model {r.get('model')}, "
                  f"dataset {(r.get('dataset') or {}).get('name')}@{((r.get('dataset') or {}).get('commit') or '')[:8]}",
+                 f"base model: {describe(r.get('base_model'))}",
                  f"params: {json.dumps(r.get('params') or {}, sort_keys=True)}",
                  f"best epoch {r.get('best_epoch')}: {json.dumps(r.get('metrics') or {})}",
                  f"files: {', '.join(self.files)}"]

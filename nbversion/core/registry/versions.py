@@ -150,7 +150,8 @@ def _from_run(root: Path, run_id: str, run: dict) -> dict:
     lineage_dataset = {k: dataset.get(k) for k in ("name", "rev", "commit", "md5")} if dataset else None
     return {"weights": [root / best], "metrics": run.get("metrics") or {}, "params": run.get("params") or {},
             "source": f"run:{run_id}", "framework": "ultralytics",
-            "lineage": {"dataset": lineage_dataset, "run": run.get("id", run_id), "cell": run.get("cell")}}
+            "lineage": {"dataset": lineage_dataset, "run": run.get("id", run_id), "cell": run.get("cell"),
+                        "base": run.get("base_model")}}
 
 
 def _from_model(root: Path, name: str, rev: Optional[str], shown: Optional[str] = None) -> dict:
