@@ -251,7 +251,8 @@ def test_predict_runs_a_registered_onnx_yolo_and_refuses_a_sklearn_model(at_root
 
     refused = cli("predict", "risk@v1.0.0", bus)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert "error: risk.joblib is a scikit-learn model (scikit-learn, pickle)" in refused.stderr
+    assert "error: risk.joblib is a scikit-learn model, not an Ultralytics checkpoint or export " \
+           "(framework scikit-learn, format pickle)" in refused.stderr
     assert "predict runs YOLO models only" in refused.stderr and "hint: " in refused.stderr
     foreign = cli("predict", "affine@v1.0.0", bus)
     assert foreign.returncode == 1 and "affine.onnx is an ONNX model without Ultralytics metadata" in foreign.stderr

@@ -102,8 +102,8 @@ def _yolo_weights(weights: str) -> tuple[str, Optional[str]]:
         return weights, found.params.get("task")
     what = "a TorchScript export" if found.format == "torchscript" else NOT_YOLO.get(found.framework)
     if what:
-        raise InvalidInput(f"{Path(weights).name} is {what} ({found.framework}, {found.format}), not an "
-                           "Ultralytics checkpoint or export: predict runs YOLO models only",
+        raise InvalidInput(f"{Path(weights).name} is {what}, not an Ultralytics checkpoint or export "
+                           f"(framework {found.framework}, format {found.format}): predict runs YOLO models only",
                            hint="predict with a run id, NAME@champion, a YOLO .pt or its ONNX / TorchScript "
                                 "export (`nbversion export`); load other models in Python with "
                                 "nbv.load_model(ref)")

@@ -76,7 +76,7 @@ def _library(module: str, package: str, what: str, found: Detected, extra: str |
 
 
 def _yolo_model(weights: Path, task: str | None, what: str):
-    require("yolo", f"loading the YOLO model {what}")
+    require("yolo", f"loading the YOLO weights of {what}")
     from ...training import _yolo
     return _yolo.load_yolo(weights, task=task)
 
