@@ -89,17 +89,17 @@ def _yolo_weights(weights: str) -> tuple[str, Optional[str]]:
     Anything else is refused here, naming the file and its framework, before Ultralytics fails
     deep inside with a TypeError.
     """
-    from ..core.artifacts import export_metadata
     from ..core.artifacts.frameworks import detect
 
-    folder = export_metadata.ultralytics_folder(Path(weights))
-    if folder is not None:
-        return str(folder), export_metadata.folder_metadata(folder).get("task")
+    if Path(weights).is_dir():
+        return _folder_export(Path(weights))
     found = detect(weights)   # a truncated file is refused here too
     if found.framework == "ultralytics":
         if found.format == "onnx":   # Ultralytics would try to pip-install it: say what to install instead
             require("export", f"predict with the ONNX model {Path(weights).name}", ("onnxruntime",))
         return weights, found.params.get("task")
+    if found.framework == "unknown":   # maybe one file of a folder export (OpenVINO's .xml), else let Ultralytics try
+        return _folder_export(Path(weights).parent) if _is_folder_export(Path(weights)) else (weights, None)
     what = "a TorchScript export" if found.format == "torchscript" else NOT_YOLO.get(found.framework)
     if what:
         raise InvalidInput(f"{Path(weights).name} is {what}, not an Ultralytics checkpoint or export "
@@ -108,6 +108,21 @@ def _yolo_weights(weights: str) -> tuple[str, Optional[str]]:
                                 "export (`nbversion export`); load other models in Python with "
                                 "nbv.load_model(ref)")
     return weights, None
+
+
+def _is_folder_export(path: Path) -> bool:
+    from ..core.artifacts import export_metadata
+    return export_metadata.ultralytics_folder(path) is not None
+
+
+def _folder_export(folder: Path) -> tuple[str, Optional[str]]:
+    """An Ultralytics folder export (OpenVINO, NCNN...): the folder and the task its metadata.yaml names."""
+    from ..core.artifacts import export_metadata
+
+    if not _is_folder_export(folder):
+        raise InvalidInput(f"{folder.name} is a folder without the metadata.yaml of an Ultralytics export",
+                           hint="give the folder Ultralytics exported, or a model file")
+    return str(folder), export_metadata.folder_metadata(folder).get("task")
 
 
 def _check_images(images) -> list[Path]:

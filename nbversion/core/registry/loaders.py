@@ -25,43 +25,45 @@ PICKLE_FORMATS = ("pickle", "joblib-compressed")
 # framework -> (module, pip package) a pickle of it imports when loaded
 PICKLED_LIBRARIES = {"scikit-learn": ("sklearn", "scikit-learn"), "xgboost": ("xgboost", "xgboost"),
                      "lightgbm": ("lightgbm", "lightgbm"), "pytorch": ("torch", "torch")}
-# a checkpoint recorded as one of these may be a YOLO model saved before training (no train args)
-MAYBE_YOLO = (None, "pytorch", "ultralytics", "yolo", "yolov8", "yolo11")
 
 
-def load(weights: Path, what: str, recorded_framework: str | None = None, trust: bool = False) -> Any:
+def load(weights: Path, what: str, trust: bool = False) -> Any:
     """The ready object for `weights` (see `nbv.load_model` for the table); `what` names it in errors."""
     weights = Path(weights)
-    folder = export_metadata.ultralytics_folder(weights)
-    if folder is not None:   # OpenVINO, NCNN...: Ultralytics loads the folder, not one of its files
-        return _yolo_model(folder, export_metadata.folder_metadata(folder).get("task"), what)
     if weights.is_dir():
-        return weights
+        return _folder_export(weights, what) or weights
     try:
-        found = detect(weights)
+        found = detect(weights)   # the file's content decides, whatever the manifest recorded then
     except DamagedFile:
         raise   # a cut-off file: say so now, not as a library's traceback later
     except NbversionError:   # not what its suffix says: hand over the file, as for any unknown format
         logger.debug("%s: format not recognised; handing over the path", weights, exc_info=True)
         return weights
-    loader = _loader(found, weights, recorded_framework)
-    if loader is None:
-        return weights
+    loader = _loader(found, weights)
+    if loader is None:   # maybe one file of a folder export (OpenVINO's .xml): Ultralytics loads the folder
+        return _folder_export(weights, what) or weights
     logger.debug("%s: %s (%s) loaded by %s", what, found.framework, found.format, loader.__name__)
     return loader(weights, found, what, trust)
 
 
-def _loader(found: Detected, weights: Path, recorded_framework: str | None) -> Callable | None:
+def _loader(found: Detected, weights: Path) -> Callable | None:
     if found.framework == "ultralytics":
         return _ultralytics
     if found.framework == "pytorch" and found.format == "torchscript":
         return _torchscript
-    if found.framework == "pytorch" and found.format == "checkpoint" and weights.suffix == ".pt" \
-            and recorded_framework in MAYBE_YOLO:
+    if found.framework == "pytorch" and found.format == "checkpoint" and weights.suffix == ".pt":
         return _maybe_yolo
     if found.format in PICKLE_FORMATS:
         return _unpickled
     return {"onnx": _onnx, "xgboost": _xgboost, "lightgbm": _lightgbm, "keras": _keras}.get(found.framework)
+
+
+def _folder_export(path: Path, what: str):
+    """A YOLO for an Ultralytics folder export (OpenVINO, NCNN...: a `metadata.yaml` by Ultralytics), else None."""
+    folder = export_metadata.ultralytics_folder(path)
+    if folder is None:
+        return None
+    return _yolo_model(folder, export_metadata.folder_metadata(folder).get("task"), what)
 
 
 def _library(module: str, package: str, what: str, found: Detected, extra: str | None = None):

@@ -24,8 +24,6 @@ def resolve_ref(ref: str, path=None):
 
 def load_model(ref: str, path=None, trust: bool = False) -> Any:
     from . import loaders
-    from .versions import read_manifest
 
-    ws, resolved = resolve_ref(ref, path)
-    framework = read_manifest(ws.root, resolved.name, resolved.version, resolved.commit).get("framework")
-    return loaders.load(Path(resolved.path), f"{resolved.name}@{resolved.version}", framework, trust)
+    _ws, resolved = resolve_ref(ref, path)
+    return loaders.load(Path(resolved.path), f"{resolved.name}@{resolved.version}", trust)
