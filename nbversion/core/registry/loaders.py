@@ -162,14 +162,15 @@ def _keras(weights: Path, found: Detected, what: str, trust: bool):
 
 
 def _choose_keras_backend() -> None:
-    """Keras 3 imports TensorFlow unless told otherwise, and fails without it; torch serves as well.
+    """Keras 3 imports TensorFlow unless told otherwise, and fails without it; torch (or jax) serves as well.
 
     Only when the user chose nothing and TensorFlow is absent: an explicit KERAS_BACKEND wins.
     """
     if os.environ.get("KERAS_BACKEND") or _importable("tensorflow"):
         return
-    if _importable("torch"):
-        os.environ["KERAS_BACKEND"] = "torch"
+    backend = next((b for b in ("torch", "jax") if _importable(b)), None)
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
 
 
 def _importable(module: str) -> bool:
