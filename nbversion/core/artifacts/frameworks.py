@@ -2,7 +2,9 @@
 
 Nothing heavy is imported and no code in the file runs: PyTorch / Ultralytics checkpoints
 are read with a pickle reader that turns every class into an inert placeholder, so their
-train args, class names and metrics come out without torch or ultralytics.
+train args, class names and metrics come out without torch or ultralytics. An Ultralytics
+export (ONNX, TorchScript) is framework "ultralytics" by the metadata written into it
+(`export_metadata.py`), so loaders and `predict` treat it as the YOLO model it is.
 """
 from __future__ import annotations
 
