@@ -67,23 +67,46 @@ def init(path: str | os.PathLike | None = None, on_event: Optional[EventCallback
     return Workspace(result.root)
 
 
-def load_model(ref: str, path: str | os.PathLike | None = None) -> Any:
-    """A registered model for serving code: a YOLO model for YOLO weights, else the weights' path.
+def load_model(ref: str, path: str | os.PathLike | None = None, trust: bool = False) -> Any:
+    """A registered model, loaded by its own library and ready to predict.
+
+    The format is read from the file itself (not its name); each library is imported only
+    when its format is loaded:
+
+        YOLO .pt, or an Ultralytics export      ultralytics.YOLO (serving code is the same for
+          (.onnx, .torchscript, OpenVINO folder)  every format; ONNX needs onnxruntime)
+        other ONNX (.onnx)                      onnxruntime.InferenceSession (CPU provider)
+        other TorchScript (.pt, .torchscript)   torch.jit.load(..., map_location="cpu")
+        scikit-learn / XGBoost / LightGBM       the estimator, with trust=True only: a pickle
+          pickle or joblib (.pkl, .joblib)        runs code when loaded
+        XGBoost .json / .ubj                    xgboost.Booster (no code inside: no trust needed)
+        LightGBM text model (.txt)              lightgbm.Booster(model_file=...)
+        Keras .keras / .h5                      keras.models.load_model(..., compile=False);
+                                                  KERAS_BACKEND=torch when unset and TensorFlow
+                                                  is absent; safe_mode unless trust=True
+        anything else (PyTorch state_dict...)   the pathlib.Path of the file
 
     Args:
         ref: NAME@champion (or another stage), NAME@vX.Y.Z, NAME@latest, or a bare NAME,
             which honours $MODEL_VERSION (default champion).
         path: a folder inside the workspace (default: the current folder).
+        trust: load pickles / joblib files (and Keras files outside safe mode): only for
+            files from someone you trust, since loading them runs the code they hold.
 
     Returns:
-        An `ultralytics.YOLO` for YOLO weights; otherwise the `pathlib.Path` of the weights.
+        The loaded model (table above), or the `pathlib.Path` of a format nbversion does not load.
+
+    Raises:
+        UsageError: a pickle or joblib file and `trust` is False (the message names the file).
+        MissingExtra: the library of that format is not installed (the hint names the pip package).
 
     Example:
         >>> import nbversion as nbv
-        >>> model = nbv.load_model("det@champion")
+        >>> model = nbv.load_model("det@champion")          # a YOLO: model.predict("bus.jpg")
+        >>> risk = nbv.load_model("risk@v1.2.0", trust=True)  # a joblib'ed scikit-learn pipeline
     """
     from .core.registry.serving import load_model as _load
-    return _load(ref, path)
+    return _load(ref, path, trust)
 
 
 def load_ipython_extension(ipython) -> None:

@@ -14,7 +14,7 @@ import pytest
 import nbversion as nbv
 from conftest import cli, git, snapshot
 from nbversion.core.registry import served
-from nbversion.errors import IntegrityError, NotFound, UncommittedChanges
+from nbversion.errors import DamagedFile, IntegrityError, NotFound, UncommittedChanges
 
 ONNX = b"\x08\x07\x12\x07pytorch\x1a\x032.1:\x0c\n\x04onnx" + bytes(40)
 
@@ -96,7 +96,7 @@ def test_resolve_and_load_model_refuse_an_edited_registered_file(ws, tmp_path, e
     assert "hint:" in proc.stderr + proc.stdout
 
     cli("checkout", "HEAD", "registry/m/v1.0.0", "--force", check=0)
-    assert nbv.load_model("m@v1.0.0").read_bytes() == ONNX
+    assert Path(ws.resolve("m@v1.0.0").path).read_bytes() == ONNX
     all_good()
 
 
@@ -130,7 +130,8 @@ def test_resolve_from_another_branch_writes_nothing_a_commit_would_pick_up(ws, t
     path = Path(result.path)
     assert path == ws.root / ".nbversion/resolved/m/v1.0.0/files/m.onnx"   # original name kept
     assert path.read_bytes() == ONNX
-    assert nbv.load_model("m@v1.0.0") == path     # not a .pt: load_model gives the path back
+    with pytest.raises(DamagedFile, match="m.onnx of m@v1.0.0 is not an ONNX model onnxruntime can run"):
+        nbv.load_model("m@v1.0.0")                # it loads the served file (these bytes are no real ONNX)
     assert snapshot(ws.root) == before
     assert ws.status().clean
     assert "nothing to commit" in cli("commit", "-m", "after resolve", check=1).stderr

@@ -124,22 +124,25 @@ def gpu_memory_gb() -> Optional[float]:
     return torch.cuda.memory_reserved() / 1e9
 
 
-def load_yolo(weights):
-    """An Ultralytics `YOLO` for a weights file (serving: `nbv.load_model`)."""
+def load_yolo(weights, task: Optional[str] = None):
+    """An Ultralytics `YOLO` for a checkpoint or an export (.onnx, .torchscript, a folder export).
+
+    `task`: read from the export's metadata by the caller; Ultralytics guesses (and warns) without it.
+    """
     prepare()
     from ultralytics import YOLO
 
     try:
-        return YOLO(str(weights))
-    except (TypeError, KeyError, AttributeError, RuntimeError, ModuleNotFoundError, EOFError) as exc:
-        # a TorchScript archive, a bare state_dict or a damaged file: Ultralytics raises whatever it hits
+        return YOLO(str(weights), task=task)
+    except (TypeError, KeyError, AttributeError, RuntimeError, ModuleNotFoundError, EOFError, ValueError) as exc:
+        # a bare state_dict, a foreign TorchScript or a damaged file: Ultralytics raises whatever it hits
         logger.debug("Ultralytics could not load %s", weights, exc_info=True)   # the user gets its first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         first = first.replace("ERROR ❌️", "").replace(str(weights), Path(weights).name).strip()
         first = first.split(". ")[0].rstrip(".")   # Ultralytics' advice that follows names downloads we never do
-        raise InvalidInput(f"{Path(weights).name} is not an Ultralytics YOLO checkpoint: {first}",
-                           hint="give a run id, NAME@champion, or a .pt saved by Ultralytics "
-                                "(`model.save(...)` / a run's best.pt), not an export or a state_dict") from None
+        raise InvalidInput(f"{Path(weights).name} is not an Ultralytics YOLO model: {first}",
+                           hint="give a run id, NAME@champion, a .pt saved by Ultralytics "
+                                "(`model.save(...)` / a run's best.pt) or an export of one, not a state_dict") from None
 
 
 def published_weights() -> tuple[frozenset, str]:
@@ -189,9 +192,13 @@ def train(model: str, args: dict, callbacks: dict[str, Callable], resume_from: O
     return yolo.train(**args)
 
 
-def predict(weights, images: Iterable[str], conf: float, iou: float, imgsz: Optional[int]) -> list[dict]:
-    """One dict per image: boxes as (class name, confidence, xyxy), annotated RGB array, speed (ms)."""
-    yolo = load_yolo(weights)
+def predict(weights, images: Iterable[str], conf: float, iou: float, imgsz: Optional[int],
+            task: Optional[str] = None) -> list[dict]:
+    """One dict per image: boxes as (class name, confidence, xyxy), annotated RGB array, speed (ms).
+
+    `weights`: a .pt, an ONNX / TorchScript export or an export folder; `task` as `load_yolo`.
+    """
+    yolo = load_yolo(weights, task)
     kwargs = {"conf": conf, "iou": iou, "verbose": False, "device": "cpu" if not cuda_devices() else None}
     if imgsz:
         kwargs["imgsz"] = imgsz

@@ -77,15 +77,52 @@ def model_weights(ws, ref: str) -> str:
                    hint="see `nbversion runs list` and `nbversion registry`; e.g. NAME@champion")
 
 
-def _check_weights(weights: str) -> None:
-    """Refuse an export Ultralytics cannot predict with, before it fails deep inside with a TypeError."""
+# formats that are certainly no YOLO model (an Ultralytics export is detected as "ultralytics")
+NOT_YOLO = {"onnx": "an ONNX model without Ultralytics metadata", "scikit-learn": "a scikit-learn model",
+            "xgboost": "an XGBoost model", "lightgbm": "a LightGBM model", "keras": "a Keras model",
+            "pickle": "a Python pickle"}
+
+
+def _yolo_weights(weights: str) -> tuple[str, Optional[str]]:
+    """(what Ultralytics loads, its task): a checkpoint, an ONNX / TorchScript export, an export folder.
+
+    Anything else is refused here, naming the file and its framework, before Ultralytics fails
+    deep inside with a TypeError.
+    """
     from ..core.artifacts.frameworks import detect
 
+    if Path(weights).is_dir():
+        return _folder_export(Path(weights))
     found = detect(weights)   # a truncated file is refused here too
-    if found.format == "torchscript":
-        raise InvalidInput(f"{Path(weights).name} is a TorchScript export, not an Ultralytics checkpoint",
-                           hint="predict with the run or registered version it came from (a run id, "
-                                "NAME@champion); load TorchScript files with torch.jit.load")
+    if found.framework == "ultralytics":
+        if found.format == "onnx":   # Ultralytics would try to pip-install it: say what to install instead
+            require("export", f"predict with the ONNX model {Path(weights).name}", ("onnxruntime",))
+        return weights, found.params.get("task")
+    if found.framework == "unknown":   # maybe one file of a folder export (OpenVINO's .xml), else let Ultralytics try
+        return _folder_export(Path(weights).parent) if _is_folder_export(Path(weights)) else (weights, None)
+    what = "a TorchScript export" if found.format == "torchscript" else NOT_YOLO.get(found.framework)
+    if what:
+        raise InvalidInput(f"{Path(weights).name} is {what}, not an Ultralytics checkpoint or export "
+                           f"(framework {found.framework}, format {found.format}): predict runs YOLO models only",
+                           hint="predict with a run id, NAME@champion, a YOLO .pt or its ONNX / TorchScript "
+                                "export (`nbversion export`); load other models in Python with "
+                                "nbv.load_model(ref)")
+    return weights, None
+
+
+def _is_folder_export(path: Path) -> bool:
+    from ..core.artifacts import export_metadata
+    return export_metadata.ultralytics_folder(path) is not None
+
+
+def _folder_export(folder: Path) -> tuple[str, Optional[str]]:
+    """An Ultralytics folder export (OpenVINO, NCNN...): the folder and the task its metadata.yaml names."""
+    from ..core.artifacts import export_metadata
+
+    if not _is_folder_export(folder):
+        raise InvalidInput(f"{folder.name} is a folder without the metadata.yaml of an Ultralytics export",
+                           hint="give the folder Ultralytics exported, or a model file")
+    return str(folder), export_metadata.folder_metadata(folder).get("task")
 
 
 def _check_images(images) -> list[Path]:
@@ -113,6 +150,10 @@ def predict(ws: Workspace, model: str, images: Iterable[str | os.PathLike], conf
             on_event: Optional[EventCallback] = None) -> Detections:
     """Detect objects in images with a run, a weights file or a registered model (`nbversion predict`).
 
+    The model is an Ultralytics YOLO: a .pt checkpoint, or its ONNX (needs onnxruntime) or
+    TorchScript export; other formats (scikit-learn, Keras, a non-YOLO ONNX...) are refused
+    with an error naming the file and its framework.
+
     Args:
         model: a run id, a weights file, NAME@champion or NAME@vX.Y.Z.
         images: paths of the images.
@@ -135,11 +176,10 @@ def predict(ws: Workspace, model: str, images: Iterable[str | os.PathLike], conf
 
     require("yolo", "predict")
     emit = emitter(on_event)
-    weights = model_weights(ws, model)
-    _check_weights(weights)
+    weights, task = _yolo_weights(model_weights(ws, model))
     paths = _check_images(images)
     emit(Event("predict", 0, len(paths), model))
-    found = _yolo.predict(weights, paths, conf, iou, imgsz)
+    found = _yolo.predict(weights, paths, conf, iou, imgsz, task)
     result = Detections(model, weights)
     for path, item in zip(paths, found):
         result.images.append({"image": str(path), "ms": round(item["ms"], 2), "boxes": [

@@ -2,7 +2,9 @@
 
 Nothing heavy is imported and no code in the file runs: PyTorch / Ultralytics checkpoints
 are read with a pickle reader that turns every class into an inert placeholder, so their
-train args, class names and metrics come out without torch or ultralytics.
+train args, class names and metrics come out without torch or ultralytics. An Ultralytics
+export (ONNX, TorchScript) is framework "ultralytics" by the metadata written into it
+(`export_metadata.py`), so loaders and `predict` treat it as the YOLO model it is.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import DamagedFile, InvalidInput
+from . import export_metadata
 
 if TYPE_CHECKING:   # annotations only; zipfile is imported where an archive is opened
     import zipfile
@@ -116,7 +119,8 @@ def _pytorch_zip(path: Path) -> Detected:
     with _zip(path, "PyTorch") as archive:
         names = archive.namelist()
         if any(n.endswith("/constants.pkl") for n in names) or any("/code/" in n for n in names):
-            return Detected("pytorch", "torchscript")
+            return _ultralytics_export(export_metadata.torchscript_metadata(archive), "torchscript") \
+                or Detected("pytorch", "torchscript")
         if not any(n.endswith("data.pkl") for n in names):
             raise _mismatch(path, "PyTorch", "a ZIP archive without a PyTorch data.pkl")
         try:
@@ -131,23 +135,41 @@ def _pytorch_zip(path: Path) -> Detected:
     return Detected("pytorch", "checkpoint" if isinstance(obj, dict) else "module")
 
 
-def _pickled_modules(head: bytes) -> set:
-    """Top-level modules a pickle refers to, read from its opcodes (nothing is executed)."""
+def _ultralytics_export(metadata: dict, fmt: str) -> Detected | None:
+    """An Ultralytics export (its metadata's author says so): a YOLO model in another format."""
+    if not export_metadata.is_ultralytics(metadata):
+        return None
+    return Detected("ultralytics", fmt, export_metadata.class_names(metadata), {},
+                    export_metadata.export_params(metadata))
+
+
+def _pickled_modules(head: bytes) -> list:
+    """Top-level modules a pickle refers to, in the order it names them (nothing is executed).
+
+    The object pickled is named first: an LGBMClassifier's pickle names lightgbm before the
+    scikit-learn base classes it also refers to, a scikit-learn Pipeline names sklearn first.
+    """
     import pickletools
 
-    modules = set()
+    modules = []
     try:
         strings = []
         for opcode, arg, _pos in pickletools.genops(head):
+            found = None
             if opcode.name in ("GLOBAL",) and isinstance(arg, str):
-                modules.add(arg.split()[0].split(".")[0])
+                found = arg.split()[0].split(".")[0]
             elif isinstance(arg, str):
                 strings.append(arg)
             if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
-                modules.add(strings[-2].split(".")[0])
+                found = strings[-2].split(".")[0]
+            if found and found not in modules:
+                modules.append(found)
     except Exception:  # truncated or unusual: what we saw so far is enough
         logger.debug("pickle opcodes read up to an error", exc_info=True)
     return modules
+
+
+PICKLED_FRAMEWORKS = {"sklearn": "scikit-learn", "xgboost": "xgboost", "lightgbm": "lightgbm", "torch": "pytorch"}
 
 
 def _pickle_file(path: Path, head: bytes, label: str) -> Detected:
@@ -157,11 +179,8 @@ def _pickle_file(path: Path, head: bytes, label: str) -> Detected:
         return Detected("pickle", "joblib-compressed")
     with open(path, "rb") as fh:   # the class names come first; big arrays follow
         modules = _pickled_modules(fh.read(4 << 20))
-    for module, framework in (("sklearn", "scikit-learn"), ("xgboost", "xgboost"), ("lightgbm", "lightgbm"),
-                              ("torch", "pytorch")):
-        if module in modules:
-            return Detected(framework, "pickle")
-    return Detected("pickle", "pickle")
+    framework = next((PICKLED_FRAMEWORKS[m] for m in modules if m in PICKLED_FRAMEWORKS), "pickle")
+    return Detected(framework, "pickle")
 
 
 def _looks_like(head: bytes) -> str:
@@ -203,7 +222,7 @@ def detect(path) -> Detected:
     if suffix == ".onnx":
         # a ModelProto starts with field 1 (ir_version, a varint): tag byte 0x08
         if head[:1] == b"\x08" and len(head) > 2:
-            return Detected("onnx", "onnx")
+            return _ultralytics_export(export_metadata.onnx_metadata(path), "onnx") or Detected("onnx", "onnx")
         raise _mismatch(path, "ONNX", _looks_like(head))
     if suffix in (".h5", ".hdf5"):
         if head.startswith(HDF5_MAGIC):
