@@ -23,7 +23,8 @@ from ..backends import atomic, git_files
 from ..layout import TMP_DIR
 from ..result import Result
 from . import tags
-from .versions import KEY_METRICS, artifact_tags, one_artifact, summaries
+from .summaries import summaries
+from .versions import KEY_METRICS, artifact_tags, one_artifact
 
 logger = logging.getLogger(__name__)
 
