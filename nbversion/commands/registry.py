@@ -76,7 +76,7 @@ VERBS = [
          _promote_args, lambda ws, a, ev: ws.promote(a.ref, a.stage, force=a.force, on_event=ev)),
     Verb("demote", "take a stage away from a version; the former holder gets it back",
          _demote_args, lambda ws, a, ev: ws.demote(a.ref, a.stage, rollback=a.rollback, on_event=ev)),
-    Verb("registry", "registered versions, stages, champion and key metrics", _registry_args,
+    Verb("registry", "registered versions, stages, champion and metrics", _registry_args,
          lambda ws, a, ev: ws.registry(a.name, stage=a.stage, limit=a.n)),
     Verb("resolve", "the version a reference means now (or --at a date) and a local path to its weights",
          _resolve_args, lambda ws, a, ev: ws.resolve(a.ref, at=a.at)),

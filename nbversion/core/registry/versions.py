@@ -95,7 +95,9 @@ class RegisterResult(Result):
         return ["file", "bytes", "md5"], rows
 
     def summary(self):
-        metrics = ", ".join(f"{k}={self.metrics[k]:.4g}" for k in KEY_METRICS if isinstance(self.metrics.get(k), (int, float)))
+        numbers = [k for k, v in self.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        shown = ([k for k in KEY_METRICS if k in numbers] + [k for k in numbers if k not in KEY_METRICS])[:4]
+        metrics = ", ".join(f"{k}={self.metrics[k]:.4g}" for k in shown)
         return f"registered {self.name}@{self.version} (tag {self.tag}, commit {self.commit[:8]})" \
                + (f"; {metrics}" if metrics else "")
 
