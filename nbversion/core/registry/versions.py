@@ -134,7 +134,7 @@ def _one_source(ws, source: str, model_file: Optional[str]) -> dict:
         return _from_file(path)
     if path.exists():
         return _from_paths([path], model_file)
-    raise NotFound(f"--from {source!r} is not a run, a model, a file or a folder",
+    raise NotFound(f"--from {source!r} is not a run, a model or a file (or a folder of files)",
                    hint="give a run id (runs/<id>/run.json), a model name (models/<name>.meta.json), "
                         "a weights file or a folder holding one")
 
