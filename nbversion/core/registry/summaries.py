@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 from ...errors import NotFound
 from ..backends import atomic
 from ..layout import TMP_DIR
-from .versions import read_manifest
+from .versions import artifact_tags, read_manifest
 
 SUMMARY_CACHE = f"{TMP_DIR}/registry-summaries.json"
 
@@ -45,3 +46,16 @@ def summaries(root: Path, arts: dict) -> dict:
     if changed:
         atomic.write_text(path, json.dumps(cache))
     return cache
+
+
+def champion_metric(root, metric: str = "mAP50-95", prefer: Optional[str] = None) -> Optional[float]:
+    """`metric` of a current champion (of model `prefer` when it has one): the training chart's line."""
+    arts = artifact_tags(root)
+    champions = [(art_name, art.holders().get("champion")) for art_name, art in sorted(arts.items())]
+    champions = sorted(((n, v) for n, v in champions if v), key=lambda nv: nv[0] != prefer)
+    if not champions:
+        return None
+    art_name, version = champions[0]
+    summary = summaries(root, {art_name: arts[art_name]}).get(arts[art_name].versions[version]["tag"]) or {}
+    value = (summary.get("metrics") or {}).get(metric)
+    return float(value) if value is not None else None

@@ -360,19 +360,3 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
         _git.create_tag(ws.root, tag, sha, tags.register_message(name, version), tx.user, sign=tx.sign)
     emit(Event("register", 4, 4, "done"))
     return RegisterResult(name, version, tag, sha, files, origin["metrics"], origin["lineage"], manifest["model_file"])
-
-
-# --- the current champion's metric (the registry's rows: listing.py, summaries.py) ----------
-def champion_metric(root, metric: str = "mAP50-95", prefer: Optional[str] = None) -> Optional[float]:
-    """`metric` of a current champion (of model `prefer` when it has one): the training chart's line."""
-    arts = artifact_tags(root)
-    champions = [(art_name, art.holders().get("champion")) for art_name, art in sorted(arts.items())]
-    champions = sorted(((n, v) for n, v in champions if v), key=lambda nv: nv[0] != prefer)
-    if not champions:
-        return None
-    from .summaries import summaries
-
-    art_name, version = champions[0]
-    summary = summaries(root, {art_name: arts[art_name]}).get(arts[art_name].versions[version]["tag"]) or {}
-    value = (summary.get("metrics") or {}).get(metric)
-    return float(value) if value is not None else None
