@@ -224,3 +224,21 @@ def test_a_model_scoped_gate_replaces_the_stage_gates_for_that_model_only(traine
     (ws.root / ".nbversion/rules.toml").write_text(SCOPED_RULES + '\n[models.risk]\nrole = "admin"\n')
     refused = cli("commit", "-m", "a misplaced key", check=1)
     assert "rules.toml:9: unknown setting 'role' for model risk" in refused.stderr and "hint:" in refused.stderr
+
+
+def test_a_folder_register_killed_before_its_tag_is_finished_only_by_the_same_files(ws, tmp_path):
+    artifacts = sklearn_folder(tmp_path)
+    env = {**os.environ, "NBVERSION_TEST_KILL_AT": "register-committed"}
+    killed = cli("register", "risk", "--version", "1.2.0", "--from", artifacts, "--rename", env=env)
+    assert killed.returncode == -9 and not git(ws.root, "tag", "-l", "risk@v1.2.0").strip()
+
+    (artifacts / "model_signature.json").write_text(json.dumps({"inputs": []}))   # one side file differs
+    before = snapshot(ws.root)
+    refused = cli("register", "risk", "--version", "1.2.0", "--from", artifacts, "--rename", check=1)
+    assert "committed but has no tag" in refused.stderr and snapshot(ws.root) == before
+
+    (artifacts / "model_signature.json").write_text(json.dumps(SIGNATURE, indent=2))
+    cli("register", "risk", "--version", "1.2.0", "--from", artifacts, "--rename", check=0)
+    assert sorted(Path(p).name for p in cli_json("resolve", "risk@v1.2.0")["files"]) == \
+        ["metrics.json", "model.joblib", "model_signature.json"]
+    all_good()

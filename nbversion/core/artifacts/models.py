@@ -176,6 +176,8 @@ def add(ws: Workspace, name: str, file, metrics: Optional[dict] = None,
             raise NotFound(f"{path}: no such weights file or folder", hint="give the path of a .pt / .onnx / ... file")
         if root / KIND_DIR / name in [path, *path.parents]:
             raise UsageError(f"{path} is already inside models/{name}/", hint="add weights from outside models/")
+        if path.is_dir() and root.resolve().is_relative_to(path):
+            raise UsageError(f"{path} holds the whole workspace", hint="give the folder with the model and its files")
     check_metrics(metrics)
     leftovers.remove(root)   # what killed imports and model adds left behind (never a live one's)
     emit(Event("detect", 0, 1, paths[0].name))

@@ -108,7 +108,10 @@ def _source(ws, source, rename: bool = False, model_file: Optional[str] = None) 
     from ..artifacts import model_files
 
     sources = [source] if isinstance(source, (str, os.PathLike)) else [str(s) for s in source]
-    origin = _one_source(ws, str(sources[0]), model_file) if len(sources) == 1 else _from_paths(sources, model_file)
+    origin = _one_source(ws, str(sources[0]), model_file) if len(sources) == 1 else _from_paths(ws.root, sources, model_file)
+    if model_file and origin["source"].startswith(("run:", "model:")):
+        raise UsageError(f"--model-file {model_file}: {origin['source']} already names its model file",
+                         hint="--model-file picks among the files of a folder or of several --from FILE")
     if rename:
         origin["files"], origin["model_file"] = model_files.renamed(origin["files"], origin["model_file"])
     return origin
@@ -133,13 +136,13 @@ def _one_source(ws, source: str, model_file: Optional[str]) -> dict:
     if path.is_file() and not model_file:
         return _from_file(path)
     if path.exists():
-        return _from_paths([path], model_file)
+        return _from_paths(root, [path], model_file)
     raise NotFound(f"--from {source!r} is not a run, a model or a file (or a folder of files)",
                    hint="give a run id (runs/<id>/run.json), a model name (models/<name>.meta.json), "
                         "a weights file or a folder holding one")
 
 
-def _from_paths(sources: list, model_file: Optional[str]) -> dict:
+def _from_paths(root: Path, sources: list, model_file: Optional[str]) -> dict:
     """A folder, or several files: every file kept, the model file picked, metrics*.json read."""
     from ..repo.cell import current_cell
     from ..artifacts import metrics_files, model_files
@@ -148,6 +151,9 @@ def _from_paths(sources: list, model_file: Optional[str]) -> dict:
     for path in paths:
         if not path.exists():
             raise NotFound(f"--from {path}: no such file or folder", hint="give the files of the version")
+        if path.is_dir() and Path(root).resolve().is_relative_to(path.resolve()):
+            raise UsageError(f"--from {path} holds the whole workspace",
+                             hint="give the folder with the model and its files, e.g. --from artifacts/")
     picked = model_files.version_files(paths, model_file)
     metrics = {**picked.detected.metrics, **metrics_files.read_metrics(picked.files)}
     cell = current_cell.get()
