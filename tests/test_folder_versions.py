@@ -134,16 +134,30 @@ def test_model_add_of_a_folder_and_of_several_files_then_register_from_the_model
     all_good()
 
 
-def test_openvino_export_folder_keeps_xml_and_bin_together_when_renamed(ws, tmp_path):
-    export = tmp_path / "best_openvino_model"
-    export.mkdir()
+def test_openvino_export_folder_keeps_its_sub_path_and_xml_and_bin_together_when_renamed(ws, tmp_path):
+    export = tmp_path / "release" / "best_openvino_model"
+    export.mkdir(parents=True)
     (export / "best.xml").write_text('<?xml version="1.0"?>\n<net name="torch_jit" version="11"><layers/></net>\n')
     (export / "best.bin").write_bytes(os.urandom(512))
     (export / "metadata.yaml").write_text("task: detect\nimgsz: [64, 64]\nnames: {0: square}\n")
-    result = ws.register("det-ov", version="1.0.0", source=str(export), rename=True)
-    assert sorted(result.files) == ["files/metadata.yaml", "files/model.bin", "files/model.xml"]
-    assert result.model_file == "files/model.xml"
-    assert Path(ws.resolve("det-ov@v1.0.0").path).name == "model.xml"
+    (export.parent / "README.md").write_text("# detector release\n")
+    (export.parent / ".ipynb_checkpoints").mkdir()
+    (export.parent / ".ipynb_checkpoints" / "README-checkpoint.md").write_text("old\n")
+    first = git(ws.root, "rev-parse", "HEAD").strip()
+
+    result = ws.register("det-ov", version="1.0.0", source=str(export.parent), rename=True)
+    assert sorted(result.files) == ["files/README.md", "files/best_openvino_model/metadata.yaml",
+                                    "files/best_openvino_model/model.bin", "files/best_openvino_model/model.xml"]
+    assert result.model_file == "files/best_openvino_model/model.xml"
+    assert Path(ws.resolve("det-ov@v1.0.0").path).relative_to(ws.root).as_posix() == \
+        "registry/det-ov/v1.0.0/files/best_openvino_model/model.xml"
+    all_good()
+
+    ws.checkout(first)                                    # not checked out: materialised, sub-paths kept
+    served = ws.resolve("det-ov@v1.0.0")
+    assert Path(served.path) == ws.root / ".nbversion/resolved/det-ov/v1.0.0/files/best_openvino_model/model.xml"
+    assert (Path(served.path).parent / "model.bin").read_bytes() == (export / "best.bin").read_bytes()
+    assert len(served.files) == 4
 
 
 def test_more_than_one_model_file_is_refused_with_the_candidates_until_model_file_says_which(ws, tmp_path):
