@@ -54,7 +54,12 @@ def _dataset_diff_args(p):
 def _model_add_args(p):
     add_json_flag(p)
     p.add_argument("name", metavar="NAME", help="model name (folder under models/)")
-    p.add_argument("file", metavar="FILE", help="weights: .pt .pth .onnx .h5 .keras .pb .tflite .pkl .joblib .json .ubj .txt")
+    p.add_argument("file", metavar="DIR|FILE", nargs="+",
+                   help="weights (.pt .pth .onnx .h5 .keras .pb .tflite .pkl .joblib .json .ubj .txt), "
+                        "a folder of files, or several files of one version")
+    p.add_argument("--rename", action="store_true", help="store the model file as model<suffix> (best.pt -> model.pt)")
+    p.add_argument("--model-file", default=None, metavar="NAME",
+                   help="which file is the model, when there is more than one")
     p.add_argument("--metric", action="append", default=[], metavar="K=V", help="a metric (repeatable)")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="a parameter (repeatable)")
     p.add_argument("--dataset", default=None, metavar="NAME[@REV]", help="dataset version it was trained on")
@@ -83,10 +88,13 @@ VERBS = [
              lambda ws, a, ev: ws.dataset_diff(a.name, a.rev_a, a.rev_b, on_event=ev)),
     ]),
     Verb("model", "model weights as versions: add, list, show, compare", _none, None, subverbs=[
-        Verb("add", "version a weights file with metrics, params and dataset lineage", _model_add_args,
-             lambda ws, a, ev: ws.model_add(a.name, a.file, metrics=_key_values(a.metric, "--metric"),
+        Verb("add", "version a weights file (or a folder of files) with metrics, params and dataset lineage",
+             _model_add_args,
+             lambda ws, a, ev: ws.model_add(a.name, a.file[0] if len(a.file) == 1 else a.file,
+                                            metrics=_key_values(a.metric, "--metric"),
                                             params=_key_values(a.param, "--param"), dataset=a.dataset,
-                                            message=a.message, on_event=ev)),
+                                            message=a.message, on_event=ev, rename=a.rename,
+                                            model_file=a.model_file)),
         Verb("list", "models with their latest version", _json_only, lambda ws, a, ev: ws.model_list()),
         Verb("show", "metadata of NAME[@REV]", _model_show_args, lambda ws, a, ev: ws.model_show(a.ref)),
         Verb("compare", "metrics and params side by side, best value marked", _model_compare_args,

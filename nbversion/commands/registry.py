@@ -9,9 +9,18 @@ def _register_args(p):
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--version", dest="set_version", metavar="X.Y.Z", help="an explicit version, above the latest")
     which.add_argument("--bump", choices=["major", "minor", "patch"], help="next version after the latest")
-    p.add_argument("--from", dest="source", required=True, metavar="RUN|FILE|MODEL[@REV]",
-                   help="a training run id, a weights file, or a versioned model")
+    p.add_argument("--from", dest="source", required=True, action="append", metavar="RUN|FILE|DIR|MODEL[@REV]",
+                   help="a training run id, a weights file, a folder of files, or a versioned model; "
+                        "repeat it to register several files as one version")
+    p.add_argument("--rename", action="store_true", help="store the model file as model<suffix> (best.pt -> model.pt)")
+    p.add_argument("--model-file", default=None, metavar="NAME",
+                   help="which file is the model, when a folder holds more than one")
     p.add_argument("-m", "--message", default="", help="why this version exists")
+
+
+def _one_or_all(sources: list):
+    """One `--from` is a run, a model, a file or a folder; several are files of one version."""
+    return sources[0] if len(sources) == 1 else sources
 
 
 def _promote_args(p):
@@ -61,12 +70,13 @@ def _report_args(p):
 
 VERBS = [
     Verb("register", "register an immutable semver version of model weights", _register_args,
-         lambda ws, a, ev: ws.register(a.name, a.set_version, a.bump, a.source, a.message, on_event=ev)),
+         lambda ws, a, ev: ws.register(a.name, a.set_version, a.bump, _one_or_all(a.source), a.message, on_event=ev,
+                                       rename=a.rename, model_file=a.model_file)),
     Verb("promote", "assign a stage (default champion) behind roles and gates, then run deploy hooks",
          _promote_args, lambda ws, a, ev: ws.promote(a.ref, a.stage, force=a.force, on_event=ev)),
     Verb("demote", "take a stage away from a version; the former holder gets it back",
          _demote_args, lambda ws, a, ev: ws.demote(a.ref, a.stage, rollback=a.rollback, on_event=ev)),
-    Verb("registry", "registered versions, stages, champion and key metrics", _registry_args,
+    Verb("registry", "registered versions, stages, champion and metrics", _registry_args,
          lambda ws, a, ev: ws.registry(a.name, stage=a.stage, limit=a.n)),
     Verb("resolve", "the version a reference means now (or --at a date) and a local path to its weights",
          _resolve_args, lambda ws, a, ev: ws.resolve(a.ref, at=a.at)),

@@ -119,7 +119,7 @@ def static_chart_html(record: dict) -> str:
 def champion_map(record: dict) -> Optional[float]:
     """mAP50-95 of the current champion, if the registry has one (read defensively)."""
     try:
-        from ..core.registry.versions import champion_metric
+        from ..core.registry.summaries import champion_metric
 
         root = record.get("_root") or os.getcwd()
         return champion_metric(root, "mAP50-95", prefer=(record.get("params") or {}).get("name"))

@@ -57,6 +57,8 @@ class ModelResult(Result):
         lineage = (m.get("lineage") or {}).get("dataset")
         lines = [f"{self.name}@{self.rev} = {(self.commit or '')[:8]}  {m.get('framework')} ({m.get('format')}), "
                  f"{m.get('file')}, {human_bytes(m.get('size'))}, md5 {m.get('md5')}"]
+        if len(m.get("files") or []) > 1:
+            lines.append(f"{len(m['files'])} files: {', '.join(f['path'] for f in m['files'])}")
         if m.get("class_names"):
             lines.append(f"classes: {', '.join(m['class_names'])}")
         if lineage:
@@ -134,19 +136,25 @@ def check_metrics(metrics) -> None:
                              hint=f"e.g. --metric {key}=0.71 (text belongs in --param)")
 
 
-def add(ws: Workspace, name: str, file: str | os.PathLike, metrics: Optional[dict] = None,
+def add(ws: Workspace, name: str, file, metrics: Optional[dict] = None,
         params: Optional[dict] = None, dataset: str | None = None, message: str | None = None,
-        on_event: Optional[EventCallback] = None) -> ModelResult:
-    """Version a weights file with its metrics, parameters and dataset lineage (`nbversion model add`).
+        on_event: Optional[EventCallback] = None, rename: bool = False,
+        model_file: Optional[str] = None) -> ModelResult:
+    """Version a weights file (or a folder, or several files) with its metrics, parameters and
+    dataset lineage (`nbversion model add`).
 
     Args:
         name: model name, the folder under models/.
-        file: the weights (.pt .pth .onnx .h5 .keras .pb .tflite .pkl .joblib .json .ubj .txt).
-        metrics: metric name to number, e.g. {"mAP50": 0.71}.
+        file: the weights (.pt .pth .onnx .h5 .keras .pb .tflite .pkl .joblib .json .ubj .txt),
+            a folder (every file in it, sub-paths kept), or a list of files and folders.
+            `metrics.json` / `metrics_*.json` among them are read into the metrics.
+        metrics: metric name to number, e.g. {"mAP50": 0.71}; wins over metrics.json.
         params: parameter name to value.
         dataset: NAME[@REV] of the dataset version it was trained on.
         message: commit message (default: one naming the model).
         on_event: called with progress `Event`s (detect, copy, commit).
+        rename: store the model file as `model<suffix>` (`best.pt` -> `model.pt`).
+        model_file: which file is the model when several are (its name or path in the folder).
 
     Returns:
         ModelResult: the name, commit and metadata of the new version.
@@ -155,47 +163,76 @@ def add(ws: Workspace, name: str, file: str | os.PathLike, metrics: Optional[dic
         >>> ws = nbv.open(".")
         >>> ws.model_add("det", "best.pt", metrics={"mAP50": 0.71}, dataset="traffic")
     """
+    from .metrics_files import read_metrics
+    from .model_files import VersionFiles, renamed, version_files
+
     emit = emitter(on_event)
     root = ws.root
     refs.check_new_name(root, KIND_DIR, name)
-    path = Path(os.path.expanduser(str(file))).resolve()
-    if not path.is_file():
-        raise NotFound(f"{file}: no such weights file", hint="give the path of a .pt / .onnx / ... file")
-    if root / KIND_DIR / name in path.parents:
-        raise UsageError(f"{file} is already inside models/{name}/", hint="add weights from outside models/")
+    sources = [file] if isinstance(file, (str, os.PathLike)) else list(file)
+    paths = [Path(os.path.expanduser(str(s))).resolve() for s in sources]
+    for path in paths:
+        if not path.exists():
+            raise NotFound(f"{path}: no such weights file or folder", hint="give the path of a .pt / .onnx / ... file")
+        if root / KIND_DIR / name in [path, *path.parents]:
+            raise UsageError(f"{path} is already inside models/{name}/", hint="add weights from outside models/")
+        if path.is_dir() and root.resolve().is_relative_to(path):
+            raise UsageError(f"{path} holds the whole workspace", hint="give the folder with the model and its files")
     check_metrics(metrics)
     leftovers.remove(root)   # what killed imports and model adds left behind (never a live one's)
-    emit(Event("detect", 0, 1, path.name))
-    found = detect(path)
-    meta = {"name": name, "framework": found.framework, "format": found.format, "file": path.name,
-            "size": path.stat().st_size, "md5": file_md5(path),
-            "metrics": {**found.metrics, **{normalise_metric(k): v for k, v in (metrics or {}).items()}},
+    emit(Event("detect", 0, 1, paths[0].name))
+    if len(paths) == 1 and paths[0].is_file() and not model_file:
+        found = detect(paths[0])   # one file: any format nbversion reads, checked as it always was
+        picked = VersionFiles({paths[0].name: paths[0]}, paths[0].name, found)
+        if rename:
+            picked.files, picked.model_file = renamed(picked.files, picked.model_file)
+    else:
+        picked = version_files(paths, model_file, rename)
+        found = picked.detected
+    model_path = picked.files[picked.model_file]
+    listed = [{"path": rel, "md5": file_md5(path), "size": path.stat().st_size} for rel, path in picked.files.items()]
+    model_entry = next(entry for entry in listed if entry["path"] == picked.model_file)
+    meta = {"name": name, "framework": found.framework, "format": found.format, "file": picked.model_file,
+            "size": model_entry["size"], "md5": model_entry["md5"], "files": listed,
+            "metrics": {**found.metrics, **read_metrics(picked.files),
+                        **{normalise_metric(k): v for k, v in (metrics or {}).items()}},
             "params": {**found.params, **(params or {})}, "class_names": found.class_names,
             "lineage": {"dataset": dataset_lineage(root, dataset, found.params.get("data")), "run": None}}
     with ws.transaction("model add") as tx:
         current = dataset_meta.read_current(root, KIND_DIR, name)
-        if current and all(current.get(k) == meta[k] for k in ("md5", "metrics", "params", "lineage", "file")):
+        if current and all(current.get(k) == meta[k] for k in ("md5", "metrics", "params", "lineage", "file")) \
+                and _listed(current) == listed:
             return ModelResult(name, refs.versions(root, KIND_DIR, name)[0].sha, current, changed=False)
-        _store_weights(root, name, path, emit)
+        _store_weights(root, name, picked.files, emit)
         meta.update(added_by=tx.user, added_at=now_iso("seconds"))
         meta_file = dataset_meta.write(root, KIND_DIR, name, meta)
         tx.audit("model add", name, {"md5": meta["md5"], "framework": meta["framework"],
-                                     "metrics": meta["metrics"], "dataset": meta["lineage"]["dataset"]})
-        sha = tx.commit(message or f"model {name}: add {path.name}",
+                                     "metrics": meta["metrics"], "dataset": meta["lineage"]["dataset"],
+                                     **({"files": len(listed)} if len(listed) > 1 else {})})
+        more = f" and {len(listed) - 1} more file(s)" if len(listed) > 1 else ""
+        sha = tx.commit(message or f"model {name}: add {model_path.name}{more}",
                         [f"{KIND_DIR}/{name}.dvc", f"{KIND_DIR}/.gitignore", meta_file])
     return ModelResult(name, sha, meta)
 
 
-def _store_weights(root: Path, name: str, path: Path, emit) -> None:
-    """Replace models/<name>/ with just this file and track it with DVC."""
+def _listed(meta: dict) -> list:
+    """The files of a version; metadata from before versions had several files names one."""
+    return meta.get("files") or [{"path": meta.get("file"), "md5": meta.get("md5"), "size": meta.get("size")}]
+
+
+def _store_weights(root: Path, name: str, files: dict, emit) -> None:
+    """Replace models/<name>/ with just these files (stored path -> source) and track it with DVC."""
     out = f"{KIND_DIR}/{name}"
     # owned while we run: a killed model add's folder is swept by the next add, gc, verify --repair
     with leftovers.owned_folder(root, leftovers.MODEL_PREFIX, name) as tmp:
         (tmp / "new").mkdir(parents=True)
-        shutil.copyfile(path, tmp / "new" / path.name)
+        for rel, path in files.items():
+            (tmp / "new" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, tmp / "new" / rel)
         checkpoint("model-copied")
         target = root / out
-        logger.debug("model %s: %s replaces %s", name, path.name, "the previous file(s)" if target.exists() else "nothing")
+        logger.debug("model %s: %s replaces %s", name, ", ".join(files),
+                     "the previous file(s)" if target.exists() else "nothing")
         if target.exists():
             os.replace(target, tmp / "previous")
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -151,7 +151,7 @@ def _needed_role(entry: dict, stage_rules: dict) -> tuple[str, str]:
     if action == "user add":
         return "admin", "user add"
     stage = details.get("stage", "champion")
-    needed = rules.for_stage(stage_rules, stage).role
+    needed = rules.for_stage(stage_rules, stage, model=str(entry.get("target") or "").partition("@")[0]).role
     if details.get("forced"):
         return "admin", f"forced {action} to {stage}"
     return needed, f"{action} to {stage}"
@@ -214,7 +214,7 @@ def recheck_gates(root: Path, entry: dict, stage_rules: dict) -> list[str]:
     manifest = _manifest_or_none(root, entry["target"])
     if manifest is None:
         return []       # a missing version is reported by the registry check
-    rule = rules.for_stage(stage_rules, details.get("stage", "champion"))
+    rule = rules.for_stage(stage_rules, details.get("stage", "champion"), model=entry["target"].partition("@")[0])
     previous = _manifest_or_none(root, f"{entry['target'].partition('@')[0]}@{details['previous']}") \
         if details.get("previous") else None
     failed = []
@@ -239,7 +239,7 @@ def check_stage_tags(root: Path, arts: dict, audited: set, policies: _Policies, 
             if event.tag in audited:
                 continue
             users, stage_rules = policies.at_date(datetime.fromisoformat(event.date))
-            needed = rules.for_stage(stage_rules, event.stage).role
+            needed = rules.for_stage(stage_rules, event.stage, model=art.name).role
             role = identity.role_of(root, event.tagger, users)
             if not identity.allows(role, needed):
                 problems.append({"line": None, "check": "tags",
@@ -257,6 +257,7 @@ def check_signed_tags(root: Path, arts: dict, policies: _Policies, since: int, p
     made = [(info["tag"], info["date"], "contributor", "register") for art in arts.values()
             for info in art.versions.values()]
     made += [(event.tag, event.date, None, event.stage) for art in arts.values() for event in art.events]
+    model_of = {event.tag: art.name for art in arts.values() for event in art.events}
     made = [m for m in made if m[1] and datetime.fromisoformat(m[1]).timestamp() >= since]
     if not made:
         return 0
@@ -270,7 +271,7 @@ def check_signed_tags(root: Path, arts: dict, policies: _Policies, since: int, p
                              "message": f"tag {name} is {'not signed' if grade == 'N' else 'signed by a key not in allowed_signers'}"})
             continue
         users, stage_rules = policies.at_date(datetime.fromisoformat(date))
-        needed = needed or rules.for_stage(stage_rules, what).role
+        needed = needed or rules.for_stage(stage_rules, what, model=model_of.get(name)).role
         role = identity.role_of(root, principal, users)
         if not identity.allows(role, needed):
             problems.append({"line": None, "check": "signatures",

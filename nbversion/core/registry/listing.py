@@ -23,7 +23,8 @@ from ..backends import atomic, git_files
 from ..layout import TMP_DIR
 from ..result import Result
 from . import tags
-from .versions import KEY_METRICS, artifact_tags, one_artifact, summaries
+from .summaries import summaries
+from .versions import KEY_METRICS, artifact_tags, one_artifact
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ ROWS_CACHE = f"{TMP_DIR}/registry-rows.jsonl"
 FORMAT = 1
 # tags changed this recently may change again within the same mtime tick: rebuild next time too
 RACY_SECONDS = 2.0
+# metric columns of a one-model table: more would not fit a terminal next to the other columns
+MAX_METRIC_COLUMNS = 6
 
 
 @dataclass
@@ -42,18 +45,25 @@ class RegistryResult(Result):
     page: Optional[paging.Page] = None
 
     def table(self):
-        headers = ["model", "version", "stages", "champion", *KEY_METRICS, "registered by", "registered at"]
-        rows = [[v["name"], v["version"], ", ".join(v["stages"]), "★" if v["champion"] else "",
-                 *[v["metrics"].get(k) for k in KEY_METRICS], v["registered_by"], (v["registered_at"] or "")[:19]]
-                for v in self.versions]
+        """One model: a column per metric it has. Several models: a `metrics` cell per row with
+        that model's own top metrics (a YOLO model's mAP next to a classifier's f1 and roc_auc)."""
+        names = {v["name"] for v in self.versions}
+        columns = metric_columns(self.versions) if len(names) == 1 else []
+        headers = ["model", "version", "stages", "champion", *(columns or ["metrics"]), "registered by", "registered at"]
+        rows = []
+        for v in self.versions:
+            metrics = [v["metrics"].get(k) for k in columns] if columns else [metrics_cell(v["metrics"])]
+            rows.append([v["name"], v["version"], ", ".join(v["stages"]), "★" if v["champion"] else "",
+                         *metrics, v["registered_by"], (v["registered_at"] or "")[:19]])
         return headers, rows
 
     def highlight(self, row) -> bool:
         return row[3] == "★"
 
     def to_dict(self) -> dict:
-        # dataclasses.asdict deep-copies: slow for 10,000 rows
-        return {"versions": self.versions, **(self.page.to_dict() if self.page else {})}
+        # dataclasses.asdict deep-copies: slow for 10,000 rows. `metric_columns`: what the table shows
+        return {"versions": self.versions, "metric_columns": metric_columns(self.versions),
+                **(self.page.to_dict() if self.page else {})}
 
     def summary(self):
         names = {v["name"] for v in self.versions}
@@ -62,6 +72,25 @@ class RegistryResult(Result):
         if self.page is not None and self.page.describe(len(self.versions), "versions"):
             return self.page.describe(len(self.versions), "versions")
         return f"{len(self.versions)} version(s) of {len(names)} model(s)"
+
+
+def ordered_metrics(metrics, limit: int = MAX_METRIC_COLUMNS) -> list:
+    """Metric names, the KEY_METRICS first (in their order), then the others as they come."""
+    names = list(dict.fromkeys(metrics))
+    chosen = [k for k in KEY_METRICS if k in names] + [k for k in names if k not in KEY_METRICS]
+    return chosen[:limit]
+
+
+def metric_columns(versions: list) -> list:
+    """The metric columns of these rows: the union of their numeric metrics, ordered, capped."""
+    return ordered_metrics(k for v in versions for k, value in (v.get("metrics") or {}).items()
+                           if isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def metrics_cell(metrics: dict, limit: int = 4) -> str:
+    """`f1=0.81, roc_auc=0.9`: a row's own top metrics, for a table of several models."""
+    numbers = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return ", ".join(f"{k}={numbers[k]:.4g}" for k in ordered_metrics(numbers, limit))
 
 
 def _build_rows(root: Path) -> list[dict]:
@@ -131,7 +160,7 @@ def _rows(root: Path) -> _Rows:
 
 def registry(ws: Workspace, name: Optional[str] = None, stage: Optional[str] = None,
              limit: Optional[int] = None, offset: int = 0) -> RegistryResult:
-    """Registered versions with their stages, champion and key metrics (`nbversion registry`).
+    """Registered versions with their stages, champion and metrics (`nbversion registry`).
 
     Args:
         name: only this model (default: every registered model).
@@ -140,8 +169,9 @@ def registry(ws: Workspace, name: Optional[str] = None, stage: Optional[str] = N
         offset: skip this many matching versions first (the next page).
 
     Returns:
-        RegistryResult: `versions`, one dict per version, by model name, newest version first,
-        and `page` (total, offset, limit, next_offset).
+        RegistryResult: `versions`, one dict per version (every metric), by model name, newest
+        version first, and `page` (total, offset, limit, next_offset). The table shows the metric
+        columns the model has (one model) or each row's own top metrics (several models).
 
     Example:
         >>> ws = nbv.open(".")

@@ -189,7 +189,7 @@ def promote(ws: Workspace, ref: str, stage: str = "champion", force: bool = Fals
     if not selector:
         raise UsageError(f"say which version to promote: {name}@vX.Y.Z", hint=f"see `nbversion registry {name}`")
     tags.check_name(stage, "stage")
-    rule = rules.for_stage(rules.load(ws.root), stage)
+    rule = rules.for_stage(rules.load(ws.root), stage, model=name)   # [models.NAME.stages.STAGE] first
     _require_trusted_deploy(ws.root, rule, stage)
     if force:
         identity.require(ws.root, "admin", "promote --force")
@@ -251,7 +251,7 @@ def demote(ws: Workspace, ref: str, stage: str = "champion", rollback: bool = Tr
     emit = emitter(on_event)
     name, selector = registry.split_ref(ref)
     tags.check_name(stage, "stage")
-    rule = rules.for_stage(rules.load(ws.root), stage)
+    rule = rules.for_stage(rules.load(ws.root), stage, model=name)
     with ws.transaction("demote", role=rule.role) as tx:
         art = registry.one_artifact(ws.root, name)
         version = select_version(art, selector or stage)

@@ -67,13 +67,17 @@ def select_version(art: tags.ArtifactTags, selector: str, at: Optional[str] = No
 
 
 def local_weights(root: Path, name: str, version: str, commit: str) -> list[Path]:
-    """The version's weights, checked against its manifest; never written into the working tree."""
+    """The version's files, the model file first, each checked against the manifest; never written
+    into the working tree. Manifests older than multi-file versions name no model file: their one file is."""
     from .served import served_files
 
     rel = version_dir(name, version)
     tagged = _git.show(root, commit, f"{rel}/manifest.json")   # the tagged manifest, not a working copy
     manifest = json.loads(tagged) if tagged is not None else read_manifest(root, name, version, commit)
-    return served_files(root, rel, commit, manifest)
+    paths = served_files(root, rel, commit, manifest)
+    listed = list(manifest.get("files") or {})
+    model = listed.index(manifest["model_file"]) if manifest.get("model_file") in listed else 0
+    return [paths[model]] + paths[:model] + paths[model + 1:]
 
 
 def resolve(ws: Workspace, ref: str, at: Optional[str] = None) -> ResolveResult:

@@ -10,6 +10,15 @@
     command = "echo deployed $NBVERSION_VERSION"
 
 A stage without an entry needs the admin role and has no gates.
+
+A model can have its own rules for a stage, which override the stage's key by key:
+
+    [models.risk.stages.champion]
+    gates = ["metrics.f1 >= 0.8"]                 # risk's gates replace the mAP gates above
+
+Keys the model's table leaves out (role, promotes_from, deploy) are the stage's. So a YOLO mAP
+gate in `[stages.champion]` does not block a classifier that has its own gates, while a model
+without its own table keeps every gate of the stage (and a metric it lacks still fails it).
 """
 from __future__ import annotations
 
@@ -105,8 +114,17 @@ def _parse_gate(raw, path: Path, text: str) -> Gate:
     raise _bad(path, text, "gates", f"unknown gate {raw!r}")
 
 
-def load(root, text: Optional[str] = None) -> dict[str, StageRule]:
-    """stage -> StageRule from the working tree's rules.toml (or from `text`, e.g. an old revision)."""
+class Rules(dict):
+    """stage -> StageRule, and `models`: model -> stage -> StageRule (the stage's, overridden)."""
+
+    def __init__(self, stages: dict, models: Optional[dict] = None):
+        super().__init__(stages)
+        self.models = models or {}
+
+
+def load(root, text: Optional[str] = None) -> Rules:
+    """stage -> StageRule from the working tree's rules.toml (or from `text`, e.g. an old revision);
+    the model-scoped rules in `.models`."""
     path = Path(root) / RULES_FILE
     if text is None:
         data = read_toml(path)
@@ -117,20 +135,44 @@ def load(root, text: Optional[str] = None) -> dict[str, StageRule]:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInput(f"{path.name}: {exc}", hint="fix the TOML syntax") from exc
-    stages = {}
-    for stage, raw in (data.get("stages") or {}).items():
-        if not isinstance(raw, dict):
-            raise _bad(path, text, f"stages.{stage}", f"[stages.{stage}] must be a table")
-        gates = raw.get("gates") or []
-        stages[stage] = StageRule(stage, str(raw.get("role", "admin")), raw.get("promotes_from"),
-                                  [_parse_gate(g, path, text) for g in gates], dict(raw.get("deploy") or {}))
-    logger.debug("stage rules (%s): %s", RULES_FILE,
-                 {s: (r.role, [g.describe() for g in r.gates]) for s, r in stages.items()})
-    return stages
+    raw_stages = data.get("stages") or {}
+    stages = {stage: _stage_rule(stage, raw, f"stages.{stage}", path, text) for stage, raw in raw_stages.items()}
+    models = {}
+    for model, stage, raw in _model_tables(data, path, text):
+        merged = {**(raw_stages.get(stage) or {}), **raw}   # key by key: the model's keys win
+        models.setdefault(model, {})[stage] = _stage_rule(stage, merged, f"models.{model}.stages.{stage}", path, text)
+    logger.debug("stage rules (%s): %s; model-scoped: %s", RULES_FILE,
+                 {s: (r.role, [g.describe() for g in r.gates]) for s, r in stages.items()},
+                 {m: {s: [g.describe() for g in r.gates] for s, r in by.items()} for m, by in models.items()})
+    return Rules(stages, models)
 
 
-def for_stage(rules: dict, stage: str) -> StageRule:
-    return rules.get(stage) or StageRule(stage)
+def _stage_rule(stage: str, raw, where: str, path: Path, text: str) -> StageRule:
+    if not isinstance(raw, dict):
+        raise _bad(path, text, where, f"[{where}] must be a table")
+    gates = raw.get("gates") or []
+    if not isinstance(gates, list):
+        raise _bad(path, text, "gates", f"gates of [{where}] must be a list")
+    return StageRule(stage, str(raw.get("role", "admin")), raw.get("promotes_from"),
+                     [_parse_gate(g, path, text) for g in gates], dict(raw.get("deploy") or {}))
+
+
+def _model_tables(data: dict, path: Path, text: str):
+    """(model, stage, table) of each `[models.<model>.stages.<stage>]`."""
+    models = data.get("models") or {}
+    if not isinstance(models, dict):
+        raise _bad(path, text, "models", "`models` must be a table: [models.NAME.stages.STAGE]")
+    for model, section in models.items():
+        if not isinstance(section, dict) or not isinstance(section.get("stages", {}), dict):
+            raise _bad(path, text, f"models.{model}", f"[models.{model}] holds only [models.{model}.stages.STAGE] tables")
+        for stage, raw in (section.get("stages") or {}).items():
+            yield model, stage, raw
+
+
+def for_stage(rules: dict, stage: str, model: Optional[str] = None) -> StageRule:
+    """The rule of `stage` for `model`: its own `[models.<model>.stages.<stage>]` if it has one."""
+    scoped = (getattr(rules, "models", {}).get(model) or {}).get(stage) if model else None
+    return scoped or rules.get(stage) or StageRule(stage)
 
 
 def metric_of(manifest: dict, metric: str) -> Optional[float]:

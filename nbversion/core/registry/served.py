@@ -49,6 +49,24 @@ def served_files(root: Path, rel: str, commit: str, manifest: dict) -> list[Path
     return _materialised(root, rel, manifest, files)
 
 
+def edited_files(root: Path, rel: str, manifest: dict) -> list[str]:
+    """Workspace paths of the version's files in the working tree that no longer hash to the
+    manifest (`verify`); a file not there (data not checked out) is not an edit."""
+    edited = []
+    for name, info in (manifest.get("files") or {}).items():
+        path = root / rel / name
+        if ".." in Path(name).parts or Path(name).is_absolute() or not path.is_file():
+            continue
+        key, fresh, known = _fingerprint(root, path, info.get("md5", ""))
+        if known:
+            continue
+        if _md5(path) == info.get("md5"):
+            statcache.mark_clean(root, [key], {key: fresh})
+        else:
+            edited.append(path.relative_to(root).as_posix())
+    return edited
+
+
 def _in_worktree(root: Path, rel: str, commit: str) -> bool:
     """The working tree holds this version: its pointer there is the tagged one."""
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..result import Result
 from ..backends.hashing import file_md5
 from ..backends import _git, atomic
 from ..repo import names
-from ..layout import TMP_DIR, tmp_dir
+from ..layout import tmp_dir
 from . import tags
 from ..audit.chain import now_iso
 from ..security import signing
@@ -87,19 +88,36 @@ class RegisterResult(Result):
     files: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     lineage: dict = field(default_factory=dict)
+    model_file: str = ""     # the key of `files` that is the model (`files/model.joblib`)
 
     def table(self):
         rows = [[path, info["size"], info["md5"][:12]] for path, info in self.files.items()]
         return ["file", "bytes", "md5"], rows
 
     def summary(self):
-        metrics = ", ".join(f"{k}={self.metrics[k]:.4g}" for k in KEY_METRICS if isinstance(self.metrics.get(k), (int, float)))
+        numbers = [k for k, v in self.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        shown = ([k for k in KEY_METRICS if k in numbers] + [k for k in numbers if k not in KEY_METRICS])[:4]
+        metrics = ", ".join(f"{k}={self.metrics[k]:.4g}" for k in shown)
         return f"registered {self.name}@{self.version} (tag {self.tag}, commit {self.commit[:8]})" \
                + (f"; {metrics}" if metrics else "")
 
 
-def _source(ws, source: str) -> dict:
-    """Weights, metrics, params and lineage of a RUN id, a MODEL[@REV] or a FILE path."""
+def _source(ws, source, rename: bool = False, model_file: Optional[str] = None) -> dict:
+    """Files, model file, metrics, params and lineage of a RUN id, a MODEL[@REV], a FILE, a FOLDER
+    or several files (`source` a list); with `rename`, the model file is stored as model<suffix>."""
+    from ..artifacts import model_files
+
+    sources = [source] if isinstance(source, (str, os.PathLike)) else [str(s) for s in source]
+    origin = _one_source(ws, str(sources[0]), model_file) if len(sources) == 1 else _from_paths(ws.root, sources, model_file)
+    if model_file and origin["source"].startswith(("run:", "model:")):
+        raise UsageError(f"--model-file {model_file}: {origin['source']} already names its model file",
+                         hint="--model-file picks among the files of a folder or of several --from FILE")
+    if rename:
+        origin["files"], origin["model_file"] = model_files.renamed(origin["files"], origin["model_file"])
+    return origin
+
+
+def _one_source(ws, source: str, model_file: Optional[str]) -> dict:
     root = ws.root
     from ...training.runs import is_run_id
 
@@ -115,10 +133,34 @@ def _source(ws, source: str) -> dict:
     if (root / "models" / f"{model_name}.meta.json").exists() or (rev and _git.show(root, rev, f"models/{model_name}.meta.json")):
         return _from_model(root, model_name, rev or None)
     path = Path(source) if Path(source).is_absolute() else Path.cwd() / source
-    if path.is_file():
+    if path.is_file() and not model_file:
         return _from_file(path)
-    raise NotFound(f"--from {source!r} is not a run, a model or a file",
-                   hint="give a run id (runs/<id>/run.json), a model name (models/<name>.meta.json) or a weights file")
+    if path.exists():
+        return _from_paths(root, [path], model_file)
+    raise NotFound(f"--from {source!r} is not a run, a model or a file (or a folder of files)",
+                   hint="give a run id (runs/<id>/run.json), a model name (models/<name>.meta.json), "
+                        "a weights file or a folder holding one")
+
+
+def _from_paths(root: Path, sources: list, model_file: Optional[str]) -> dict:
+    """A folder, or several files: every file kept, the model file picked, metrics*.json read."""
+    from ..repo.cell import current_cell
+    from ..artifacts import metrics_files, model_files
+
+    paths = [Path(s) if Path(s).is_absolute() else Path.cwd() / s for s in sources]
+    for path in paths:
+        if not path.exists():
+            raise NotFound(f"--from {path}: no such file or folder", hint="give the files of the version")
+        if path.is_dir() and Path(root).resolve().is_relative_to(path.resolve()):
+            raise UsageError(f"--from {path} holds the whole workspace",
+                             hint="give the folder with the model and its files, e.g. --from artifacts/")
+    picked = model_files.version_files(paths, model_file)
+    metrics = {**picked.detected.metrics, **metrics_files.read_metrics(picked.files)}
+    cell = current_cell.get()
+    return {"files": picked.files, "model_file": picked.model_file, "metrics": metrics,
+            "params": picked.detected.params, "framework": picked.detected.framework,
+            "source": "files:" + ",".join(p.name for p in paths),
+            "lineage": {"dataset": None, "run": None, "cell": cell.to_dict() if cell else None}}
 
 
 def _from_file(path: Path) -> dict:
@@ -134,7 +176,8 @@ def _from_file(path: Path) -> dict:
     except NbversionError:
         framework, metrics, params = None, {}, {}   # an unknown format is still a file we can version
     cell = current_cell.get()
-    return {"weights": [path], "metrics": metrics, "params": params, "source": f"file:{path.name}",
+    return {"files": {path.name: path}, "model_file": path.name, "metrics": metrics, "params": params,
+            "source": f"file:{path.name}",
             "framework": framework,
             "lineage": {"dataset": None, "run": None, "cell": cell.to_dict() if cell else None}}
 
@@ -148,7 +191,9 @@ def _from_run(root: Path, run_id: str, run: dict) -> dict:
         raise UsageError(f"run {run_id} is {run.get('status')}", hint="wait until it has finished, then register it")
     dataset = run.get("dataset") or None
     lineage_dataset = {k: dataset.get(k) for k in ("name", "rev", "commit", "md5")} if dataset else None
-    return {"weights": [root / best], "metrics": run.get("metrics") or {}, "params": run.get("params") or {},
+    best_path = root / best
+    return {"files": {best_path.name: best_path}, "model_file": best_path.name,
+            "metrics": run.get("metrics") or {}, "params": run.get("params") or {},
             "source": f"run:{run_id}", "framework": "ultralytics",
             "lineage": {"dataset": lineage_dataset, "run": run.get("id", run_id), "cell": run.get("cell"),
                         "base": run.get("base_model")}}
@@ -161,22 +206,38 @@ def _from_model(root: Path, name: str, rev: Optional[str], shown: Optional[str] 
     if raw is None:
         raise NotFound(f"model {name} does not exist at {shown}", hint="see `nbversion model list` and `nbversion log`")
     meta = json.loads(raw)
-    weights = root / "models" / name / meta.get("file", "")
-    if not weights.is_file() or (meta.get("md5") and file_md5(weights) != meta["md5"]):
-        from ..backends import dvc_cache
-        cached = dvc_cache.object_path(root, meta.get("md5") or "0" * 32)
-        if not cached.exists():
-            raise NotFound(f"the weights of model {name}{'@' + shown if shown else ''} are not available locally",
-                           hint=f"run `nbversion checkout {rev or 'HEAD'} models/{name}` or `nbversion pull` first")
-        weights = _staged_copy(root, cached, meta.get("file") or f"{name}.pt")
+    files = {entry["path"]: _model_file_here(root, name, entry, rev, shown) for entry in _listed_files(meta)}
     lineage = meta.get("lineage") or {}
-    return {"weights": [weights], "metrics": meta.get("metrics") or {}, "params": meta.get("params") or {},
+    return {"files": files, "model_file": meta.get("file") or next(iter(files)),
+            "metrics": meta.get("metrics") or {}, "params": meta.get("params") or {},
             "source": f"model:{name}@{shown or 'HEAD'}", "framework": meta.get("framework"),
             "lineage": {"dataset": lineage.get("dataset"), "run": lineage.get("run"), "cell": lineage.get("cell")}}
 
 
+def _listed_files(meta: dict) -> list:
+    """A model version's files; metadata written before versions had several files lists one."""
+    return meta.get("files") or [{"path": meta.get("file", ""), "md5": meta.get("md5"), "size": meta.get("size")}]
+
+
+def _model_file_here(root: Path, name: str, entry: dict, rev: Optional[str], shown: Optional[str]) -> Path:
+    """The file in models/NAME/ when it is the version's, else a copy of it from the DVC cache."""
+    parts = Path(entry.get("path") or "").parts
+    if not parts or Path(entry["path"]).is_absolute() or ".." in parts:
+        raise NbversionError(f"models/{name}.meta.json lists an unsafe file name {entry.get('path')!r}",
+                             hint="run `nbversion verify`; register from a file instead")
+    weights = root / "models" / name / entry["path"]
+    if weights.is_file() and (not entry.get("md5") or file_md5(weights) == entry["md5"]):
+        return weights
+    from ..backends import dvc_cache
+    cached = dvc_cache.object_path(root, entry.get("md5") or "0" * 32)
+    if not cached.exists():
+        raise NotFound(f"the weights of model {name}{'@' + shown if shown else ''} are not available locally",
+                       hint=f"run `nbversion checkout {rev or 'HEAD'} models/{name}` or `nbversion pull` first")
+    return _staged_copy(root, cached, entry["path"] or f"{name}.pt")
+
+
 def _staged_copy(root: Path, cached: Path, filename: str) -> Path:
-    target = tmp_dir(root) / "register" / Path(filename).name
+    target = tmp_dir(root) / "register" / filename
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, target)
     return target
@@ -223,7 +284,7 @@ def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: 
     except ValueError:
         manifest = {}
     recorded = {k: (v or {}).get("md5") for k, v in (manifest.get("files") or {}).items()}
-    if not recorded or recorded != {f"files/{Path(w).name}": file_md5(w) for w in origin["weights"]}:
+    if not recorded or recorded != {f"files/{rel}": file_md5(path) for rel, path in origin["files"].items()}:
         above = tags.format_version(tags.bump(tags.parse_version(version), "patch"))
         raise NbversionError(f"{rel} is committed but has no tag: a register of other weights was interrupted",
                              hint=f"run that same `register` again to finish it, or register these weights as "
@@ -231,11 +292,12 @@ def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: 
     tag = tags.version_tag(name, version)
     _git.create_tag(root, tag, sha, tags.register_message(name, version), user, sign=signing.required(root))
     return RegisterResult(name, version, tag, sha, manifest["files"], manifest.get("metrics") or {},
-                          manifest.get("lineage") or {})
+                          manifest.get("lineage") or {}, manifest.get("model_file", ""))
 
 
 def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Optional[str] = None,
-             source: str = "", message: str = "", on_event: Optional[EventCallback] = None) -> RegisterResult:
+             source="", message: str = "", on_event: Optional[EventCallback] = None,
+             rename: bool = False, model_file: Optional[str] = None) -> RegisterResult:
     """Register an immutable semver version of model weights (`nbversion register`).
 
     Give either `version` or `bump`.
@@ -245,12 +307,17 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
         version: an explicit version "X.Y.Z", above the latest registered one.
         bump: "major", "minor" or "patch": the next version after the latest.
         source: where the weights come from: a training run id, a versioned model MODEL[@REV],
-            or a weights file.
+            a weights file, a folder (every file in it, sub-paths kept), or a list of files.
+            `metrics.json` / `metrics_*.json` among them are read into the metrics.
         message: why this version exists.
         on_event: called with progress `Event`s.
+        rename: store the model file as `model<suffix>` (`best.pt` -> `model.pt`); other files
+            keep their names.
+        model_file: which file is the model when several are (its name or path in the folder).
 
     Returns:
-        RegisterResult: the name, version, tag and commit, the files, metrics and lineage.
+        RegisterResult: the name, version, tag and commit, the files (and which is the model),
+        metrics and lineage.
 
     Example:
         >>> ws = nbv.open(".")
@@ -263,7 +330,7 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
     tags.check_name(name)
     if not source:
         raise UsageError("--from is required", hint="--from RUN, --from MODEL[@REV] or --from FILE")
-    origin = _source(ws, source)
+    origin = _source(ws, source, rename, model_file)   # bad input fails here, before anything is written
     with ws.transaction("register", role="contributor") as tx:
         asked, version = version, _choose_version(artifact_tags(ws.root, name).get(name), version, bump)
         logger.debug("register %s: version %s (--version %s, --bump %s)", name, version, asked, bump)
@@ -275,16 +342,16 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
             emit(Event("register", 4, 4, f"finished the interrupted register of {name}@{version}"))
             return finished
         _clear_leftover(ws.root, rel)
-        emit(Event("register", 0, 4, f"copying weights to {rel}/files"))
+        emit(Event("register", 0, 4, f"copying {len(origin['files'])} file(s) to {rel}/files"))
         files = {}
-        for weights in origin["weights"]:
-            target = ws.root / rel / "files" / Path(weights).name
+        for stored, source_path in origin["files"].items():
+            target = ws.root / rel / "files" / stored
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(weights, target)
-            files[f"files/{target.name}"] = {"md5": file_md5(target), "size": target.stat().st_size}
-        manifest = {"name": name, "version": version, "files": files, "metrics": origin["metrics"],
-                    "params": origin["params"], "lineage": origin["lineage"], "source": origin["source"],
-                    "framework": origin.get("framework"), "registered_by": tx.user,
+            shutil.copyfile(source_path, target)
+            files[f"files/{stored}"] = {"md5": file_md5(target), "size": target.stat().st_size}
+        manifest = {"name": name, "version": version, "files": files, "model_file": f"files/{origin['model_file']}",
+                    "metrics": origin["metrics"], "params": origin["params"], "lineage": origin["lineage"],
+                    "source": origin["source"], "framework": origin.get("framework"), "registered_by": tx.user,
                     "registered_at": now_iso(), "message": message}
         emit(Event("register", 1, 4, "tracking weights with DVC"))
         _dvc.add(ws.root, [f"{rel}/files"])
@@ -299,52 +366,4 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
         emit(Event("register", 3, 4, f"tag {tag}"))
         _git.create_tag(ws.root, tag, sha, tags.register_message(name, version), tx.user, sign=tx.sign)
     emit(Event("register", 4, 4, "done"))
-    return RegisterResult(name, version, tag, sha, files, origin["metrics"], origin["lineage"])
-
-
-# --- registry listing (the rows themselves: listing.py) -----------------------------------
-SUMMARY_CACHE = f"{TMP_DIR}/registry-summaries.json"
-
-
-def summaries(root: Path, arts: dict) -> dict:
-    """tag -> {commit, metrics, registered_by, registered_at}, from a local cache.
-
-    Manifests are immutable (verify checks it), so a summary keyed by tag and commit stays
-    true: listing 10,000 versions reads one file instead of 10,000.
-    """
-    path = Path(root) / SUMMARY_CACHE
-    try:
-        cache = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        cache = {}
-    changed = False
-    for art in arts.values():
-        for version, info in art.versions.items():
-            hit = cache.get(info["tag"])
-            if hit is not None and hit["commit"] == info["commit"]:
-                continue
-            try:
-                manifest = read_manifest(root, art.name, version, info["commit"])
-            except NotFound:
-                cache.pop(info["tag"], None)
-                continue    # a half version: listed from its tag, reported by `audit verify`
-            cache[info["tag"]] = {"commit": info["commit"], "metrics": manifest.get("metrics") or {},
-                                  "registered_by": manifest.get("registered_by"),
-                                  "registered_at": manifest.get("registered_at")}
-            changed = True
-    if changed:
-        atomic.write_text(path, json.dumps(cache))
-    return cache
-
-
-def champion_metric(root, metric: str = "mAP50-95", prefer: Optional[str] = None) -> Optional[float]:
-    """`metric` of a current champion (of model `prefer` when it has one): the training chart's line."""
-    arts = artifact_tags(root)
-    champions = [(art_name, art.holders().get("champion")) for art_name, art in sorted(arts.items())]
-    champions = sorted(((n, v) for n, v in champions if v), key=lambda nv: nv[0] != prefer)
-    if not champions:
-        return None
-    art_name, version = champions[0]
-    summary = summaries(root, {art_name: arts[art_name]}).get(arts[art_name].versions[version]["tag"]) or {}
-    value = (summary.get("metrics") or {}).get(metric)
-    return float(value) if value is not None else None
+    return RegisterResult(name, version, tag, sha, files, origin["metrics"], origin["lineage"], manifest["model_file"])

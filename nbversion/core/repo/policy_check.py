@@ -35,7 +35,6 @@ def _parse(root: Path, rel: str) -> tuple[dict, str]:
 
 
 def check_rules(root: Path) -> None:
-    from . import names
     from ..registry import rules
 
     data, text = _parse(root, RULES)
@@ -43,29 +42,76 @@ def check_rules(root: Path) -> None:
     if not isinstance(stages, dict):
         raise _bad(RULES, _line(text, "stages"), "`stages` must be a table", "write [stages.champion]")
     for stage, raw in stages.items():
-        where = _line(text, f"[stages.{stage}]", f"stages.{stage}", stage)
-        try:
-            names.check_name(stage, "stage")
-        except UsageError as exc:   # say it with the file and line
-            raise _bad(RULES, where, exc.message, exc.hint or "") from None
-        if not isinstance(raw, dict):
-            raise _bad(RULES, where, f"[stages.{stage}] must be a table", "e.g. [stages.champion] role = \"admin\"")
-        for key in raw:
-            if key not in STAGE_KEYS:
-                raise _bad(RULES, _line(text, f"{key} =", f"{key}=", key), f"unknown setting {key!r} in stage {stage}",
-                           "a stage takes " + ", ".join(sorted(STAGE_KEYS)))
-        role = raw.get("role", "admin")
-        if role not in ROLES:
-            raise _bad(RULES, _line(text, f'"{role}"', "role"), f"unknown role {role!r} for stage {stage}", ROLE_HINT)
-        before = raw.get("promotes_from")
-        if before is not None and (not isinstance(before, str) or not names.NAME_RE.fullmatch(before)):
-            raise _bad(RULES, _line(text, "promotes_from"), f"promotes_from of stage {stage} must be a stage name",
-                       'e.g. promotes_from = "qa"')
-        if not isinstance(raw.get("gates", []), list):
-            raise _bad(RULES, _line(text, "gates"), f"gates of stage {stage} must be a list",
-                       'e.g. gates = ["metrics.mAP50-95 >= 0.5"]')
-        _check_deploy(raw.get("deploy", {}), stage, text)
+        _check_stage(stage, raw, text, f"stages.{stage}", f"stage {stage}")
+    _check_models(data.get("models", {}), text)
     rules.load(root)   # the gates themselves: file:line for each one it cannot read
+
+
+def _check_models(models, text: str) -> None:
+    """`[models.<model>.stages.<stage>]`: a model's own rules, checked as a stage's are."""
+    from . import names
+
+    if not isinstance(models, dict):
+        raise _bad(RULES, _line(text, "models"), "`models` must be a table", "write [models.NAME.stages.champion]")
+    for model, section in models.items():
+        where = _line(text, f"[models.{model}.", f"models.{model}", model)
+        try:
+            names.check_name(model, "model")
+        except UsageError as exc:
+            raise _bad(RULES, where, exc.message, exc.hint or "") from None
+        if not isinstance(section, dict):
+            raise _bad(RULES, where, f"[models.{model}] must be a table", f"write [models.{model}.stages.champion]")
+        for key in section:
+            if key != "stages":
+                raise _bad(RULES, _line(text, f"[models.{model}.{key}", f"{key} =", f"{key}=", key) or where,
+                           f"unknown setting {key!r} for model {model}",
+                           f"a model takes only stage tables: [models.{model}.stages.champion]")
+        stages = section.get("stages", {})
+        if not isinstance(stages, dict):
+            raise _bad(RULES, where, f"[models.{model}.stages] must be a table", f"write [models.{model}.stages.champion]")
+        for stage, raw in stages.items():
+            label = f"models.{model}.stages.{stage}"
+            _check_stage(stage, raw, text, label, f"stage {stage} of model {model}", after=_line(text, f"[{label}"))
+
+
+def _check_stage(stage: str, raw, text: str, label: str, what: str, after: int = 0) -> None:
+    """One stage table (`[stages.champion]` or `[models.risk.stages.champion]`); `after`: the line
+    its table starts on, so a key is looked for in its own table first."""
+    from . import names
+
+    find = lambda *needles: _line_from(text, after, *needles)   # noqa: E731
+    where = find(f"[{label}]", label, stage)
+    try:
+        names.check_name(stage, "stage")
+    except UsageError as exc:   # say it with the file and line
+        raise _bad(RULES, where, exc.message, exc.hint or "") from None
+    if not isinstance(raw, dict):
+        raise _bad(RULES, where, f"[{label}] must be a table", "e.g. [stages.champion] role = \"admin\"")
+    for key in raw:
+        if key not in STAGE_KEYS:
+            raise _bad(RULES, find(f"{key} =", f"{key}=", key), f"unknown setting {key!r} in {what}",
+                       "a stage takes " + ", ".join(sorted(STAGE_KEYS)))
+    role = raw.get("role", "admin")
+    if role not in ROLES:
+        raise _bad(RULES, find(f'"{role}"', "role"), f"unknown role {role!r} for {what}", ROLE_HINT)
+    before = raw.get("promotes_from")
+    if before is not None and (not isinstance(before, str) or not names.NAME_RE.fullmatch(before)):
+        raise _bad(RULES, find("promotes_from"), f"promotes_from of {what} must be a stage name",
+                   'e.g. promotes_from = "qa"')
+    if not isinstance(raw.get("gates", []), list):
+        raise _bad(RULES, find("gates"), f"gates of {what} must be a list",
+                   'e.g. gates = ["metrics.mAP50-95 >= 0.5"]')
+    _check_deploy(raw.get("deploy", {}), stage, text)
+
+
+def _line_from(text: str, start: int, *needles: str) -> int:
+    """The first line at or after `start` holding a needle (else anywhere, as `_line`)."""
+    if start:
+        tail = "\n".join(text.splitlines()[start - 1:])
+        found = _line(tail, *needles)
+        if found:
+            return found + start - 1
+    return _line(text, *needles)
 
 
 def _check_deploy(deploy, stage: str, text: str) -> None:

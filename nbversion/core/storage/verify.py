@@ -91,6 +91,7 @@ def check_registrations(root) -> list:
                 problems.append(Problem("immutability", f"{base}/{kind}", [f"registered {ref}"],
                                         "changed after registration: differs from the tagged commit"))
         problems += _manifest_matches_files(root, ref, manifest, blobs.get(f"{rev}:{base}/files.dvc"))
+        problems += _edited_in_worktree(root, ref, base, manifest, blobs.get(f"{rev}:{base}/files.dvc"))
     problems += _stage_tags_without_version(root)
     for path in head_manifests:
         parts = path.split("/")
@@ -98,6 +99,22 @@ def check_registrations(root) -> list:
             problems.append(Problem("half registration", path, [f"{parts[1]}@{parts[2]}"],
                                     "manifest without a version tag (registration did not finish)"))
     return problems
+
+
+def _edited_in_worktree(root, ref: str, base: str, manifest: bytes, files_dvc: Optional[bytes]) -> list:
+    """Every file of a version checked out here (its pointer is the tagged one) still hashes to
+    the manifest: a re-saved model or an edited signature beside it is reported by name."""
+    from ..registry.served import edited_files
+
+    try:
+        if files_dvc is None or (Path(root) / base / "files.dvc").read_bytes() != files_dvc:
+            return []
+        edited = edited_files(Path(root), base, json.loads(manifest))
+    except (OSError, ValueError, AttributeError):
+        return []    # not checked out here, or a broken manifest (reported above)
+    return [Problem("immutability", path, [f"registered {ref}"],
+                    f"edited after registration: no longer matches the manifest hash; "
+                    f"`nbversion checkout HEAD {path} --force` restores it") for path in edited]
 
 
 def _stage_tags_without_version(root) -> list:
