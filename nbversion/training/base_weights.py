@@ -42,7 +42,7 @@ def resolve_base(ws, model: str, on_event: Optional[EventCallback] = None) -> tu
         detect(path)   # a truncated or mislabelled file is refused here, not as a failed run
         return str(path.resolve()), {"kind": "file", "ref": model, "md5": file_md5(path)}
     if "@" in model:
-        return _versioned(ws, model)
+        return versioned_weights(ws, model)
     if model.endswith(".pt") and path.name == model:
         published, release = _published()
         if model in published:
@@ -67,7 +67,7 @@ def _downloaded(name: str, release: str, on_event) -> tuple[str, dict]:
     return found["path"], {"kind": "download", "ref": name, "md5": found["md5"], "url": found["url"]}
 
 
-def _versioned(ws, ref: str) -> tuple[str, dict]:
+def versioned_weights(ws, ref: str) -> tuple[str, dict]:
     name, _, rev = ref.partition("@")
     try:
         resolved = ws.resolve(ref)

@@ -60,7 +60,8 @@ class Detections(Result):
 
 
 def model_weights(ws, ref: str) -> str:
-    """A run id (its best.pt), a weights file, or a registry ref NAME@champion / NAME@vX.Y.Z."""
+    """A run id (its best.pt), a weights file, a registry ref NAME@champion / NAME@vX.Y.Z, or a
+    `model add`-ed model NAME@REV (the same refs `train --model` takes)."""
     if runs.is_run_id(ref) and (runs.run_dir(ws.root, ref) / "run.json").exists():
         record = runs.read(ws.root, ref)
         for key in ("best", "last"):
@@ -71,8 +72,8 @@ def model_weights(ws, ref: str) -> str:
     if Path(ref).expanduser().is_file():
         return str(Path(ref).expanduser().resolve())
     if "@" in ref:
-        from .inputs import _registry_weights
-        return _registry_weights(ws, ref)[0]
+        from .base_weights import versioned_weights
+        return versioned_weights(ws, ref)[0]   # a registry ref, else a `model add`-ed NAME@REV
     raise NotFound(f"{ref!r} is not a run, a weights file or a registry ref",
                    hint="see `nbversion runs list` and `nbversion registry`; e.g. NAME@champion")
 
