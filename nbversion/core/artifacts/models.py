@@ -136,7 +136,7 @@ def check_metrics(metrics) -> None:
 
 def add(ws: Workspace, name: str, file: str | os.PathLike, metrics: Optional[dict] = None,
         params: Optional[dict] = None, dataset: str | None = None, message: str | None = None,
-        on_event: Optional[EventCallback] = None) -> ModelResult:
+        on_event: Optional[EventCallback] = None, provenance: Optional[dict] = None) -> ModelResult:
     """Version a weights file with its metrics, parameters and dataset lineage (`nbversion model add`).
 
     Args:
@@ -147,6 +147,8 @@ def add(ws: Workspace, name: str, file: str | os.PathLike, metrics: Optional[dic
         dataset: NAME[@REV] of the dataset version it was trained on.
         message: commit message (default: one naming the model).
         on_event: called with progress `Event`s (detect, copy, commit).
+        provenance: metadata keys set by the operation that made the file (`export`: parent,
+            export arguments, its check, lineage), over what is read from the file.
 
     Returns:
         ModelResult: the name, commit and metadata of the new version.
@@ -172,6 +174,7 @@ def add(ws: Workspace, name: str, file: str | os.PathLike, metrics: Optional[dic
             "metrics": {**found.metrics, **{normalise_metric(k): v for k, v in (metrics or {}).items()}},
             "params": {**found.params, **(params or {})}, "class_names": found.class_names,
             "lineage": {"dataset": dataset_lineage(root, dataset, found.params.get("data")), "run": None}}
+    meta.update(provenance or {})
     with ws.transaction("model add") as tx:
         current = dataset_meta.read_current(root, KIND_DIR, name)
         if current and all(current.get(k) == meta[k] for k in ("md5", "metrics", "params", "lineage", "file")):

@@ -234,7 +234,8 @@ def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: 
 
 
 def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Optional[str] = None,
-             source: str = "", message: str = "", on_event: Optional[EventCallback] = None) -> RegisterResult:
+             source: str = "", message: str = "", on_event: Optional[EventCallback] = None,
+             provenance: Optional[dict] = None) -> RegisterResult:
     """Register an immutable semver version of model weights (`nbversion register`).
 
     Give either `version` or `bump`.
@@ -247,6 +248,8 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
             or a weights file.
         message: why this version exists.
         on_event: called with progress `Event`s.
+        provenance: manifest keys set by the operation that made the weights (`export`: parent,
+            export arguments, its check, lineage), over what is read from the source.
 
     Returns:
         RegisterResult: the name, version, tag and commit, the files, metrics and lineage.
@@ -262,7 +265,7 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
     tags.check_name(name)
     if not source:
         raise UsageError("--from is required", hint="--from RUN, --from MODEL[@REV] or --from FILE")
-    origin = _source(ws, source)
+    origin = {**_source(ws, source), **(provenance or {})}
     with ws.transaction("register", role="contributor") as tx:
         asked, version = version, _choose_version(artifact_tags(ws.root, name).get(name), version, bump)
         logger.debug("register %s: version %s (--version %s, --bump %s)", name, version, asked, bump)
@@ -284,7 +287,7 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
         manifest = {"name": name, "version": version, "files": files, "metrics": origin["metrics"],
                     "params": origin["params"], "lineage": origin["lineage"], "source": origin["source"],
                     "framework": origin.get("framework"), "registered_by": tx.user,
-                    "registered_at": now_iso(), "message": message}
+                    "registered_at": now_iso(), "message": message, **(provenance or {})}
         emit(Event("register", 1, 4, "tracking weights with DVC"))
         _dvc.add(ws.root, [f"{rel}/files"])
         atomic.write_json(ws.root / rel / "manifest.json", manifest)

@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "import-"
 MODEL_PREFIX = "model-"
+EXPORT_PREFIX = "export-"
 # folder prefix -> the operation that made it, as `verify` and `gc` name it
-KINDS = {PREFIX: "dataset add", MODEL_PREFIX: "model add"}
+KINDS = {PREFIX: "dataset add", MODEL_PREFIX: "model add", EXPORT_PREFIX: "export"}
 OWNER = ".owner"
 # a folder without an owner file is older than this code, or was made a moment ago and is
 # about to get one: only the first kind is older than this many seconds
@@ -106,7 +107,7 @@ def gc_rows(root, dry_run: bool) -> list[dict]:
     found = find(root) if dry_run else remove(root)
     rows = []
     for operation, label in (("dataset add", "interrupted dataset imports"),
-                             ("model add", "interrupted model adds")):
+                             ("model add", "interrupted model adds"), ("export", "interrupted exports")):
         mine = [f for f in found if f.operation == operation]
         if mine:
             rows.append({"version": label, "objects": len(mine),
