@@ -49,11 +49,24 @@ def test_cli_export_to_onnx_and_torchscript_make_model_versions_with_parent_line
     assert meta["export"]["half"] is False and meta["export"]["dynamic"] is False and meta["export"]["ultralytics"]
     assert_close_to_the_pt(meta["export_check"])
 
-    result = ws.export(run_id, format="torchscript", imgsz=64, name="det-ts")
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("%load_ext nbversion")
+        cell = shell.run_cell(f"%mv_export {run_id} --format torchscript --imgsz 64 --name det-ts")
+        assert cell.success, cell.error_in_exec
+        result = cell.result
+    finally:
+        InteractiveShell.clear_instance()
     shown = ws.model_show("det-ts").meta
     assert shown["file"] == "best.torchscript" and shown["export"]["format"] == "torchscript"
     assert_close_to_the_pt(shown["export_check"])
     assert "det-ts@" in result.summary() and "ms/image" in result.summary()
+
+    events = []
+    ws.export(run_id, format="onnx", imgsz=64, name="det-onnx-2", on_event=events.append)
+    stages = [e.stage for e in events]
+    assert stages.index("export") < stages.index("check") < stages.index("add")
     assert files_under(weights) == before                   # nothing written beside the source weights
     assert leftover_exports(ws.root) == []
     assert cli("verify").returncode == 0 and cli("audit", "verify").returncode == 0
