@@ -139,3 +139,21 @@ def test_ctrl_c_during_the_export_leaves_nothing(trained, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         ws.export(run_id, format="torchscript")
     assert snapshot(ws.root) == before and leftover_exports(ws.root) == []
+
+
+def test_a_model_add_ed_model_and_a_bare_pt_file_export_with_and_without_a_check(trained, tmp_path):
+    ws, run_id = trained
+    best = ws.root / "runs" / run_id / "weights" / "best.pt"
+    added = ws.model_add("det", best, dataset="demo")
+    result = ws.export("det", format="torchscript", imgsz=64)
+    meta = ws.model_show("det-torchscript").meta
+    assert result.name == "det-torchscript" and meta["parent"]["kind"] == "model"
+    assert meta["parent"]["commit"] == added.commit and meta["lineage"]["dataset"]["name"] == "demo"
+    assert_close_to_the_pt(meta["export_check"])
+
+    outside = tmp_path / "elsewhere.pt"       # weights from outside: no dataset version to check on
+    outside.write_bytes(best.read_bytes())
+    result = ws.export(str(outside), format="torchscript", imgsz=64)
+    meta = ws.model_show("elsewhere-torchscript").meta
+    assert meta["parent"]["kind"] == "file" and "no dataset lineage" in meta["export_check"]["skipped"]
+    assert "check skipped: the source has no dataset lineage" in result.summary()

@@ -180,6 +180,9 @@ def export(ws: Workspace, model: str, format: str = "onnx", imgsz: Optional[int]
         raise UsageError("--bump and --version go with --register NAME", hint="e.g. --register det-onnx --bump patch")
     if register and bool(bump) == bool(version):
         raise UsageError("--register needs exactly one of --bump major|minor|patch or --version X.Y.Z")
+    if half and format == "torchscript":
+        raise UsageError("--half with --format torchscript needs a GPU export; nbversion exports on the CPU",
+                         hint="export without --half, or use --format onnx --half")
     source = resolve_source(ws, model)
     if source["weights"].suffix != ".pt":
         raise UsageError(f"{model} is {source['weights'].name}: only a .pt checkpoint can be exported",

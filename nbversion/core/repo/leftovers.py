@@ -1,5 +1,6 @@
-"""Temp folders of `dataset add` (`.nbversion/tmp/import-<name>-<id>/`) and `model add`
-(`.nbversion/tmp/model-<name>-<id>/`), and their clean-up.
+"""Temp folders of `dataset add` (`.nbversion/tmp/import-<name>-<id>/`), `model add`
+(`.nbversion/tmp/model-<name>-<id>/`) and `export` (`.nbversion/tmp/export-<name>-<id>/`),
+and their clean-up.
 
 An import validates and copies outside the workspace lock, so a `kill -9` can leave a full
 copy of a dataset behind (914 MB seen); a killed `model add` leaves a copy of its weights.
