@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -157,3 +159,18 @@ def test_a_model_add_ed_model_and_a_bare_pt_file_export_with_and_without_a_check
     meta = ws.model_show("elsewhere-torchscript").meta
     assert meta["parent"]["kind"] == "file" and "no dataset lineage" in meta["export_check"]["skipped"]
     assert "check skipped: the source has no dataset lineage" in result.summary()
+
+
+def test_a_killed_export_leaves_a_temp_folder_that_verify_reports_and_gc_removes(trained):
+    ws, run_id = trained
+    before = snapshot(ws.root)
+    killed = cli("export", run_id, "--format", "torchscript", "--imgsz", "64",
+                 env={**os.environ, "NBVERSION_TEST_KILL_AT": "export-written"})
+    assert killed.returncode == -signal.SIGKILL
+    assert len(leftover_exports(ws.root)) == 1 and snapshot(ws.root)["head"] == before["head"]
+    checked = cli("verify")
+    assert checked.returncode == 1 and "interrupted export" in checked.stdout, checked.stdout
+    assert "interrupted exports" in cli("gc", check=0).stdout and leftover_exports(ws.root) == []
+    cli("export", run_id, "--format", "torchscript", "--imgsz", "64", check=0)   # done again, whole
+    assert ws.model_show("yolov8n-torchscript").meta["export"]["format"] == "torchscript"
+    assert cli("verify").returncode == 0

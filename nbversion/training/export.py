@@ -168,6 +168,7 @@ def export(ws: Workspace, model: str, format: str = "onnx", imgsz: Optional[int]
         >>> ws = nbv.open(".")
         >>> ws.export("det@champion", format="onnx", register="det-onnx", bump="patch")
     """
+    from ..core.backends.faults import checkpoint
     from ..core.layout import tmp_dir
     from ..core.repo import leftovers
     from . import _yolo
@@ -189,12 +190,14 @@ def export(ws: Workspace, model: str, format: str = "onnx", imgsz: Optional[int]
                          hint="export the run or the version the export came from")
     target = register or name or f"{source['name']}-{format}"
     tmp_dir(ws.root).mkdir(parents=True, exist_ok=True)
+    leftovers.remove(ws.root)   # what killed exports, imports and model adds left (never a live one's)
     with leftovers.owned_folder(ws.root, leftovers.EXPORT_PREFIX, target) as folder:
         copy = folder / "export" / source["weights"].name
         copy.parent.mkdir(parents=True)
         shutil.copyfile(source["weights"], copy)   # Ultralytics writes beside the file it exports
         emit(Event("export", 0, 1, f"{model} to {format}"))
         written, arguments = _yolo.export(copy, format, imgsz, half, dynamic)
+        checkpoint("export-written")   # the crash tests kill us here: a temp folder, nothing versioned
         emit(Event("export", 1, 1, written.name))
         outcome = _check(ws.root, source, copy, written, arguments, folder / "images", emit) if check \
             else {"skipped": "not asked for (check=False)"}
