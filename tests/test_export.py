@@ -46,6 +46,7 @@ def test_cli_export_to_onnx_and_torchscript_make_model_versions_with_parent_line
     meta = json.loads(cli("model", "show", "yolov8n-onnx", "--json", check=0).stdout)["meta"]
     assert meta["file"] == "best.onnx" and meta["format"] == "onnx" and meta["framework"] == "ultralytics"
     assert meta["parent"]["ref"] == run_id and meta["parent"]["kind"] == "run" and meta["parent"]["md5"] == best_md5
+    assert meta["parent"]["commit"] == git(ws.root, "log", "-n1", "--format=%H", "--", f"runs/{run_id}/run.json").strip()
     assert meta["lineage"]["dataset"]["name"] == "demo" and meta["lineage"]["run"] == run_id
     assert meta["export"]["format"] == "onnx" and meta["export"]["imgsz"] == 64
     assert meta["export"]["half"] is False and meta["export"]["dynamic"] is False and meta["export"]["ultralytics"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from ..core.result import Result
-from ..errors import MissingExtra, NotFound, UsageError
+from ..errors import MissingExtra, NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..extras import missing, require
 from . import export_check
@@ -94,9 +94,12 @@ def resolve_source(ws: Workspace, ref: str) -> dict:
     from ..core.registry import versions
     from ..core.repo import refs
 
+    from . import runs
+
     name, _, selector = ref.partition("@")
+    is_run = runs.is_run_id(ref) and (runs.run_dir(ws.root, ref) / "run.json").exists()
     is_model = bool(name) and "/" not in name and (ws.root / "models" / f"{name}.meta.json").exists()
-    if not is_model and name and "/" not in name and not Path(ref).is_file() and _is_registered(ws.root, name):
+    if not (is_run or is_model or Path(ref).is_file()) and _is_registered(ws.root, name):
         resolved = ws.resolve(ref)   # a bare NAME honours $MODEL_VERSION, as serving does
         manifest = versions.read_manifest(ws.root, resolved.name, resolved.version, resolved.commit)
         weights = Path(resolved.path)
@@ -116,9 +119,9 @@ def resolve_source(ws: Workspace, ref: str) -> dict:
     parent = {"ref": ref, "kind": kind, "md5": file_md5(weights)}
     lineage = dict(origin.get("lineage") or {})
     if kind == "run":
-        from . import runs
-        record = runs.read(ws.root, origin["lineage"]["run"])
-        parent.update(version=record.get("id"), commit=record.get("commit"))
+        from ..core.backends import _git
+        record = runs.read(ws.root, origin["lineage"]["run"])   # the commit that recorded the finished run:
+        parent.update(version=record.get("id"), commit=_git.last_commit_touching(ws.root, f"runs/{ref}/run.json"))
         base = Path(str(record.get("model") or "model")).stem.partition("@")[0]
     elif kind == "model":
         parent.update(version=selector or "latest", commit=refs.resolve(ws.root, "models", name, selector or None))
@@ -136,7 +139,7 @@ def _is_registered(root: Path, name: str) -> bool:
 
     try:
         tags.check_name(name)
-    except UsageError:
+    except NbversionError:   # not a name a model can have: a path, a typo
         return False
     return bool(versions.artifact_tags(root, name).get(name))
 
