@@ -107,7 +107,7 @@ def test_register_export_leaves_the_source_version_untouched_and_serves(trained)
     assert abs(counts[0] - counts[1]) <= max(1, 0.1 * counts[1]), counts
 
 
-def test_unknown_format_bad_ref_and_flag_mixes_are_clear_errors(trained):
+def test_unknown_format_bad_ref_and_flag_mixes_are_clear_errors(trained, tmp_path):
     ws, run_id = trained
     before = snapshot(ws.root)
     proc = cli("export", run_id, "--format", "nope")
@@ -116,6 +116,11 @@ def test_unknown_format_bad_ref_and_flag_mixes_are_clear_errors(trained):
         ws.export("no-such-model")
     with pytest.raises(UsageError, match="--bump and --version go with --register"):
         ws.export(run_id, bump="patch")
+    import torch
+    torch.save({"w": torch.zeros(3)}, tmp_path / "plain.pt")     # PyTorch, but no Ultralytics checkpoint
+    proc = cli("export", tmp_path / "plain.pt", "--format", "torchscript")
+    assert proc.returncode == 1 and "error: export of plain.pt to torchscript failed" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "hint:" in proc.stderr
     assert snapshot(ws.root) == before and leftover_exports(ws.root) == []
 
 

@@ -206,19 +206,22 @@ def export(weights: Path, fmt: str, imgsz: Optional[int], half: bool, dynamic: b
     import ultralytics
     from ultralytics import YOLO
 
-    yolo = YOLO(str(weights))
-    used = {"format": fmt, "imgsz": imgsz or (yolo.overrides.get("imgsz") or yolo.model.args.get("imgsz")),
-            "half": half, "dynamic": dynamic, "ultralytics": ultralytics.__version__}
     chatter = io.StringIO()
     with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
+            yolo = YOLO(str(weights))
+            used = {"format": fmt, "imgsz": imgsz or yolo.overrides.get("imgsz") or yolo.model.args.get("imgsz"),
+                    "half": half, "dynamic": dynamic, "ultralytics": ultralytics.__version__}
             written = yolo.export(format=fmt, imgsz=used["imgsz"], half=half, dynamic=dynamic,
                                   device="cpu", verbose=False)
-        except Exception as exc:   # Ultralytics raises whatever its converter hits
+        except Exception as exc:   # Ultralytics raises whatever its loader or converter hits
             logger.debug("Ultralytics export to %s failed; its output:\n%s", fmt, chatter.getvalue(), exc_info=True)
-            raise NbversionError(f"export of {Path(weights).name} to {fmt} failed: {_clip(_first_line(exc), 200)}",
-                                 hint="`nbversion -v export ...` shows the exporter's output") from None
+            first = _first_line(exc).replace("ERROR ❌️", "").replace(str(weights), Path(weights).name).strip()
+            first = first.split(". ")[0].rstrip(".")   # what follows is Ultralytics' advice to download a model
+            raise NbversionError(f"export of {Path(weights).name} to {fmt} failed: {_clip(first, 200)}",
+                                 hint="export an Ultralytics checkpoint (a run, NAME@champion, a run's best.pt); "
+                                      "`nbversion -v export ...` shows the exporter's output") from None
     logger.debug("Ultralytics export to %s:\n%s", fmt, chatter.getvalue())
     return Path(written), used
 
