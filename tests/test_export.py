@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, git, snapshot
+from conftest import cli, cli_stopped_at, git, snapshot
 from nbversion.errors import MissingExtra, NotFound, UsageError
 from trained import trained, trained_template   # noqa: F401 (fixtures)
 
@@ -99,12 +99,16 @@ def test_register_export_leaves_the_source_version_untouched_and_serves(trained)
 
     import nbversion as nbv
     loaded = nbv.load_model(f"det-onnx@{out['version']}")
-    onnx_path = str(loaded) if isinstance(loaded, Path) else getattr(loaded, "ckpt_path", None) or resolved.path
-    exported = ws.predict(onnx_path, [BUS], conf=0.01, imgsz=64)
-    original = ws.predict(run_id, [BUS], conf=0.01, imgsz=64)
-    assert exported.images[0]["ms"] > 0
-    counts = len(exported.images[0]["boxes"]), len(original.images[0]["boxes"])
-    assert abs(counts[0] - counts[1]) <= max(1, 0.1 * counts[1]), counts
+    if isinstance(loaded, Path):          # before load_model returned a YOLO for Ultralytics' ONNX
+        assert loaded == Path(resolved.path)
+        found = ws.predict(str(loaded), [BUS], conf=0.001, imgsz=64).images[0]
+        assert found["ms"] > 0
+        exported_boxes = len(found["boxes"])
+    else:                                 # an Ultralytics YOLO running the .onnx
+        exported_boxes = len(loaded.predict(str(BUS), conf=0.001, imgsz=64, verbose=False)[0].boxes)
+    original_boxes = len(ws.predict(run_id, [BUS], conf=0.001, imgsz=64).images[0]["boxes"])
+    assert original_boxes > 0               # at Ultralytics' validation confidence even a young model finds some
+    assert abs(exported_boxes - original_boxes) <= max(1, 0.1 * original_boxes), (exported_boxes, original_boxes)
 
 
 def test_unknown_format_bad_ref_and_flag_mixes_are_clear_errors(trained, tmp_path):
@@ -136,16 +140,15 @@ def test_a_missing_converter_is_a_clear_error_before_anything_is_written(trained
     assert snapshot(ws.root) == before and leftover_exports(ws.root) == []
 
 
-def test_ctrl_c_during_the_export_leaves_nothing(trained, monkeypatch):
+def test_ctrl_c_during_the_export_leaves_nothing(trained):
     ws, run_id = trained
     before = snapshot(ws.root)
-    from nbversion.training import _yolo
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-    monkeypatch.setattr(_yolo, "export", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        ws.export(run_id, format="torchscript")
+    with cli_stopped_at("export-written", "export", run_id, "--format", "torchscript", "--imgsz", "64",
+                        cwd=ws.root) as live:
+        assert len(leftover_exports(ws.root)) == 1          # the export written, nothing versioned yet
+        os.kill(live.pid, signal.SIGINT)                     # Ctrl-C, taken when it resumes
+    assert live.returncode != 0 and "interrupted" in live.err, live.err
+    assert "Traceback" not in live.err
     assert snapshot(ws.root) == before and leftover_exports(ws.root) == []
 
 
