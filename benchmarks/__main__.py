@@ -20,6 +20,7 @@ SUITES = [
     ("Team: pull of a diverged clone (issue 14)", "bench_team"),
     ("Signed history: audit verify (issue 15)", "bench_signed"),
     ("Cost that follows the change: one file of a big folder (issue 16)", "bench_changes"),
+    ("Export: ONNX and TorchScript, inference per image (issue 17)", "bench_export"),
 ]
 
 

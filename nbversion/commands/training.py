@@ -1,4 +1,4 @@
-"""Training verbs: `train`, `runs list|show|stop|resume`, `predict`."""
+"""Training verbs: `train`, `runs list|show|stop|resume`, `predict`, `export`."""
 from __future__ import annotations
 
 from . import Verb, add_json_flag, batch_size, count, fraction, positive, typed_value
@@ -103,6 +103,28 @@ def _predict_args(p):
     p.add_argument("--save", default=None, metavar="DIR", help="write annotated images to DIR")
 
 
+def _export_args(p):
+    p.add_argument("model", metavar="MODEL_REF",
+                   help="a run id, NAME@champion | NAME@vX.Y.Z, a model NAME[@REV], or a .pt file")
+    p.add_argument("--format", default="onnx",
+                   help="onnx | torchscript | openvino | engine | coreml | saved_model | ... (Ultralytics' names)")
+    p.add_argument("--imgsz", type=positive, default=None, help="input size (default: the model's training size)")
+    p.add_argument("--half", action="store_true", help="FP16 weights")
+    p.add_argument("--dynamic", action="store_true", help="dynamic input size")
+    p.add_argument("--register", default=None, metavar="NAME", help="make it a registry version of NAME")
+    p.add_argument("--bump", choices=("major", "minor", "patch"), default=None, help="with --register")
+    p.add_argument("--version", default=None, metavar="X.Y.Z", help="with --register")
+    p.add_argument("--name", default=None, metavar="NAME",
+                   help="the model version's name (default: NAME-FORMAT, NAME the source's model)")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="skip comparing the export's boxes with the .pt's on training images")
+
+
+def _run_export(ws, a, ev):
+    return ws.export(a.model, format=a.format, imgsz=a.imgsz, half=a.half, dynamic=a.dynamic, register=a.register,
+                     bump=a.bump, version=a.version, name=a.name, check=a.check, on_event=ev)
+
+
 VERBS = [
     Verb("train", "train a YOLO model on a dataset version (in the background in a notebook)",
          _train_args, _run_train),
@@ -118,4 +140,6 @@ VERBS = [
     Verb("predict", "detect objects in images with a run, a file or a registered model", _predict_args,
          lambda ws, a, ev: ws.predict(a.model, a.images, conf=a.conf, iou=a.iou, imgsz=a.imgsz, save=a.save,
                                       on_event=ev)),
+    Verb("export", "export a YOLO model (onnx, torchscript, ...) into a new model or registry version",
+         _export_args, _run_export),
 ]

@@ -142,6 +142,7 @@ class Workspace:
     from ..training.runner import train, stop as runs_stop, resume as runs_resume
     from ..training.runs import list_runs as runs_list, show as runs_show
     from ..training.predict import predict
+    from ..training.export import export
 
     from .storage.remotes import remote_add, push, pull
     from .storage.guard import install as guard_install, remove as guard_remove, status as guard_status

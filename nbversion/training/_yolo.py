@@ -211,3 +211,60 @@ def predict(weights, images: Iterable[str], conf: float, iou: float, imgsz: Opti
         found.append({"boxes": boxes, "annotated": result.plot()[..., ::-1].copy(),
                       "ms": sum(v for v in result.speed.values() if v is not None)})
     return found
+
+
+# --- export (`nbversion export`) and the boxes its check compares ------------------------------
+def export(weights: Path, fmt: str, imgsz: Optional[int], half: bool, dynamic: bool) -> tuple[Path, dict]:
+    """`YOLO(weights).export(...)` on the CPU; returns (what it wrote, the arguments it used).
+
+    The exporter writes beside `weights`: the caller passes a copy in a temp folder. What the
+    exporter prints (banners, torch.jit warnings) goes to the debug log, not into the cell.
+    """
+    prepare()
+    import contextlib
+    import io
+    import warnings
+
+    import ultralytics
+    from ultralytics import YOLO
+
+    chatter = io.StringIO()
+    with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            yolo = YOLO(str(weights))
+            used = {"format": fmt, "imgsz": imgsz or yolo.overrides.get("imgsz") or yolo.model.args.get("imgsz"),
+                    "half": half, "dynamic": dynamic, "ultralytics": ultralytics.__version__}
+            written = yolo.export(format=fmt, imgsz=used["imgsz"], half=half, dynamic=dynamic,
+                                  device="cpu", verbose=False)
+        except Exception as exc:   # Ultralytics raises whatever its loader or converter hits
+            logger.debug("Ultralytics export to %s failed; its output:\n%s", fmt, chatter.getvalue(), exc_info=True)
+            first = _first_line(exc).replace("ERROR ❌️", "").replace(str(weights), Path(weights).name).strip()
+            first = first.split(". ")[0].rstrip(".")   # what follows is Ultralytics' advice to download a model
+            raise NbversionError(f"export of {Path(weights).name} to {fmt} failed: {_clip(first, 200)}",
+                                 hint="export an Ultralytics checkpoint (a run, NAME@champion, a run's best.pt); "
+                                      "`nbversion -v export ...` shows the exporter's output") from None
+    logger.debug("Ultralytics export to %s:\n%s", fmt, chatter.getvalue())
+    return Path(written), used
+
+
+def detect_boxes(weights: Path, images: list, conf: float, imgsz: int) -> list[dict]:
+    """Per image {"boxes": [(class id, confidence, xyxy)], "ms"} of any format Ultralytics runs;
+    one warm-up image first, so the times are those of a served model, not of its first call."""
+    prepare()
+    import warnings
+
+    from ultralytics import YOLO
+
+    with warnings.catch_warnings():   # torch.jit.load's deprecation notice: not the user's business
+        warnings.simplefilter("ignore")
+        yolo = YOLO(str(weights), task="detect")
+        kwargs = {"conf": conf, "imgsz": imgsz, "verbose": False, "device": "cpu"}
+        yolo.predict(str(images[0]), **kwargs)
+    found = []
+    for image in images:
+        result = yolo.predict(str(image), **kwargs)[0]
+        found.append({"boxes": list(zip(result.boxes.cls.int().tolist(), result.boxes.conf.tolist(),
+                                        result.boxes.xyxy.tolist())),
+                      "ms": sum(v for v in result.speed.values() if v is not None)})
+    return found

@@ -139,7 +139,7 @@ def check_metrics(metrics) -> None:
 def add(ws: Workspace, name: str, file, metrics: Optional[dict] = None,
         params: Optional[dict] = None, dataset: str | None = None, message: str | None = None,
         on_event: Optional[EventCallback] = None, rename: bool = False,
-        model_file: Optional[str] = None) -> ModelResult:
+        model_file: Optional[str] = None, provenance: Optional[dict] = None) -> ModelResult:
     """Version a weights file (or a folder, or several files) with its metrics, parameters and
     dataset lineage (`nbversion model add`).
 
@@ -155,6 +155,8 @@ def add(ws: Workspace, name: str, file, metrics: Optional[dict] = None,
         on_event: called with progress `Event`s (detect, copy, commit).
         rename: store the model file as `model<suffix>` (`best.pt` -> `model.pt`).
         model_file: which file is the model when several are (its name or path in the folder).
+        provenance: metadata keys set by the operation that made the file (`export`: parent,
+            export arguments, its check, lineage), over what is read from the file.
 
     Returns:
         ModelResult: the name, commit and metadata of the new version.
@@ -198,6 +200,7 @@ def add(ws: Workspace, name: str, file, metrics: Optional[dict] = None,
                         **{normalise_metric(k): v for k, v in (metrics or {}).items()}},
             "params": {**found.params, **(params or {})}, "class_names": found.class_names,
             "lineage": {"dataset": dataset_lineage(root, dataset, found.params.get("data")), "run": None}}
+    meta.update(provenance or {})
     with ws.transaction("model add") as tx:
         current = dataset_meta.read_current(root, KIND_DIR, name)
         if current and all(current.get(k) == meta[k] for k in ("md5", "metrics", "params", "lineage", "file")) \

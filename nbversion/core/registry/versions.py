@@ -297,7 +297,8 @@ def _finish_interrupted(root: Path, user: str, name: str, version: str, origin: 
 
 def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Optional[str] = None,
              source="", message: str = "", on_event: Optional[EventCallback] = None,
-             rename: bool = False, model_file: Optional[str] = None) -> RegisterResult:
+             rename: bool = False, model_file: Optional[str] = None,
+             provenance: Optional[dict] = None) -> RegisterResult:
     """Register an immutable semver version of model weights (`nbversion register`).
 
     Give either `version` or `bump`.
@@ -314,6 +315,8 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
         rename: store the model file as `model<suffix>` (`best.pt` -> `model.pt`); other files
             keep their names.
         model_file: which file is the model when several are (its name or path in the folder).
+        provenance: manifest keys set by the operation that made the weights (`export`: parent,
+            export arguments, its check, lineage), over what is read from the source.
 
     Returns:
         RegisterResult: the name, version, tag and commit, the files (and which is the model),
@@ -330,7 +333,7 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
     tags.check_name(name)
     if not source:
         raise UsageError("--from is required", hint="--from RUN, --from MODEL[@REV] or --from FILE")
-    origin = _source(ws, source, rename, model_file)   # bad input fails here, before anything is written
+    origin = {**_source(ws, source, rename, model_file), **(provenance or {})}   # bad input fails here, before anything is written
     with ws.transaction("register", role="contributor") as tx:
         asked, version = version, _choose_version(artifact_tags(ws.root, name).get(name), version, bump)
         logger.debug("register %s: version %s (--version %s, --bump %s)", name, version, asked, bump)
@@ -352,7 +355,7 @@ def register(ws: Workspace, name: str, version: Optional[str] = None, bump: Opti
         manifest = {"name": name, "version": version, "files": files, "model_file": f"files/{origin['model_file']}",
                     "metrics": origin["metrics"], "params": origin["params"], "lineage": origin["lineage"],
                     "source": origin["source"], "framework": origin.get("framework"), "registered_by": tx.user,
-                    "registered_at": now_iso(), "message": message}
+                    "registered_at": now_iso(), "message": message, **(provenance or {})}
         emit(Event("register", 1, 4, "tracking weights with DVC"))
         _dvc.add(ws.root, [f"{rel}/files"])
         atomic.write_json(ws.root / rel / "manifest.json", manifest)

@@ -1,5 +1,6 @@
-"""Temp folders of `dataset add` (`.nbversion/tmp/import-<name>-<id>/`) and `model add`
-(`.nbversion/tmp/model-<name>-<id>/`), and their clean-up.
+"""Temp folders of `dataset add` (`.nbversion/tmp/import-<name>-<id>/`), `model add`
+(`.nbversion/tmp/model-<name>-<id>/`) and `export` (`.nbversion/tmp/export-<name>-<id>/`),
+and their clean-up.
 
 An import validates and copies outside the workspace lock, so a `kill -9` can leave a full
 copy of a dataset behind (914 MB seen); a killed `model add` leaves a copy of its weights.
@@ -27,8 +28,9 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "import-"
 MODEL_PREFIX = "model-"
+EXPORT_PREFIX = "export-"
 # folder prefix -> the operation that made it, as `verify` and `gc` name it
-KINDS = {PREFIX: "dataset add", MODEL_PREFIX: "model add"}
+KINDS = {PREFIX: "dataset add", MODEL_PREFIX: "model add", EXPORT_PREFIX: "export"}
 OWNER = ".owner"
 # a folder without an owner file is older than this code, or was made a moment ago and is
 # about to get one: only the first kind is older than this many seconds
@@ -106,7 +108,7 @@ def gc_rows(root, dry_run: bool) -> list[dict]:
     found = find(root) if dry_run else remove(root)
     rows = []
     for operation, label in (("dataset add", "interrupted dataset imports"),
-                             ("model add", "interrupted model adds")):
+                             ("model add", "interrupted model adds"), ("export", "interrupted exports")):
         mine = [f for f in found if f.operation == operation]
         if mine:
             rows.append({"version": label, "objects": len(mine),
