@@ -71,7 +71,7 @@ def _main(argv) -> int:
         return 0
     except NbversionError as exc:
         return _fail(exc)
-    if args.version:
+    if args.show_version:
         from . import __version__
         print(__version__)
         return 0

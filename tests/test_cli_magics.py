@@ -74,6 +74,28 @@ def shell(tmp_path, monkeypatch):
     InteractiveShell.clear_instance()
 
 
+def test_no_verb_option_is_taken_by_a_top_level_option(cli_ws):
+    """`export --register N --version 1.2.3` once printed nbversion's own version and exported nothing:
+    a verb's option stored under the same name as a top-level one is read as the top-level one."""
+    import argparse
+    from nbversion.commands import build_cli_parser
+
+    top = build_cli_parser()
+    top_level = {a.dest for a in top._actions} - {"help", "json", "verb"}
+
+    def verb_parsers(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    yield child
+                    yield from verb_parsers(child)
+
+    clashes = {(p.prog, a.dest) for p in verb_parsers(top) for a in p._actions if a.dest in top_level}
+    assert clashes == set()
+    done = cli("export", "nope@v1.0.0", "--register", "x", "--version", "0.0.2", cwd=cli_ws, check=None)
+    assert done.returncode != 0 and done.stdout.strip() != "0.1.0"   # the verb ran (and refused the ref)
+
+
 def test_magics_cycle_and_html(shell, tmp_path, capsys):
     r = shell.run_cell("%mv_init proj")
     assert r.success and r.result.created

@@ -32,6 +32,9 @@ def assert_close_to_the_pt(check: dict):
     assert check["boxes_pt"] > 0, check                     # the training images give the model something to find
     assert check["matched"] >= 0.9 * min(check["boxes_pt"], check["boxes_export"]), check
     assert check["max_iou_diff"] < 0.05, check
+    unmatched = check["boxes_pt"] - check["matched"], check["boxes_export"] - check["matched"]
+    assert (check["unmatched_pt"], check["unmatched_export"]) == unmatched, check
+    assert check["agrees"] == (unmatched == (0, 0) and check["max_iou_diff"] <= 0.01), check
     assert check["ms_pt"] > 0 and check["ms_export"] > 0
 
 
@@ -48,7 +51,9 @@ def test_cli_export_to_onnx_and_torchscript_make_model_versions_with_parent_line
     assert meta["parent"]["ref"] == run_id and meta["parent"]["kind"] == "run" and meta["parent"]["md5"] == best_md5
     assert meta["parent"]["commit"] == git(ws.root, "log", "-n1", "--format=%H", "--", f"runs/{run_id}/run.json").strip()
     assert meta["lineage"]["dataset"]["name"] == "demo" and meta["lineage"]["run"] == run_id
+    assert meta["lineage"]["base"] == {"kind": "config", "ref": "yolov8n.yaml"}   # the run's whole lineage
     assert meta["export"]["format"] == "onnx" and meta["export"]["imgsz"] == 64
+    assert f"exported from {run_id} (run" in cli("model", "show", "yolov8n-onnx", check=0).stdout
     assert meta["export"]["half"] is False and meta["export"]["dynamic"] is False and meta["export"]["ultralytics"]
     assert_close_to_the_pt(meta["export_check"])
 
@@ -65,6 +70,10 @@ def test_cli_export_to_onnx_and_torchscript_make_model_versions_with_parent_line
     assert shown["file"] == "best.torchscript" and shown["export"]["format"] == "torchscript"
     assert_close_to_the_pt(shown["export_check"])
     assert "det-ts@" in result.summary() and "ms/image" in result.summary()
+
+    by_path = ws.export(str(weights / "best.pt"), format="onnx", imgsz=33, name="by-path", check=False)
+    assert by_path.parent["kind"] == "run" and by_path.parent["version"] == run_id   # the run's file is the run
+    assert by_path.export["imgsz"] == 64 and by_path.export["imgsz_asked"] == 33    # what the file has
 
     events = []
     ws.export(run_id, format="onnx", imgsz=64, name="det-onnx-2", on_event=events.append)
@@ -99,16 +108,18 @@ def test_register_export_leaves_the_source_version_untouched_and_serves(trained)
 
     import nbversion as nbv
     loaded = nbv.load_model(f"det-onnx@{out['version']}")
-    if isinstance(loaded, Path):          # before load_model returned a YOLO for Ultralytics' ONNX
-        assert loaded == Path(resolved.path)
-        found = ws.predict(str(loaded), [BUS], conf=0.001, imgsz=64).images[0]
-        assert found["ms"] > 0
-        exported_boxes = len(found["boxes"])
-    else:                                 # an Ultralytics YOLO running the .onnx
-        exported_boxes = len(loaded.predict(str(BUS), conf=0.001, imgsz=64, verbose=False)[0].boxes)
+    assert type(loaded).__name__ == "YOLO" and str(loaded.ckpt_path or loaded.model_name).endswith("best.onnx")
+    exported_boxes = len(loaded.predict(str(BUS), conf=0.001, imgsz=64, verbose=False)[0].boxes)
     original_boxes = len(ws.predict(run_id, [BUS], conf=0.001, imgsz=64).images[0]["boxes"])
     assert original_boxes > 0               # at Ultralytics' validation confidence even a young model finds some
     assert abs(exported_boxes - original_boxes) <= max(1, 0.1 * original_boxes), (exported_boxes, original_boxes)
+
+    # an explicit registry version (the CLI's --version once printed nbversion's own version instead)
+    again = cli("export", "det@v1.0.0", "--format", "torchscript", "--register", "det-onnx", "--version", "0.0.5",
+                "--no-check", "--json", check=0)
+    assert json.loads(again.stdout)["version"] == "v0.0.5" and ws.resolve("det-onnx@v0.0.5").path.endswith(".torchscript")
+    refused = cli("export", "det-onnx@v0.0.5", "--format", "onnx", check=1)   # an export of an export
+    assert "an export: only a .pt checkpoint can be exported" in refused.stderr and "parent" in refused.stderr
 
 
 def test_unknown_format_bad_ref_and_flag_mixes_are_clear_errors(trained, tmp_path):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,9 +65,11 @@ def test_sklearn_folder_registers_normalised_with_its_metrics_and_serves_by_mode
     cli("register", "risk", "--bump", "patch", "--from", artifacts, "--rename", check=0)
     served = cli("resolve", "risk", "--json", env=env, check=0)
     assert json.loads(served.stdout)["version"] == "v1.2.0"
-    import joblib
-    model = joblib.load(json.loads(served.stdout)["path"])
-    assert model.predict([[2.0, 2.0], [-2.0, -2.0]]).tolist() == [1, 0]
+    # the serving process: a bare name, the version from MODEL_VERSION, the estimator (a pickle: trust=True)
+    serve = ("import nbversion as nbv; model = nbv.load_model('risk', trust=True); "
+             "print(type(model).__name__, model.predict([[2.0, 2.0], [-2.0, -2.0]]).tolist())")
+    served_model = subprocess.run([sys.executable, "-c", serve], cwd=ws.root, env=env, capture_output=True, text=True)
+    assert served_model.stdout.split() == ["LogisticRegression", "[1,", "0]"], served_model.stderr
     all_good()
     assert cli_json("status")["changes"] == []
 
@@ -170,6 +174,10 @@ def test_more_than_one_model_file_is_refused_with_the_candidates_until_model_fil
     assert "--model-file" in refused.stderr and "Traceback" not in refused.stderr
     assert "model_signature.json" not in refused.stderr.split("hint:")[0]    # metadata is never a candidate
     assert "more than one model file" in cli("model", "add", "risk", artifacts, check=2).stderr
+    for lone in ("model_signature.json", "metrics.json"):   # a side file alone: a version with no model
+        for command in (["register", "risk", "--version", "1.0.0", "--from"], ["model", "add", "risk"]):
+            refused = cli(*command, artifacts / lone, check=2)
+            assert f"{lone}: not a model file" in refused.stderr and "--from DIR" in refused.stderr
     assert snapshot(ws.root) == before
 
     cli("register", "risk", "--version", "1.0.0", "--from", artifacts, "--model-file", "model_v2.joblib",
@@ -214,7 +222,7 @@ SCOPED_RULES = """
 gates = ["metrics.mAP50 >= 0.99"]
 
 [models.risk.stages.champion]
-gates = ["metrics.f1 >= 0.8"]
+gates = ["metrics.f1 >= 0.8", "metrics.val/f1 >= 0.7"]   # a nested metrics.json key: val/f1
 """
 
 

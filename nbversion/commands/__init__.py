@@ -149,7 +149,7 @@ def build_cli_parser() -> Parser:
     parser = Parser(prog="nbversion", description="git for datasets and models, over git + DVC")
     parser.add_argument("-C", dest="workspace", default=None, metavar="PATH",
                         help="run as if started in PATH (default: the current folder)")
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--version", dest="show_version", action="store_true", help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="show nbversion's debug log on stderr; -vv adds DVC's and git's")
     parser.add_argument("--log-file", metavar="FILE", default=None,

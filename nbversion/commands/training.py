@@ -113,7 +113,7 @@ def _export_args(p):
     p.add_argument("--dynamic", action="store_true", help="dynamic input size")
     p.add_argument("--register", default=None, metavar="NAME", help="make it a registry version of NAME")
     p.add_argument("--bump", choices=("major", "minor", "patch"), default=None, help="with --register")
-    p.add_argument("--version", default=None, metavar="X.Y.Z", help="with --register")
+    p.add_argument("--version", dest="set_version", default=None, metavar="X.Y.Z", help="with --register")
     p.add_argument("--name", default=None, metavar="NAME",
                    help="the model version's name (default: NAME-FORMAT, NAME the source's model)")
     p.add_argument("--no-check", dest="check", action="store_false",
@@ -122,7 +122,7 @@ def _export_args(p):
 
 def _run_export(ws, a, ev):
     return ws.export(a.model, format=a.format, imgsz=a.imgsz, half=a.half, dynamic=a.dynamic, register=a.register,
-                     bump=a.bump, version=a.version, name=a.name, check=a.check, on_event=ev)
+                     bump=a.bump, version=a.set_version, name=a.name, check=a.check, on_event=ev)
 
 
 VERBS = [

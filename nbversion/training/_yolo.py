@@ -134,15 +134,22 @@ def load_yolo(weights, task: Optional[str] = None):
 
     try:
         return YOLO(str(weights), task=task)
-    except (TypeError, KeyError, AttributeError, RuntimeError, ModuleNotFoundError, EOFError, ValueError) as exc:
-        # a bare state_dict, a foreign TorchScript or a damaged file: Ultralytics raises whatever it hits
-        logger.debug("Ultralytics could not load %s", weights, exc_info=True)   # the user gets its first line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        first = first.replace("ERROR ❌️", "").replace(str(weights), Path(weights).name).strip()
-        first = first.split(". ")[0].rstrip(".")   # Ultralytics' advice that follows names downloads we never do
-        raise InvalidInput(f"{Path(weights).name} is not an Ultralytics YOLO model: {first}",
-                           hint="give a run id, NAME@champion, a .pt saved by Ultralytics "
-                                "(`model.save(...)` / a run's best.pt) or an export of one, not a state_dict") from None
+    except UNLOADABLE as exc:
+        raise _not_a_model(weights, exc) from None
+
+
+# what Ultralytics raises for a bare state_dict, a foreign TorchScript or a damaged file
+UNLOADABLE = (TypeError, KeyError, AttributeError, RuntimeError, ModuleNotFoundError, EOFError, ValueError)
+
+
+def _not_a_model(weights, exc: BaseException) -> InvalidInput:
+    logger.debug("Ultralytics could not load %s", weights, exc_info=exc)   # the user gets its first line
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first.replace("ERROR ❌️", "").replace(str(weights), Path(weights).name).strip()
+    first = first.split(". ")[0].rstrip(".")   # Ultralytics' advice that follows names downloads we never do
+    return InvalidInput(f"{Path(weights).name} is not an Ultralytics YOLO model: {first}",
+                        hint="give a run id, NAME@champion, a .pt saved by Ultralytics "
+                             "(`model.save(...)` / a run's best.pt) or an export of one, not a state_dict")
 
 
 def published_weights() -> tuple[frozenset, str]:
@@ -202,8 +209,15 @@ def predict(weights, images: Iterable[str], conf: float, iou: float, imgsz: Opti
     kwargs = {"conf": conf, "iou": iou, "verbose": False, "device": "cpu" if not cuda_devices() else None}
     if imgsz:
         kwargs["imgsz"] = imgsz
+    images = [str(i) for i in images]
+    # a warm-up on the first image: an export is opened by its runtime only at the first prediction (a
+    # damaged one fails here, said as such), and the times reported leave the runtime's start out
+    try:
+        yolo.predict(images[:1], **{k: v for k, v in kwargs.items() if v is not None})
+    except UNLOADABLE as exc:
+        raise _not_a_model(weights, exc) from None
     found = []
-    for result in yolo.predict([str(i) for i in images], **{k: v for k, v in kwargs.items() if v is not None}):
+    for result in yolo.predict(images, **{k: v for k, v in kwargs.items() if v is not None}):
         names = result.names
         boxes = [(names[int(c)], float(p), [float(v) for v in xyxy])
                  for c, p, xyxy in zip(result.boxes.cls.tolist(), result.boxes.conf.tolist(),

@@ -96,11 +96,21 @@ def resolve_source(ws: Workspace, ref: str) -> dict:
 
     from . import runs
 
+    ref = _run_of_weights(ws.root, ref)
     name, _, selector = ref.partition("@")
     is_run = runs.is_run_id(ref) and (runs.run_dir(ws.root, ref) / "run.json").exists()
     is_model = bool(name) and "/" not in name and (ws.root / "models" / f"{name}.meta.json").exists()
-    if not (is_run or is_model or Path(ref).is_file()) and _is_registered(ws.root, name):
-        resolved = ws.resolve(ref)   # a bare NAME honours $MODEL_VERSION, as serving does
+    resolved = None
+    if not (is_run or Path(ref).is_file()) and ("@" in ref or not is_model) and _is_registered(ws.root, name):
+        # NAME@REV: the registry first, as `train --model` and `predict` read it; a `model add`-ed model
+        # of the same name answers what the registry does not know (NAME@~1, a commit). A bare NAME
+        # that is both is the model, as `model show NAME` reads it.
+        try:
+            resolved = ws.resolve(ref)   # a bare NAME honours $MODEL_VERSION, as serving does
+        except NotFound:
+            if not is_model:
+                raise
+    if resolved is not None:
         manifest = versions.read_manifest(ws.root, resolved.name, resolved.version, resolved.commit)
         weights = Path(resolved.path)
         return {"weights": weights, "kind": "registry", "name": resolved.name, "metrics": manifest.get("metrics") or {},
@@ -132,6 +142,22 @@ def resolve_source(ws: Workspace, ref: str) -> dict:
         base = weights.stem
     return {"weights": weights, "kind": kind, "name": base, "metrics": origin.get("metrics") or {},
             "lineage": lineage, "parent": parent}
+
+
+def _run_of_weights(root: Path, ref: str) -> str:
+    """`runs/<id>/weights/best.pt` given as a path is that run: its lineage, not a bare file's."""
+    from . import runs
+
+    path = Path(ref).expanduser()
+    if not path.is_file() or path.suffix != ".pt":
+        return ref
+    try:
+        run_id, weights = path.resolve().relative_to(root.resolve() / "runs").parts[0], path.resolve()
+    except (ValueError, IndexError):
+        return ref
+    record = runs.run_dir(root, run_id) / "run.json"
+    best = (runs.read(root, run_id).get("weights") or {}).get("best") if record.exists() else None
+    return run_id if best and (root / best).resolve() == weights else ref
 
 
 def _is_registered(root: Path, name: str) -> bool:
@@ -189,8 +215,20 @@ def export(ws: Workspace, model: str, format: str = "onnx", imgsz: Optional[int]
                          hint="export without --half, or use --format onnx --half")
     source = resolve_source(ws, model)
     if source["weights"].suffix != ".pt":
-        raise UsageError(f"{model} is {source['weights'].name}: only a .pt checkpoint can be exported",
-                         hint="export the run or the version the export came from")
+        from ..core.artifacts.frameworks import detect
+        from ..errors import InvalidInput
+
+        try:
+            found = detect(source["weights"])
+            what = f"{found.framework} ({found.format})"
+        except NbversionError:
+            found, what = None, "no format nbversion knows"
+        if found is not None and found.framework == "ultralytics":   # an export: its .pt can be exported
+            raise InvalidInput(f"{model} is {source['weights'].name}, an export: only a .pt checkpoint can be exported",
+                               hint="export the run or the version the export came from (its `parent`)")
+        raise InvalidInput(f"{model} is {source['weights'].name}, {what}: export converts Ultralytics YOLO "
+                           ".pt checkpoints only",
+                           hint="serve other models as they are registered (`nbv.load_model`), see docs/serving.md")
     target = register or name or f"{source['name']}-{format}"
     tmp_dir(ws.root).mkdir(parents=True, exist_ok=True)
     leftovers.remove(ws.root)   # what killed exports, imports and model adds left (never a live one's)
@@ -200,15 +238,15 @@ def export(ws: Workspace, model: str, format: str = "onnx", imgsz: Optional[int]
         shutil.copyfile(source["weights"], copy)   # Ultralytics writes beside the file it exports
         emit(Event("export", 0, 1, f"{model} to {format}"))
         written, arguments = _yolo.export(copy, format, imgsz, half, dynamic)
+        arguments = _size_written(written, arguments)
         checkpoint("export-written")   # the crash tests kill us here: a temp folder, nothing versioned
         emit(Event("export", 1, 1, written.name))
         outcome = _check(ws.root, source, copy, written, arguments, folder / "images", emit) if check \
-            else {"skipped": "not asked for (check=False)"}
+            else {"skipped": "not asked for (--no-check)"}
+        # the source's whole lineage: dataset, run, cell and the base weights it was trained from
         provenance = {"framework": "ultralytics", "parent": source["parent"], "export": arguments,
                       "export_check": outcome, "metrics": source["metrics"], "source": f"export:{model}",
-                      "lineage": {"dataset": (source["lineage"] or {}).get("dataset"),
-                                  "run": (source["lineage"] or {}).get("run"),
-                                  "cell": (source["lineage"] or {}).get("cell")}}
+                      "lineage": dict(source["lineage"] or {})}
         if register:
             emit(Event("register", 0, 1, register))
             made = ws.register(register, version=version, bump=bump, source=str(written),
@@ -221,6 +259,20 @@ def export(ws: Workspace, model: str, format: str = "onnx", imgsz: Optional[int]
         emit(Event("add", 1, 1, target))
         return ExportResult(model, format, target, made.commit or "", written.name, False, arguments,
                             made.meta.get("export_check", outcome), source["parent"], made.changed)
+
+
+def _size_written(written: Path, arguments: dict) -> dict:
+    """Ultralytics rounds `imgsz` up to a multiple of the model's stride: record the size the file has
+    (and the one asked for, when it differs)."""
+    from ..core.artifacts.frameworks import detect
+
+    try:
+        actual = detect(written).params.get("imgsz") if written.is_file() else None
+    except NbversionError:
+        actual = None
+    if actual is None or actual == arguments.get("imgsz"):
+        return arguments
+    return {**arguments, "imgsz": actual, "imgsz_asked": arguments.get("imgsz")}
 
 
 def _check(root: Path, source: dict, weights: Path, written: Path, arguments: dict, scratch: Path, emit) -> dict:

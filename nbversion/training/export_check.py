@@ -13,6 +13,7 @@ from typing import Optional
 
 from ..core.artifacts.dataset_meta import DATASETS_DIR, pointer_at
 from ..core.backends import dvc_cache
+from ..core.backends.hashing import file_md5
 from ..errors import NbversionError
 
 logger = logging.getLogger(__name__)
@@ -20,14 +21,15 @@ logger = logging.getLogger(__name__)
 IMAGES = 4
 CONFIDENCE = 0.001   # what Ultralytics validates at: a young model scores its boxes low
 PAIR_IOU = 0.5   # boxes that overlap less are different detections, not one box moved
+AGREE_IOU_DIFF = 0.01   # every box paired and none moved by more than this: the export agrees
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def pick_images(root: Path, lineage: Optional[dict], dest: Path, count: int = IMAGES) -> tuple[list[Path], str]:
     """(up to `count` images of the dataset version in `lineage`, "" or why there are none).
 
-    Validation images first (the model did not learn them). The working copy is read when it
-    is that version; otherwise the images are copied out of the DVC cache into `dest`.
+    Validation images first (the model did not learn them). An image of the working copy is read
+    when it still has the version's bytes; otherwise it is copied out of the DVC cache into `dest`.
     """
     if not lineage or not lineage.get("name") or not lineage.get("commit"):
         return [], "the source has no dataset lineage (not trained on a dataset version of this workspace)"
@@ -43,10 +45,14 @@ def pick_images(root: Path, lineage: Optional[dict], dest: Path, count: int = IM
     if not entries:
         return [], f"dataset {name} at {commit[:8]} has no images"
     working = root / DATASETS_DIR / name
-    if _working_md5(root, name) == pointer.md5:
-        return [working / e["relpath"] for e in entries], ""
     images = []
     for entry in entries:
+        # the working copy only where it still holds that version's bytes (an image edited or
+        # deleted since would be checked under the version's name): else the DVC cache's copy
+        here = working / entry["relpath"]
+        if here.is_file() and file_md5(here) == entry["md5"]:
+            images.append(here)
+            continue
         source = dvc_cache.object_path(root, entry["md5"])
         if not source.exists():
             return [], f"the images of dataset {name} at {commit[:8]} are not in the DVC cache (`nbversion pull`)"
@@ -55,13 +61,6 @@ def pick_images(root: Path, lineage: Optional[dict], dest: Path, count: int = IM
         target.write_bytes(source.read_bytes())
         images.append(target)
     return images, ""
-
-
-def _working_md5(root: Path, name: str) -> Optional[str]:
-    try:
-        return pointer_at(root, DATASETS_DIR, name, None).md5
-    except (NbversionError, OSError):
-        return None
 
 
 def iou(a, b) -> float:
@@ -96,9 +95,13 @@ def compare(weights: Path, exported: Path, images: list[Path], imgsz: int) -> di
     overlaps = [o for a, b in zip(original, converted) for o in pair_boxes(a["boxes"], b["boxes"])]
     boxes_pt = sum(len(r["boxes"]) for r in original)
     boxes_export = sum(len(r["boxes"]) for r in converted)
+    worst = round(1 - min(overlaps), 6) if overlaps else None
+    # the worst pair says nothing of the boxes left without a pair: both are part of the verdict
+    unmatched = boxes_pt - len(overlaps), boxes_export - len(overlaps)
     return {"images": [p.name for p in images], "conf": CONFIDENCE, "imgsz": imgsz,
             "boxes_pt": boxes_pt, "boxes_export": boxes_export, "matched": len(overlaps),
-            "max_iou_diff": round(1 - min(overlaps), 6) if overlaps else None,
+            "unmatched_pt": unmatched[0], "unmatched_export": unmatched[1], "max_iou_diff": worst,
+            "agrees": unmatched == (0, 0) and (worst or 0.0) <= AGREE_IOU_DIFF,
             "ms_pt": round(sum(r["ms"] for r in original) / len(images), 2),
             "ms_export": round(sum(r["ms"] for r in converted) / len(images), 2)}
 
@@ -108,6 +111,10 @@ def describe(check: dict) -> str:
     if check.get("skipped"):
         return f"check skipped: {check['skipped']}"
     worst = "no boxes to pair" if check["max_iou_diff"] is None else f"max IoU difference {check['max_iou_diff']:.4f}"
-    return (f"check on {len(check['images'])} training images at conf {check['conf']}: {worst}; "
+    line = (f"check on {len(check['images'])} training images at conf {check['conf']}: {worst}; "
             f"boxes .pt {check['boxes_pt']} / export {check['boxes_export']} ({check['matched']} paired); "
             f"{check['ms_pt']:.1f} ms/image .pt, {check['ms_export']:.1f} ms/image export")
+    if check.get("agrees") is False:
+        line += (f"\nwarning: the export does not reproduce the .pt's boxes: {check.get('unmatched_pt')} .pt "
+                 f"box(es) and {check.get('unmatched_export')} export box(es) without a pair")
+    return line

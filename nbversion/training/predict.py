@@ -59,9 +59,19 @@ class Detections(Result):
         return {"model": self.model, "weights": self.weights, "images": self.images, "saved": self.saved}
 
 
+def _known_name(root: Path, ref: str) -> bool:
+    """A bare NAME of the registry or of a `model add`-ed model (not a typo of a run id or a path)."""
+    from ..core.registry import versions
+
+    if "/" in ref or "." in ref or not ref:
+        return False
+    return (root / "models" / f"{ref}.meta.json").exists() or bool(versions.artifact_tags(root, ref).get(ref))
+
+
 def model_weights(ws, ref: str) -> str:
-    """A run id (its best.pt), a weights file, a registry ref NAME@champion / NAME@vX.Y.Z, or a
-    `model add`-ed model NAME@REV (the same refs `train --model` takes)."""
+    """A run id (its best.pt), a weights file, a registry ref NAME@champion / NAME@vX.Y.Z / a bare
+    NAME (its $MODEL_VERSION, default champion), or a `model add`-ed model NAME[@REV] (the same refs
+    `train --model` and `export` take)."""
     if runs.is_run_id(ref) and (runs.run_dir(ws.root, ref) / "run.json").exists():
         record = runs.read(ws.root, ref)
         for key in ("best", "last"):
@@ -71,7 +81,7 @@ def model_weights(ws, ref: str) -> str:
         raise NotFound(f"run {ref} has no weights yet", hint="wait until its first epoch has been saved")
     if Path(ref).expanduser().is_file():
         return str(Path(ref).expanduser().resolve())
-    if "@" in ref:
+    if "@" in ref or _known_name(ws.root, ref):   # a bare NAME honours $MODEL_VERSION, as serving does
         from .base_weights import versioned_weights
         return versioned_weights(ws, ref)[0]   # a registry ref, else a `model add`-ed NAME@REV
     raise NotFound(f"{ref!r} is not a run, a weights file or a registry ref",

@@ -101,6 +101,16 @@ def as_model(path: Path) -> Optional[Detected]:
     return found if found.framework != "unknown" else None
 
 
+def refuse_metadata_only(path: Path) -> None:
+    """A single file given as a version must be able to be its model: not a signature, a card, a
+    metrics.json (the same files `pick` never takes as the model)."""
+    if path.suffix.lower() in NEVER_MODEL | EITHER | {".xml"} and as_model(path) is None:
+        raise UsageError(f"{path}: not a model file ({path.suffix or 'no suffix'} beside a model is metadata, "
+                         "and this one is no model format nbversion knows)",
+                         hint="give the model file, or the folder that holds the model and this file "
+                              "(--from DIR, or --from MODEL --from FILE)")
+
+
 def pick(files: dict, wanted: Optional[str] = None, where: str = "the sources") -> tuple[str, Detected]:
     """(stored path, what it is) of the model file among `files` (stored path -> source file)."""
     if wanted:

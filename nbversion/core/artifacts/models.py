@@ -63,6 +63,15 @@ class ModelResult(Result):
             lines.append(f"classes: {', '.join(m['class_names'])}")
         if lineage:
             lines.append(f"trained on dataset {lineage['name']} at {lineage['commit'][:8]} ({lineage.get('md5')})")
+        if m.get("parent"):   # made by `export`: where from, how, and whether its boxes agree
+            parent, args = m["parent"], m.get("export") or {}
+            lines.append(f"exported from {parent.get('ref')} ({parent.get('kind')} {parent.get('version') or ''}, "
+                         f"md5 {parent.get('md5')}) to {args.get('format')} at imgsz {args.get('imgsz')}")
+            check = m.get("export_check") or {}
+            if check:
+                lines.append(f"export check: {check['skipped']}" if check.get("skipped") else
+                             f"export check: max IoU difference {check.get('max_iou_diff')}, boxes .pt "
+                             f"{check.get('boxes_pt')} / export {check.get('boxes_export')} ({check.get('matched')} paired)")
         lines.append(f"added by {m.get('added_by')} at {m.get('added_at')}")
         if not self.changed:
             lines.append("no change: the same weights, metrics and params are already the latest version")
@@ -166,7 +175,7 @@ def add(ws: Workspace, name: str, file, metrics: Optional[dict] = None,
         >>> ws.model_add("det", "best.pt", metrics={"mAP50": 0.71}, dataset="traffic")
     """
     from .metrics_files import read_metrics
-    from .model_files import VersionFiles, renamed, version_files
+    from .model_files import VersionFiles, refuse_metadata_only, renamed, version_files
 
     emit = emitter(on_event)
     root = ws.root
@@ -184,6 +193,7 @@ def add(ws: Workspace, name: str, file, metrics: Optional[dict] = None,
     leftovers.remove(root)   # what killed imports and model adds left behind (never a live one's)
     emit(Event("detect", 0, 1, paths[0].name))
     if len(paths) == 1 and paths[0].is_file() and not model_file:
+        refuse_metadata_only(paths[0])   # a lone signature or metrics.json: no model to version
         found = detect(paths[0])   # one file: any format nbversion reads, checked as it always was
         picked = VersionFiles({paths[0].name: paths[0]}, paths[0].name, found)
         if rename:

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 RULES_FILE = f"{META_DIR}/rules.toml"
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
        "!=": operator.ne}
-COMPACT_GATE = re.compile(r"^\s*(?:metrics\.)?(?P<metric>[\w\-.]+)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>[-+0-9.eE]+)\s*$")
+COMPACT_GATE = re.compile(r"^\s*(?:metrics\.)?(?P<metric>[\w\-./()]+)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>[-+0-9.eE]+)\s*$")
 
 
 @dataclass

@@ -91,11 +91,13 @@ def _check(root: Path, path: Path, md5: str, manifest: dict) -> None:
     if _md5(path) != md5:
         ref = f"{manifest.get('name')}@{manifest.get('version')}"
         rel = path.relative_to(root).as_posix()
+        # a version of several files is registered again as a whole: its folder, not the one file
+        source = rel if len(manifest.get("files") or {}) <= 1 else rel[:rel.index("/files/") + len("/files")]
         raise IntegrityError(
             f"{rel} was modified after {ref} was registered: it no longer matches the manifest hash {md5}",
             hint=f"restore the registered file with `nbversion checkout HEAD {rel} --force`, or register "
-                 f"the changed weights as a new version (`nbversion register {manifest.get('name')} "
-                 f"--bump patch --from {rel}`)")
+                 f"the changed files as a new version (`nbversion register {manifest.get('name')} "
+                 f"--bump patch --from {source}`)")
     statcache.mark_clean(root, [key], {key: fresh})
 
 

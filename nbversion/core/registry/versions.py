@@ -168,6 +168,9 @@ def _from_file(path: Path) -> dict:
     from ..repo.cell import current_cell
     from ..artifacts.frameworks import detect
 
+    from ..artifacts.model_files import refuse_metadata_only
+
+    refuse_metadata_only(path)   # a signature or metrics.json alone would be a version with no model
     try:
         found = detect(path)
         framework, metrics, params = found.framework, found.metrics, found.params
