@@ -91,7 +91,7 @@ def test_register_export_leaves_the_source_version_untouched_and_serves(trained)
     manifest, files = (source_dir / "manifest.json").read_text(), files_under(source_dir)
     tags_before = git(ws.root, "show-ref", "--tags", "-d")
 
-    proc = cli("export", "det@v1.0.0", "--format", "onnx", "--imgsz", "64", "--register", "det-onnx",
+    proc = cli("export", "det@v1.0.0", "--format", "ONNX", "--imgsz", "64", "--register", "det-onnx",
                "--bump", "patch", "--json", check=0)
     out = json.loads(proc.stdout)
     assert out["registered"] and out["name"] == "det-onnx" and out["file"] == "best.onnx"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
@@ -45,6 +46,9 @@ def prepare(workspace_root=None) -> Path:
     # a background run must not print into whichever cell runs meanwhile: warnings only
     os.environ.setdefault("YOLO_VERBOSE", "false")
     _copy_fonts(folder)
+    # torch 2.9+ calls torch.jit deprecated on every TorchScript load/trace; Ultralytics' TorchScript
+    # export and runtime use it, and a user can do nothing about it: one red line per predict otherwise
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
     from ultralytics.utils import SETTINGS
 
     SETTINGS.update({"sync": False, "dvc": False, "wandb": False, "mlflow": False,

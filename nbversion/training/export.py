@@ -203,6 +203,7 @@ def export(ws: Workspace, model: str, format: str = "onnx", imgsz: Optional[int]
     from . import _yolo
 
     emit = emitter(on_event)
+    format = format.strip().lower()   # ONNX, TorchScript: the names as people write them
     check_format(format)
     if register and name:
         raise UsageError("give --register NAME (a registry version) or --name NAME (a model version), not both")

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -102,7 +103,9 @@ def _maybe_yolo(weights: Path, found: Detected, what: str, trust: bool):
 
 def _torchscript(weights: Path, found: Detected, what: str, trust: bool):
     torch = _library("torch", "torch", what, found)
-    return torch.jit.load(str(weights), map_location="cpu")
+    with warnings.catch_warnings():   # torch 2.9+ calls torch.jit.load deprecated; it is what loads the file
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+        return torch.jit.load(str(weights), map_location="cpu")
 
 
 def _onnx(weights: Path, found: Detected, what: str, trust: bool):
