@@ -104,11 +104,22 @@ def as_model(path: Path) -> Optional[Detected]:
 def refuse_metadata_only(path: Path) -> None:
     """A single file given as a version must be able to be its model: not a signature, a card, a
     metrics.json (the same files `pick` never takes as the model)."""
-    if path.suffix.lower() in NEVER_MODEL | EITHER | {".xml"} and as_model(path) is None:
-        raise UsageError(f"{path}: not a model file ({path.suffix or 'no suffix'} beside a model is metadata, "
-                         "and this one is no model format nbversion knows)",
-                         hint="give the model file, or the folder that holds the model and this file "
-                              "(--from DIR, or --from MODEL --from FILE)")
+    suffix = path.suffix.lower()
+    if suffix in EITHER:
+        try:
+            detect(path)   # an XGBoost .json / a LightGBM .txt is a model
+            return
+        except DamagedFile:
+            raise
+        except InvalidInput as exc:
+            reason = exc.message
+    elif suffix in NEVER_MODEL or (suffix == ".xml" and as_model(path) is None):
+        reason = f"a {suffix} file is metadata beside a model"
+    else:
+        return
+    raise InvalidInput(f"{path}: not a model file: {reason}",
+                       hint="give the model file, or the folder that holds the model and this file "
+                            "(--from DIR, or --from MODEL --from FILE)")
 
 
 def pick(files: dict, wanted: Optional[str] = None, where: str = "the sources") -> tuple[str, Detected]:
