@@ -48,6 +48,7 @@ EXTRA_HTML = {
     "nbversion.core.artifacts.models.ModelCompareResult": "nbversion.renderers.models:metric_bars",
     "nbversion.training.runs.RunShow": "nbversion.widgets.train_chart:run_chart_html",
     "nbversion.training.handle.Run": "nbversion.widgets.train_chart:run_chart_html",
+    "nbversion.training.compare.RunsCompare": "nbversion.widgets.compare_chart:compare_chart_html",
 }
 
 

@@ -1,4 +1,4 @@
-"""Training verbs: `train`, `runs list|show|stop|resume`, `predict`, `export`."""
+"""Training verbs: `train`, `runs list|show|compare|stop|resume`, `predict`, `export`."""
 from __future__ import annotations
 
 from . import Verb, add_json_flag, batch_size, count, fraction, positive, typed_value
@@ -94,6 +94,14 @@ def _list_args(p):
     add_json_flag(p)
 
 
+def _compare_args(p):
+    p.add_argument("run_ids", nargs="*", metavar="RUN", help="2 to 10 run ids, from this branch or any exp/... branch")
+    p.add_argument("--metric", default=None, metavar="M",
+                   help="picks each run's best epoch: mAP50-95 (default), mAP50, precision, recall, box_loss, "
+                        "val_box_loss... (the names `runs show` prints)")
+    add_json_flag(p)
+
+
 def _predict_args(p):
     p.add_argument("model", metavar="MODEL_REF", help="a run id, a weights file, NAME@champion or NAME@vX.Y.Z")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -128,10 +136,12 @@ def _run_export(ws, a, ev):
 VERBS = [
     Verb("train", "train a YOLO model on a dataset version (in the background in a notebook)",
          _train_args, _run_train),
-    Verb("runs", "training runs: list, show, stop, resume", lambda p: None, None, subverbs=[
+    Verb("runs", "training runs: list, show, compare, stop, resume", lambda p: None, None, subverbs=[
         Verb("list", "runs with status, dataset and best mAP", _list_args, lambda ws, a, ev: ws.runs_list(status=a.status, dataset=a.dataset, model=a.model, limit=a.n)),
         Verb("show", "params, device, per-epoch metrics and chart, best epoch, files", _run_arg,
              lambda ws, a, ev: ws.runs_show(a.run_id)),
+        Verb("compare", "per-epoch curves, differing params, dataset versions and best epochs of 2-10 runs",
+             _compare_args, lambda ws, a, ev: ws.runs_compare(a.run_ids, metric=a.metric)),
         Verb("stop", "stop a running training after the current batch (weights kept)", _stop_args,
              lambda ws, a, ev: ws.runs_stop(a.run_id, wait=a.wait)),
         Verb("resume", "continue a stopped or failed run from its last checkpoint", _resume_args,

@@ -141,6 +141,7 @@ class Workspace:
 
     from ..training.runner import train, stop as runs_stop, resume as runs_resume
     from ..training.runs import list_runs as runs_list, show as runs_show
+    from ..training.compare import compare as runs_compare
     from ..training.predict import predict
     from ..training.export import export
 
