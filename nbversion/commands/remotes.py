@@ -133,7 +133,7 @@ def _exp_compare_args(p):
 
 
 def _exp_best_args(p):
-    p.add_argument("--metric", required=True, metavar="M", help="e.g. metrics/mAP50-95(B)")
+    p.add_argument("--metric", required=True, metavar="M", help="as stored: mAP50-95, mAP50, val_box_loss... (Ultralytics' metrics/mAP50-95(B) works too)")
     order = p.add_mutually_exclusive_group()
     order.add_argument("--lower", dest="lower", action="store_const", const=True, default=None,
                        help="lower is better (default: guessed, e.g. for *loss*)")

@@ -148,20 +148,32 @@ def _all_items(root) -> list:
     return [{"branch": b, **item} for b in names for item in _branch_items(root, b)]
 
 
+def _metric_key(items: list, metric: str) -> str:
+    """The name as recorded: runs store Ultralytics' `metrics/mAP50-95(B)` as `mAP50-95` and
+    `val/box_loss` as `val_box_loss`; a name some item records as given is kept as given."""
+    if any(metric in i["metrics"] for i in items):
+        return metric
+    from ...training.compare import metric_name
+
+    return metric_name(metric)
+
+
 def compare(ws: Workspace, metric: Optional[str] = None) -> ExperimentsResult:
     """Runs and registered versions of each branch side by side (`nbversion exp compare`).
 
     Args:
-        metric: only this metric, and the best row marked (default: up to six metrics).
+        metric: only this metric, and the best row marked (default: up to six metrics), as
+            stored ("mAP50-95", "val_box_loss"); Ultralytics' "metrics/mAP50-95(B)" works too.
 
     Returns:
         ExperimentsResult: one row per run or version, and `best` with `metric`.
 
     Example:
         >>> ws = nbv.open(".")
-        >>> ws.exp_compare(metric="metrics/mAP50-95(B)")
+        >>> ws.exp_compare(metric="mAP50-95")
     """
     items = _all_items(ws.root)
+    metric = _metric_key(items, metric) if metric else None
     metrics = [metric] if metric else sorted({k for i in items for k in i["metrics"]})[:6]
     rows = [[i["branch"], i["kind"], i["id"], i["status"], *[i["metrics"].get(m) for m in metrics]] for i in items]
     best = _best_item(items, metric) if metric else None
@@ -187,7 +199,8 @@ def best(ws: Workspace, metric: str, lower_is_better: Optional[bool] = None) -> 
     """The run or registered version with the best metric, on any branch (`nbversion exp best`).
 
     Args:
-        metric: the metric, e.g. "metrics/mAP50-95(B)".
+        metric: the metric as stored, e.g. "mAP50-95" or "val_box_loss" (Ultralytics' names such
+            as "metrics/mAP50-95(B)" work too).
         lower_is_better: the direction (default: guessed, lower for *loss*).
 
     Returns:
@@ -195,9 +208,10 @@ def best(ws: Workspace, metric: str, lower_is_better: Optional[bool] = None) -> 
 
     Example:
         >>> ws = nbv.open(".")
-        >>> ws.exp_best("metrics/mAP50-95(B)").best["branch"]
+        >>> ws.exp_best("mAP50-95").best["branch"]
     """
     items = _all_items(ws.root)
+    metric = _metric_key(items, metric)
     winner = _best_item(items, metric, lower_is_better)
     if winner is None:
         raise NotFound(f"no run or registered version on any branch records the metric {metric!r}",
