@@ -125,3 +125,12 @@ def test_magic_renders_one_chart_with_a_curve_per_run(runs3):
     legend = re.findall(r"class='nbv-curve'.*?</span> ([^<]+)</span>", page)
     assert legend == [a, b, on_branch]
     assert "class=nbv-hl" in page                 # the run with the best mAP50-95 is marked
+
+
+def test_exp_best_takes_the_stored_name_and_ultralytics_long_name_alike(runs3):
+    ws, a, b, on_branch = runs3
+    stored = json.loads(cli("exp", "best", "--metric", "mAP50-95", "--json", check=0).stdout)
+    long = json.loads(cli("exp", "best", "--metric", "metrics/mAP50-95(B)", "--json", check=0).stdout)
+    assert long["best"] == stored["best"] and stored["best"]["id"] in (a, b, on_branch)
+    compared = ws.exp_compare(metric="metrics/mAP50-95(B)")
+    assert compared.headers[-1] == "mAP50-95" and {a, b, on_branch} <= {row[2] for row in compared.rows}
