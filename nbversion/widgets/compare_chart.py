@@ -27,7 +27,7 @@ def _metrics(result) -> list[str]:
 def compare_figure(result):
     """The matplotlib Figure: panel per metric, a line per run, each run's best epoch ringed."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     metrics = _metrics(result)
     rows = max(1, -(-len(metrics) // COLUMNS))
@@ -52,6 +52,8 @@ def compare_figure(result):
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(4))
+        # each tick its own short number: matplotlib's shared offset ("1e-6+1e3") sits on the title
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
     return figure
