@@ -143,6 +143,7 @@ class Workspace:
     from ..training.runs import list_runs as runs_list, show as runs_show
     from ..training.predict import predict
     from ..training.export import export
+    from ..training.presets import list_presets as presets_list, show as presets_show
 
     from .storage.remotes import remote_add, push, pull
     from .storage.guard import install as guard_install, remove as guard_remove, status as guard_status
