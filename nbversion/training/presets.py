@@ -134,13 +134,9 @@ def _bad(shown: str, line: int, what: str, hint: str) -> InvalidInput:
 def apply(root, name: Optional[str], given: dict, extra: dict) -> tuple[dict, dict, Optional[Preset]]:
     """(epochs/imgsz/batch, key=value extras, the preset) for a training: the preset's values
     first, then what the caller gave (`given`: None where the caller said nothing)."""
-    named = dict(given)
-    for key in DEFAULTS:
-        if key in extra:   # `imgsz=64` as key=value means `--imgsz 64`
-            if named.get(key) is not None:
-                raise UsageError(f"{key} given twice (--{key} {named[key]} and {key}={extra[key]})",
-                                 hint="keep one of them")
-            named[key] = extra.pop(key)
+    # `imgsz=64` as key=value wins over --imgsz, as it always did; it stays in `extra`, so
+    # check_extra puts it through Ultralytics' checks like any key=value
+    named = {key: extra.get(key, value) for key, value in given.items()}
     preset = load(root, name) if name else None
     values = dict(preset.values) if preset else {}
     for key, default in DEFAULTS.items():
