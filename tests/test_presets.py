@@ -147,3 +147,29 @@ def test_runs_list_filters_by_status_and_dataset(trained, demo_data):
     assert run_ids("--dataset", "other", "--status", "done") == []
     text = cli("runs", "list", "--status", "failed", check=0).stdout
     assert failed.run_id in text and first not in text
+
+
+def test_magics_list_presets_and_refuse_a_bad_one_without_a_run(trained, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ws, first = trained
+    write_preset(ws, "broken", "epochs: 1\nmosiac: 0\n")
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("%load_ext nbversion")
+        listed = shell.run_cell("%mv_presets list")
+        assert listed.success
+        presets = {p.name: p for p in listed.result.presets}
+        assert {"fast", "balanced", "accurate", "broken"} <= set(presets)
+        assert "broken.yaml:2: unknown training argument 'mosiac'" in presets["broken"].problem
+        assert presets["fast"].values["imgsz"] == 320
+        assert "<table" in listed.result._repr_html_()
+        capsys.readouterr()
+        refused = shell.run_cell("%mv_train --data demo --preset broken --epochs 1 --device cpu")
+        assert not refused.success                       # "Run All" stops here
+        out = capsys.readouterr()
+        assert "error: .nbversion/presets/broken.yaml:2: unknown training argument 'mosiac'" in out.out
+        assert "Traceback" not in out.out + out.err
+    finally:
+        InteractiveShell.clear_instance()
+    assert run_ids() == [first]

@@ -37,6 +37,7 @@ class Preset:
     file: str          # `.nbversion/presets/NAME.yaml`, or the package's file
     values: dict = field(default_factory=dict)
     blob: str = ""     # git's blob id of the file: equal to `git rev-parse HEAD:FILE` once committed
+    problem: str = ""  # `presets list` shows a broken file with what is wrong instead of failing
 
     def lineage(self) -> dict:
         """What run.json keeps of the preset a run started from."""
@@ -61,7 +62,7 @@ def _files(root) -> dict[str, tuple[str, Path]]:
     return found
 
 
-def load(root, name: str) -> Preset:
+def load(root, name: str, keep_broken: bool = False) -> Preset:
     """The preset NAME, read and checked (each key and value as `train key=value` checks them)."""
     check_name(name)
     files = _files(root)
@@ -74,7 +75,12 @@ def load(root, name: str) -> Preset:
     data = path.read_bytes()
     text = data.decode("utf-8", errors="replace")
     blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-    return Preset(name, source, shown, _checked(shown, text), blob)
+    try:
+        return Preset(name, source, shown, _checked(shown, text), blob)
+    except InvalidInput as exc:
+        if not keep_broken:
+            raise
+        return Preset(name, source, shown, {}, blob, problem=exc.message)
 
 
 def _checked(shown: str, text: str) -> dict:
@@ -152,14 +158,18 @@ class PresetList(Result):
 
     def table(self):
         return ["preset", "source", "sets"], [
-            (p.name, p.source, ", ".join(f"{k}={v}" for k, v in p.values.items())) for p in self.presets]
+            (p.name, p.source, f"error: {p.problem}" if p.problem else ", ".join(f"{k}={v}" for k, v in p.values.items()))
+            for p in self.presets]
+
+    def highlight(self, row) -> bool:
+        return row[2].startswith("error: ")
 
     def summary(self) -> str:
         return (f"{len(self.presets)} preset(s); `nbversion train --preset NAME` applies one, "
                 f"{WORKSPACE_DIR}/NAME.yaml adds or replaces one")
 
     def to_dict(self) -> dict:
-        return {"presets": [p.lineage() for p in self.presets]}
+        return {"presets": [{**p.lineage(), **({"problem": p.problem} if p.problem else {})} for p in self.presets]}
 
 
 @dataclass
@@ -182,13 +192,14 @@ def list_presets(ws: Workspace) -> PresetList:
 
     Returns:
         PresetList: `presets`, each with its name, source ("workspace" or "built-in"), file and
-        the training arguments it sets. A workspace file replaces a built-in of the same name.
+        the training arguments it sets. A workspace file replaces a built-in of the same name;
+        a broken one is listed with its `problem` (file:line: what is wrong) and no values.
 
     Example:
         >>> ws = nbv.open(".")
         >>> [p.name for p in ws.presets_list().presets]
     """
-    return PresetList([load(ws.root, name) for name in sorted(_files(ws.root))])
+    return PresetList([load(ws.root, name, keep_broken=True) for name in sorted(_files(ws.root))])
 
 
 def show(ws: Workspace, name: str) -> PresetShow:
