@@ -14,7 +14,7 @@ from ..errors import UsageError
 
 logger = logging.getLogger(__name__)
 
-MODULES = ["workspace", "data", "registry", "training", "remotes"]
+MODULES = ["workspace", "data", "registry", "training", "remotes", "presets"]
 
 
 class HelpShown(Exception):

@@ -23,9 +23,13 @@ def _train_args(p):
     p.add_argument("--model", default="yolov8n.yaml",
                    help="yolov8n.yaml (from scratch) | yolov8n.pt (pretrained, downloaded once) | FILE.pt | "
                         "NAME@champion | NAME@vX.Y.Z | NAME@latest (registry, else a `model add`-ed model)")
-    p.add_argument("--epochs", type=positive, default=100)
-    p.add_argument("--imgsz", type=positive, default=640)
-    p.add_argument("--batch", type=batch_size, default=16, help="images per batch; -1: AutoBatch")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="hyperparameters of `presets list` (fast, balanced, accurate...); flags and key=value override")
+    # None: not given, so a preset's value (else 100, 640, 16) applies
+    p.add_argument("--epochs", type=positive, default=None, help="default: the preset's, else 100")
+    p.add_argument("--imgsz", type=positive, default=None, help="default: the preset's, else 640")
+    p.add_argument("--batch", type=batch_size, default=None, help="images per batch; -1: AutoBatch "
+                   "(default: the preset's, else 16)")
     p.add_argument("--device", default="auto", help="auto (GPU if there is one) | cpu | 0 | 0,1")
     p.add_argument("--name", default=None, metavar="RUN", help="part of the run id (default: the model)")
     p.add_argument("--wait", action="store_true", help="block until the run ends (always so from the CLI)")
@@ -41,7 +45,8 @@ def _in_notebook() -> bool:
 def _run_train(ws, a, ev):
     wait = a.wait or not _in_notebook()
     return _ended_well(ws.train(a.data, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,
-                                name=a.name, extra=_key_values(a.extra), wait=wait, on_event=ev), wait)
+                                name=a.name, extra=_key_values(a.extra), wait=wait, on_event=ev,
+                                preset=a.preset), wait)
 
 
 def _run_resume(ws, a, ev):

@@ -144,6 +144,7 @@ class Workspace:
     from ..training.compare import compare as runs_compare
     from ..training.predict import predict
     from ..training.export import export
+    from ..training.presets import list_presets as presets_list, show as presets_show
 
     from .storage.remotes import remote_add, push, pull
     from .storage.guard import install as guard_install, remove as guard_remove, status as guard_status

@@ -24,7 +24,7 @@ from ..core.repo.cell import current_cell
 from ..errors import NbversionError, NotFound, UsageError
 from ..events import Event, emitter
 from ..extras import require
-from . import runs
+from . import presets, runs
 from .handle import Run
 
 from typing import TYPE_CHECKING
@@ -118,9 +118,10 @@ def new_run_id(name: Optional[str], model: str) -> str:
     return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{safe}"
 
 
-def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 100, imgsz: int = 640,
-          batch: int = 16, device: str = "auto", name: Optional[str] = None, extra: Optional[dict] = None,
-          wait: bool = False, on_event: Optional[EventCallback] = None, callbacks: Optional[dict] = None) -> Run:
+def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: Optional[int] = None,
+          imgsz: Optional[int] = None, batch: Optional[int] = None, device: str = "auto", name: Optional[str] = None,
+          extra: Optional[dict] = None, wait: bool = False, on_event: Optional[EventCallback] = None,
+          callbacks: Optional[dict] = None, preset: Optional[str] = None) -> Run:
     """Train a YOLO model on a dataset version, in a background thread (`nbversion train`).
 
     Args:
@@ -128,9 +129,9 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 1
         model: yolov8n.yaml (from scratch), yolov8n.pt (pretrained weights Ultralytics publishes,
             downloaded once into the weights cache), a FILE.pt, a registry ref NAME@champion /
             NAME@vX.Y.Z, or NAME@REV of a `model add`-ed model (NAME@latest, NAME@~1).
-        epochs: training epochs.
-        imgsz: training image size.
-        batch: images per batch; -1: AutoBatch.
+        epochs: training epochs (default: the preset's, else 100).
+        imgsz: training image size (default: the preset's, else 640).
+        batch: images per batch; -1: AutoBatch (default: the preset's, else 16).
         device: "auto" (a GPU if there is one), "cpu", "0" or "0,1".
         name: part of the run id (default: the model).
         extra: more Ultralytics training arguments, e.g. {"lr0": 0.003}.
@@ -138,6 +139,8 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 1
         on_event: called with progress `Event`s (epochs, metrics).
         callbacks: extra raw Ultralytics callbacks {event: fn(trainer)}; unlike ours, an
             exception in them stops the training (the tests inject failures this way).
+        preset: a preset name (see `presets_list`): its values first, then `epochs`, `imgsz`,
+            `batch` and `extra` given here override them.
 
     Returns:
         Run: a live handle (status, metrics, `wait()`, `stop()`); a widget in a notebook.
@@ -151,7 +154,10 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 1
 
     require("yolo", "train")
     identity.require(ws.root, "contributor", "train")
-    extra = check_extra(dict(extra or {}))
+    named, extra, chosen = presets.apply(ws.root, preset, {"epochs": epochs, "imgsz": imgsz, "batch": batch},
+                                         dict(extra or {}))
+    epochs, imgsz, batch = named["epochs"], named["imgsz"], named["batch"]
+    extra = check_extra(extra)
     weights, base_model = resolve_base(ws, model, on_event)   # every check (and a download) before anything is written
     device = pick_device(device, emitter(on_event))
     folder = _new_run_folder(ws.root, name, model)
@@ -162,7 +168,8 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 1
         folder.mkdir(parents=True)
         (folder / ".gitignore").write_text("/data\n")   # an exported dataset stays out of git
         data_yaml = _write_initial_record(ws, folder, data, model, base_model, device,
-                                          {"epochs": epochs, "imgsz": imgsz, "batch": batch, **extra})
+                                          {"epochs": epochs, "imgsz": imgsz, "batch": batch, **extra},
+                                          preset=chosen.lineage() if chosen else None)
     except BaseException:
         guard.release()
         shutil.rmtree(folder, ignore_errors=True)
@@ -185,7 +192,7 @@ def _new_run_folder(root, name: Optional[str], model: str) -> Path:
 
 
 def _write_initial_record(ws, folder: Path, data: str, model: str, base_model: dict, device: str,
-                          params: dict) -> Path:
+                          params: dict, preset: Optional[dict] = None) -> Path:
     """Resolve the dataset (exporting an older version), write run.json as queued; returns data.yaml."""
     from . import _yolo
     from .inputs import resolve_data, run_commit
@@ -194,7 +201,8 @@ def _write_initial_record(ws, folder: Path, data: str, model: str, base_model: d
     cell = current_cell.get()
     run_id = folder.name
     runs.write(ws.root, {
-        "id": run_id, "status": "queued", "params": {"data": data, "model": model, **params}, "device": device,
+        "id": run_id, "status": "queued", "device": device, "preset": preset,
+        "params": {"data": data, "model": model, **({"preset": preset["name"]} if preset else {}), **params},
         "ultralytics_version": _yolo.version(), "model": model, "base_model": base_model,
         "epochs": [], "best_epoch": None, "metrics": {}, "dataset": data_lineage,
         "commit": run_commit(ws.root), "cell": cell.to_dict() if cell else None, "started_at": runs.now(),
