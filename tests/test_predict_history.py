@@ -44,19 +44,19 @@ def test_predict_keeps_a_record_out_of_git_and_history_lists_it(trained):
 def test_record_commits_it_with_an_audit_entry_and_no_history_keeps_nothing(trained):
     ws, run_id = trained
     before = git(ws.root, "rev-parse", "HEAD")
-    result = ws.predict(run_id, [BUS], imgsz=64, record=True)
-    assert result.committed
+    out = cli_json("predict", run_id, BUS, "--imgsz", "64", "--record")
+    assert out["committed"] and out["record"]
     assert git(ws.root, "rev-parse", "HEAD^") == before          # one new commit holds it
-    assert f".nbversion/predictions/{result.record}.json" in git(ws.root, "show", "--name-only", "HEAD")
+    assert f".nbversion/predictions/{out['record']}.json" in git(ws.root, "show", "--name-only", "HEAD")
     assert ws.status().clean
     (audited,) = [e for _, e in ws.audit(action="predict").entries]
-    assert result.record in audited["target"] and audited["details"]["model"] == run_id
+    assert out["record"] in audited["target"] and audited["details"]["model"] == run_id
 
     quiet = snapshot(ws.root)
-    out = json.loads(cli("predict", run_id, BUS, "--imgsz", "64", "--no-history", "--json", check=0).stdout)
-    assert out["record"] is None and snapshot(ws.root) == quiet
+    assert ws.predict(run_id, [BUS], imgsz=64, history=False).record == "" and snapshot(ws.root) == quiet
     (entry,) = ws.predict_history().records
-    assert entry["id"] == result.record and entry["recorded"] is True
+    assert entry["id"] == out["record"] and entry["recorded"] is True
+    assert "committed" in cli("predict", "history", check=0).stdout
 
 
 def test_history_lists_newest_first_and_filters_by_model_and_number(trained):
@@ -119,7 +119,8 @@ def test_bad_refs_images_and_words_are_clear_errors_and_write_no_record(trained,
     for argv, message in [(["predict", "history", BUS], "takes no images"),
                           (["predict", "compare", run_id, BUS], "two models and at least one image"),
                           (["predict", run_id, BUS, "-n", "2"], "options of `predict history`"),
-                          (["predict", run_id], "at least one image")]:
+                          (["predict", run_id], "at least one image"),
+                          (["predict", "history", "--record"], "not of `predict history`")]:
         proc = cli(*argv)
         assert proc.returncode != 0 and message in proc.stderr and "hint:" in proc.stderr, proc.stderr
     assert ws.predict_history().records == [] and snapshot(ws.root) == before

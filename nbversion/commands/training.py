@@ -116,6 +116,9 @@ def _run_predict(ws, a, ev):
     first one (a model or file named so is reached as history@champion or ./history)."""
     from ..errors import UsageError
 
+    if a.model in ("history", "compare") and (a.record or not a.history or a.save):
+        raise UsageError(f"--record, --no-history and --save are options of `predict MODEL_REF IMAGE...`, "
+                         f"not of `predict {a.model}`", hint="predict MODEL_REF IMAGE... --record")
     if a.model == "history":
         if a.images:
             raise UsageError("predict history takes no images",

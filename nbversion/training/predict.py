@@ -278,7 +278,12 @@ def predict(ws: Workspace, model: str, images: Iterable[str | os.PathLike], conf
         from . import prediction_log
 
         kept = build_record(ws, source, weights, paths, found, conf, iou, imgsz)
-        prediction_log.save(ws, kept, commit=record)
-        result.record, result.committed = kept["id"], record
+        try:
+            prediction_log.save(ws, kept, commit=record)
+            result.record, result.committed = kept["id"], record
+        except OSError as exc:   # a read-only workspace: the boxes found are still the answer
+            if record:
+                raise
+            logger.warning("predict: no record kept in %s (%s)", prediction_log.LOCAL_DIR, exc)
     emit(Event("predict", len(paths), len(paths), model))
     return result
