@@ -201,16 +201,15 @@ def build_record(ws: Workspace, source: dict, weights: str, paths: list, found: 
                  imgsz: Optional[int]) -> dict:
     """What `predict history` keeps of one call: the model as resolved, the settings, per image its
     identity (md5, size), time and detections."""
-    import time
-
     from ..core.backends import _git
     from ..core.backends.hashing import file_md5
-    from .prediction_log import new_id
+    from .prediction_log import stamp
 
     model = {**source, "weights": _relative(ws.root, weights),
              "md5": file_md5(Path(weights)) if Path(weights).is_file() else None}
     model.setdefault("commit", _git.head(ws.root))   # the workspace's version when not a registry one
-    return {"id": new_id(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model": model,
+    record_id, when = stamp()
+    return {"id": record_id, "when": when, "model": model,
             "conf": conf, "iou": iou, "imgsz": imgsz,
             "images": [{**image_facts(path), "ms": round(item["ms"], 2), "detections": detections_of(item["boxes"])}
                        for path, item in zip(paths, found)]}

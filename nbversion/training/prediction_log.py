@@ -29,9 +29,13 @@ PREDICTIONS_DIR = f"{META_DIR}/predictions"     # records committed by `predict 
 LOCAL_DIR = f"{PREDICTIONS_DIR}/local"          # records kept out of git (the default)
 
 
-def new_id() -> str:
-    """Sortable by time (UTC, to the second), unique within the second."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(3).hex()
+def stamp() -> tuple[str, str]:
+    """(id, when): both sort by time to the microsecond (two calls in one second keep their order);
+    the id ends in random hex so two kernels never write the same file."""
+    now = time.time()
+    micro = f"{int(now * 1e6) % 1_000_000:06d}"
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{micro}Z"
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f"-{micro}-{os.urandom(2).hex()}", when
 
 
 def _local_folder(root: Path) -> Path:
@@ -98,7 +102,7 @@ class PredictionHistory(Result):
             images, detections, ms = totals(r)
             model = r["model"]
             version = model.get("version") or (model.get("run") or "")
-            rows.append((r["id"], r["when"], model["ref"], version, images, detections, ms,
+            rows.append((r["id"], r["when"][:19].replace("T", " "), model["ref"], version, images, detections, ms,
                          "committed" if r["recorded"] else "local"))
         return ["id", "when (UTC)", "model", "version / run", "images", "detections", "ms", "kept"], rows
 
