@@ -31,7 +31,7 @@ def test_predict_keeps_a_record_out_of_git_and_history_lists_it(trained):
     assert (entry["conf"], entry["iou"], entry["imgsz"]) == (0.001, 0.7, 64)
     bus = entry["images"][0]
     assert bus["name"] == "bus.jpg" and (bus["width"], bus["height"]) == (810, 1080) and len(bus["md5"]) == 32
-    assert bus["ms"] > 0 and bus["detections"] == result.images[0]["boxes"]
+    assert bus["ms"] > 0 and bus["detections"] and bus["detections"] == result.images[0]["boxes"]
     for box in bus["detections"]:
         x1, y1, x2, y2 = box["box"]
         assert box["centre"] == [round((x1 + x2) / 2, 2), round((y1 + y2) / 2, 2)]
@@ -97,10 +97,13 @@ def test_compare_two_registry_versions_pairs_boxes_per_image(trained):
 
     same = ws.predict_compare("det@v1.0.0", "det@v1.0.0", [BUS], conf=0.001, imgsz=64)
     (image,) = same.images                                     # a version against itself: every box paired
-    assert image["only_first"] == image["only_second"] == 0 and image["paired"] == len(image["first"])
-    assert image["mean_confidence_change"] in (0.0, None)
+    assert image["only_first"] == image["only_second"] == 0 and image["paired"] == len(image["first"]) > 0
+    assert image["mean_confidence_change"] == 0.0 and image["mean_iou"] == 1.0
     html = same._repr_html_()
-    assert html.count("<img") == 2 and "det@v1.0.0" in html and "bus.jpg" in same.table()[1][0]
+    assert html.count("<img") == 2 and "V1 det@v1.0.0" in html and "V2 det@v1.0.0" in html
+    text = cli("predict", "compare", "det@v1.0.0", "det@v1.0.1", BUS, "--conf", "0.001", "--imgsz", "64",
+               check=0).stdout
+    assert "only V1" in text and "bus.jpg" in text and "V1 det@v1.0.0 vs V2 det@v1.0.1" in text
 
 
 def test_bad_refs_images_and_words_are_clear_errors_and_write_no_record(trained, tmp_path):

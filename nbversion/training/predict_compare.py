@@ -42,18 +42,17 @@ class PredictionComparison(Result):
     def table(self):
         rows = [(Path(i["image"]).name, len(i["first"]), len(i["second"]), i["paired"], i["only_first"],
                  i["only_second"], i["mean_iou"], i["mean_confidence_change"]) for i in self.images]
-        return ["image", f"{self.first['ref']} boxes", f"{self.second['ref']} boxes", "paired",
-                f"only {self.first['ref']}", f"only {self.second['ref']}", "mean IoU of pairs",
-                "mean confidence change"], rows
+        return ["image", "V1 boxes", "V2 boxes", "paired", "only V1", "only V2", "mean IoU of pairs",
+                "mean confidence change (V2 - V1)"], rows
 
     def totals(self) -> dict:
         return {key: sum(i[key] for i in self.images) for key in ("paired", "only_first", "only_second")}
 
     def summary(self) -> str:
         t = self.totals()
-        return (f"{self.first['ref']} vs {self.second['ref']} on {len(self.images)} image(s) at conf {self.conf}: "
-                f"{t['paired']} box(es) in both (same class, IoU >= {export_check.PAIR_IOU}), "
-                f"{t['only_first']} only in {self.first['ref']}, {t['only_second']} only in {self.second['ref']}")
+        return (f"V1 {self.first['ref']} vs V2 {self.second['ref']} on {len(self.images)} image(s) at conf "
+                f"{self.conf}: {t['paired']} box(es) in both (same class, IoU >= {export_check.PAIR_IOU}), "
+                f"{t['only_first']} only in V1, {t['only_second']} only in V2")
 
     def extra_html(self) -> str:
         import html
@@ -63,7 +62,7 @@ class PredictionComparison(Result):
             pair = "".join(f"<figure style='display:inline-block;margin:2px'><img style='max-width:280px' "
                            f"src='data:image/png;base64,{picture}'/><figcaption class='nbv-note'>"
                            f"{html.escape(ref)}</figcaption></figure>"
-                           for picture, ref in ((left, self.first["ref"]), (right, self.second["ref"])))
+                           for picture, ref in ((left, f"V1 {self.first['ref']}"), (right, f"V2 {self.second['ref']}")))
             cells.append(f"<div><div class='nbv-title'>{html.escape(Path(info['image']).name)}</div>{pair}</div>")
         return "".join(cells)
 
