@@ -96,7 +96,7 @@ def _list_args(p):
 
 def _predict_args(p):
     p.add_argument("model", metavar="MODEL_REF", help="a run id, a weights file, NAME@champion or NAME@vX.Y.Z; "
-                   "or `history` / `compare` (a model named so: history@champion, ./history)")
+                   "or `history` / `compare` (a model named so: history@champion)")
     p.add_argument("images", nargs="*", metavar="IMAGE")
     p.add_argument("--conf", type=fraction, default=0.25, help="confidence threshold")
     p.add_argument("--iou", type=fraction, default=0.7, help="IoU threshold of non-maximum suppression")
@@ -113,7 +113,7 @@ def _predict_args(p):
 
 def _run_predict(ws, a, ev):
     """`predict` takes positional arguments, so `history` and `compare` are words reserved as the
-    first one (a model or file named so is reached as history@champion or ./history)."""
+    first one (a registered model named so is reached as history@champion)."""
     from ..errors import UsageError
 
     if a.model in ("history", "compare") and (a.record or not a.history or a.save):
@@ -122,7 +122,7 @@ def _run_predict(ws, a, ev):
     if a.model == "history":
         if a.images:
             raise UsageError("predict history takes no images",
-                             hint="a model named history: predict history@champion IMAGE...; a file: ./history")
+                             hint="with a model named history: predict history@champion IMAGE...")
         return ws.predict_history(n=a.n, model=a.only_model)
     if a.n is not None or a.only_model:
         raise UsageError("-n and --model are options of `predict history`", hint="predict history -n 5 --model det")
