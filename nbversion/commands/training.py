@@ -108,12 +108,47 @@ def _compare_args(p):
 
 
 def _predict_args(p):
-    p.add_argument("model", metavar="MODEL_REF", help="a run id, a weights file, NAME@champion or NAME@vX.Y.Z")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("model", metavar="MODEL_REF", help="a run id, a weights file, NAME@champion or NAME@vX.Y.Z; "
+                   "or `history` / `compare` (a model named so: history@champion)")
+    p.add_argument("images", nargs="*", metavar="IMAGE")
     p.add_argument("--conf", type=fraction, default=0.25, help="confidence threshold")
     p.add_argument("--iou", type=fraction, default=0.7, help="IoU threshold of non-maximum suppression")
     p.add_argument("--imgsz", type=positive, default=None, help="inference size (default: the model's)")
     p.add_argument("--save", default=None, metavar="DIR", help="write annotated images to DIR")
+    p.add_argument("--record", action="store_true", help="commit this call's record (audited) into history")
+    p.add_argument("--no-history", dest="history", action="store_false",
+                   help="keep no record of this call (by default one is kept, git-ignored)")
+    p.add_argument("-n", dest="n", type=count, default=None, metavar="N", help="history: only the newest N records")
+    p.add_argument("--model", dest="only_model", default=None, metavar="REF", help="history: only this model")
+    p.epilog = ("predict history [-n N] [--model REF]: the calls recorded, newest first. "
+                "predict compare V1 V2 IMAGE... [--conf C]: two model versions on the same images, boxes paired.")
+
+
+def _run_predict(ws, a, ev):
+    """`predict` takes positional arguments, so `history` and `compare` are words reserved as the
+    first one (a registered model named so is reached as history@champion)."""
+    from ..errors import UsageError
+
+    if a.model in ("history", "compare") and (a.record or not a.history or a.save):
+        raise UsageError(f"--record, --no-history and --save are options of `predict MODEL_REF IMAGE...`, "
+                         f"not of `predict {a.model}`", hint="predict MODEL_REF IMAGE... --record")
+    if a.model == "history":
+        if a.images:
+            raise UsageError("predict history takes no images",
+                             hint="with a model named history: predict history@champion IMAGE...")
+        return ws.predict_history(n=a.n, model=a.only_model)
+    if a.n is not None or a.only_model:
+        raise UsageError("-n and --model are options of `predict history`", hint="predict history -n 5 --model det")
+    if a.model == "compare":
+        if len(a.images) < 3:
+            raise UsageError("predict compare needs two models and at least one image",
+                             hint="predict compare det@v1.0.0 det@v1.1.0 bus.jpg")
+        return ws.predict_compare(a.images[0], a.images[1], a.images[2:], conf=a.conf, iou=a.iou, imgsz=a.imgsz,
+                                  on_event=ev)
+    if not a.images:
+        raise UsageError("predict needs at least one image", hint="predict MODEL_REF IMAGE [IMAGE...]")
+    return ws.predict(a.model, a.images, conf=a.conf, iou=a.iou, imgsz=a.imgsz, save=a.save, history=a.history,
+                      record=a.record, on_event=ev)
 
 
 def _export_args(p):
@@ -152,9 +187,8 @@ VERBS = [
         Verb("resume", "continue a stopped or failed run from its last checkpoint", _resume_args,
              _run_resume),
     ]),
-    Verb("predict", "detect objects in images with a run, a file or a registered model", _predict_args,
-         lambda ws, a, ev: ws.predict(a.model, a.images, conf=a.conf, iou=a.iou, imgsz=a.imgsz, save=a.save,
-                                      on_event=ev)),
+    Verb("predict", "detect objects in images with a model; `predict history`, `predict compare V1 V2 IMAGE...`",
+         _predict_args, _run_predict),
     Verb("export", "export a YOLO model (onnx, torchscript, ...) into a new model or registry version",
          _export_args, _run_export),
 ]

@@ -143,6 +143,8 @@ class Workspace:
     from ..training.runs import list_runs as runs_list, show as runs_show
     from ..training.compare import compare as runs_compare
     from ..training.predict import predict
+    from ..training.prediction_log import history as predict_history
+    from ..training.predict_compare import compare as predict_compare
     from ..training.export import export
     from ..training.presets import list_presets as presets_list, show as presets_show
 

@@ -31,6 +31,8 @@ class Detections(Result):
     weights: str
     images: list = field(default_factory=list)   # [{"image", "ms", "boxes": [{"class", "confidence", "box"}]}]
     saved: list = field(default_factory=list)
+    record: str = ""        # the id of its record in `predict history` ("" when not kept)
+    committed: bool = False  # the record was committed (`--record`)
     _pictures: list = field(default_factory=list, repr=False)
 
     def table(self):
@@ -43,6 +45,8 @@ class Detections(Result):
         text = f"{self.model}: {times}"
         if self.saved:
             text += f"; annotated images in {Path(self.saved[0]).parent}"
+        if self.record:
+            text += f"; recorded as {self.record}" + (" (committed)" if self.committed else "")
         return text
 
     def extra_html(self) -> str:
@@ -56,7 +60,8 @@ class Detections(Result):
         return "".join(parts)
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "weights": self.weights, "images": self.images, "saved": self.saved}
+        return {"model": self.model, "weights": self.weights, "images": self.images, "saved": self.saved,
+                "record": self.record or None, "committed": self.committed}
 
 
 def _known_name(root: Path, ref: str) -> bool:
@@ -72,18 +77,24 @@ def model_weights(ws, ref: str) -> str:
     """A run id (its best.pt), a weights file, a registry ref NAME@champion / NAME@vX.Y.Z / a bare
     NAME (its $MODEL_VERSION, default champion), or a `model add`-ed model NAME[@REV] (the same refs
     `train --model` and `export` take)."""
+    return resolve_model(ws, ref)[0]
+
+
+def resolve_model(ws, ref: str) -> tuple[str, dict]:
+    """(weights path, what they are: kind, ref, version, run, commit) of a MODEL_REF, as `model_weights`."""
     if runs.is_run_id(ref) and (runs.run_dir(ws.root, ref) / "run.json").exists():
         record = runs.read(ws.root, ref)
         for key in ("best", "last"):
             path = ws.root / (record.get("weights") or {}).get(key, "")
             if path.is_file():
-                return str(path)
+                return str(path), {"kind": "run", "ref": ref, "run": ref, "weights": key}
         raise NotFound(f"run {ref} has no weights yet", hint="wait until its first epoch has been saved")
     if Path(ref).expanduser().is_file():
-        return str(Path(ref).expanduser().resolve())
+        return str(Path(ref).expanduser().resolve()), {"kind": "file", "ref": ref}
     if "@" in ref or _known_name(ws.root, ref):   # a bare NAME honours $MODEL_VERSION, as serving does
         from .base_weights import versioned_weights
-        return versioned_weights(ws, ref)[0]   # a registry ref, else a `model add`-ed NAME@REV
+        path, info = versioned_weights(ws, ref)   # a registry ref, else a `model add`-ed NAME@REV
+        return path, {k: v for k, v in info.items() if k in ("kind", "ref", "version", "commit", "name")}
     raise NotFound(f"{ref!r} is not a run, a weights file or a registry ref",
                    hint="see `nbversion runs list` and `nbversion registry`; e.g. NAME@champion")
 
@@ -156,8 +167,63 @@ def _check_images(images) -> list[Path]:
     return paths
 
 
+def load(ws: Workspace, model: str) -> tuple[str, Optional[str], dict]:
+    """(what Ultralytics loads, its task, what the MODEL_REF resolved to) — refused early if no YOLO."""
+    require("yolo", "predict")
+    path, source = resolve_model(ws, model)
+    weights, task = _yolo_weights(path)
+    return weights, task, source
+
+
+def detections_of(boxes) -> list[dict]:
+    """Ultralytics' (class, confidence, xyxy) boxes as recorded: with centre and area (pixels)."""
+    found = []
+    for name, score, box in boxes:
+        x1, y1, x2, y2 = (round(v, 2) for v in box)
+        found.append({"class": name, "confidence": round(score, 4), "box": [x1, y1, x2, y2],
+                      "centre": [round((x1 + x2) / 2, 2), round((y1 + y2) / 2, 2)],
+                      "area": round(max(0.0, x2 - x1) * max(0.0, y2 - y1), 1)})
+    return found
+
+
+def image_facts(path: Path) -> dict:
+    from PIL import Image
+
+    from ..core.backends.hashing import file_md5
+
+    with Image.open(path) as picture:
+        width, height = picture.size
+    return {"name": path.name, "path": str(path), "md5": file_md5(path), "width": width, "height": height,
+            "bytes": path.stat().st_size}
+
+
+def build_record(ws: Workspace, source: dict, weights: str, paths: list, found: list, conf: float, iou: float,
+                 imgsz: Optional[int]) -> dict:
+    """What `predict history` keeps of one call: the model as resolved, the settings, per image its
+    identity (md5, size), time and detections."""
+    from ..core.backends import _git
+    from ..core.backends.hashing import file_md5
+    from .prediction_log import stamp
+
+    model = {**source, "weights": _relative(ws.root, weights),
+             "md5": file_md5(Path(weights)) if Path(weights).is_file() else None}
+    model.setdefault("commit", _git.head(ws.root))   # the workspace's version when not a registry one
+    record_id, when = stamp()
+    return {"id": record_id, "when": when, "model": model,
+            "conf": conf, "iou": iou, "imgsz": imgsz,
+            "images": [{**image_facts(path), "ms": round(item["ms"], 2), "detections": detections_of(item["boxes"])}
+                       for path, item in zip(paths, found)]}
+
+
+def _relative(root: Path, path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def predict(ws: Workspace, model: str, images: Iterable[str | os.PathLike], conf: float = 0.25, iou: float = 0.7,
-            imgsz: Optional[int] = None, save: Optional[str] = None,
+            imgsz: Optional[int] = None, save: Optional[str] = None, history: bool = True, record: bool = False,
             on_event: Optional[EventCallback] = None) -> Detections:
     """Detect objects in images with a run, a weights file or a registered model (`nbversion predict`).
 
@@ -172,10 +238,15 @@ def predict(ws: Workspace, model: str, images: Iterable[str | os.PathLike], conf
         iou: IoU threshold of non-maximum suppression.
         imgsz: inference size (default: the model's).
         save: write annotated images to this folder.
+        history: keep a record of this call (model version, images, detections) for
+            `predict history`, in a git-ignored folder; False keeps nothing.
+        record: commit that record (with an audit line), so it is part of the history of
+            the workspace.
         on_event: called with progress `Event`s.
 
     Returns:
-        Detections: the boxes found in each image, and the annotated images saved.
+        Detections: the boxes found in each image, the annotated images saved, and the
+        record's id.
 
     Example:
         >>> ws = nbv.open(".")
@@ -185,17 +256,14 @@ def predict(ws: Workspace, model: str, images: Iterable[str | os.PathLike], conf
 
     from . import _yolo
 
-    require("yolo", "predict")
     emit = emitter(on_event)
-    weights, task = _yolo_weights(model_weights(ws, model))
+    weights, task, source = load(ws, model)
     paths = _check_images(images)
     emit(Event("predict", 0, len(paths), model))
     found = _yolo.predict(weights, paths, conf, iou, imgsz, task)
     result = Detections(model, weights)
     for path, item in zip(paths, found):
-        result.images.append({"image": str(path), "ms": round(item["ms"], 2), "boxes": [
-            {"class": name, "confidence": round(score, 4), "box": [round(v, 2) for v in box]}
-            for name, score, box in item["boxes"]]})
+        result.images.append({"image": str(path), "ms": round(item["ms"], 2), "boxes": detections_of(item["boxes"])})
         picture = Image.fromarray(item["annotated"])
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
@@ -205,5 +273,16 @@ def predict(ws: Workspace, model: str, images: Iterable[str | os.PathLike], conf
             target.parent.mkdir(parents=True, exist_ok=True)
             picture.save(target)
             result.saved.append(str(target))
+    if history or record:
+        from . import prediction_log
+
+        kept = build_record(ws, source, weights, paths, found, conf, iou, imgsz)
+        try:
+            prediction_log.save(ws, kept, commit=record)
+            result.record, result.committed = kept["id"], record
+        except OSError as exc:   # a read-only workspace: the boxes found are still the answer
+            if record:
+                raise
+            logger.warning("predict: no record kept in %s (%s)", prediction_log.LOCAL_DIR, exc)
     emit(Event("predict", len(paths), len(paths), model))
     return result
