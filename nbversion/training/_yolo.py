@@ -6,8 +6,10 @@ plots would otherwise fetch Arial.ttf from the network).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -186,21 +188,88 @@ def build_model(model: str):
                               "NAME@champion, NAME@vX.Y.Z or NAME@latest")
 
 
-def train(model: str, args: dict, callbacks: dict[str, Callable], resume_from: Optional[str] = None):
+def train(model: str, args: dict, callbacks: dict[str, Callable], resume_from: Optional[str] = None,
+          log_file: Optional[Path] = None):
     """Run `YOLO(...).train(**args)` with our callbacks added; blocks until training ends.
 
     `resume_from`: a checkpoint with optimizer state; Ultralytics restores args and epoch from it.
+    `log_file`: Ultralytics' console output of this training goes there (appended: a resumed run).
     """
     prepare()
     from ultralytics import YOLO
 
-    yolo = YOLO(resume_from) if resume_from else build_model(model)
-    for event, function in callbacks.items():
-        yolo.add_callback(event, function)
-    if resume_from:
-        keep = {k: v for k, v in args.items() if k in ("device", "workers", "amp", "plots")}
-        return yolo.train(resume=resume_from, **keep)
-    return yolo.train(**args)
+    with training_log(log_file) as log_callbacks:
+        yolo = YOLO(resume_from) if resume_from else build_model(model)
+        for event, function in [*callbacks.items(), *log_callbacks.items()]:
+            yolo.add_callback(event, function)
+        if resume_from:
+            keep = {k: v for k, v in args.items() if k in ("device", "workers", "amp", "plots")}
+            return yolo.train(resume=resume_from, **keep)
+        return yolo.train(**args)
+
+
+@contextlib.contextmanager
+def training_log(log_file: Optional[Path]):
+    """Ultralytics' LOGGER at INFO into `log_file` for one training; yields the callbacks that add
+    its epoch lines (the progress bar that prints them on a console is off with YOLO_VERBOSE=false).
+
+    The console handler keeps its own level, so the cell running meanwhile stays quiet; the
+    logger's level and our handler are put back however the training ends.
+    """
+    if log_file is None:
+        yield {}
+        return
+    from ultralytics.utils import LOGGER
+
+    handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    console_format = next((h.formatter for h in LOGGER.handlers if h.formatter is not None), None)
+    handler.setFormatter(_PlainText(console_format))
+    quiet = [(h, h.level) for h in LOGGER.handlers]
+    level = LOGGER.level
+    for console, was in quiet:   # INFO reaches our file, not a console that asked for less
+        console.setLevel(max(was, level))
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    try:
+        yield {"on_train_epoch_end": lambda trainer: _log_epoch_line(LOGGER, trainer)}
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(level)
+        for console, was in quiet:
+            console.setLevel(was)
+        handler.close()
+
+
+class _PlainText(logging.Formatter):
+    """Ultralytics' console format (WARNING ⚠️ prefixes) without the terminal colour codes."""
+
+    ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+    def __init__(self, console: Optional[logging.Formatter]):
+        super().__init__("%(message)s")
+        self.console = console
+
+    def format(self, record: logging.LogRecord) -> str:
+        # the console formatter prefixes record.msg in place: format a copy, not the record others see
+        text = (self.console or super()).format(logging.makeLogRecord(record.__dict__))
+        return self.ANSI.sub("", text)
+
+
+def _log_epoch_line(log, trainer) -> None:
+    """What Ultralytics' progress bars (off with YOLO_VERBOSE=false) end an epoch with: epoch, GPU
+    memory, losses, image size; then the header of the validation table that follows."""
+    try:
+        losses = list(trainer.tloss.values()) if hasattr(trainer.tloss, "values") else list(trainer.tloss)
+        memory = trainer._get_memory() if hasattr(trainer, "_get_memory") else 0.0
+        log.info(("%11s" * 2 + "%11.4g" * len(losses) + "%11s" * 2) % (
+            f"{trainer.epoch + 1}/{trainer.epochs}", f"{memory:.3g}G", *[float(v) for v in losses], "-",
+            trainer.args.imgsz))
+        validator = getattr(trainer, "validator", None)
+        if validator is not None and hasattr(validator, "get_desc"):
+            log.info(validator.get_desc())
+    except Exception:   # a log line must never stop the training
+        logger.debug("could not write the epoch line to train.log", exc_info=True)
 
 
 def predict(weights, images: Iterable[str], conf: float, iou: float, imgsz: Optional[int],
