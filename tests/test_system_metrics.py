@@ -60,10 +60,13 @@ def test_a_training_keeps_system_samples_its_log_and_the_samplers_cost(data_ws):
     assert git(data_ws.root, "status", "--porcelain") == ""
 
     shown = cli("runs", "show", run.run_id, check=0).stdout
-    assert f"system ({len(samples)} samples, min / avg / max):" in shown
+    assert f"system ({len(samples)} sample" in shown and "min / avg / max" in shown
     assert "CPU of the training" in shown and "disk free (workspace)" in shown
     assert "sampler's own CPU" in shown
     assert "GPU utilisation" not in shown
+
+    chart = run.widget(render=False)   # the widget of a finished run shows its last sample
+    assert "CPU" in chart.system_label.value and "disk free" in chart.system_label.value
 
 
 def test_a_stopped_run_stops_its_sampler_and_keeps_its_samples(data_ws):

@@ -274,15 +274,17 @@ class RunShow(Result):
 
 def system_lines(record: dict) -> list[str]:
     """`runs show`: min / avg / max of each system metric over the run, and the sampler's own cost."""
-    from .system_sampler import FIELDS, summary
+    from .system_sampler import FIELDS, field_name, summary
 
     series = record.get("system") or []
     if not series:
         return []
-    lines = [f"system ({len(series)} samples, min / avg / max):"]
+    lines = [f"system ({len(series)} sample{'' if len(series) == 1 else 's'}, min / avg / max):"]
     for key, stats in summary(series).items():
-        if key in FIELDS:
-            words, unit = FIELDS[key]
+        if field_name(key) in FIELDS:
+            words, unit = FIELDS[field_name(key)]
+            which = key.split("_")[0].upper() if key != field_name(key) else ""   # GPU0, GPU1
+            words = f"{words} ({which})" if which else words
             lines.append(f"  {words}: {stats['min']:g} / {stats['avg']:g} / {stats['max']:g} {unit}")
     cost = record.get("system_cost") or {}
     if isinstance(cost.get("share"), (int, float)):

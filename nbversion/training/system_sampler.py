@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Optional
 logger = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 5.0
+# run.json is rewritten with each epoch: a long run keeps every other sample once it has this many
+MAX_SAMPLES = 2000
 MB = 1024 * 1024
 GB = 1024 * MB
 # per field: what `runs show` calls it and its unit
@@ -104,6 +107,7 @@ class SystemSampler:
         self.samples: list[dict] = []
         self.latest: Optional[dict] = None
         self.cpu_s = 0.0
+        self.taken = 0
         self.started = self.ended = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -138,7 +142,7 @@ class SystemSampler:
         if self.started is None:
             return None
         wall = (self.ended or time.monotonic()) - self.started
-        return {"cpu_s": round(self.cpu_s, 4), "wall_s": round(wall, 2), "samples": len(self.samples),
+        return {"cpu_s": round(self.cpu_s, 4), "wall_s": round(wall, 2), "samples": self.taken,
                 "interval_s": self.interval, "share": round(self.cpu_s / wall, 6) if wall > 0 else None}
 
     # --- the thread -----------------------------------------------------------------------
@@ -160,6 +164,9 @@ class SystemSampler:
     def _take(self, probe: "_Probe") -> None:
         sample = {"t": round(self.offset + time.monotonic() - self.started, 1), **probe.read()}
         with self._lock:
+            self.taken += 1
+            if len(self.samples) >= MAX_SAMPLES:   # 2000 at 5 s: after ~3 h, halve the resolution
+                self.samples = self.samples[::2]
             self.samples.append(sample)
             self.latest = sample
 
@@ -209,10 +216,18 @@ class _Probe:
             self.gpus.close()
 
 
+def field_name(key: str) -> str:
+    """gpu0_util, gpu1_util (several GPUs) -> gpu_util, the entry of FIELDS that describes it."""
+    return re.sub(r"^gpu\d+_", "gpu_", key)
+
+
 def summary(series: list) -> dict:
-    """{field: {"min", "avg", "max"}} over the samples (what `runs show` prints)."""
+    """{field: {"min", "avg", "max"}} over the samples, in FIELDS' order (what `runs show` prints)."""
+    order = list(FIELDS)
+    keys = sorted({k for s in series for k in s if k != "t"},
+                  key=lambda k: (order.index(field_name(k)) if field_name(k) in order else len(order), k))
     table = {}
-    for key in dict.fromkeys(k for s in series for k in s if k != "t"):
+    for key in keys:
         values = [s[key] for s in series if isinstance(s.get(key), (int, float))]
         if values:
             table[key] = {"min": min(values), "avg": round(sum(values) / len(values), 2), "max": max(values)}
