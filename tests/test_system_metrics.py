@@ -80,7 +80,17 @@ def test_a_stopped_run_stops_its_sampler_and_keeps_its_samples(data_ws):
     assert record["system"] and len(record["system"]) >= len(during["system"])
     assert record["system_cost"]["cpu_s"] > 0
     assert not sampler_threads()
-    assert (data_ws.root / "runs" / run_id / "train.log").read_text().strip()
+    log = data_ws.root / "runs" / run_id / "train.log"
+    before = log.read_text()
+    assert "Starting training for 3 epochs" in before
+
+    resumed = data_ws.runs_resume(run_id, wait=True)   # the log and the series go on
+    assert resumed.status == "done", resumed.record
+    assert log.read_text().startswith(before) and "Resuming training" in log.read_text()
+    series = resumed.record["system"]
+    assert series[:len(record["system"])] == record["system"] and len(series) > len(record["system"])
+    assert [s["t"] for s in series] == sorted(s["t"] for s in series)
+    assert not sampler_threads()
 
 
 def test_no_sampling_when_the_interval_is_zero(data_ws, monkeypatch):

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -225,20 +226,32 @@ def training_log(log_file: Optional[Path]):
     handler.setLevel(logging.INFO)
     console_format = next((h.formatter for h in LOGGER.handlers if h.formatter is not None), None)
     handler.setFormatter(_PlainText(console_format))
-    quiet = [(h, h.level) for h in LOGGER.handlers]
-    level = LOGGER.level
-    for console, was in quiet:   # INFO reaches our file, not a console that asked for less
-        console.setLevel(max(was, level))
-    LOGGER.addHandler(handler)
-    LOGGER.setLevel(logging.INFO)
+    mine = threading.get_ident()   # two trainings in one process (two GPUs): each its own lines
+    handler.addFilter(lambda record: record.thread == mine or not record.threadName.startswith("nbversion-train-"))
+    with _log_level_lock:
+        if not _log_level_saved:   # the first training log of this process: INFO from now on
+            _log_level_saved.update(logger=LOGGER.level, consoles=[(h, h.level) for h in LOGGER.handlers])
+            for console, was in _log_level_saved["consoles"]:   # INFO reaches our file, not the cell
+                console.setLevel(max(was, LOGGER.level))
+            LOGGER.setLevel(logging.INFO)
+        _log_level_saved["users"] = _log_level_saved.get("users", 0) + 1
+        LOGGER.addHandler(handler)
     try:
         yield {"on_train_epoch_end": lambda trainer: _log_epoch_line(LOGGER, trainer)}
     finally:
-        LOGGER.removeHandler(handler)
-        LOGGER.setLevel(level)
-        for console, was in quiet:
-            console.setLevel(was)
+        with _log_level_lock:
+            LOGGER.removeHandler(handler)
+            _log_level_saved["users"] -= 1
+            if not _log_level_saved["users"]:   # the last one puts Ultralytics' levels back
+                LOGGER.setLevel(_log_level_saved["logger"])
+                for console, was in _log_level_saved["consoles"]:
+                    console.setLevel(was)
+                _log_level_saved.clear()
         handler.close()
+
+
+_log_level_lock = threading.Lock()
+_log_level_saved: dict = {}   # Ultralytics' own levels while training logs are open
 
 
 class _PlainText(logging.Formatter):
