@@ -24,9 +24,11 @@ def data_ws(ws, demo_data, monkeypatch):
     return ws
 
 
-def test_a_training_keeps_system_samples_its_log_and_the_samplers_cost(data_ws):
+def test_a_training_keeps_system_samples_its_log_and_the_samplers_cost(data_ws, capfd):
     events = []
     run = tiny_train(data_ws, epochs=2, on_event=events.append)
+    printed = capfd.readouterr()
+    assert "Starting training" not in printed.out + printed.err   # the log file has it, the cell not
     record = run.record
     assert record["status"] == "done", record
 
