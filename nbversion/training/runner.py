@@ -171,8 +171,8 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: int = 1
     args = {"data": str(data_yaml), "epochs": epochs, "imgsz": imgsz, "batch": batch, "device": device,
             "project": str(folder.parent), "name": folder.name, "exist_ok": True,
             **({"amp": False, "workers": 0} if device == "cpu" else {}), **extra}
-    return _start(ws, folder.name, guard, lambda cbs: _yolo.train(weights, args, cbs, log_file=folder / TRAIN_LOG), wait, on_event, callbacks,
-                  ddp_epochs=epochs if "," in device else 0)
+    return _start(ws, folder.name, guard, lambda cbs: _yolo.train(weights, args, cbs, log_file=folder / TRAIN_LOG),
+                  wait, on_event, callbacks, ddp_epochs=epochs if "," in device else 0)
 
 
 def _new_run_folder(root, name: Optional[str], model: str) -> Path:
