@@ -6,9 +6,12 @@ plots would otherwise fetch Arial.ttf from the network).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import shutil
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -186,21 +189,100 @@ def build_model(model: str):
                               "NAME@champion, NAME@vX.Y.Z or NAME@latest")
 
 
-def train(model: str, args: dict, callbacks: dict[str, Callable], resume_from: Optional[str] = None):
+def train(model: str, args: dict, callbacks: dict[str, Callable], resume_from: Optional[str] = None,
+          log_file: Optional[Path] = None):
     """Run `YOLO(...).train(**args)` with our callbacks added; blocks until training ends.
 
     `resume_from`: a checkpoint with optimizer state; Ultralytics restores args and epoch from it.
+    `log_file`: Ultralytics' console output of this training goes there (appended: a resumed run).
     """
     prepare()
     from ultralytics import YOLO
 
-    yolo = YOLO(resume_from) if resume_from else build_model(model)
-    for event, function in callbacks.items():
-        yolo.add_callback(event, function)
-    if resume_from:
-        keep = {k: v for k, v in args.items() if k in ("device", "workers", "amp", "plots")}
-        return yolo.train(resume=resume_from, **keep)
-    return yolo.train(**args)
+    with training_log(log_file) as log_callbacks:
+        yolo = YOLO(resume_from) if resume_from else build_model(model)
+        for event, function in [*callbacks.items(), *log_callbacks.items()]:
+            yolo.add_callback(event, function)
+        if resume_from:
+            keep = {k: v for k, v in args.items() if k in ("device", "workers", "amp", "plots")}
+            return yolo.train(resume=resume_from, **keep)
+        return yolo.train(**args)
+
+
+@contextlib.contextmanager
+def training_log(log_file: Optional[Path]):
+    """Ultralytics' LOGGER at INFO into `log_file` for one training; yields the callbacks that add
+    its epoch lines (the progress bar that prints them on a console is off with YOLO_VERBOSE=false).
+
+    The console handler keeps its own level, so the cell running meanwhile stays quiet; the
+    logger's level and our handler are put back however the training ends.
+    """
+    if log_file is None:
+        yield {}
+        return
+    from ultralytics.utils import LOGGER
+
+    handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    console_format = next((h.formatter for h in LOGGER.handlers if h.formatter is not None), None)
+    handler.setFormatter(_PlainText(console_format))
+    mine = threading.get_ident()   # two trainings in one process (two GPUs): each its own lines
+    handler.addFilter(lambda record: record.thread == mine or not record.threadName.startswith("nbversion-train-"))
+    with _log_level_lock:
+        if not _log_level_saved:   # the first training log of this process: INFO from now on
+            _log_level_saved.update(logger=LOGGER.level, consoles=[(h, h.level) for h in LOGGER.handlers])
+            for console, was in _log_level_saved["consoles"]:   # INFO reaches our file, not the cell
+                console.setLevel(max(was, LOGGER.level))
+            LOGGER.setLevel(logging.INFO)
+        _log_level_saved["users"] = _log_level_saved.get("users", 0) + 1
+        LOGGER.addHandler(handler)
+    try:
+        yield {"on_train_epoch_end": lambda trainer: _log_epoch_line(LOGGER, trainer)}
+    finally:
+        with _log_level_lock:
+            LOGGER.removeHandler(handler)
+            _log_level_saved["users"] -= 1
+            if not _log_level_saved["users"]:   # the last one puts Ultralytics' levels back
+                LOGGER.setLevel(_log_level_saved["logger"])
+                for console, was in _log_level_saved["consoles"]:
+                    console.setLevel(was)
+                _log_level_saved.clear()
+        handler.close()
+
+
+_log_level_lock = threading.Lock()
+_log_level_saved: dict = {}   # Ultralytics' own levels while training logs are open
+
+
+class _PlainText(logging.Formatter):
+    """Ultralytics' console format (WARNING ⚠️ prefixes) without the terminal colour codes."""
+
+    ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+    def __init__(self, console: Optional[logging.Formatter]):
+        super().__init__("%(message)s")
+        self.console = console
+
+    def format(self, record: logging.LogRecord) -> str:
+        # the console formatter prefixes record.msg in place: format a copy, not the record others see
+        text = (self.console or super()).format(logging.makeLogRecord(record.__dict__))
+        return self.ANSI.sub("", text)
+
+
+def _log_epoch_line(log, trainer) -> None:
+    """What Ultralytics' progress bars (off with YOLO_VERBOSE=false) end an epoch with: epoch, GPU
+    memory, losses, image size; then the header of the validation table that follows."""
+    try:
+        losses = list(trainer.tloss.values()) if hasattr(trainer.tloss, "values") else list(trainer.tloss)
+        memory = trainer._get_memory() if hasattr(trainer, "_get_memory") else 0.0
+        log.info(("%11s" * 2 + "%11.4g" * len(losses) + "%11s" * 2) % (
+            f"{trainer.epoch + 1}/{trainer.epochs}", f"{memory:.3g}G", *[float(v) for v in losses], "-",
+            trainer.args.imgsz))
+        validator = getattr(trainer, "validator", None)
+        if validator is not None and hasattr(validator, "get_desc"):
+            log.info(validator.get_desc())
+    except Exception:   # a log line must never stop the training
+        logger.debug("could not write the epoch line to train.log", exc_info=True)
 
 
 def predict(weights, images: Iterable[str], conf: float, iou: float, imgsz: Optional[int],

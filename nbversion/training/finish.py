@@ -32,6 +32,10 @@ def final_record(root, run_id: str, status: str, error, observer) -> dict:
                "metrics": best, "ended_at": runs.now(), "outcome": None, "commit_error": None}
     if observer is not None and observer.errors:
         changes["callback_errors"] = observer.errors[-20:]
+    sampler = getattr(observer, "sampler", None)
+    if sampler is not None and sampler.enabled:
+        sampler.stop()   # already stopped by the runner; a no-op then
+        changes.update(system=sampler.series(), system_cost=sampler.cost())
     return runs.update(root, run_id, **changes)
 
 

@@ -68,6 +68,7 @@ class RunObserver:
         self.errors: list = []
         self.resumable_saved = False
         self.stop_file = runs.run_dir(root, run_id) / runs.STOP_FILE
+        self.sampler = None   # a SystemSampler (runner._start): its samples go with each epoch record
 
     # --- Ultralytics-facing: one wrapper per callback name --------------------------------
     def callbacks(self, on_state: Optional[Callable] = None) -> dict:
@@ -122,7 +123,8 @@ class RunObserver:
         self.images += state.get("batch_size", 0)
         elapsed = max(state["time"] - self.epoch_started, 1e-9)
         data = {"epoch": state["epoch"], "epochs": state["epochs"], "loss": state.get("loss", {}),
-                "images_per_s": round(self.batch * state.get("batch_size", 0) / elapsed, 1)}
+                "images_per_s": round(self.batch * state.get("batch_size", 0) / elapsed, 1),
+                "system": self.latest_sample()}
         loss = sum(v for v in data["loss"].values() if isinstance(v, (int, float)))
         self.emit(Event("batch", self.batch, state["batches"],
                         f"epoch {state['epoch']}/{state['epochs']} loss {loss:.3f} {data['images_per_s']:.0f} img/s", data))
@@ -140,7 +142,8 @@ class RunObserver:
         record = runs.read(self.root, self.run_id)
         epochs = [e for e in record.get("epochs") or [] if e.get("epoch") != row["epoch"]] + [row]
         best_epoch, best = runs.best_of(epochs)
-        runs.update(self.root, self.run_id, epochs=epochs, best_epoch=best_epoch, metrics=best)
+        system = {"system": self.sampler.series()} if self.sampler is not None and self.sampler.enabled else {}
+        runs.update(self.root, self.run_id, epochs=epochs, best_epoch=best_epoch, metrics=best, **system)
         timing = self._timing(state)
         self.emit(Event("epoch", state["epoch"], state["epochs"], self._epoch_message(row, timing),
                         {"row": row, "at": state["time"], **timing}))
@@ -158,7 +161,10 @@ class RunObserver:
         eta = elapsed / done * (state["epochs"] - state["epoch"]) if done > 0 else None
         return {"elapsed_s": round(elapsed, 2), "eta_s": round(eta, 2) if eta is not None else None,
                 "images_per_s": round(self.images / elapsed, 1) if elapsed > 0 else None,
-                "gpu_mem_gb": state.get("gpu_mem_gb"), "epochs": state["epochs"]}
+                "gpu_mem_gb": state.get("gpu_mem_gb"), "epochs": state["epochs"], "system": self.latest_sample()}
+
+    def latest_sample(self):
+        return self.sampler.latest if self.sampler is not None else None
 
     @staticmethod
     def _epoch_message(row: dict, timing: dict) -> str:

@@ -39,6 +39,7 @@ ACTIVE: dict[str, Run] = {}      # run id -> Run, in this process
 # arguments we set ourselves: passing them as key=value would silently fight with ours
 OWN_KEYS = {"data", "model", "project", "name", "exist_ok", "resume", "mode"}
 RESUMABLE = ("stopped", "failed")
+TRAIN_LOG = "train.log"          # Ultralytics' console output of the run, committed with it
 
 
 class DeviceGuard:
@@ -177,8 +178,8 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: Optiona
     args = {"data": str(data_yaml), "epochs": epochs, "imgsz": imgsz, "batch": batch, "device": device,
             "project": str(folder.parent), "name": folder.name, "exist_ok": True,
             **({"amp": False, "workers": 0} if device == "cpu" else {}), **extra}
-    return _start(ws, folder.name, guard, lambda cbs: _yolo.train(weights, args, cbs), wait, on_event, callbacks,
-                  ddp_epochs=epochs if "," in device else 0)
+    return _start(ws, folder.name, guard, lambda cbs: _yolo.train(weights, args, cbs, log_file=folder / TRAIN_LOG),
+                  wait, on_event, callbacks, ddp_epochs=epochs if "," in device else 0)
 
 
 def _new_run_folder(root, name: Optional[str], model: str) -> Path:
@@ -214,6 +215,7 @@ def _write_initial_record(ws, folder: Path, data: str, model: str, base_model: d
 def _start(ws, run_id: str, guard: DeviceGuard, launch: Callable, wait: bool, on_event, extra_callbacks,
            ddp_epochs: int = 0) -> Run:
     from .progress import ResultsCsvFollower, RunObserver
+    from .system_sampler import SystemSampler
 
     run = Run(ws.root, run_id)
     if on_event is not None:
@@ -226,8 +228,13 @@ def _start(ws, run_id: str, guard: DeviceGuard, launch: Callable, wait: bool, on
     if ddp_epochs:   # multi-GPU: Ultralytics' DDP workers never call our callbacks
         follower = ResultsCsvFollower(run.observer, runs.run_dir(ws.root, run_id) / "results.csv", ddp_epochs)
 
+    record = runs.read(ws.root, run_id)
+    sampler = SystemSampler(ws.root, record.get("device") or "cpu", run_id=run_id, prior=record.get("system"))
+    run.observer.sampler = sampler   # the observer writes its samples with each epoch record
+
     def body():
         status, error = "failed", None
+        sampler.start()
         if follower is not None:
             runs.update(ws.root, run_id, status="running")
             threading.Thread(target=follower.follow, daemon=True).start()
@@ -239,6 +246,7 @@ def _start(ws, run_id: str, guard: DeviceGuard, launch: Callable, wait: bool, on
             logger.debug("training of run %s raised", run_id, exc_info=True)   # the record keeps one line
             error = f"{type(exc).__name__}: {exc}".strip()
         finally:
+            sampler.stop()   # ended, failed or stopped: the sampler thread ends with the training
             if follower is not None:
                 follower.done.set()
             guard.release()
@@ -359,7 +367,8 @@ def resume(ws: Workspace, run_id: str, wait: bool = False, on_event: Optional[Ev
     runs.update(ws.root, run_id, status="queued", error=None, ended_at=None, pid=os.getpid(),
                 host=os.uname().nodename, resumed_at=runs.now())
     keep = {"device": record.get("device") or "cpu", **({"workers": 0, "amp": False} if record.get("device") == "cpu" else {})}
-    return _start(ws, run_id, guard, lambda cbs: _yolo.train(record["model"], keep, cbs, resume_from=str(checkpoint)),
+    return _start(ws, run_id, guard, lambda cbs: _yolo.train(record["model"], keep, cbs, resume_from=str(checkpoint),
+                                                         log_file=runs.run_dir(ws.root, run_id) / TRAIN_LOG),
                   wait, on_event, callbacks)
 
 

@@ -6,7 +6,8 @@ run.json is the contract with the registry (`register --from RUN`) and the sideb
  "best_epoch", "metrics" (best epoch), "dataset": {"name", "rev", "md5", "commit"}, "cell",
  "started_at", "ended_at", "error", "callback_errors", "weights": {"best", "last"},
  "outcome" + "commit_error" (only with "commit failed": how the training itself ended, and why
- its commit did not happen)}.
+ its commit did not happen), "system" (samples [{"t", "cpu", "ram_mb", "disk_free_gb", "gpu_util"...}]:
+ system_sampler.py) and "system_cost" (the sampler's own CPU time)}.
 """
 from __future__ import annotations
 
@@ -260,6 +261,7 @@ class RunShow(Result):
                  f"params: {json.dumps(r.get('params') or {}, sort_keys=True)}",
                  f"best epoch {r.get('best_epoch')}: {json.dumps(r.get('metrics') or {})}",
                  f"files: {', '.join(self.files)}"]
+        lines += system_lines(r)
         if r.get("error"):
             lines.append(f"error: {r['error']}")
         if r.get("commit_error"):
@@ -268,6 +270,27 @@ class RunShow(Result):
 
     def to_dict(self) -> dict:
         return {**with_effective_status(self.record), "files": self.files}
+
+
+def system_lines(record: dict) -> list[str]:
+    """`runs show`: min / avg / max of each system metric over the run, and the sampler's own cost."""
+    from .system_sampler import FIELDS, field_name, summary
+
+    series = record.get("system") or []
+    if not series:
+        return []
+    lines = [f"system ({len(series)} sample{'' if len(series) == 1 else 's'}, min / avg / max):"]
+    for key, stats in summary(series).items():
+        if field_name(key) in FIELDS:
+            words, unit = FIELDS[field_name(key)]
+            which = key.split("_")[0].upper() if key != field_name(key) else ""   # GPU0, GPU1
+            words = f"{words} ({which})" if which else words
+            lines.append(f"  {words}: {stats['min']:g} / {stats['avg']:g} / {stats['max']:g} {unit}")
+    cost = record.get("system_cost") or {}
+    if isinstance(cost.get("share"), (int, float)):
+        lines.append(f"  sampler's own CPU: {cost.get('cpu_s')} s over {cost.get('wall_s')} s "
+                     f"({cost['share'] * 100:.3f} % of one core)")
+    return lines
 
 
 def show(ws: Workspace, run_id: str) -> RunShow:

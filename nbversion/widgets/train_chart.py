@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Optional
 
+from ..training.system_sampler import describe_sample
+
 logger = logging.getLogger(__name__)
 
 ENDED = ("done", "stopped", "failed", "commit failed")
@@ -146,7 +148,8 @@ class TrainChart:
                       "epochs": (record.get("params") or {}).get("epochs"), "rows": list(record.get("epochs") or []),
                       "batch_loss": [], "elapsed_s": None, "eta_s": None, "images_per_s": None,
                       "gpu_mem_gb": None, "batch": 0, "batches": 0, "error": record.get("error"),
-                      "commit_error": record.get("commit_error")}
+                      "commit_error": record.get("commit_error"),
+                      "system": (record.get("system") or [None])[-1]}
         self.champion = champion if champion is not None else champion_map({**record, "_root": str(run.root)})
         self.updates = 0            # epoch updates received (the tests count them)
         self.renders = 0            # charts drawn
@@ -155,7 +158,9 @@ class TrainChart:
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
                                           tooltip="stop after the current batch; weights are kept for resume")
         self.stop_button.on_click(lambda _: self.request_stop())
-        self.box = widgets.VBox([widgets.HBox([self.stop_button, self.label]), self.image])
+        # the machine on a line of its own under the status line: the two never overlap
+        self.system_label = widgets.HTML(layout=widgets.Layout(margin="0 0 0 4px"))
+        self.box = widgets.VBox([widgets.HBox([self.stop_button, self.label]), self.system_label, self.image])
         self._dirty = threading.Event()
         self._drawn = threading.Condition()
         self._wanted = 0
@@ -170,6 +175,8 @@ class TrainChart:
     def on_event(self, event) -> None:
         data = event.data or {}
         with self._lock:
+            if data.get("system"):   # batch and epoch events carry the sampler's latest sample
+                self.state["system"] = data["system"]
             if event.stage == "epoch":
                 self._on_epoch(event, data)
             elif event.stage == "batch":
@@ -241,6 +248,9 @@ class TrainChart:
                 parts.append(f"<span style='color:var(--jp-error-color1,#c00)'>{words}: "
                              f"{html.escape(str(s[key])[:300])}</span>")
         self.label.value = " · ".join(parts)
+        system = describe_sample(s.get("system"))
+        if system and self.system_label.value != f"<small>{html.escape(system)}</small>":
+            self.system_label.value = f"<small>{html.escape(system)}</small>"
 
     def _request_render(self) -> None:
         self._wanted += 1
