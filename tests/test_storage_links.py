@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, git, snapshot
+from conftest import cli, cli_json, git, snapshot
 
 ONNX = b"\x08\x07\x12\x07pytorch\x1a\x032.1:\x0c\n\x04onnx" + bytes(40)
 
@@ -200,6 +200,17 @@ def test_scratch_of_a_killed_add_goes_with_the_next_add(ws):
     assert "orphan objects" in {p["kind"] for p in verify_problems()}
     cli("commit", "-m", "raw", check=0)
     assert verify_problems() == [] and link_counts(folder) == {1}
+
+
+def test_a_rerun_import_clears_the_scratch_even_when_every_object_is_stored(ws, demo_data):
+    # killed after its last object was stored but before its scratch went: the rerun finds
+    # nothing left to store, and must still leave a workspace verify accepts
+    killed = cli("dataset", "add", "shapes", demo_data,
+                 env=dict(os.environ, NBVERSION_TEST_KILL_AT="store-before-cleanup"))
+    assert killed.returncode == -9
+    assert "orphan objects" in {p["kind"] for p in verify_problems()}
+    cli("dataset", "add", "shapes", demo_data, check=0)
+    assert verify_problems() == [] and cli_json("status")["changes"] == []
 
 
 def test_unprotect_touches_only_tracked_data(ws, demo_data):

@@ -134,6 +134,7 @@ def _write(root: Path, out: str, dvc_file: str, state: file_prints.FolderState, 
     if missing and prepared is not None:
         unprepared = set(prepared.adopt({state.md5s[rel] for rel in missing}))
         missing = [rel for rel in missing if state.md5s[rel] in unprepared]
+    linking.clear_scratch(cache)   # store() clears it too, but is not called when nothing is missing
     if missing:
         linking.store([str(folder / rel) for rel in missing], cache, mode,
                       known={str(folder / rel): state.md5s[rel] for rel in missing}, on_progress=on_progress)

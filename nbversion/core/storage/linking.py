@@ -84,11 +84,9 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
     `on_progress(done, total)` is called after each batch; a Ctrl-C stops within one file, and
     every object is at its final name whole or not at all (scratch, then rename)."""
     report = StoreReport()
+    clear_scratch(cache)
     if not paths:
         return report
-    # scratch left by an add killed mid-way: every add runs under the workspace lock, so no other
-    # add of this workspace is live now (`verify` reports such scratch as orphan objects)
-    shutil.rmtree(Path(cache) / CACHE_TMP_DIR, ignore_errors=True)
     tmp = Path(cache) / CACHE_TMP_DIR / os.urandom(16).hex()
     tmp.mkdir(parents=True)
     clone = _Clone()
@@ -123,6 +121,14 @@ def store(paths: list, cache: Path, mode: str, jobs: int | None = None, known: d
         with contextlib.suppress(OSError):
             tmp.parent.rmdir()
     return report
+
+
+def clear_scratch(cache: Path) -> None:
+    """Remove the scratch an add killed mid-way left in the cache. Every add runs under the
+    workspace lock, so no other add of this workspace is live now (`verify` reports such scratch
+    as orphan objects). Called even when nothing is left to store: the killed add may have
+    stored every object before it died."""
+    shutil.rmtree(Path(cache) / CACHE_TMP_DIR, ignore_errors=True)
 
 
 class PreparedObjects:
