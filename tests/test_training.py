@@ -150,6 +150,21 @@ def test_exception_in_trainer_fails_the_run_and_resume_finishes_it(data_ws):
     assert record["error"] is None
 
 
+def test_an_interrupt_that_reaches_the_training_thread_is_a_stop_not_a_failure(data_ws):
+    # a Ctrl-C can land in the thread that trains (seen once in CI): the user asked to stop,
+    # so the run is stopped with its weights kept for resume, not failed
+    def interrupt_in_epoch_two(trainer):
+        if trainer.epoch == 1:
+            raise KeyboardInterrupt
+
+    run = tiny_train(data_ws, epochs=2, callbacks={"on_train_epoch_start": interrupt_in_epoch_two})
+    record = assert_committed_run(data_ws, run.run_id, "stopped", 1)
+    assert record["error"] is None
+    assert (data_ws.root / "runs" / run.run_id / "weights" / "last.pt").is_file()   # optimizer state kept
+    resumed = data_ws.runs_resume(run.run_id, wait=True)
+    assert_committed_run(data_ws, resumed.run_id, "done", 2)
+
+
 def test_a_broken_observer_never_kills_training(data_ws, monkeypatch):
     from nbversion.training import progress
 

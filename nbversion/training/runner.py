@@ -242,7 +242,10 @@ def _start(ws, run_id: str, guard: DeviceGuard, launch: Callable, wait: bool, on
             callbacks = run.observer.callbacks()
             launch({**callbacks, **_merge(callbacks, extra_callbacks or {})})
             status = "stopped" if run.observer.stop_requested.is_set() else "done"
-        except BaseException as exc:   # a crash, CUDA OOM, KeyboardInterrupt: the run is failed
+        except KeyboardInterrupt:   # a Ctrl-C that reached this thread (seen once in CI): the user's stop
+            logger.debug("run %s: KeyboardInterrupt in the training thread, recorded as stopped", run_id, exc_info=True)
+            status = "stopped"     # last.pt of the last whole epoch (optimizer kept) is resumed from
+        except BaseException as exc:   # a crash, CUDA OOM: the run is failed
             logger.debug("training of run %s raised", run_id, exc_info=True)   # the record keeps one line
             error = f"{type(exc).__name__}: {exc}".strip()
         finally:
