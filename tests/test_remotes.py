@@ -93,6 +93,19 @@ def test_push_registered_sends_only_registered_data(ws, tmp_path):
     assert any("dataset coco@v1" in p.affects for p in ws.verify(check_remote_presence=True).problems)
 
 
+def test_a_tagged_older_dataset_version_travels_with_a_plain_push_and_clone(ws, tmp_path):
+    # the tag goes with the history, so its data must too: a clone verifies clean and can diff it
+    add_dataset(ws, "coco", "v1", seed=1)
+    add_dataset(ws, "coco", None, seed=2)             # HEAD no longer holds v1's files
+    ws.remote_add("team", str(tmp_path / "remote"))
+    ws.push()
+    assert not [p for p in ws.verify(check_remote_presence=True).problems if p.kind == "not on remote"]
+    clone(str(tmp_path / "remote"), str(tmp_path / "b"))
+    b = nbv.open(tmp_path / "b")
+    assert b.verify().problems == []
+    assert b.dataset_diff("coco", "v1", "HEAD").other_files   # v1 read from the cache
+
+
 def test_pull_all_versions_fetches_older_commits_too(shared, tmp_path):
     add_dataset(shared, "coco", None, seed=7)
     shared.push(all_versions=True)

@@ -17,7 +17,7 @@ from ...events import Event, emitter
 from ...extras import require_for_url
 from ..backends import _dvc, _git, _git_sync
 from . import fast_transfer, fresh_checkout
-from .remotes import TransferResult, fetch_versions, folder_path, ssh_command, url_kind
+from .remotes import TransferResult, fetch_tagged, fetch_versions, folder_path, ssh_command, url_kind
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +93,9 @@ def _clone_into(url: str, target: Path, keyfile, all_versions: bool, emit, start
         else:
             with _dvc.transfer_progress(emit):
                 objects = _dvc.fetch(target, default)
-        if all_versions:
-            objects += fetch_versions(target, True, False, default, emit)
+        # tagged versions always: verify and `dataset diff v1 HEAD` need them in a fresh clone
+        objects += fetch_versions(target, True, False, default, emit) if all_versions \
+            else fetch_tagged(target, default, emit)
         emit(Event("clone", 2, 3, "checkout"))
         if leftover := fresh_checkout.checkout(target, emit):
             with _dvc.transfer_progress(emit):

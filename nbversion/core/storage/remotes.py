@@ -248,6 +248,33 @@ def version_objects(root, all_versions: bool, registered: bool, remote: str, fet
     return set(reachability.objects_for(root, anchors, include_worktree=not registered, remote=remote, fetch=fetch))
 
 
+def tagged_objects(root, remote: str, fetch: bool = False) -> set:
+    """Objects of every tagged version (registered, staged, tagged datasets): a plain push sends
+    their tags with the history, so a clone must find their data (gc keeps it: the tags pin it).
+    `fetch`: listings this cache lacks are fetched from `remote` to be read."""
+    from . import reachability
+
+    return set(reachability.objects_for(root, reachability.tag_anchors(root), include_worktree=False,
+                                        remote=remote, fetch=fetch))
+
+
+def fetch_tagged(root, name: str, emit) -> int:
+    """After a plain pull or clone: the tagged versions' objects this cache lacks (their tags came
+    with the history; `verify` and `dataset diff v1 HEAD` need them). Nothing to do: no transfer."""
+    return _fetch_listed(root, name, emit, lambda fetch: tagged_objects(root, name, fetch))
+
+
+def _push_objects(root, name: str, wanted: set, emit) -> int:
+    """Send the objects of `wanted` this cache has (folder remote directly, else through DVC)."""
+    objects = fast_transfer.push(root, name, emit, wanted)
+    if objects is None:
+        present = {m for m in wanted if dvc_cache.object_path(root, m).exists()}
+        logger.debug("%d object(s) in the chosen versions, %d of them in the local cache", len(wanted), len(present))
+        with _dvc.transfer_progress(emit):
+            objects = _dvc.push_objects(root, present, name) if present else 0
+    return objects or 0
+
+
 # --- push / pull ------------------------------------------------------------------------------
 
 def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False, registered: bool = False,
@@ -277,15 +304,13 @@ def push(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
         emit(Event("push", 0, 2, f"data to {name}"))
         wanted = version_objects(ws.root, all_versions, registered, name, fetch=False) \
             if all_versions or registered else None
-        objects = fast_transfer.push(ws.root, name, emit, wanted)   # a folder remote: no DVC
-        if objects is None and wanted is not None:
-            present = {m for m in wanted if dvc_cache.object_path(ws.root, m).exists()}
-            logger.debug("%d object(s) in the chosen versions, %d of them in the local cache", len(wanted), len(present))
-            with _dvc.transfer_progress(emit):
-                objects = _dvc.push_objects(ws.root, present, name)
-        elif objects is None:
+        if wanted is not None:
+            objects = _push_objects(ws.root, name, wanted, emit)
+        elif (objects := fast_transfer.push(ws.root, name, emit)) is None:   # a folder remote: no DVC
             with _dvc.transfer_progress(emit):
                 objects = _dvc.push(ws.root, name)
+        if wanted is None:   # the tags go with the history: their versions' data goes too
+            objects = (objects or 0) + _push_objects(ws.root, name, tagged_objects(ws.root, name), emit)
     history = "no git remote of this name"
     if git_remote := _history_remote(ws.root, name, remote is not None):
         emit(Event("push", 1, 2, f"history to {git_remote}"))
@@ -363,6 +388,8 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
             else:
                 with _dvc.transfer_progress(emit):
                     objects += _dvc.pull(ws.root, name)
+            if not (all_versions or registered):
+                objects += fetch_tagged(ws.root, name, emit)
     logger.debug("pulled %d object(s) from %s; history: %s", objects or 0, name, history)
     emit(Event("pull", 3, 3, "done"))
     return TransferResult("pull", name, objects or 0, history, time.monotonic() - started)
@@ -370,10 +397,19 @@ def pull(ws: Workspace, remote: Optional[str] = None, all_versions: bool = False
 
 def fetch_versions(root, all_versions: bool, registered: bool, name: str, emit) -> int:
     """Fetch the objects of the chosen versions that are not here; returns how many came."""
-    wanted = version_objects(root, all_versions, registered, name, fetch=False)
+    return _fetch_listed(root, name, emit,
+                         lambda fetch: version_objects(root, all_versions, registered, name, fetch=fetch))
+
+
+def _fetch_listed(root, name: str, emit, listed) -> int:
+    """Fetch what `listed(fetch)` names and this cache lacks (`fetch=True`: listings this cache
+    lacks are fetched to be read, for a remote DVC transfers); returns how many objects came."""
+    wanted = listed(False)
+    if all(dvc_cache.object_path(root, m).exists() for m in wanted):
+        return 0
     if (fetched := fast_transfer.fetch(root, name, emit, wanted)) is not None:
         return fetched[0]
-    wanted = version_objects(root, all_versions, registered, name, fetch=True)
+    wanted = listed(True)
     with _dvc.transfer_progress(emit):
         return _dvc.fetch_objects(root, [m for m in wanted if not dvc_cache.object_path(root, m).exists()], name)[0]
 
