@@ -32,6 +32,17 @@ def _current_source(shell) -> str:
         return ""
 
 
+def _cell_number(shell) -> "int | None":
+    """The In[] number of the running cell. ipykernel has already counted the next cell while
+    one runs (`execution_count` is one ahead there), so the history's length says it: the
+    running cell is its last entry. A shell that stores no history: its own count."""
+    try:
+        stored = len(shell.history_manager.input_hist_raw) - 1
+    except (AttributeError, TypeError):
+        stored = 0
+    return stored if stored >= 1 else shell.execution_count
+
+
 def _run_verb(shell, name: str, line: str, on_event=None):
     from .commands import HelpShown, build_magic_parser, dispatch
     from .core.repo.cell import CellContext, current_cell
@@ -41,7 +52,7 @@ def _run_verb(shell, name: str, line: str, on_event=None):
         args = parser.parse_args(shlex.split(line))
     except HelpShown:
         return None
-    cell = CellContext.from_source(_notebook_path(shell), shell.execution_count, _current_source(shell))
+    cell = CellContext.from_source(_notebook_path(shell), _cell_number(shell), _current_source(shell))
     token = current_cell.set(cell)
     try:
         return dispatch(args, None, on_event=on_event)

@@ -112,6 +112,21 @@ def test_magics_cycle_and_html(shell, tmp_path, capsys):
     assert shell.run_cell("%mv_diff HEAD~1 HEAD").result.files[0].path == "notes.md"
 
 
+def test_a_commit_from_a_real_kernel_records_the_cells_in_number(tmp_path):
+    # ipykernel has already counted the next cell while one runs: the record must say In[4]
+    import nbclient
+    import nbformat
+
+    cells = ["%load_ext nbversion", f"%mv_init {tmp_path / 'proj'}",
+             f"import os; os.chdir({str(tmp_path / 'proj')!r}); open('notes.md', 'w').write('hi')",
+             "%mv_commit -m note"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert notebook.cells[3].execution_count == 4
+    body = git(tmp_path / "proj", "log", "-1", "--format=%B")
+    assert "Nbversion-Cell: 4 " in body, body
+
+
 def test_magic_errors_are_short_and_fail_the_cell(shell, tmp_path, capsys):
     shell.run_cell("%mv_init proj")
     shell.run_cell("import os; os.chdir('proj')")
