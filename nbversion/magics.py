@@ -62,19 +62,21 @@ def _run_verb(shell, name: str, line: str, on_event=None):
 
 def show_error(shell, etype, value, tb, tb_offset=None):
     """Custom exception handler: one red line and the hint, no traceback."""
-    from IPython.display import HTML, display
+    from IPython.display import display
 
     # an interruption is not a mistake to explain: its message alone says what it left
     text = value.message if isinstance(value, StoppedByUser) else f"{type(value).__name__}: {value.message}"
     hint = f"<br><span style='color:var(--jp-ui-font-color2,#666)'>hint: {html.escape(value.hint)}</span>" \
         if value.hint else ""
+    plain = f"error: {value.message}" + (f"\nhint: {value.hint}" if value.hint else "")
+    # one output with both forms: JupyterLab shows the red line, a terminal and nbval the text
+    # (two outputs showed every error twice in a notebook)
     try:
-        display(HTML(f"<div style='color:var(--jp-error-color1,#c00)'><b>nbversion error</b> — "
-                     f"{html.escape(text)}{hint}</div>"))
-    except Exception:   # no rich display (a plain terminal IPython): the text below still says it
-        logger.debug("could not display the error as HTML", exc_info=True)
-    # plain text too, for terminals and for nbval, which compares text outputs
-    print(f"error: {value.message}" + (f"\nhint: {value.hint}" if value.hint else ""))
+        display({"text/html": f"<div style='color:var(--jp-error-color1,#c00)'><b>nbversion error</b> — "
+                              f"{html.escape(text)}{hint}</div>", "text/plain": plain}, raw=True)
+    except Exception:   # no display machinery at all: the text still says it
+        logger.debug("could not display the error", exc_info=True)
+        print(plain)
     return None
 
 
