@@ -120,6 +120,10 @@ def test_register_export_leaves_the_source_version_untouched_and_serves(trained)
     assert json.loads(again.stdout)["version"] == "v0.0.5" and ws.resolve("det-onnx@v0.0.5").path.endswith(".torchscript")
     refused = cli("export", "det-onnx@v0.0.5", "--format", "onnx", check=1)   # an export of an export
     assert "an export: only a .pt checkpoint can be exported" in refused.stderr and "parent" in refused.stderr
+    before = snapshot(ws.root)                     # training from an export: refused before a run is written
+    refused = cli("train", "--data", "demo", "--model", "det-onnx@v0.0.5", "--epochs", "1")
+    assert refused.returncode != 0 and "not a .pt checkpoint" in refused.stderr and "Traceback" not in refused.stderr
+    assert snapshot(ws.root) == before
 
 
 def test_unknown_format_bad_ref_and_flag_mixes_are_clear_errors(trained, tmp_path):

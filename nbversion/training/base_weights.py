@@ -40,9 +40,10 @@ def resolve_base(ws, model: str, on_event: Optional[EventCallback] = None) -> tu
     if path.is_file():
         from ..core.artifacts.frameworks import detect
         detect(path)   # a truncated or mislabelled file is refused here, not as a failed run
-        return str(path.resolve()), {"kind": "file", "ref": model, "md5": file_md5(path)}
+        return _checkpoint(str(path.resolve()), model), {"kind": "file", "ref": model, "md5": file_md5(path)}
     if "@" in model:
-        return versioned_weights(ws, model)
+        weights, record = versioned_weights(ws, model)
+        return _checkpoint(weights, model), record
     if model.endswith(".pt") and path.name == model:
         published, release = _published()
         if model in published:
@@ -53,6 +54,17 @@ def resolve_base(ws, model: str, on_event: Optional[EventCallback] = None) -> tu
                             "once), a yolov8n.yaml config (trains from scratch) or NAME@champion / NAME@latest")
     raise UsageError(f"--model {model}: not a config, a file or a registry ref",
                      hint="use yolov8n.yaml, yolov8n.pt, path/to/weights.pt, NAME@champion, NAME@v1.2.0 or NAME@latest")
+
+
+def _checkpoint(weights: str, ref: str) -> str:
+    """Training resumes a PyTorch checkpoint: an export (ONNX, TorchScript, ...) is refused here,
+    before a run is written, not as a failed run with Ultralytics' own TypeError."""
+    name = Path(weights).name
+    if not name.endswith(".pt"):
+        raise UsageError(f"--model {ref} is {name}, not a .pt checkpoint: training starts from PyTorch weights",
+                         hint="use the .pt version it was exported from (`nbversion model show` / "
+                              "`nbversion registry` name it), or a yolov8n.yaml config")
+    return weights
 
 
 def _published() -> tuple[frozenset, str]:
