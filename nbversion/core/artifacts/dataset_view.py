@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
+from ...errors import NotFound
 from ..result import Result
 from ..units import human_bytes
 from ..backends import dvc_cache
@@ -123,6 +124,10 @@ def show(ws: Workspace, ref: str, samples: int = 6, on_event: Optional[EventCall
     """
     name, rev = refs.split_ref(ref)
     names.check_readable_name(name, "dataset")
+    if rev in (None, "latest") and refs.versions(ws.root, KIND_DIR, name) \
+            and not (ws.root / dataset_meta.meta_path(KIND_DIR, name)).exists():
+        raise NotFound(f"dataset {name!r} was removed; its versions stay in the history",
+                       hint=f"`nbversion dataset log {name}` lists them: show one with {name}@COMMIT or @TAG")
     commit = refs.resolve(ws.root, KIND_DIR, name, rev)
     logger.debug("dataset show %s: %r -> %s", name, rev, commit)
     meta = dataset_meta.read_at(ws.root, KIND_DIR, name, commit)
