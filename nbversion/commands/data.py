@@ -36,6 +36,10 @@ def _dataset_add_args(p):
     p.add_argument("--tag", action="append", default=[], metavar="T", help="tag this version (repeatable)")
     p.add_argument("-m", "--message", default=None, help="commit message")
     p.add_argument("--dry-run", action="store_true", help="only validate and list every problem; write nothing")
+    p.add_argument("--classes", default=None, metavar="A,B,C",
+                   help="class names (ids 0, 1, ...) for a folder without data.yaml; classes.txt is read without it")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse files that are neither images, labels nor dataset metadata (default: a warning)")
 
 
 def _dataset_show_args(p):
@@ -92,7 +96,8 @@ VERBS = [
     Verb("dataset", "datasets as versions: add, list, show, diff, remove, log", _none, None, subverbs=[
         Verb("add", "import a YOLO dataset or a folder (or .zip) as a new version", _dataset_add_args,
              lambda ws, a, ev: ws.dataset_add(a.name, a.src, tags=a.tag, message=a.message,
-                                              dry_run=a.dry_run, on_event=ev)),
+                                              dry_run=a.dry_run, on_event=ev, classes=a.classes,
+                                              strict=a.strict)),
         Verb("list", "datasets with their latest version", _json_only, lambda ws, a, ev: ws.dataset_list()),
         Verb("show", "metadata, class histogram and samples of NAME[@REV]", _dataset_show_args,
              lambda ws, a, ev: ws.dataset_show(a.ref, samples=a.samples)),

@@ -20,6 +20,7 @@ from ..result import Result
 from ..units import human_bytes
 from ..backends import _dvc, dvc_cache, _git, pointers, uncommitted
 from . import dataset_meta, zipsafe
+from .dataset_inputs import check_extensions, class_list
 from .source_links import refuse_links_leaving
 from ..repo import leftovers, names, refs
 from ..backends.faults import checkpoint
@@ -68,6 +69,9 @@ class DatasetAddResult(Result):
         if not self.changed:
             return f"no change: {self.name} already matches {self.source} (version {(self.commit or '')[:8]})"
         warn = f", {len(self.warnings)} warning(s)" if self.warnings else ""
+        extra = [w["file"] for w in self.warnings if w["message"].startswith("not an image, label")]
+        if extra:   # named, not just counted: a run.sh in an image dataset is worth a look
+            warn += f" (not images, labels or metadata: {', '.join(extra[:10])}{' ...' if len(extra) > 10 else ''})"
         tags = f", tagged {', '.join(self.tags)}" if self.tags else ""
         return (f"dataset {self.name}: new version {self.commit[:8]} — {self.files} files, "
                 f"{human_bytes(self.bytes)}, {len(self.classes)} class(es){warn}{tags}")
@@ -171,7 +175,7 @@ def _stage(folder: Path, staging: Path, move: bool, done=frozenset()) -> list[st
 def _write_yaml(layout, staging: Path) -> None:
     if layout.format != "yolo":
         return
-    if layout.yaml_file != "data.yaml":
+    if layout.yaml_file and layout.yaml_file != "data.yaml":
         (staging / layout.yaml_file).unlink(missing_ok=True)
     (staging / "data.yaml").write_text(layout.data_yaml())
 
@@ -266,7 +270,8 @@ def _swap_in(target: Path, staging: Path, trash: Path) -> None:
 
 
 def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = (), message: str | None = None,
-        dry_run: bool = False, on_event: Optional[EventCallback] = None) -> DatasetAddResult | DatasetCheckResult:
+        dry_run: bool = False, on_event: Optional[EventCallback] = None, classes: Optional[list] = None,
+        strict: bool = False) -> DatasetAddResult | DatasetCheckResult:
     """Import a YOLO dataset, a plain folder or a .zip of either as a new version (`nbversion dataset add`).
 
     Args:
@@ -276,6 +281,10 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
         message: commit message (default: one naming the dataset).
         dry_run: only validate and list every problem; write nothing.
         on_event: called with progress `Event`s (validate, copy, hash, commit).
+        classes: class names for a folder without data.yaml (images/, labels/); a `classes.txt`
+            there is read without it. Given with a data.yaml or classes.txt, they must agree.
+        strict: refuse an image dataset holding files that are neither images, labels nor its
+            metadata (`[datasets] allowed_extensions`); by default they are a warning.
 
     Returns:
         DatasetAddResult: the commit, format, classes, splits and counts of the new version;
@@ -302,7 +311,9 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
     with leftovers.import_folder(root, name) as tmp:
         folder = _source_folder(src, tmp, ws.config["datasets"], emit)
         refuse_links_leaving(folder)   # before a byte is read: no file from outside is imported or quoted
-        layout = find_layout(folder)
+        layout = find_layout(folder, class_list(classes))
+        # files that are neither images, labels nor metadata: named (refused with --strict)
+        extra = check_extensions(folder, ws.config["datasets"], strict, _wanted) if layout.format == "yolo" else []
         emit(Event("validate", 0, 1, str(folder)))
         # a folder is copied while it is validated (one read per file); unzipped files are moved
         copy_to = tmp / "dataset" if not dry_run and folder == src and src != own else None
@@ -310,6 +321,8 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
         memo = None if dry_run else Memo(root, {})
         objects = _objects_folder(root, tmp) if not dry_run else None
         validation = validate(layout, emit, copy_to, memo, objects) if layout.format == "yolo" else None
+        if validation:
+            validation.warnings = extra + validation.warnings
         if dry_run:
             return _check_result(name, src, layout, validation)
         if validation and validation.errors:

@@ -1,0 +1,61 @@
+"""What `dataset add` accepts besides the images and labels: class names given on the command
+line (`--classes`), and which other files an image dataset may hold (`[datasets]
+allowed_extensions`): a `run.sh` or an `evil.exe` is named in a warning, or refused with
+`--strict`, never imported silently.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from ...errors import InvalidInput, UsageError
+from .yolo_layout import Problem
+
+# always allowed beside the configured image formats: YOLO labels and split lists (.txt,
+# classes.txt), the data.yaml, and nbversion's own metadata
+ALWAYS_ALLOWED = {"txt", "yaml", "yml"}
+MAX_NAMED = 20
+
+
+def class_list(classes) -> Optional[list]:
+    """`--classes a,b,c` (or a list) -> names in class id order; None when not given."""
+    if classes is None:
+        return None
+    names = [c.strip() for c in (classes.split(",") if isinstance(classes, str) else classes)]
+    if not names or not all(names) or len(set(names)) != len(names):
+        raise UsageError(f"--classes {classes!r}: expected distinct, non-empty names",
+                         hint="e.g. --classes car,truck,bus (class ids 0, 1, 2 in that order)")
+    return names
+
+
+def allowed_extensions(config: dict) -> set:
+    return {str(e).lower().lstrip(".") for e in config.get("allowed_extensions", ())} | ALWAYS_ALLOWED
+
+
+def unexpected_files(folder: Path, allowed: set, wanted) -> list[str]:
+    """Files under `folder` (those an import takes: `wanted(name)`) whose extension is not allowed."""
+    found = []
+    for dirpath, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if wanted(d)]
+        rel_dir = os.path.relpath(dirpath, folder)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        found += [prefix + f for f in files if wanted(f) and os.path.splitext(f)[1].lower().lstrip(".") not in allowed]
+    return sorted(found)
+
+
+def check_extensions(folder: Path, config: dict, strict: bool, wanted) -> list:
+    """Warnings (Problems) naming the files an image dataset should not hold; with `strict`,
+    InvalidInput before anything is written."""
+    allowed = allowed_extensions(config)
+    extra = unexpected_files(folder, allowed, wanted)
+    if not extra:
+        return []
+    named = ", ".join(extra[:MAX_NAMED]) + (f" and {len(extra) - MAX_NAMED} more" if len(extra) > MAX_NAMED else "")
+    if strict:
+        raise InvalidInput(f"{folder}: {len(extra)} file(s) that are not images, labels or dataset metadata: "
+                           f"{named}; nothing was imported (--strict)",
+                           hint="remove them from the folder, or allow their extension in .nbversion/config.toml "
+                                "([datasets] allowed_extensions)")
+    return [Problem(rel, None, "not an image, label or dataset metadata file: imported anyway "
+                               "(`--strict` refuses it; [datasets] allowed_extensions)", "warning") for rel in extra]
