@@ -200,3 +200,24 @@ def test_unexpected_files_are_warned_refused_with_strict_and_configurable(ws, de
     config.write_text(tomli_w.dumps(settings))
     cli("commit", "-m", "allow scripts", check=0)
     assert ws.dataset_add("again", demo_data, strict=True).changed
+
+
+def test_a_viewer_cannot_remove_a_dataset(ws, demo_data, monkeypatch):
+    from nbversion.errors import PermissionDenied
+
+    ws.dataset_add("shapes", demo_data)
+    ws.user_add("viewer@example.com", "viewer")
+    monkeypatch.setenv("NBVERSION_USER", "viewer@example.com")
+    with pytest.raises(PermissionDenied, match="contributor"):
+        ws.dataset_remove("shapes")
+    assert (ws.root / "datasets/shapes.meta.json").exists()
+    assert [d["name"] for d in ws.dataset_list().datasets] == ["shapes"]
+
+
+def test_a_wrong_allowed_extensions_setting_names_the_file_and_line(ws, demo_data):
+    config = ws.root / ".nbversion/config.toml"
+    settings = tomllib.loads(config.read_text())
+    settings["datasets"]["allowed_extensions"] = "png"
+    config.write_text(tomli_w.dumps(settings))
+    proc = cli("dataset", "add", "shapes", demo_data)
+    assert proc.returncode == 1 and ".nbversion/config.toml:" in proc.stderr and "allowed_extensions" in proc.stderr

@@ -8,6 +8,7 @@ of the dataset (no per-image lists), and `show` of any version reads them from g
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_right
 from collections import Counter
 
 STATS_VERSION = 1
@@ -25,13 +26,8 @@ def histogram(values: list, edges: list) -> dict:
     with min, median and max of the values (None when there are none)."""
     counts = [0] * (len(edges) - 1)
     last = len(counts) - 1
-    for value in values:
-        index = last
-        for i in range(last):
-            if value < edges[i + 1]:
-                index = i
-                break
-        counts[index] += 1
+    for value in values:   # bisect: a 100,000-image dataset has a few hundred thousand boxes
+        counts[min(max(bisect_right(edges, value) - 1, 0), last)] += 1
     rounded = lambda v: None if v is None else round(float(v), 6)
     return {"edges": list(edges), "counts": counts, "min": rounded(min(values, default=None)),
             "median": rounded(statistics.median(values) if values else None),

@@ -309,11 +309,12 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
     _check_tags(root, name, tags)
     leftovers.remove(root)   # what killed imports left behind (never a live one's)
     with leftovers.import_folder(root, name) as tmp:
-        folder = _source_folder(src, tmp, ws.config["datasets"], emit)
+        settings = ws.config["datasets"]
+        folder = _source_folder(src, tmp, settings, emit)
         refuse_links_leaving(folder)   # before a byte is read: no file from outside is imported or quoted
         layout = find_layout(folder, class_list(classes))
         # files that are neither images, labels nor metadata: named (refused with --strict)
-        extra = check_extensions(folder, ws.config["datasets"], strict, _wanted) if layout.format == "yolo" else []
+        extra = check_extensions(folder, settings, strict, _wanted) if layout.format == "yolo" else []
         emit(Event("validate", 0, 1, str(folder)))
         # a folder is copied while it is validated (one read per file); unzipped files are moved
         copy_to = tmp / "dataset" if not dry_run and folder == src and src != own else None
