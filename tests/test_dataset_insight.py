@@ -150,6 +150,13 @@ def test_remove_refuses_uncommitted_edits_unless_forced(ws, demo_data):
         ws.dataset_remove("shapes")
 
 
+def cli_json_rc(*args):
+    """--json output of a command that exits 1 (a dry run that would be refused)."""
+    proc = cli(*args, "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
 def _without_yaml(folder: Path) -> Path:
     (folder / "data.yaml").unlink()
     return folder
@@ -184,6 +191,8 @@ def test_unexpected_files_are_warned_refused_with_strict_and_configurable(ws, de
     (demo_data / "run.sh").write_text("echo hi\n")
     (demo_data / "images/train/evil.exe").write_bytes(b"MZ")
     before = snapshot(ws.root)
+    dry = cli_json_rc("dataset", "add", "shapes", demo_data, "--strict", "--dry-run")
+    assert {e["file"] for e in dry["errors"]} == {"run.sh", "images/train/evil.exe"}
     strict = cli("dataset", "add", "shapes", demo_data, "--strict")
     assert strict.returncode == 1 and "run.sh" in strict.stderr and "images/train/evil.exe" in strict.stderr
     assert snapshot(ws.root) == before

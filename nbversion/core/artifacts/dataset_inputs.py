@@ -1,21 +1,57 @@
-"""What `dataset add` accepts besides the images and labels: class names given on the command
-line (`--classes`), and which other files an image dataset may hold (`[datasets]
-allowed_extensions`): a `run.sh` or an `evil.exe` is named in a warning, or refused with
-`--strict`, never imported silently.
+"""What `dataset add` accepts besides images and labels, and what `--dry-run` reports.
+
+Class names given on the command line (`--classes`); which other files an image dataset may
+hold (`[datasets] allowed_extensions`): a `run.sh` or an `evil.exe` is named in a warning, or
+refused with `--strict`, never imported silently.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from ...errors import InvalidInput, UsageError
+from ..result import Result
 from .yolo_layout import Problem
 
 # always allowed beside the configured image formats: YOLO labels and split lists (.txt,
 # classes.txt), the data.yaml, and nbversion's own metadata
 ALWAYS_ALLOWED = {"txt", "yaml", "yml"}
 MAX_NAMED = 20
+
+
+@dataclass
+class DatasetCheckResult(Result):
+    """`dataset add --dry-run`: what an import would find, nothing written."""
+
+    name: str
+    source: str
+    format: str
+    classes: list
+    splits: dict
+    errors: list
+    warnings: list
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors else 0
+
+    def table(self):
+        rows = [[p["severity"], p["file"], p["line"], p["message"]] for p in self.errors + self.warnings]
+        return ["severity", "file", "line", "problem"], rows
+
+    def summary(self):
+        verdict = "would be refused" if self.errors else "can be imported"
+        return (f"{self.source} ({self.format}, {len(self.classes)} class(es)): {verdict} — "
+                f"{len(self.errors)} error(s), {len(self.warnings)} warning(s); nothing was written")
+
+
+def check_result(name, src, layout, validation) -> DatasetCheckResult:
+    errors = [p.to_dict() for p in (validation.errors if validation else [])]
+    warnings = [p.to_dict() for p in (validation.warnings if validation else [])]
+    return DatasetCheckResult(name, str(src), layout.format, list(layout.names),
+                              validation.splits if validation else {}, errors, warnings)
 
 
 def class_list(classes) -> Optional[list]:

@@ -20,7 +20,7 @@ from ..result import Result
 from ..units import human_bytes
 from ..backends import _dvc, dvc_cache, _git, pointers, uncommitted
 from . import dataset_meta, zipsafe
-from .dataset_inputs import check_extensions, class_list
+from .dataset_inputs import DatasetCheckResult, check_extensions, check_result as _check_result, class_list
 from .source_links import refuse_links_leaving
 from ..repo import leftovers, names, refs
 from ..backends.faults import checkpoint
@@ -93,32 +93,6 @@ class DatasetListResult(Result):
 
     def summary(self):
         return "" if self.datasets else "no datasets yet: `nbversion dataset add NAME FOLDER|ZIP`"
-
-
-@dataclass
-class DatasetCheckResult(Result):
-    """`dataset add --dry-run`: what an import would find, nothing written."""
-
-    name: str
-    source: str
-    format: str
-    classes: list
-    splits: dict
-    errors: list
-    warnings: list
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.errors else 0
-
-    def table(self):
-        rows = [[p["severity"], p["file"], p["line"], p["message"]] for p in self.errors + self.warnings]
-        return ["severity", "file", "line", "problem"], rows
-
-    def summary(self):
-        verdict = "would be refused" if self.errors else "can be imported"
-        return (f"{self.source} ({self.format}, {len(self.classes)} class(es)): {verdict} — "
-                f"{len(self.errors)} error(s), {len(self.warnings)} warning(s); nothing was written")
 
 
 def _source_folder(src: Path, tmp: Path, config: dict, emit) -> Path:
@@ -314,7 +288,7 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
         refuse_links_leaving(folder)   # before a byte is read: no file from outside is imported or quoted
         layout = find_layout(folder, class_list(classes))
         # files that are neither images, labels nor metadata: named (refused with --strict)
-        extra = check_extensions(folder, settings, strict, _wanted) if layout.format == "yolo" else []
+        extra = check_extensions(folder, settings, strict and not dry_run, _wanted) if layout.format == "yolo" else []
         emit(Event("validate", 0, 1, str(folder)))
         # a folder is copied while it is validated (one read per file); unzipped files are moved
         copy_to = tmp / "dataset" if not dry_run and folder == src and src != own else None
@@ -323,7 +297,10 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
         objects = _objects_folder(root, tmp) if not dry_run else None
         validation = validate(layout, emit, copy_to, memo, objects) if layout.format == "yolo" else None
         if validation:
-            validation.warnings = extra + validation.warnings
+            for problem in extra:   # a dry run lists them all; with --strict as the errors they are
+                problem.severity = "error" if strict else "warning"
+            validation.errors += [p for p in extra if strict]
+            validation.warnings = [p for p in extra if not strict] + validation.warnings
         if dry_run:
             return _check_result(name, src, layout, validation)
         if validation and validation.errors:
@@ -341,13 +318,6 @@ def _objects_folder(root: Path, tmp: Path) -> Optional[linking.PreparedObjects]:
         return None
     (tmp / "objects").mkdir()
     return linking.PreparedObjects(tmp / "objects", cache)
-
-
-def _check_result(name, src, layout, validation) -> DatasetCheckResult:
-    errors = [p.to_dict() for p in (validation.errors if validation else [])]
-    warnings = [p.to_dict() for p in (validation.warnings if validation else [])]
-    return DatasetCheckResult(name, str(src), layout.format, list(layout.names),
-                              validation.splits if validation else {}, errors, warnings)
 
 
 def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message, emit, objects=None):
