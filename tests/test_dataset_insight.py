@@ -73,6 +73,15 @@ def test_notebook_view_draws_one_statistics_figure(ws, demo_data):
     assert page.count("alt='dataset statistics'") == 1 and "data:image/png;base64," in page
 
 
+def test_notebook_view_without_matplotlib_shows_the_numbers_as_tables(ws, demo_data, monkeypatch):
+    import sys
+
+    ws.dataset_add("shapes", demo_data)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # as without the yolo extra: import fails
+    page = ws.dataset_show("shapes", samples=0)._repr_html_()
+    assert "dataset statistics" not in page and "box width (normalised)" in page and "64x64: 16" in page
+
+
 def test_show_of_an_older_version_gives_that_versions_numbers(ws, demo_data):
     ws.dataset_add("shapes", demo_data, tags=["v1"])
     add_images(demo_data, 3)
