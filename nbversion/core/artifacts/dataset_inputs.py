@@ -19,6 +19,7 @@ from .yolo_layout import Problem
 # classes.txt), the data.yaml, and nbversion's own metadata
 ALWAYS_ALLOWED = {"txt", "yaml", "yml"}
 MAX_NAMED = 20
+UNEXPECTED = "not an image, label or dataset metadata file"   # how such a warning starts
 
 
 @dataclass
@@ -93,5 +94,5 @@ def check_extensions(folder: Path, config: dict, strict: bool, wanted) -> list:
                            f"{named}; nothing was imported (--strict)",
                            hint="remove them from the folder, or allow their extension in .nbversion/config.toml "
                                 "([datasets] allowed_extensions)")
-    return [Problem(rel, None, "not an image, label or dataset metadata file: imported anyway "
-                               "(`--strict` refuses it; [datasets] allowed_extensions)", "warning") for rel in extra]
+    return [Problem(rel, None, f"{UNEXPECTED}: imported anyway (`--strict` refuses it; "
+                               "[datasets] allowed_extensions)", "warning") for rel in extra]

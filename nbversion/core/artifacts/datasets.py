@@ -20,7 +20,8 @@ from ..result import Result
 from ..units import human_bytes
 from ..backends import _dvc, dvc_cache, _git, pointers, uncommitted
 from . import dataset_meta, zipsafe
-from .dataset_inputs import DatasetCheckResult, check_extensions, check_result as _check_result, class_list
+from .dataset_inputs import UNEXPECTED, DatasetCheckResult, check_extensions, check_result as _check_result, \
+    class_list
 from .source_links import refuse_links_leaving
 from ..repo import leftovers, names, refs
 from ..backends.faults import checkpoint
@@ -69,7 +70,7 @@ class DatasetAddResult(Result):
         if not self.changed:
             return f"no change: {self.name} already matches {self.source} (version {(self.commit or '')[:8]})"
         warn = f", {len(self.warnings)} warning(s)" if self.warnings else ""
-        extra = [w["file"] for w in self.warnings if w["message"].startswith("not an image, label")]
+        extra = [w["file"] for w in self.warnings if w["message"].startswith(UNEXPECTED)]
         if extra:   # named, not just counted: a run.sh in an image dataset is worth a look
             warn += f" (not images, labels or metadata: {', '.join(extra[:10])}{' ...' if len(extra) > 10 else ''})"
         tags = f", tagged {', '.join(self.tags)}" if self.tags else ""
