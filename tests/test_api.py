@@ -21,7 +21,7 @@ def _public_methods(ws) -> dict:
 
 @pytest.mark.parametrize("verb, parameters", [
     ("register", ["name", "version", "bump", "source", "message", "on_event", "rename", "model_file", "provenance"]),
-    ("dataset_add", ["name", "src", "tags", "message", "dry_run", "on_event"]),
+    ("dataset_add", ["name", "src", "tags", "message", "dry_run", "on_event", "classes", "strict"]),
     ("promote", ["ref", "stage", "force", "on_event"]),
     ("train", ["data", "model", "epochs", "imgsz", "batch", "device", "name", "extra", "wait", "on_event",
                "callbacks", "preset"]),

@@ -1,4 +1,4 @@
-"""Dataset and model verbs: `dataset add|list|show|diff`, `model add|list|show|compare`."""
+"""Dataset and model verbs: `dataset add|list|show|diff|remove|log`, `model add|list|show|compare`."""
 from __future__ import annotations
 
 from . import Verb, add_json_flag, count, typed_value
@@ -36,12 +36,28 @@ def _dataset_add_args(p):
     p.add_argument("--tag", action="append", default=[], metavar="T", help="tag this version (repeatable)")
     p.add_argument("-m", "--message", default=None, help="commit message")
     p.add_argument("--dry-run", action="store_true", help="only validate and list every problem; write nothing")
+    p.add_argument("--classes", default=None, metavar="A,B,C",
+                   help="class names (ids 0, 1, ...) for a folder without data.yaml; classes.txt is read without it")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse files that are neither images, labels nor dataset metadata (default: a warning)")
 
 
 def _dataset_show_args(p):
     add_json_flag(p)
     p.add_argument("ref", metavar="NAME[@REV]", help="REV: a commit, a tag, or ~N (N versions back)")
     p.add_argument("--samples", type=count, default=6, metavar="N", help="sample images in the notebook view")
+
+
+def _dataset_remove_args(p):
+    add_json_flag(p)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--force", action="store_true", help="remove even when the folder has uncommitted edits")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+
+
+def _dataset_log_args(p):
+    add_json_flag(p)
+    p.add_argument("name", metavar="NAME")
 
 
 def _dataset_diff_args(p):
@@ -77,15 +93,21 @@ def _model_compare_args(p):
 
 
 VERBS = [
-    Verb("dataset", "datasets as versions: add, list, show, diff", _none, None, subverbs=[
+    Verb("dataset", "datasets as versions: add, list, show, diff, remove, log", _none, None, subverbs=[
         Verb("add", "import a YOLO dataset or a folder (or .zip) as a new version", _dataset_add_args,
              lambda ws, a, ev: ws.dataset_add(a.name, a.src, tags=a.tag, message=a.message,
-                                              dry_run=a.dry_run, on_event=ev)),
+                                              dry_run=a.dry_run, on_event=ev, classes=a.classes,
+                                              strict=a.strict)),
         Verb("list", "datasets with their latest version", _json_only, lambda ws, a, ev: ws.dataset_list()),
         Verb("show", "metadata, class histogram and samples of NAME[@REV]", _dataset_show_args,
              lambda ws, a, ev: ws.dataset_show(a.ref, samples=a.samples)),
         Verb("diff", "images and labels added / removed / changed between two versions", _dataset_diff_args,
              lambda ws, a, ev: ws.dataset_diff(a.name, a.rev_a, a.rev_b, on_event=ev)),
+        Verb("remove", "remove NAME from the working tree in one commit; its history and tags stay",
+             _dataset_remove_args,
+             lambda ws, a, ev: ws.dataset_remove(a.name, force=a.force, dry_run=a.dry_run)),
+        Verb("log", "the versions of NAME (and its removals), newest first", _dataset_log_args,
+             lambda ws, a, ev: ws.dataset_log(a.name)),
     ]),
     Verb("model", "model weights as versions: add, list, show, compare", _none, None, subverbs=[
         Verb("add", "version a weights file (or a folder of files) with metrics, params and dataset lineage",

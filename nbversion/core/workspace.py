@@ -127,6 +127,7 @@ class Workspace:
     from .artifacts.datasets import add as dataset_add, list_datasets as dataset_list
     from .artifacts.dataset_view import show as dataset_show
     from .artifacts.dataset_diff import diff as dataset_diff
+    from .artifacts.dataset_lifecycle import remove as dataset_remove, log as dataset_log
     from .artifacts.models import add as model_add, list_models as model_list, \
         show as model_show, compare as model_compare
 

@@ -17,12 +17,15 @@ MAX_PREVIEWS = 4
 
 
 def show_tiles(result) -> str:
-    """The sample images of a DatasetShowResult, in a wrapping row."""
+    """The statistics plots, then the sample images of a DatasetShowResult in a wrapping row."""
+    from .dataset_plots import stats_html
+
+    plots = stats_html(result.stats)
     names = result.meta.get("classes", [])
     tiles = [tile for tile in (tile_html(result.root, s, names) for s in result.samples) if tile]
     if not tiles:
-        return ""
-    return "<div style='display:flex;flex-wrap:wrap;gap:6px;margin-top:6px'>" + "".join(tiles) + "</div>"
+        return plots
+    return plots + "<div style='display:flex;flex-wrap:wrap;gap:6px;margin-top:6px'>" + "".join(tiles) + "</div>"
 
 
 def relabelled_tiles(result) -> str:

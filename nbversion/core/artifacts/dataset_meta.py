@@ -51,6 +51,7 @@ def dataset_meta(name: str, layout, validation, pointer, tags, source, user, war
         "splits": validation.splits if validation else {},
         "split_dirs": {s: split.sources for s, split in layout.splits.items()},
         "class_instances": validation.class_instances if validation else {},
+        "stats": validation.stats if validation else {},
         "bytes": pointer.size,
         "files": pointer.nfiles,
         "tags": list(tags),

@@ -20,6 +20,8 @@ from ..result import Result
 from ..units import human_bytes
 from ..backends import _dvc, dvc_cache, _git, pointers, uncommitted
 from . import dataset_meta, zipsafe
+from .dataset_inputs import UNEXPECTED, DatasetCheckResult, check_extensions, check_result as _check_result, \
+    class_list
 from .source_links import refuse_links_leaving
 from ..repo import leftovers, names, refs
 from ..backends.faults import checkpoint
@@ -68,6 +70,9 @@ class DatasetAddResult(Result):
         if not self.changed:
             return f"no change: {self.name} already matches {self.source} (version {(self.commit or '')[:8]})"
         warn = f", {len(self.warnings)} warning(s)" if self.warnings else ""
+        extra = [w["file"] for w in self.warnings if w["message"].startswith(UNEXPECTED)]
+        if extra:   # named, not just counted: a run.sh in an image dataset is worth a look
+            warn += f" (not images, labels or metadata: {', '.join(extra[:10])}{' ...' if len(extra) > 10 else ''})"
         tags = f", tagged {', '.join(self.tags)}" if self.tags else ""
         return (f"dataset {self.name}: new version {self.commit[:8]} — {self.files} files, "
                 f"{human_bytes(self.bytes)}, {len(self.classes)} class(es){warn}{tags}")
@@ -89,32 +94,6 @@ class DatasetListResult(Result):
 
     def summary(self):
         return "" if self.datasets else "no datasets yet: `nbversion dataset add NAME FOLDER|ZIP`"
-
-
-@dataclass
-class DatasetCheckResult(Result):
-    """`dataset add --dry-run`: what an import would find, nothing written."""
-
-    name: str
-    source: str
-    format: str
-    classes: list
-    splits: dict
-    errors: list
-    warnings: list
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.errors else 0
-
-    def table(self):
-        rows = [[p["severity"], p["file"], p["line"], p["message"]] for p in self.errors + self.warnings]
-        return ["severity", "file", "line", "problem"], rows
-
-    def summary(self):
-        verdict = "would be refused" if self.errors else "can be imported"
-        return (f"{self.source} ({self.format}, {len(self.classes)} class(es)): {verdict} — "
-                f"{len(self.errors)} error(s), {len(self.warnings)} warning(s); nothing was written")
 
 
 def _source_folder(src: Path, tmp: Path, config: dict, emit) -> Path:
@@ -171,7 +150,7 @@ def _stage(folder: Path, staging: Path, move: bool, done=frozenset()) -> list[st
 def _write_yaml(layout, staging: Path) -> None:
     if layout.format != "yolo":
         return
-    if layout.yaml_file != "data.yaml":
+    if layout.yaml_file and layout.yaml_file != "data.yaml":
         (staging / layout.yaml_file).unlink(missing_ok=True)
     (staging / "data.yaml").write_text(layout.data_yaml())
 
@@ -266,7 +245,8 @@ def _swap_in(target: Path, staging: Path, trash: Path) -> None:
 
 
 def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = (), message: str | None = None,
-        dry_run: bool = False, on_event: Optional[EventCallback] = None) -> DatasetAddResult | DatasetCheckResult:
+        dry_run: bool = False, on_event: Optional[EventCallback] = None, classes: Optional[list] = None,
+        strict: bool = False) -> DatasetAddResult | DatasetCheckResult:
     """Import a YOLO dataset, a plain folder or a .zip of either as a new version (`nbversion dataset add`).
 
     Args:
@@ -276,6 +256,10 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
         message: commit message (default: one naming the dataset).
         dry_run: only validate and list every problem; write nothing.
         on_event: called with progress `Event`s (validate, copy, hash, commit).
+        classes: class names for a folder without data.yaml (images/, labels/); a `classes.txt`
+            there is read without it. Given with a data.yaml or classes.txt, they must agree.
+        strict: refuse an image dataset holding files that are neither images, labels nor its
+            metadata (`[datasets] allowed_extensions`); by default they are a warning.
 
     Returns:
         DatasetAddResult: the commit, format, classes, splits and counts of the new version;
@@ -300,9 +284,12 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
     _check_tags(root, name, tags)
     leftovers.remove(root)   # what killed imports left behind (never a live one's)
     with leftovers.import_folder(root, name) as tmp:
-        folder = _source_folder(src, tmp, ws.config["datasets"], emit)
+        settings = ws.config["datasets"]
+        folder = _source_folder(src, tmp, settings, emit)
         refuse_links_leaving(folder)   # before a byte is read: no file from outside is imported or quoted
-        layout = find_layout(folder)
+        layout = find_layout(folder, class_list(classes))
+        # files that are neither images, labels nor metadata: named (refused with --strict)
+        extra = check_extensions(folder, settings, strict and not dry_run, _wanted) if layout.format == "yolo" else []
         emit(Event("validate", 0, 1, str(folder)))
         # a folder is copied while it is validated (one read per file); unzipped files are moved
         copy_to = tmp / "dataset" if not dry_run and folder == src and src != own else None
@@ -310,6 +297,11 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
         memo = None if dry_run else Memo(root, {})
         objects = _objects_folder(root, tmp) if not dry_run else None
         validation = validate(layout, emit, copy_to, memo, objects) if layout.format == "yolo" else None
+        if validation:
+            for problem in extra:   # a dry run lists them all; with --strict as the errors they are
+                problem.severity = "error" if strict else "warning"
+            validation.errors += [p for p in extra if strict]
+            validation.warnings = [p for p in extra if not strict] + validation.warnings
         if dry_run:
             return _check_result(name, src, layout, validation)
         if validation and validation.errors:
@@ -327,13 +319,6 @@ def _objects_folder(root: Path, tmp: Path) -> Optional[linking.PreparedObjects]:
         return None
     (tmp / "objects").mkdir()
     return linking.PreparedObjects(tmp / "objects", cache)
-
-
-def _check_result(name, src, layout, validation) -> DatasetCheckResult:
-    errors = [p.to_dict() for p in (validation.errors if validation else [])]
-    warnings = [p.to_dict() for p in (validation.warnings if validation else [])]
-    return DatasetCheckResult(name, str(src), layout.format, list(layout.names),
-                              validation.splits if validation else {}, errors, warnings)
 
 
 def _import(ws, tx, name, src, layout, validation, tmp, from_zip, tags, message, emit, objects=None):

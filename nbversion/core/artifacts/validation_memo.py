@@ -43,11 +43,30 @@ class Memo:
         counts = self.verdicts.get(f"l{nclasses}:{md5}") if md5 else None
         return (md5, Counter({int(k): v for k, v in counts.items()})) if counts is not None else None
 
-    def image_decoded(self, md5: str) -> None:
-        self._put("i" + md5, 1)
+    def image_size(self, md5: str) -> Optional[tuple]:
+        """(width, height) of an image known to decode; None for a verdict kept before sizes were."""
+        verdict = self.verdicts.get("i" + md5)
+        return tuple(verdict) if isinstance(verdict, list) else None
 
-    def label_parsed(self, md5: str, nclasses: int, counts: Counter) -> None:
+    def boxes(self, md5: str) -> Optional[list]:
+        """[(class id, w, h)] of a label file that parsed (dataset statistics), else None."""
+        found = self.verdicts.get("b" + md5)
+        return [tuple(b) for b in found] if found is not None else None
+
+    def image_decoded(self, md5: str, size=None) -> None:
+        # the size is the verdict (truthy): statistics of a committed edit need not open the image
+        key = "i" + md5
+        if size and not isinstance(self.verdicts.get(key), list):
+            self.verdicts.pop(key, None)
+        self._put(key, list(size) if size else 1)
+
+    def label_parsed(self, md5: str, nclasses: int, counts: Counter, boxes=None) -> None:
         self._put(f"l{nclasses}:{md5}", {str(k): v for k, v in counts.items()})
+        if boxes is not None:
+            self.remember_boxes(md5, boxes)
+
+    def remember_boxes(self, md5: str, boxes: list) -> None:
+        self._put("b" + md5, [[c, round(w, 6), round(h, 6)] for c, w, h in boxes])
 
     def _put(self, key: str, value) -> None:
         if key not in self.verdicts:

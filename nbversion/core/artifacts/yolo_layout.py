@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
 SPLITS = ("train", "val", "test")
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+CLASSES_TXT = "classes.txt"   # YOLO's class list for folders without a data.yaml
 
 
 @dataclass
@@ -93,18 +94,27 @@ def find_yaml(folder: Path) -> Path | None:
     return candidates[0] if candidates else None
 
 
-def find_layout(folder) -> Layout:
+def find_layout(folder, classes: list | None = None) -> Layout:
+    """The folder's layout; `classes` (`dataset add --classes`): the class names of a folder
+    without a data.yaml, checked against data.yaml / classes.txt when those exist."""
     folder = Path(folder)
     yaml_path = find_yaml(folder)
+    listed = read_classes_txt(folder)
     if yaml_path is None:
-        logger.debug("no YOLO data.yaml under %s: a plain folder of files", folder)
-        return Layout(folder, "files")
+        if classes is None and listed is None:
+            logger.debug("no YOLO data.yaml or classes.txt under %s: a plain folder of files", folder)
+            return Layout(folder, "files")
+        if classes is not None and listed is not None:
+            same_classes(classes, listed, CLASSES_TXT)
+        return _layout_without_yaml(folder, list(classes if classes is not None else listed))
     layout = Layout(folder, "yolo", yaml_path.relative_to(folder).as_posix())
     text = yaml_path.read_text(errors="replace")
     data = _load_yaml(layout, text)
     if data is None:
         return layout
     layout.names = _names(layout, data, text)
+    if classes is not None:
+        same_classes(classes, layout.names, layout.yaml_file)
     base = _base(folder, yaml_path.parent, data.get("path"))
     for split in SPLITS:
         value = data.get(split)
@@ -117,6 +127,43 @@ def find_layout(folder) -> Layout:
                    key_line(text, split))
     logger.debug("YOLO layout from %s: %d class(es), splits %s, %d problem(s)", layout.yaml_file, len(layout.names),
                  {name: len(split.images) for name, split in layout.splits.items()}, len(layout.problems))
+    return layout
+
+
+def read_classes_txt(folder: Path) -> list | None:
+    """YOLO's `classes.txt`: one class name a line (blank lines skipped); None when absent."""
+    path = folder / CLASSES_TXT
+    if not path.is_file():
+        return None
+    return [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+
+
+def same_classes(given: list, found: list, where: str) -> None:
+    from ...errors import UsageError
+
+    if list(given) != list(found):
+        raise UsageError(f"--classes {','.join(given)} disagrees with {where} ({', '.join(found)})",
+                         hint=f"drop --classes to use the names in {where}, or fix {where}")
+
+
+def _layout_without_yaml(folder: Path, names: list) -> Layout:
+    """A YOLO folder with no data.yaml: images/{train,val,test} (or a flat images/ used for both
+    train and val) with labels/ beside it; the data.yaml is written at import."""
+    layout = Layout(folder, "yolo", None, names)
+    images = folder / "images"
+    if not images.is_dir():
+        layout.problems.append(Problem(".", None, "no images/ folder: with classes.txt or --classes, the "
+                                                  "images go in images/train, images/val (or images/)"))
+        return layout
+    splits = [s for s in SPLITS if (images / s).is_dir()]
+    for split in splits:
+        _add_split(layout, split, [f"images/{split}"], folder, None)
+    if not splits:
+        for split in ("train", "val"):
+            _add_split(layout, split, ["images"], folder, None)
+    elif "val" not in splits:
+        layout.problems.append(Problem("images", None, "no images/val: YOLO training needs train and val"))
+    logger.debug("YOLO layout of %s from class names (no data.yaml): splits %s", folder, list(layout.splits))
     return layout
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...events import Event, emitter
+from .dataset_stats import Collector, image_size, parse_boxes
 from .yolo_layout import IMAGE_SUFFIXES, Layout, Problem
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ class Validation:
     splits: dict = field(default_factory=dict)          # split -> {images, labels, instances, background}
     class_instances: dict = field(default_factory=dict)  # class name -> boxes
     hashes: dict = field(default_factory=dict)           # relative path -> md5 of every file read
+    stats: dict = field(default_factory=dict)            # dataset_stats summary: classes, boxes, sizes
+    # one pair's findings, merged into `stats` in dataset order (not kept per image)
+    size: tuple | None = None                            # the image's width and height
+    boxes: list | None = None                            # [(class id, w, h)] of its label
 
 
 class _Reader:
@@ -100,6 +105,7 @@ def _check_image(result: Validation, reader: _Reader, rel: str) -> bool:
     result.hashes[rel] = md5
     try:
         with Image.open(io.BytesIO(data)) as image:
+            result.size = image.size   # from the header, already parsed: no extra read
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError) as exc:
         # ImportError: once Ultralytics is imported (a notebook that trained), it patches Image.open
@@ -125,27 +131,49 @@ def _check_pair(reader: _Reader, image: str, label: str, names: list, memo=None)
     known = memo.image_ok(image) if memo is not None else None
     if known:
         part.hashes[image], decoded = known, True
+        part.size = _remembered_size(reader, image, known, memo)
     else:
         decoded = _check_image(part, reader, image)
         if decoded and memo is not None:
-            memo.image_decoded(part.hashes[image])
+            memo.image_decoded(part.hashes[image], part.size)
     if not os.path.isfile(f"{reader.root}/{label}"):
         return part, decoded, None
     remembered = memo.label(label, len(names)) if memo is not None else None
     if remembered:
         part.hashes[label], counts = remembered
+        part.boxes = _remembered_boxes(reader, label, part.hashes[label], memo)
         return part, decoded, counts
     errors_before = len(part.errors)
     counts = _check_label(part, reader, label, names)
     if memo is not None and len(part.errors) == errors_before and label in part.hashes:
-        memo.label_parsed(part.hashes[label], len(names), counts)
+        memo.label_parsed(part.hashes[label], len(names), counts, part.boxes)
     return part, decoded, counts
+
+
+def _remembered_size(reader: _Reader, image: str, md5: str, memo):
+    """An image's size from the memo, else from its header (a memo written before sizes were kept)."""
+    size = memo.image_size(md5)
+    if size is None:
+        size = image_size(f"{reader.root}/{image}")
+        if size:
+            memo.image_decoded(md5, size)
+    return size
+
+
+def _remembered_boxes(reader: _Reader, label: str, md5: str, memo) -> list:
+    boxes = memo.boxes(md5)
+    if boxes is None:   # a memo written before boxes were kept: the label is small text, read it
+        with open(f"{reader.root}/{label}", "rb") as source:
+            boxes = parse_boxes(source.read().decode("utf-8", errors="replace"))
+        memo.remember_boxes(md5, boxes)
+    return boxes
 
 
 def _check_label(result: Validation, reader: _Reader, rel: str, names: list) -> Counter:
     md5, data = reader.read(rel)
     result.hashes[rel] = md5
     counts = Counter()
+    result.boxes = []
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -158,7 +186,9 @@ def _check_label(result: Validation, reader: _Reader, rel: str, names: list) -> 
         if problem:
             result.errors.append(Problem(rel, number, problem))
         else:
-            counts[int(float(line.split()[0]))] += 1
+            cls, _x, _y, w, h = line.split()
+            counts[int(float(cls))] += 1
+            result.boxes.append((int(float(cls)), float(w), float(h)))
     return counts
 
 
@@ -199,12 +229,14 @@ def _remembered_pair(reader: _Reader, image: str, label: str, names: list, memo)
         return None
     part = Validation()
     part.hashes[image] = md5
+    part.size = _remembered_size(reader, image, md5, memo)
     if not os.path.isfile(f"{reader.root}/{label}"):
         return part, True, None
     remembered = memo.label(label, len(names))
     if not remembered:
         return None
     part.hashes[label], counts = remembered
+    part.boxes = _remembered_boxes(reader, label, part.hashes[label], memo)
     return part, True, counts
 
 
@@ -247,6 +279,7 @@ def validate(layout: Layout, on_event=None, copy_to: Path | None = None, memo=No
     names = layout.names
     total = sum(len(s.images) for s in layout.splits.values())
     done, seen, classes = 0, {}, Counter()
+    collector = Collector(names)
     # reading and decoding wait on the disk and zlib/hashlib release the GIL: threads overlap them
     from concurrent.futures import ThreadPoolExecutor   # only when a dataset is validated
 
@@ -257,6 +290,8 @@ def validate(layout: Layout, on_event=None, copy_to: Path | None = None, memo=No
             checked = _checked_in_order(pool, reader, split, names, memo)
             for image, (part, decoded, counts) in zip(split.images, checked):
                 _merge(result, part, image, decoded, seen)
+                if decoded:
+                    collector.add(split.name, part.size, part.boxes)
                 if counts is None:
                     stats["background"] += 1
                     result.warnings.append(Problem(image, None, f"no label file ({split.labels[image]}): "
@@ -278,6 +313,7 @@ def validate(layout: Layout, on_event=None, copy_to: Path | None = None, memo=No
             memo.save()
     result.errors += [Problem(lbl, None, "label without an image (no image with this name in the "
                                          "matching images folder)") for lbl in _orphan_labels(layout)]
+    result.stats = collector.summary()
     result.class_instances = {names[i] if i < len(names) else str(i): classes.get(i, 0)
                               for i in range(len(names))}
     emit(Event("validate", total, total, f"{len(result.errors)} error(s), {len(result.warnings)} warning(s)"))

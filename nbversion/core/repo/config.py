@@ -26,7 +26,11 @@ DEFAULT_CONFIG = {
         # in place are safe) or "hardlink" (no second copy, files read-only, `nbversion unprotect`)
         "link": "copy",
     },
-    "datasets": {"max_zip_bytes": 500_000_000, "max_zip_ratio": 200},
+    "datasets": {"max_zip_bytes": 500_000_000, "max_zip_ratio": 200,
+                 # files an image dataset may hold beside labels (.txt) and data.yaml: Ultralytics'
+                 # IMG_FORMATS (ultralytics.data.utils, 8.4), copied: only training/_yolo imports it
+                 "allowed_extensions": ["avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo",
+                                        "pfm", "png", "tif", "tiff", "webp"]},
     "gc": {"keep_last": 5, "older_than_days": 30},
 }
 
@@ -77,6 +81,8 @@ CONFIG_KEYS = {
                            'a file path, relative to the workspace, e.g. ".nbversion/tmp/nbversion.log"'),
     ("datasets", "max_zip_bytes"): (lambda v: is_int(v) and v > 0, "a whole number of bytes"),
     ("datasets", "max_zip_ratio"): (lambda v: is_number(v) and v > 0, "a number, e.g. 200"),
+    ("datasets", "allowed_extensions"): (lambda v: isinstance(v, list) and all(isinstance(e, str) and e for e in v),
+                                         'a list of extensions, e.g. ["jpg", "png"]'),
     ("security", "signing"): (lambda v: v in ("off", "required"), '"required" (signed mode) or "off"'),
     ("gc", "keep_last"): (lambda v: is_int(v) and v >= 1, "a whole number, at least 1"),
     ("gc", "older_than_days"): (lambda v: is_number(v) and v >= 0, "days, e.g. 30"),

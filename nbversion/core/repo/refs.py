@@ -32,8 +32,11 @@ def tag_name(kind_dir: str, name: str, tag: str) -> str:
 
 
 def versions(root, kind_dir: str, name: str, rev: str = "HEAD") -> list:
-    """Commits that changed `<kind_dir>/<name>.dvc` or its metadata, newest first (CommitInfo)."""
-    return _git.log(root, rev=rev, paths=[f"{kind_dir}/{name}.dvc", f"{kind_dir}/{name}.meta.json"])
+    """Commits that changed `<kind_dir>/<name>.dvc` or its metadata, newest first (CommitInfo);
+    a commit that deleted them (`dataset remove`) is not a version."""
+    meta_file = f"{kind_dir}/{name}.meta.json"
+    return [c for c in _git.log(root, rev=rev, paths=[f"{kind_dir}/{name}.dvc", meta_file])
+            if ("D", meta_file) not in c.changes]
 
 
 def tag_commit(root, tag: str) -> str | None:
