@@ -144,7 +144,7 @@ def test_broken_callback_is_logged_and_training_goes_on(live_run, states):
 def test_display_bundle_has_widget_and_static_fallback(live_run, states, monkeypatch):
     FakeTrainer(states).replay(live_run.observer)
     shown = []
-    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False, **kw: shown.append(obj))
     live_run._ipython_display_()
     bundle = shown[0]
     assert "application/vnd.jupyter.widget-view+json" in bundle
