@@ -236,3 +236,31 @@ def test_the_chart_of_a_run_draws_the_registered_champions_map(trained):
     ws.promote("det@v1.0.0")
     registered = ws.registry("det").versions[0]["metrics"]["mAP50-95"]
     assert Run(ws.root, run_id).widget(render=False).champion == pytest.approx(float(registered))
+
+
+def test_no_text_of_the_chart_overlaps_another(live_run, states):
+    """Titles, legends and tick labels of every panel, measured at the size the widget shows."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from nbversion.widgets.train_chart import ChartFigure
+
+    chart = live_run.widget(render=False, champion=None)
+    FakeTrainer(states).replay(live_run.observer)
+    figure = ChartFigure(with_batches=True)
+    figure.png(chart.state["rows"], chart.state["batch_loss"], 0.01, RUN_ID)
+    renderer = FigureCanvasAgg(figure.figure).get_renderer()   # the one savefig draws the PNG with
+    texts = [("title", figure.figure._suptitle)]
+    for ax in figure.axes:
+        texts.append((f"{ax.get_title()!r} title", ax.title))
+        if ax.get_legend() is not None:
+            texts.append((f"{ax.get_title()!r} legend", ax.get_legend()))
+        (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())   # ticks outside are not drawn
+        labels = [t for t in ax.get_xticklabels() if x0 <= t.get_position()[0] <= x1] + \
+            [t for t in ax.get_yticklabels() if y0 <= t.get_position()[1] <= y1] + [ax.xaxis.offsetText, ax.yaxis.offsetText]
+        texts += [(f"{ax.get_title()!r} tick {t.get_text()}", t) for t in labels if t.get_visible() and t.get_text()]
+    boxes = [(name, artist.get_window_extent(renderer)) for name, artist in texts]
+    whole = figure.figure.bbox
+    assert [name for name, box in boxes if not (whole.x0 <= box.x0 and box.x1 <= whole.x1 + 1
+                                                and whole.y0 <= box.y0 and box.y1 <= whole.y1 + 1)] == []
+    overlapping = [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+    assert overlapping == []
