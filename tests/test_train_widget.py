@@ -264,3 +264,30 @@ def test_no_text_of_the_chart_overlaps_another(live_run, states):
                                                 and whole.y0 <= box.y0 and box.y1 <= whole.y1 + 1)] == []
     overlapping = [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
     assert overlapping == []
+
+
+def test_the_magics_progress_line_drops_its_eta_once_a_stop_is_asked(monkeypatch):
+    """`%mv_train --wait`, Ctrl-C: the batches of the epoch being finished show no ETA."""
+    from nbversion.events import Event
+    from nbversion.widgets import progress
+
+    clock, shown = iter([0.0, 0.0, 10.0, 11.0, 12.0, 20.0]), []
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))   # a fake clock, not a timing
+    monkeypatch.setattr("IPython.display.display", lambda line, **kw: shown.append(line) or _Handle(shown))
+    line = progress.NotebookProgress()
+    line.SHOW_AFTER = line.EVERY = 0
+    line(Event("batch", 1, 10, "epoch 1/3"))
+    line(Event("batch", 5, 10, "epoch 1/3"))
+    assert "ETA" in repr(shown[-1])
+    line(Event("train", 0, 0, "interrupted: stopping after the current batch", {"status": "stopping"}))
+    line(Event("batch", 6, 10, "epoch 1/3"))
+    line(Event("batch", 7, 10, "epoch 1/3"))   # 8 s into this stage: a rate, but no time left to estimate
+    assert repr(shown[-1]) == "batch: 7/10 epoch 1/3"
+
+
+class _Handle:
+    def __init__(self, shown):
+        self.shown = shown
+
+    def update(self, line):
+        self.shown.append(line)
