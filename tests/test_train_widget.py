@@ -238,16 +238,17 @@ def test_the_chart_of_a_run_draws_the_registered_champions_map(trained):
     assert Run(ws.root, run_id).widget(render=False).champion == pytest.approx(float(registered))
 
 
-def test_no_text_of_the_chart_overlaps_another(live_run, states):
-    """Titles, legends and tick labels of every panel, measured at the size the widget shows."""
+@pytest.mark.parametrize("live", [True, False], ids=["live widget", "runs show"])
+def test_no_text_of_the_chart_overlaps_another(live_run, states, live):
+    """Titles, legends and tick labels of every panel, measured at the size the PNG is shown."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from nbversion.widgets.train_chart import ChartFigure
 
     chart = live_run.widget(render=False, champion=None)
     FakeTrainer(states).replay(live_run.observer)
-    figure = ChartFigure(with_batches=True)
-    figure.png(chart.state["rows"], chart.state["batch_loss"], 0.01, RUN_ID)
+    figure = ChartFigure(with_batches=live)
+    figure.png(chart.state["rows"], chart.state["batch_loss"] if live else None, 0.01, RUN_ID)
     renderer = FigureCanvasAgg(figure.figure).get_renderer()   # the one savefig draws the PNG with
     texts = [("title", figure.figure._suptitle)]
     for ax in figure.axes:
