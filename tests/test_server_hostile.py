@@ -40,6 +40,7 @@ PLAN = {
     "models/{name}": ("GET", "det", ["rev"]),
     "runs": ("GET", None, ["fields"]),
     "runs/progress": ("GET", None, ["cursor", "wait"]),
+    "runs/compare": ("GET", None, ["runs", "metric"]),
     "runs/{name}": ("GET", "no-such-run", []),
     "runs/{name}/stop": ("POST", "no-such-run", []),
     "registry": ("GET", None, ["name"]),

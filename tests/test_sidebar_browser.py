@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, cli, workspace_lock_held
-from trained import held_training, trained, trained_template   # noqa: F401 (fixtures)
+from trained import held_training, tiny_train, trained, trained_template   # noqa: F401 (fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -124,6 +124,17 @@ def live_lab(trained, tmp_path):
         stop_lab(proc)
 
 
+@pytest.fixture
+def compare_lab(trained, tmp_path):
+    """The finished 1-epoch run and a second one of 2 epochs, both in the Runs section."""
+    ws, run_id = trained
+    second = tiny_train(ws, epochs=2)
+    assert second.record["status"] == "done", second.record
+    proc, url = start_lab(ws.root, tmp_path)
+    yield {"url": url, "root": ws.root, "runs": [run_id, second.run_id]}
+    stop_lab(proc)
+
+
 LONG_REGISTRY = 32     # more than the 30 rows the sidebar draws before "Show all"
 
 
@@ -192,7 +203,7 @@ def wait_for_server(url: str, proc, log: Path, timeout: float = 90) -> None:
 @pytest.fixture
 def page(request):
     """A chromium page on the lab of the test (`lab`, `live_lab`, ...)."""
-    name = next((n for n in ("live_lab", "long_registry_lab", "paged_registry_lab", "bare_lab", "viewer_lab")
+    name = next((n for n in ("live_lab", "compare_lab", "long_registry_lab", "paged_registry_lab", "bare_lab", "viewer_lab")
                  if n in request.fixturenames), "lab")
     lab = request.getfixturevalue(name)
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -440,3 +451,24 @@ def test_a_viewer_sees_the_workspace_but_cannot_act(page, viewer_lab):
     assert promote.count() == 2 and all(promote.nth(i).is_disabled() for i in range(2))
     assert section(page, "runs").get_by_role("button", name="Stop").count() == 0
     shot(page, "viewer")
+
+
+def test_sidebar_compares_two_ticked_runs(page, compare_lab):
+    open_sidebar(page)
+    runs = section(page, "runs")
+    compare = runs.locator("button", has_text="Compare")
+    assert compare.is_disabled()                   # nothing ticked yet
+    for run_id in compare_lab["runs"]:
+        runs.locator("tr", has_text=run_id).locator("input.nbv-Pick").check()
+    compare.click()
+    lines = page.locator("#nbversion-compare svg polyline.nbv-CompareLine")   # a tab of the main area
+    lines.first.wait_for(state="attached")   # a 1-epoch curve is one point: drawn as a dot beside it
+    assert lines.count() == 2                      # one curve per run
+    shown = page.locator("#nbversion-compare").inner_text()
+    assert all(run_id in shown for run_id in compare_lab["runs"]) and "epochs" in shown, shown
+    shot(page, "compare")
+    page.locator("#nbversion-compare select").select_option("box_loss")
+    # redrawn for the chosen metric: its best epochs in the table, still one curve per run
+    page.wait_for_function("() => document.querySelector('#nbversion-compare').textContent"
+                           ".includes('best epoch (box_loss)')")
+    assert lines.count() == 2

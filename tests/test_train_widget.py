@@ -144,7 +144,7 @@ def test_broken_callback_is_logged_and_training_goes_on(live_run, states):
 def test_display_bundle_has_widget_and_static_fallback(live_run, states, monkeypatch):
     FakeTrainer(states).replay(live_run.observer)
     shown = []
-    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False, **kw: shown.append(obj))
     live_run._ipython_display_()
     bundle = shown[0]
     assert "application/vnd.jupyter.widget-view+json" in bundle
@@ -236,3 +236,59 @@ def test_the_chart_of_a_run_draws_the_registered_champions_map(trained):
     ws.promote("det@v1.0.0")
     registered = ws.registry("det").versions[0]["metrics"]["mAP50-95"]
     assert Run(ws.root, run_id).widget(render=False).champion == pytest.approx(float(registered))
+
+
+@pytest.mark.parametrize("live", [True, False], ids=["live widget", "runs show"])
+def test_no_text_of_the_chart_overlaps_another(live_run, states, live):
+    """Titles, legends and tick labels of every panel, measured at the size the PNG is shown."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from nbversion.widgets.train_chart import ChartFigure
+
+    chart = live_run.widget(render=False, champion=None)
+    FakeTrainer(states).replay(live_run.observer)
+    figure = ChartFigure(with_batches=live)
+    figure.png(chart.state["rows"], chart.state["batch_loss"] if live else None, 0.01, RUN_ID)
+    renderer = FigureCanvasAgg(figure.figure).get_renderer()   # the one savefig draws the PNG with
+    texts = [("title", figure.figure._suptitle)]
+    for ax in figure.axes:
+        texts.append((f"{ax.get_title()!r} title", ax.title))
+        if ax.get_legend() is not None:
+            texts.append((f"{ax.get_title()!r} legend", ax.get_legend()))
+        (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())   # ticks outside are not drawn
+        labels = [t for t in ax.get_xticklabels() if x0 <= t.get_position()[0] <= x1] + \
+            [t for t in ax.get_yticklabels() if y0 <= t.get_position()[1] <= y1] + [ax.xaxis.offsetText, ax.yaxis.offsetText]
+        texts += [(f"{ax.get_title()!r} tick {t.get_text()}", t) for t in labels if t.get_visible() and t.get_text()]
+    boxes = [(name, artist.get_window_extent(renderer)) for name, artist in texts]
+    whole = figure.figure.bbox
+    assert [name for name, box in boxes if not (whole.x0 <= box.x0 and box.x1 <= whole.x1 + 1
+                                                and whole.y0 <= box.y0 and box.y1 <= whole.y1 + 1)] == []
+    overlapping = [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+    assert overlapping == []
+
+
+def test_the_magics_progress_line_drops_its_eta_once_a_stop_is_asked(monkeypatch):
+    """`%mv_train --wait`, Ctrl-C: the batches of the epoch being finished show no ETA."""
+    from nbversion.events import Event
+    from nbversion.widgets import progress
+
+    clock, shown = iter([0.0, 0.0, 10.0, 11.0, 12.0, 20.0]), []
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))   # a fake clock, not a timing
+    monkeypatch.setattr("IPython.display.display", lambda line, **kw: shown.append(line) or _Handle(shown))
+    line = progress.NotebookProgress()
+    line.SHOW_AFTER = line.EVERY = 0
+    line(Event("batch", 1, 10, "epoch 1/3"))
+    line(Event("batch", 5, 10, "epoch 1/3"))
+    assert "ETA" in repr(shown[-1])
+    line(Event("train", 0, 0, "interrupted: stopping after the current batch", {"status": "stopping"}))
+    line(Event("batch", 6, 10, "epoch 1/3"))
+    line(Event("batch", 7, 10, "epoch 1/3"))   # 8 s into this stage: a rate, but no time left to estimate
+    assert repr(shown[-1]) == "batch: 7/10 epoch 1/3"
+
+
+class _Handle:
+    def __init__(self, shown):
+        self.shown = shown
+
+    def update(self, line):
+        self.shown.append(line)

@@ -11,6 +11,7 @@ from pytest_jupyter.jupyter_server import *  # noqa: F401,F403
 from conftest import cli, workspace_lock_held
 from test_server import _run_in_the_server_loop, api, jp_server_config  # noqa: F401 (fixtures)
 from test_training import TINY_ARGS, data_ws   # noqa: F401 (fixture)
+from trained import held_training, trained, trained_template   # noqa: F401 (fixtures)
 
 
 @_run_in_the_server_loop
@@ -32,3 +33,18 @@ async def test_rest_runs_show_a_commit_that_failed(api, data_ws):   # noqa: F811
     _, progress = await api("runs", "progress")
     assert [(r["id"], r["status"]) for r in progress["runs"]] == [(run["id"], "commit failed")]
     assert "busy" in progress["runs"][0]["commit_error"]
+
+
+@_run_in_the_server_loop
+async def test_rest_compare_answers_the_curves_of_a_finished_and_a_running_run(api, trained):   # noqa: F811
+    ws, done_id = trained
+    with held_training(ws, epochs=2) as live:
+        code, data = await api("runs", "compare", params={"runs": f"{done_id},{live.run_id}", "metric": "mAP50"})
+        assert code == 200, data
+        assert [r["id"] for r in data["runs"]] == [done_id, live.run_id] and data["metric"] == "mAP50"
+        assert [len(data["series"][r]["mAP50"]) for r in (done_id, live.run_id)] == [1, 1]
+        assert data["params"]["epochs"] == {done_id: 1, live.run_id: 2}   # only what differs
+        code, data = await api("runs", "compare", params={"runs": done_id})
+        assert code == 400 and "2 to 10" in data["error"]["message"], data
+        code, data = await api("runs", "compare")
+        assert code == 400 and "runs" in data["error"]["message"], data

@@ -26,7 +26,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   optional: [ILayoutRestorer],
   activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
     const model = new NbversionModel();
-    const panel = createPanel(model);
+    const panel = createPanel(model, widget => {
+      if (!widget.isAttached) {
+        app.shell.add(widget, 'main');
+      }
+      app.shell.activateById(widget.id);
+    });
     panel.title.icon = nbversionIcon;
     app.shell.add(panel, 'left', { rank: 250 });
     if (restorer) {

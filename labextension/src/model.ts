@@ -31,6 +31,14 @@ export interface IRunProgress {
   map: number | null;
 }
 
+/** `runs/compare`: one entry per run, its per-epoch series, the parameters that differ. */
+export interface IRunsCompare extends IResult {
+  metric: string;
+  runs: { id: string; best_epoch: number | null; best: number | null }[];
+  series: { [run: string]: { [metric: string]: (number | null)[] } };
+  params: { [param: string]: { [run: string]: unknown } };
+}
+
 interface IProgressAnswer {
   cursor: string;
   runs: IRunProgress[];
@@ -182,6 +190,22 @@ export class NbversionModel {
     );
     await this.refresh('runs');
     return result;
+  }
+
+  /** Cancel a queued run; an error answer (no such route yet, already started) is notified. */
+  async cancelRun(id: string): Promise<IResult | null> {
+    const result = await this.act<IResult>(
+      `runs/${encodeURIComponent(id)}/cancel`,
+      {}
+    );
+    await this.refresh('runs');
+    return result;
+  }
+
+  compareRuns(ids: string[], metric = ''): Promise<IRunsCompare | null> {
+    const query = `runs=${ids.map(encodeURIComponent).join(',')}`;
+    const chosen = metric ? `&metric=${encodeURIComponent(metric)}` : '';
+    return this.read(`runs/compare?${query}${chosen}`) as Promise<IRunsCompare | null>;
   }
 
   /**

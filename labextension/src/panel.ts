@@ -3,105 +3,13 @@
  * Sections only render the model; every server call goes through NbversionModel.
  */
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
-import {
-  refreshIcon,
-  SidePanel,
-  Toolbar,
-  ToolbarButton
-} from '@jupyterlab/ui-components';
+import { refreshIcon, SidePanel, ToolbarButton } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { button, column, el, input, pickRows, resultNode, table } from './dom';
-import { ApiError, IResult, IView, NbversionModel, Section } from './model';
-
-/** One collapsible section; subclasses fill it from the model's latest result. */
-export abstract class SectionWidget extends Widget {
-  readonly toolbar = new Toolbar();
-
-  constructor(
-    protected model: NbversionModel,
-    readonly section: Section,
-    label: string
-  ) {
-    super();
-    this.id = `nbversion-section-${section}`;
-    this.addClass('nbv-Section');
-    this.addClass(`nbv-Section-${section}`);
-    this.title.label = label;
-    this.toolbar.addItem(
-      'refresh',
-      new ToolbarButton({
-        icon: refreshIcon,
-        tooltip: `Refresh ${label}`,
-        onClick: () => void model.refresh(section)
-      })
-    );
-    model.changed.connect((_, changed) => {
-      if (changed === section || changed === 'whoami') {
-        this.render();
-      }
-    }, this);
-    this.node.appendChild(el('div', 'nbv-Note', 'loading…'));
-  }
-
-  render(): void {
-    this.node.textContent = '';
-    const reason = this.model.unavailable.get(this.section);
-    if (reason) {
-      this.node.appendChild(el('div', 'nbv-Note', reason));
-      return;
-    }
-    const result = this.model.results.get(this.section);
-    if (result === undefined) {
-      this.node.appendChild(el('div', 'nbv-Note', 'loading…'));
-      return;
-    }
-    this.fill(result ?? {});
-  }
-
-  protected get canWrite(): boolean {
-    return this.model.role !== 'viewer';
-  }
-
-  /**
-   * A long list draws its first rows and a "Show all" button: the sidebar paints fast and
-   * stays scrollable; the highlighted rows of the page are always drawn. The server sends
-   * one page (100 runs or versions); "Show more" adds the next one.
-   */
-  protected longTable(
-    view: IView,
-    actions?: (row: string[], index: number) => Node | null,
-    newestFirst = false
-  ): HTMLElement {
-    const box = el('div', 'nbv-LongTable');
-    const rows = this.showAll
-      ? pickRows(view, view.rows.length, newestFirst)
-      : pickRows(view, SectionWidget.FIRST_ROWS, newestFirst);
-    box.appendChild(table(view, actions, rows));
-    const result = this.model.results.get(this.section);
-    if (rows.length < view.rows.length) {
-      box.appendChild(
-        button(`Show all ${view.rows.length}`, () => {
-          this.showAll = true;
-          this.render();
-        })
-      );
-    } else if (result?.next && result.total !== undefined && typeof result.next_offset === 'number') {
-      const left = Math.min(result.total - result.next_offset, SectionWidget.PAGE);
-      box.appendChild(
-        button(`Show ${left} more of ${result.total}`, () => void this.model.more(this.section))
-      );
-    }
-    return box;
-  }
-
-  static FIRST_ROWS = 30;
-  /** The server's page (its default `limit`). */
-  static PAGE = 100;
-  private showAll = false;
-
-  protected abstract fill(result: IResult): void;
-}
+import { button, column, el, input, resultNode, table } from './dom';
+import { ApiError, IResult, NbversionModel } from './model';
+import { RunsSection } from './runs';
+import { SectionWidget } from './section';
 
 class StatusSection extends SectionWidget {
   // the message survives re-renders, so a refused commit does not lose what was typed
@@ -171,60 +79,6 @@ class DatasetsSection extends SectionWidget {
     }
     const diff = await this.model.datasetDiff(name, a, b);
     this.details.replaceChildren(el('div', 'nbv-Subtitle', `${name}: ${a} → ${b}`), resultNode(diff));
-  }
-}
-
-class RunsSection extends SectionWidget {
-  protected fill(result: IResult): void {
-    this.node.appendChild(this.live());
-    const view = result.view;
-    if (!view || !view.rows.length) {
-      this.node.appendChild(resultNode(result, 'no runs yet: `%mv_train --data NAME --model yolov8n.yaml`'));
-      return;
-    }
-    const idColumn = Math.max(column(view, /^(run|id|run id|name)$/i), 0);
-    const statusColumn = column(view, /status/i);
-    this.node.appendChild(
-      this.longTable(view, row => {
-        const running = statusColumn >= 0 && row[statusColumn] === 'running';
-        if (!running || !this.canWrite) {
-          return null;
-        }
-        return button('Stop', () => void this.stop(row[idColumn]), 'reject',
-          'Stop after the current batch; last.pt is kept for `runs resume`');
-      }, true)
-    );
-    if (view.summary) {
-      this.node.appendChild(el('div', 'nbv-Note', view.summary));
-    }
-  }
-
-  private async stop(id: string): Promise<void> {
-    const stopped = await this.model.stopRun(id);
-    if (stopped) {
-      Notification.info(stopped.view?.summary || `${id} is stopping`, { autoClose: 5000 });
-    }
-  }
-
-  /** Running runs with a progress bar, updated by the long poll without a full refresh. */
-  private live(): HTMLElement {
-    const box = el('div', 'nbv-Live');
-    for (const run of this.model.progress.values()) {
-      if (run.status !== 'running') {
-        continue;
-      }
-      const bar = el('progress', 'nbv-Progress');
-      bar.max = run.epochs || 1;
-      bar.value = run.epoch || 0;
-      const map = run.map === null ? '' : ` · mAP ${run.map.toFixed(3)}`;
-      box.appendChild(
-        el('div', 'nbv-LiveRun', '', [
-          el('span', 'nbv-LiveLabel', `${run.id}: epoch ${run.epoch}/${run.epochs ?? '?'}${map}`),
-          bar
-        ])
-      );
-    }
-    return box;
   }
 }
 
@@ -332,7 +186,8 @@ class Header extends Widget {
   }
 }
 
-export function createPanel(model: NbversionModel): SidePanel {
+/** `openInMain`: how the plugin shows a widget in the main area (the runs comparison). */
+export function createPanel(model: NbversionModel, openInMain?: (widget: Widget) => void): SidePanel {
   const panel = new SidePanel();
   panel.id = 'nbversion-sidebar';
   panel.addClass('nbv-Panel');
@@ -349,7 +204,9 @@ export function createPanel(model: NbversionModel): SidePanel {
   );
   panel.addWidget(new StatusSection(model, 'status', 'Status'));
   panel.addWidget(new DatasetsSection(model, 'datasets', 'Datasets'));
-  panel.addWidget(new RunsSection(model, 'runs', 'Runs'));
+  const runs = new RunsSection(model, 'runs', 'Runs');
+  runs.openInMain = openInMain ?? null;
+  panel.addWidget(runs);
   panel.addWidget(new RegistrySection(model, 'registry', 'Registry'));
   panel.addWidget(new AuditSection(model, 'audit', 'Audit'));
   model.failed.connect((_, error: ApiError) => {

@@ -99,6 +99,16 @@ class RunHandler(NbversionHandler):
         await self.respond(lambda ws: ws.runs_show(name))
 
 
+class RunsCompareHandler(NbversionHandler):
+    """`runs/compare?runs=A,B[&metric=mAP50]`: what `nbversion runs compare A B` answers."""
+    @tornado.web.authenticated
+    async def get(self):
+        def compare(ws):
+            run_ids = [r.strip() for r in self.required_argument("runs").split(",") if r.strip()]
+            return ws.runs_compare(run_ids, metric=self.get_argument("metric", "") or None)
+        await self.respond(compare)
+
+
 class RunStopHandler(NbversionHandler):
     # Stopping only raises a flag the training thread reads; it takes no workspace lock,
     # and must not wait for one (the run itself may be committing).
@@ -157,6 +167,7 @@ ROUTES = [
     (f"models/{NAME}", ModelHandler),
     ("runs", RunsHandler),
     ("runs/progress", ProgressHandler),
+    ("runs/compare", RunsCompareHandler),
     (f"runs/{NAME}", RunHandler),
     (f"runs/{NAME}/stop", RunStopHandler),
     ("registry", RegistryHandler),

@@ -1,6 +1,7 @@
 """`Run`: the handle `train` returns at once; it shows the live widget in a notebook."""
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -118,14 +119,27 @@ class Run(Result):
         return chart
 
     def _ipython_display_(self):
-        """The live widget; its bundle also carries a static chart for frontends without
-        widgets (nbconvert, nbval), which show the text/html part instead."""
+        """The live widget; its bundle also carries the run's table for frontends without
+        widgets (nbconvert, nbval), which show the text/html part instead: that part is
+        replaced by the final one when the run ends, so a saved notebook shows how it ended."""
         from IPython.display import display
 
-        bundle = {}
+        view = {}
         try:
-            bundle = dict(self.widget().box._repr_mimebundle_() or {})
+            view = dict(self.widget().box._repr_mimebundle_() or {})
         except (ImportError, MissingExtra):   # no widgets or no matplotlib: the table below
             pass
-        bundle.update({"text/html": self._repr_html_(), "text/plain": str(self)})
-        display(bundle, raw=True)
+        shown = display(self._bundle(view), raw=True, display_id=True)
+        if self.running and shown is not None:
+            self.listeners.append(lambda event: self._show_final(event, shown, view))
+
+    def _bundle(self, view: dict) -> dict:
+        return {**view, "text/html": self._repr_html_(), "text/plain": str(self)}
+
+    def _show_final(self, event, shown, view: dict) -> None:
+        status = (event.data or {}).get("status") if getattr(event, "stage", None) == "train" else None
+        if not status or status in runs.LIVE + ("stopping", "finishing"):
+            return   # only the run's last event: its record is final then
+        # an empty context: the update goes out under the cell executing now (ipykernel's fallback),
+        # not the one that started the run, which nbclient stopped listening to when it ended
+        contextvars.Context().run(shown.update, self._bundle(view), raw=True)

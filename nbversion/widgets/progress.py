@@ -38,9 +38,12 @@ class NotebookProgress:
         self.started = time.monotonic()
         self.stage, self.since, self.drawn = None, self.started, 0.0
         self.handle = None
+        self.stopping = False   # a training asked to stop: no time left to estimate
 
     def __call__(self, event: Event) -> None:
         now = time.monotonic()
+        if event.stage == "train" and (event.data or {}).get("status") not in (None, "queued", "running"):
+            self.stopping = True
         if event.stage != self.stage:   # a new stage: its rate (and so its ETA) starts afresh
             self.stage, self.since = event.stage, now
         elif now - self.drawn < self.EVERY and not 0 < event.total <= event.done:
@@ -48,7 +51,8 @@ class NotebookProgress:
         if now - self.started < self.SHOW_AFTER:
             return
         self.drawn = now
-        self._show(_Line(progress_text(event, now - self.since), event.done, event.total))
+        elapsed = 0.0 if self.stopping else now - self.since   # no elapsed time, no ETA
+        self._show(_Line(progress_text(event, elapsed), event.done, event.total))
 
     def _show(self, line: _Line) -> None:
         from IPython.display import display

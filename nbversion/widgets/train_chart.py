@@ -48,16 +48,20 @@ class ChartFigure:
         from matplotlib.figure import Figure
 
         panels = len(PANELS) + (1 if with_batches else 0)
-        self.figure = Figure(figsize=(2.3 * panels, 2.3), dpi=72)
-        self.figure.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=0.85, wspace=0.35)
+        # each legend under its panel, the run's name above the panel titles: no text over another
+        # text (tests/test_train_widget.py measures it) and none over the curves
+        self.figure = Figure(figsize=(2.3 * panels, 2.9), dpi=72)
+        self.figure.subplots_adjust(left=0.05, right=0.99, bottom=0.33, top=0.80, wspace=0.35)
         self.axes = self.figure.subplots(1, panels)
         self.lines = {}
         for ax, (name, keys) in zip(self.axes, PANELS):
-            for key in keys:
-                self.lines[key], = ax.plot([], [], marker="o", markersize=3, label=key)
+            for index, key in enumerate(keys):   # a loss and its validation twin: one colour, val dashed
+                self.lines[key], = ax.plot([], [], marker="o", markersize=3, label=key.replace("_loss", ""),
+                                           color=f"C{index % 3}", linestyle="--" if key.startswith("val_") else "-")
             self._style(ax, name)
             # a fixed legend position: "best" searches for a free spot at every draw
-            ax.legend(fontsize=6, loc="upper right", frameon=False, handlelength=1)
+            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False,
+                      handlelength=1.5, columnspacing=1, borderaxespad=0)
         self.champion = self.axes[2].axhline(0, linestyle="--", color="grey", visible=False)
         self.batch_line = None
         if with_batches:
@@ -88,7 +92,7 @@ class ChartFigure:
         for ax in self.axes:
             ax.relim()
             ax.autoscale_view()
-        self.figure.suptitle(title, fontsize=9)
+        self.figure.suptitle(title, fontsize=9, x=0.01, y=0.98, ha="left", va="top")
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
         return buffer.getvalue()

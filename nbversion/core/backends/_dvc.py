@@ -26,6 +26,19 @@ def _quiet() -> None:
     Except under `nbversion -vv` (the root logger at DEBUG): then DVC's debug log is wanted."""
     if logging.getLogger().level != logging.DEBUG:
         logging.getLogger("dvc").setLevel(logging.ERROR)
+    _no_spinner()
+
+
+def _no_spinner() -> None:
+    """`repo.add` shows a rich spinner (`ui.status`) whatever the log level; in a kernel rich draws
+    it as an Output widget and swaps sys.stdout/sys.stderr meanwhile, so a run's commit leaked it
+    into the notebook cell. DVC's own switch, `ui.enable()`, does not cover `status`."""
+    from dvc.ui import ui
+
+    from types import SimpleNamespace
+
+    silent = SimpleNamespace(update=lambda *args, **kwargs: None)   # what DVC calls on the spinner
+    ui.status = lambda *args, **kwargs: contextlib.nullcontext(silent)   # on the instance: idempotent
 
 
 def _link_override(root) -> dict:
