@@ -53,8 +53,8 @@ def test_cli_shows_only_differing_params_dataset_versions_and_best_epochs(runs3)
     assert "lr0" in header and "epochs" in header            # the parameters that differ
     for same in ("imgsz", "batch", "optimizer", "mosaic", "data"):   # equal in both runs: not shown
         assert not re.search(rf"\b{same}\b", header), header
-    commit = ws.runs_show(a).record["dataset"]["commit"][:8]
-    assert out.count(f"demo@{commit}") == 2
+    content = ws.runs_show(a).record["dataset"]["md5"][:8]        # the data's own hash, not a commit
+    assert out.count(f"demo@{content}") == 2
     data = json.loads(cli("runs", "compare", a, b, "--json", check=0).stdout)
     assert data["metric"] == "mAP50-95"
     assert set(data["params"]) == {"epochs", "lr0"}
@@ -65,9 +65,19 @@ def test_cli_shows_only_differing_params_dataset_versions_and_best_epochs(runs3)
         row = next(r for r in data["runs"] if r["id"] == run)
         best = max(series["mAP50-95"])
         assert row["best"] == best and row["best_epoch"] == series["epoch"][series["mAP50-95"].index(best)]
-        assert row["dataset"] == f"demo@{commit}" and row["where"] == "working tree"
+        assert row["dataset"] == f"demo@{content}" and row["where"] == "working tree"
     winner = max(data["runs"], key=lambda r: r["best"])
     assert f"best mAP50-95: {winner['id']}" in out
+
+
+def test_params_compare_as_trained_defaults_shown_and_numbers_by_value(runs3):
+    # run D leaves lr0 to Ultralytics' default and writes mosaic as 0.0 where A wrote 0
+    ws, a, _, _ = runs3
+    extra = {k: v for k, v in TINY.items() if k != "lr0"} | {"mosaic": 0.0}
+    d = ws.train("demo", "yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="cpu", extra=extra, wait=True)
+    compared = ws.runs_compare([a, d.run_id])
+    assert set(compared.params) == {"lr0"}, compared.params          # mosaic 0 and 0.0: the same
+    assert compared.params["lr0"] == {a: 0.003, d.run_id: 0.01}     # the default D trained with
 
 
 def test_metric_by_stored_or_ultralytics_name_and_losses_lower_is_better(runs3):

@@ -89,15 +89,19 @@ def _records(root, run_ids: list[str]) -> dict[str, tuple[str, dict]]:
     found, missing = {}, []
     for run_id in run_ids:
         try:
-            found[run_id] = (WORKING_TREE, run_store.read(root, run_id))
+            record = run_store.read(root, run_id)
         except NotFound:
             missing.append(run_id)
+            continue
+        args = run_store.run_dir(root, run_id) / ARGS
+        record[EFFECTIVE] = _parse_args(args.read_text(errors="replace") if args.is_file() else None)
+        found[run_id] = (WORKING_TREE, record)
     if not missing:
         return found
     branches = list(_git.branches(root, "**"))
     current = _git.current_branch(root)
     branches.sort(key=lambda b: (b != current, b.startswith("exp/"), b))
-    specs = [f"{b}:{run_store.RUNS_DIR}/{r}/run.json" for r in missing for b in branches]
+    specs = [f"{b}:{run_store.RUNS_DIR}/{r}/{f}" for r in missing for b in branches for f in ("run.json", ARGS)]
     blobs = _git_history.cat_files(root, specs)
     for run_id in missing:
         for branch in branches:
@@ -105,11 +109,28 @@ def _records(root, run_ids: list[str]) -> dict[str, tuple[str, dict]]:
             if blob is None:
                 continue
             try:
-                found[run_id] = (branch, json.loads(blob))
-                break
+                record = json.loads(blob)
             except ValueError:
                 logger.debug("run %s on %s is not valid JSON", run_id, branch, exc_info=True)
+                continue
+            record[EFFECTIVE] = _parse_args(blobs.get(f"{branch}:{run_store.RUNS_DIR}/{run_id}/{ARGS}"))
+            found[run_id] = (branch, record)
+            break
     return found
+
+
+ARGS = "args.yaml"          # Ultralytics writes every argument it trained with, defaults included
+EFFECTIVE = "_effective"    # a compare-only key of the record read: args.yaml's values
+
+
+def _parse_args(text) -> dict:
+    import yaml
+
+    try:
+        values = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 def _series(record: dict) -> dict:
@@ -127,20 +148,34 @@ def _best(record: dict, metric: str) -> tuple[Optional[int], Optional[float]]:
 
 
 def _differing_params(records: dict) -> dict:
+    """The parameters any run set whose values differ, compared as trained: a key one run left to
+    its default shows the default Ultralytics used (its args.yaml), and 0 equals 0.0."""
     keys = sorted({k for r in records.values() for k in (r.get("params") or {})})
     differing = {}
     for key in keys:
-        values = {run_id: (r.get("params") or {}).get(key) for run_id, r in records.items()}
-        if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) > 1:
+        values = {run_id: _value(r, key) for run_id, r in records.items()}
+        if len({json.dumps(_comparable(v), sort_keys=True, default=str) for v in values.values()}) > 1:
             differing[key] = values
     return differing
 
 
+def _value(record: dict, key: str):
+    params = record.get("params") or {}
+    return params[key] if key in params else (record.get(EFFECTIVE) or {}).get(key)
+
+
+def _comparable(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
 def _dataset_version(record: dict) -> Optional[str]:
+    """NAME@<content hash>: two runs on the same data show the same version, whichever commit
+    holds it (a dataset rolled back to earlier content is the same data)."""
     dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
     if not dataset.get("name"):
         return None
-    return f"{dataset['name']}@{(dataset.get('commit') or '?')[:8]}"
+    content = (dataset.get("md5") or "").removesuffix(".dir")
+    return f"{dataset['name']}@{(content or dataset.get('commit') or '?')[:8]}"
 
 
 def compare(ws: Workspace, runs: list, metric: Optional[str] = None) -> RunsCompare:

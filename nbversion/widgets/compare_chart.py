@@ -51,6 +51,10 @@ def compare_figure(result):
         ax.set_title(metric + (" (best ★)" if metric == result.metric else ""), fontsize=9)
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+        low, high = ax.get_xlim()
+        if high - low < 2:   # one epoch: matplotlib's own margin would tick 0.96 ... 1.04
+            middle = round((low + high) / 2)
+            ax.set_xlim(middle - 1, middle + 1)
         ax.yaxis.set_major_locator(MaxNLocator(4))
         # each tick its own short number: matplotlib's shared offset ("1e-6+1e3") sits on the title
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
