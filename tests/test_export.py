@@ -114,6 +114,9 @@ def test_register_export_leaves_the_source_version_untouched_and_serves(trained)
     assert original_boxes > 0               # at Ultralytics' validation confidence even a young model finds some
     assert abs(exported_boxes - original_boxes) <= max(1, 0.1 * original_boxes), (exported_boxes, original_boxes)
 
+    fixed = cli("predict", f"det-onnx@{out['version']}", BUS, "--imgsz", "320", check=2)   # exported at 64 px
+    assert "fixed at 64 px" in fixed.stderr and "--dynamic" in fixed.stderr
+
     # an explicit registry version (the CLI's --version once printed nbversion's own version instead)
     again = cli("export", "det@v1.0.0", "--format", "torchscript", "--register", "det-onnx", "--version", "0.0.5",
                 "--no-check", "--json", check=0)

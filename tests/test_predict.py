@@ -49,6 +49,19 @@ def test_predict_with_a_run_api_cli_and_magic(ws, trained, assets, tmp_path):
         InteractiveShell.clear_instance()
 
 
+def test_two_images_of_the_same_name_are_both_saved_and_told_apart(ws, trained, assets, tmp_path):
+    import shutil
+
+    for folder, source in (("a", assets[0]), ("b", assets[1])):   # a/img.jpg is a bus, b/img.jpg is not
+        (tmp_path / folder).mkdir()
+        shutil.copy(source, tmp_path / folder / "img.jpg")
+    result = ws.predict(trained.run_id, [tmp_path / "a" / "img.jpg", tmp_path / "b" / "img.jpg"], conf=0.001,
+                        imgsz=64, save=str(tmp_path / "annotated"))
+    assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["a_img.png", "b_img.png"]
+    assert "a/img.jpg" in result.summary() and "b/img.jpg" in result.summary()
+    assert {row[0] for row in result.table()[1]} <= {"a/img.jpg", "b/img.jpg"}
+
+
 def test_predict_with_a_weights_file(ws, trained, assets):
     best = ws.root / trained.record["weights"]["best"]
     assert ws.predict(str(best), assets[:1], imgsz=64).weights == str(best)

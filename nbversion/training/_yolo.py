@@ -303,7 +303,8 @@ def predict(weights, images: Iterable[str], conf: float, iou: float, imgsz: Opti
     except UNLOADABLE as exc:
         raise _not_a_model(weights, exc) from None
     found = []
-    for result in yolo.predict(images, **{k: v for k, v in kwargs.items() if v is not None}):
+    # one image per call: Ultralytics' `speed` is per batch, and each image's own time is reported
+    for result in (yolo.predict(image, **{k: v for k, v in kwargs.items() if v is not None})[0] for image in images):
         names = result.names
         boxes = [(names[int(c)], float(p), [float(v) for v in xyxy])
                  for c, p, xyxy in zip(result.boxes.cls.tolist(), result.boxes.conf.tolist(),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound, UsageError
 from ..events import Event, emitter
 from ..extras import require
 from ..render import Result
@@ -36,12 +36,14 @@ class Detections(Result):
     _pictures: list = field(default_factory=list, repr=False)
 
     def table(self):
-        rows = [(Path(i["image"]).name, b["class"], round(b["confidence"], 3), [round(v, 1) for v in b["box"]])
-                for i in self.images for b in i["boxes"]]
+        shown = image_labels([i["image"] for i in self.images])
+        rows = [(label, b["class"], round(b["confidence"], 3), [round(v, 1) for v in b["box"]])
+                for label, i in zip(shown, self.images) for b in i["boxes"]]
         return ["image", "class", "confidence", "box (x1, y1, x2, y2)"], rows
 
     def summary(self) -> str:
-        times = ", ".join(f"{Path(i['image']).name} {len(i['boxes'])} box(es) in {i['ms']:.1f} ms" for i in self.images)
+        shown = image_labels([i["image"] for i in self.images])
+        times = ", ".join(f"{label} {len(i['boxes'])} box(es) in {i['ms']:.1f} ms" for label, i in zip(shown, self.images))
         text = f"{self.model}: {times}"
         if self.saved:
             text += f"; annotated images in {Path(self.saved[0]).parent}"
@@ -53,10 +55,10 @@ class Detections(Result):
         import html
 
         parts = []
-        for picture, info in zip(self._pictures, self.images):
+        for picture, label in zip(self._pictures, image_labels([i["image"] for i in self.images])):
             parts.append(f"<figure style='display:inline-block;margin:4px'><img style='max-width:320px' "
                          f"src='data:image/png;base64,{picture}'/><figcaption class='nbv-note'>"
-                         f"{html.escape(Path(info['image']).name)}</figcaption></figure>")
+                         f"{html.escape(label)}</figcaption></figure>")
         return "".join(parts)
 
     def to_dict(self) -> dict:
@@ -147,6 +149,19 @@ def _folder_export(folder: Path) -> tuple[str, Optional[str]]:
     return str(folder), export_metadata.folder_metadata(folder).get("task")
 
 
+def image_labels(paths: list) -> list[str]:
+    """How each image is named in tables and saved files: its file name, or as many trailing
+    folders as tell two images of the same name apart (a/img.png, b/img.png)."""
+    parts = [Path(p).parts for p in paths]
+    labels = [Path(p).name for p in paths]
+    for depth in range(2, max((len(p) for p in parts), default=1) + 1):
+        clashing = {label for label in labels if labels.count(label) > 1}
+        if not clashing:
+            break
+        labels = ["/".join(p[-depth:]) if label in clashing else label for p, label in zip(parts, labels)]
+    return labels
+
+
 def _check_images(images) -> list[Path]:
     from PIL import Image, UnidentifiedImageError
 
@@ -167,12 +182,30 @@ def _check_images(images) -> list[Path]:
     return paths
 
 
-def load(ws: Workspace, model: str) -> tuple[str, Optional[str], dict]:
-    """(what Ultralytics loads, its task, what the MODEL_REF resolved to) — refused early if no YOLO."""
+def load(ws: Workspace, model: str, imgsz: Optional[int] = None) -> tuple[str, Optional[str], dict]:
+    """(what Ultralytics loads, its task, what the MODEL_REF resolved to) — refused early if no YOLO,
+    or if `imgsz` is not the size a fixed-size export was made for."""
     require("yolo", "predict")
     path, source = resolve_model(ws, model)
     weights, task = _yolo_weights(path)
+    if imgsz:
+        _check_fixed_size(model, weights, imgsz)
     return weights, task, source
+
+
+def _check_fixed_size(model: str, weights: str, imgsz: int) -> None:
+    """An export made without --dynamic takes one input size: Ultralytics would run it at that
+    size whatever --imgsz says (and a comparison would pit two sizes against each other)."""
+    from ..core.artifacts.frameworks import detect
+
+    if Path(weights).is_dir() or not weights.endswith((".onnx", ".torchscript")):
+        return
+    params = detect(weights).params
+    fixed = params.get("imgsz")
+    if isinstance(fixed, int) and not params.get("dynamic") and fixed != imgsz:
+        raise UsageError(f"{model} is an export fixed at {fixed} px ({Path(weights).name}); --imgsz {imgsz} "
+                         f"cannot be used with it",
+                         hint=f"leave --imgsz out (or give {fixed}), or export with --dynamic for any size")
 
 
 def detections_of(boxes) -> list[dict]:
@@ -257,19 +290,21 @@ def predict(ws: Workspace, model: str, images: Iterable[str | os.PathLike], conf
     from . import _yolo
 
     emit = emitter(on_event)
-    weights, task, source = load(ws, model)
+    weights, task, source = load(ws, model, imgsz)
     paths = _check_images(images)
     emit(Event("predict", 0, len(paths), model))
     found = _yolo.predict(weights, paths, conf, iou, imgsz, task)
     result = Detections(model, weights)
-    for path, item in zip(paths, found):
+    saved_as = image_labels([str(p) for p in paths])
+    for path, item, label in zip(paths, found, saved_as):
         result.images.append({"image": str(path), "ms": round(item["ms"], 2), "boxes": detections_of(item["boxes"])})
         picture = Image.fromarray(item["annotated"])
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
         result._pictures.append(base64.b64encode(buffer.getvalue()).decode())
         if save:
-            target = Path(save).expanduser() / f"{path.stem}.png"
+            # two images both named img.png (a/img.png, b/img.png) must not overwrite each other
+            target = Path(save).expanduser() / f"{Path(label).with_suffix('').as_posix().replace('/', '_')}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
             picture.save(target)
             result.saved.append(str(target))

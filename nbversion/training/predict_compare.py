@@ -8,14 +8,13 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from ..errors import UsageError
 from ..events import Event, emitter
 from ..render import Result
 from . import export_check
-from .predict import _check_images, detections_of, load
+from .predict import _check_images, detections_of, image_labels, load
 
 from typing import TYPE_CHECKING
 
@@ -40,8 +39,9 @@ class PredictionComparison(Result):
     _pictures: list = field(default_factory=list, repr=False)   # (V1's, V2's) annotated PNGs, base64
 
     def table(self):
-        rows = [(Path(i["image"]).name, len(i["first"]), len(i["second"]), i["paired"], i["only_first"],
-                 i["only_second"], i["mean_iou"], i["mean_confidence_change"]) for i in self.images]
+        shown = image_labels([i["image"] for i in self.images])
+        rows = [(label, len(i["first"]), len(i["second"]), i["paired"], i["only_first"],
+                 i["only_second"], i["mean_iou"], i["mean_confidence_change"]) for label, i in zip(shown, self.images)]
         return ["image", "V1 boxes", "V2 boxes", "paired", "only V1", "only V2", "mean IoU of pairs",
                 "mean confidence change (V2 - V1)"], rows
 
@@ -58,12 +58,12 @@ class PredictionComparison(Result):
         import html
 
         cells = []
-        for (left, right), info in zip(self._pictures, self.images):
+        for (left, right), label in zip(self._pictures, image_labels([i["image"] for i in self.images])):
             pair = "".join(f"<figure style='display:inline-block;margin:2px'><img style='max-width:280px' "
                            f"src='data:image/png;base64,{picture}'/><figcaption class='nbv-note'>"
                            f"{html.escape(ref)}</figcaption></figure>"
                            for picture, ref in ((left, f"V1 {self.first['ref']}"), (right, f"V2 {self.second['ref']}")))
-            cells.append(f"<div><div class='nbv-title'>{html.escape(Path(info['image']).name)}</div>{pair}</div>")
+            cells.append(f"<div><div class='nbv-title'>{html.escape(label)}</div>{pair}</div>")
         return "".join(cells)
 
     def to_dict(self) -> dict:
@@ -109,7 +109,7 @@ def compare(ws: Workspace, first: str, second: str, images: Iterable[str | os.Pa
     images = list(images)
     if not images:
         raise UsageError("predict compare needs images", hint="predict compare V1 V2 IMAGE [IMAGE...]")
-    loaded = [load(ws, ref) for ref in (first, second)]   # both refs checked before any inference
+    loaded = [load(ws, ref, imgsz) for ref in (first, second)]   # both refs checked before any inference
     paths = _check_images(images)
     found = []
     for step, (ref, (weights, task, _)) in enumerate(zip((first, second), loaded)):
