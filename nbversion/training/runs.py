@@ -289,7 +289,8 @@ def system_lines(record: dict) -> list[str]:
     cost = record.get("system_cost") or {}
     if isinstance(cost.get("share"), (int, float)):
         lines.append(f"  sampler's own CPU: {cost.get('cpu_s')} s over {cost.get('wall_s')} s "
-                     f"({cost['share'] * 100:.3f} % of one core)")
+                     f"({cost['share'] * 100:.3f} % of one core)"
+                     + (f", {cost['setup_s']} s once to start it" if cost.get("setup_s") else ""))
     return lines
 
 

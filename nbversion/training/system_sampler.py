@@ -107,6 +107,7 @@ class SystemSampler:
         self.samples: list[dict] = []
         self.latest: Optional[dict] = None
         self.cpu_s = 0.0
+        self.setup_s = 0.0
         self.taken = 0
         self.started = self.ended = None
         self._stop = threading.Event()
@@ -142,7 +143,8 @@ class SystemSampler:
         if self.started is None:
             return None
         wall = (self.ended or time.monotonic()) - self.started
-        return {"cpu_s": round(self.cpu_s, 4), "wall_s": round(wall, 2), "samples": self.taken,
+        return {"cpu_s": round(self.cpu_s, 4), "setup_s": round(self.setup_s, 4), "wall_s": round(wall, 2),
+                "samples": self.taken,
                 "interval_s": self.interval, "share": round(self.cpu_s / wall, 6) if wall > 0 else None}
 
     # --- the thread -----------------------------------------------------------------------
@@ -151,6 +153,9 @@ class SystemSampler:
         probe = None
         try:
             probe = _Probe(self.root, self.device)
+            # opening the probe (importing psutil, starting NVML) is paid once per process and
+            # would dominate a short run's share: reported apart as `setup_s`
+            self.setup_s, begun = time.thread_time() - begun, time.thread_time()
             while not self._stop.wait(self.interval):
                 self._take(probe)
             self._take(probe)   # the end of the run: a short training still gets one sample
