@@ -62,6 +62,19 @@ def test_two_images_of_the_same_name_are_both_saved_and_told_apart(ws, trained, 
     assert {row[0] for row in result.table()[1]} <= {"a/img.jpg", "b/img.jpg"}
 
 
+def test_a_run_that_failed_before_saving_weights_says_so_not_wait(ws, trained, assets):
+    from nbversion.errors import NotFound
+
+    def crash(trainer):
+        raise RuntimeError("broken before the first epoch")
+
+    failed = ws.train("demo", "yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="cpu", extra=TINY, wait=True,
+                      callbacks={"on_train_start": crash})
+    with pytest.raises(NotFound, match="ended \\(failed\\) without saving weights") as caught:
+        ws.predict(failed.run_id, assets[:1], imgsz=64)
+    assert "wait" not in caught.value.hint
+
+
 def test_predict_with_a_weights_file(ws, trained, assets):
     best = ws.root / trained.record["weights"]["best"]
     assert ws.predict(str(best), assets[:1], imgsz=64).weights == str(best)

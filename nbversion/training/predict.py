@@ -90,7 +90,11 @@ def resolve_model(ws, ref: str) -> tuple[str, dict]:
             path = ws.root / (record.get("weights") or {}).get(key, "")
             if path.is_file():
                 return str(path), {"kind": "run", "ref": ref, "run": ref, "weights": key}
-        raise NotFound(f"run {ref} has no weights yet", hint="wait until its first epoch has been saved")
+        status = runs.effective_status(record)
+        if status in ("running", "queued"):
+            raise NotFound(f"run {ref} has no weights yet", hint="wait until its first epoch has been saved")
+        raise NotFound(f"run {ref} ended ({status}) without saving weights",
+                       hint="use a run that saved weights (`nbversion runs list`), or train a new one")
     if Path(ref).expanduser().is_file():
         return str(Path(ref).expanduser().resolve()), {"kind": "file", "ref": ref}
     if "@" in ref or _known_name(ws.root, ref):   # a bare NAME honours $MODEL_VERSION, as serving does

@@ -189,7 +189,7 @@ def _from_run(root: Path, run_id: str, run: dict) -> dict:
     best = (run.get("weights") or {}).get("best")
     if not best or not (root / best).exists():
         raise NotFound(f"run {run_id} has no best weights ({best or 'weights.best missing in run.json'})",
-                       hint="register a finished run, or pass the weights file with --from PATH")
+                       hint="use a run that saved weights (`nbversion runs list`), or give a weights file's path")
     if run.get("status") not in (None, "completed", "finished", "stopped", "done"):
         raise UsageError(f"run {run_id} is {run.get('status')}", hint="wait until it has finished, then register it")
     dataset = run.get("dataset") or None
