@@ -164,6 +164,21 @@ def test_openvino_export_folder_keeps_its_sub_path_and_xml_and_bin_together_when
     assert len(served.files) == 4
 
 
+def test_a_folder_of_many_files_without_a_model_is_one_short_error(ws, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for n in range(48):
+        (folder / f"img{n:02d}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes([n]) * 40)
+    (folder / "notes.txt").write_text("no model here")
+    before = snapshot(ws.root)
+    refused = cli("register", "risk", "--bump", "patch", "--from", tmp_path / "images" / ".." / "images", check=1)
+    message = refused.stderr.split("hint:")[0]
+    assert "no model file in" in message and "49 file(s)" in message and "and 44 more" in message
+    assert str(folder) in message and ".." not in message          # the folder, normalised
+    assert "img47.png" not in message and "Traceback" not in refused.stderr
+    assert snapshot(ws.root) == before
+
+
 def test_more_than_one_model_file_is_refused_with_the_candidates_until_model_file_says_which(ws, tmp_path):
     artifacts = sklearn_folder(tmp_path)
     sklearn_folder(tmp_path, model_name="model_v2.joblib")

@@ -16,6 +16,7 @@ an OpenVINO `.bin`). The rule (docs/registry.md, "Versions with several files"):
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Optional
@@ -122,6 +123,13 @@ def refuse_metadata_only(path: Path) -> None:
                             "(--from DIR, or --from MODEL --from FILE)")
 
 
+def _some(names, shown: int = 5) -> str:
+    """A few names of a long list, and how many more: a folder of 48 images is not one error line."""
+    names = list(names)
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def pick(files: dict, wanted: Optional[str] = None, where: str = "the sources") -> tuple[str, Detected]:
     """(stored path, what it is) of the model file among `files` (stored path -> source file)."""
     if wanted:
@@ -132,12 +140,14 @@ def pick(files: dict, wanted: Optional[str] = None, where: str = "the sources") 
                   if path.suffix.lower() not in NEVER_MODEL | EITHER and path.suffix.lower() != ".xml"]
         if len(others) == 1:   # one file of a format we do not know: still the model, as a single file is
             return others[0], Detected("unknown", Path(others[0]).suffix.lstrip(".") or "file")
-        raise NotFound(f"no model file in {where}: none of {', '.join(files)} is a model format nbversion knows",
-                       hint="say which file is the model with --model-file NAME")
+        raise NotFound(f"no model file in {where}: none of its {len(files)} file(s) ({_some(files)}) "
+                       f"is a model format nbversion knows",
+                       hint="give the folder or file that holds the model (.pt, .onnx, .joblib, ...), or name "
+                            "it with --model-file NAME if nbversion does not know its format")
     if len(found) > 1:
         named = {rel: d for rel, d in found.items() if PurePosixPath(rel).stem.lower() == MODEL_STEM}
         if len(named) != 1:
-            raise UsageError(f"more than one model file in {where}: {', '.join(found)}",
+            raise UsageError(f"more than one model file in {where}: {_some(found)}",
                              hint=f"say which one with --model-file NAME (e.g. --model-file {next(iter(found))}), "
                                   "or give the other files separately")
         found = named
@@ -150,7 +160,7 @@ def _wanted(files: dict, wanted: str, where: str) -> tuple[str, Detected]:
     matches = [rel for rel in files if rel == wanted] or [rel for rel in files if PurePosixPath(rel).name == wanted]
     if len(matches) != 1:
         what = "is not one of" if not matches else "names more than one of"
-        raise UsageError(f"--model-file {wanted} {what} the files in {where}: {', '.join(files)}",
+        raise UsageError(f"--model-file {wanted} {what} the files in {where}: {_some(files)}",
                          hint="give the stored path of one of them, e.g. --model-file " + next(iter(files)))
     path = files[matches[0]]
     detected = as_model(path)
@@ -181,7 +191,8 @@ def renamed(files: dict, model_file: str) -> tuple[dict, str]:
 def version_files(sources: list, wanted: Optional[str] = None, rename: bool = False) -> VersionFiles:
     """The files of a new version from the sources the user gave, its model file picked."""
     files = collect(sources)
-    where = str(sources[0]) if len(sources) == 1 else f"{len(sources)} sources"
+    # normalised: `project/../art2` is shown as the folder it is
+    where = os.path.normpath(str(sources[0])) if len(sources) == 1 else f"{len(sources)} sources"
     if len(files) == 1 and not wanted:   # one file is the model whatever it is, as `model add FILE` always was
         rel, path = next(iter(files.items()))
         detected = as_model(path) or Detected("unknown", path.suffix.lstrip(".") or "file")
