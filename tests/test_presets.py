@@ -107,6 +107,17 @@ def test_presets_list_and_show_from_the_cli(ws):
     assert "imgsz" in shown and "320" in shown and "built-in" in shown
 
 
+def test_preset_files_no_name_reaches_are_listed_with_why(ws):
+    folder = ws.root / ".nbversion" / "presets"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ok.yml").write_text("epochs: 5\n")
+    (folder / "Bad.Name.yaml").write_text("epochs: 5\n")
+    listed = {p["name"]: p for p in json.loads(cli("presets", "list", "--json", check=0).stdout)["presets"]}
+    assert "rename it to ok.yaml" in listed["ok.yml"]["problem"]
+    assert "not a preset name" in listed["Bad.Name.yaml"]["problem"]
+    assert "fast" in listed and "problem" not in listed["fast"]
+
+
 def test_builtin_presets_pass_ultralytics_own_checks(ws):
     from nbversion.training import _yolo
 

@@ -199,7 +199,28 @@ def list_presets(ws: Workspace) -> PresetList:
         >>> ws = nbv.open(".")
         >>> [p.name for p in ws.presets_list().presets]
     """
-    return PresetList([load(ws.root, name, keep_broken=True) for name in sorted(_files(ws.root))])
+    return PresetList([load(ws.root, name, keep_broken=True) for name in sorted(_files(ws.root))]
+                      + _unread_files(ws.root))
+
+
+def _unread_files(root) -> list[Preset]:
+    """Files in the presets folder no `--preset` can reach (`ok.yml`, `Bad.Name.yaml`): listed
+    with why, rather than silently left out."""
+    folder = Path(root) / WORKSPACE_DIR
+    unread = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        shown = f"{WORKSPACE_DIR}/{path.name}"
+        if path.suffix != ".yaml":
+            why = f"not read: presets are NAME.yaml files (rename it to {path.stem}.yaml)" \
+                if path.suffix in (".yml", ".YAML", ".YML") else "not read: not a NAME.yaml file"
+        elif not NAME_RE.fullmatch(path.stem):
+            why = f"not read: {path.stem!r} is not a preset name (letters, digits, '-' and '_')"
+        else:
+            continue
+        unread.append(Preset(path.name, "workspace", shown, problem=why))
+    return unread
 
 
 def show(ws: Workspace, name: str) -> PresetShow:
