@@ -346,3 +346,22 @@ def test_stored_data_yaml_is_read_by_ultralytics_from_any_folder(ws, demo_data, 
     assert Path(data["train"]) == ws.root / "datasets/shapes/images/train"
     assert Path(data["val"]) == ws.root / "datasets/shapes/images/val"
     assert data["names"] == {0: "red", 1: "green", 2: "blue"}
+
+
+def test_a_yolo_folder_committed_in_place_is_a_dataset_like_an_import(ws):
+    # README's quickstart: the demo written straight into datasets/shapes, then `commit`
+    from nbversion.demo import make_dataset
+
+    make_dataset(ws.root / "datasets" / "shapes")
+    cli("commit", "-m", "Add the shapes dataset", check=0)
+    listed = {d["name"]: d for d in cli_json("dataset", "list")["datasets"]}
+    assert listed["shapes"]["images"] == 24
+    (ws.root / "datasets/shapes/labels/train/train_00000.txt").unlink()
+    cli("commit", "-m", "Drop a label", check=0)
+    diff = cli_json("dataset", "diff", "shapes", "HEAD~1", "HEAD")
+    assert [c["path"] for c in diff["labels_changed"]] == ["labels/train/train_00000.txt"]
+    assert cli("verify").returncode == 0 and cli_json("status")["changes"] == []
+    (ws.root / "datasets" / "notes").mkdir()            # a plain folder of files stays plain data
+    (ws.root / "datasets" / "notes" / "a.csv").write_text("a,b\n")
+    cli("commit", "-m", "notes", check=0)
+    assert "notes" not in {d["name"] for d in cli_json("dataset", "list")["datasets"]}

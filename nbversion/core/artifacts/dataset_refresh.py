@@ -31,14 +31,21 @@ class Pending:
 
 
 def _names(root: Path, paths) -> list[str]:
-    """Datasets with metadata among `paths` (folders `datasets/<name>` or pointers `.dvc`)."""
+    """Datasets among `paths` (folders `datasets/<name>` or pointers `.dvc`): those with metadata,
+    and a new YOLO folder committed in place (README's quickstart: the demo written into
+    datasets/shapes, then `commit`), which becomes a dataset like an import would make it."""
+    from ..repo.names import NAME_RE
+
     found = []
     for path in paths:
         parts = path.rstrip("/").split("/")
         if len(parts) != 2 or parts[0] != KIND_DIR:
             continue
         name = parts[1].removesuffix(".dvc")
-        if (root / dataset_meta.meta_path(KIND_DIR, name)).exists() and (root / KIND_DIR / name).is_dir():
+        if not (root / KIND_DIR / name).is_dir():
+            continue
+        if (root / dataset_meta.meta_path(KIND_DIR, name)).exists() or (
+                NAME_RE.fullmatch(name) and find_layout(root / KIND_DIR / name).format == "yolo"):
             found.append(name)
     return sorted(set(found))
 
@@ -85,7 +92,8 @@ def write(root: Path, pending: list[Pending], user: str) -> list[str]:
             continue   # the data did not change: the metadata still describes it
         logger.debug("dataset %s changed (%s -> %s): rewriting its metadata", item.name, old.get("content_hash"), pointer.md5)
         warnings = item.validation.warnings if item.validation else []
+        how = "edited in place" if old else "committed in place"
         meta = dataset_meta.dataset_meta(item.name, item.layout, item.validation, pointer, [],
-                                         f"{KIND_DIR}/{item.name} (edited in place)", user, warnings)
+                                         f"{KIND_DIR}/{item.name} ({how})", user, warnings)
         written.append(dataset_meta.write(root, KIND_DIR, item.name, meta))
     return written
