@@ -108,12 +108,12 @@ def test_cancel_commits_a_cancelled_run_and_refuses_a_started_one(trained):
     with held_training(ws, epochs=3) as live:
         queued = queue_from_cli(ws, "tocancel")
         stopped_while_queued = queue_from_cli(ws, "tostop")
-        proc = cli("runs", "cancel", live.run_id, cwd=ws.root, check=1)
+        proc = cli("runs", "cancel", live.run_id, cwd=ws.root, check=2)
         assert "has already started" in proc.stderr and f"runs stop {live.run_id}" in proc.stderr
         cancelled = cli_json("runs", "cancel", queued["id"], cwd=ws.root)
         assert cancelled["status"] == "cancelled" and cancelled["weights"] is None
         assert ws.runs_stop(stopped_while_queued["id"]).status == "cancelled"   # stop of a queued run cancels it
-        again = cli("runs", "cancel", queued["id"], cwd=ws.root, check=1)
+        again = cli("runs", "cancel", queued["id"], cwd=ws.root, check=2)
         assert "is not queued (it is cancelled)" in again.stderr
     assert {r["id"] for r in cli_json("runs", "list", "--status", "cancelled", cwd=ws.root)["runs"]} == \
         {queued["id"], stopped_while_queued["id"]}
@@ -123,22 +123,24 @@ def test_cancel_commits_a_cancelled_run_and_refuses_a_started_one(trained):
     assert finished(worker(ws, "--once"))["started"] == []   # nothing left to start
 
 
-async def test_rest_cancel_of_a_queued_run(trained, jp_fetch, jp_serverapp):
+def test_rest_cancel_of_a_queued_run(trained, jp_fetch, jp_serverapp, jp_asyncio_loop):
     ws, _ = trained
 
-    async def post(run_id):
-        try:
-            response = await jp_fetch("nbversion", "api", "runs", run_id, "cancel", method="POST", body="{}")
-        except HTTPClientError as exc:
-            response = exc.response
+    def post(run_id):
+        async def call():
+            try:
+                return await jp_fetch("nbversion", "api", "runs", run_id, "cancel", method="POST", body="{}")
+            except HTTPClientError as exc:
+                return exc.response
+        response = jp_asyncio_loop.run_until_complete(call())
         return response.code, json.loads(response.body.decode())
 
     with held_training(ws, epochs=3) as live:
         queued = queue_from_cli(ws, "viarest")
-        code, data = await post(queued["id"])
+        code, data = post(queued["id"])
         assert code == 200, data
         assert ws.runs_show(queued["id"]).record["status"] == "cancelled"
-        code, data = await post(live.run_id)
+        code, data = post(live.run_id)
         assert code == 400 and "use `nbversion runs stop" in data["error"]["hint"], data
 
 
