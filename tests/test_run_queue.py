@@ -95,12 +95,15 @@ def test_a_second_api_train_is_queued_and_starts_by_itself_in_the_same_process(t
         assert second.status == "queued"
         assert second.to_dict()["position"] == 1
         assert second.summary() == f"queued: {second.run_id} (position 1, behind {live.run_id})"
+        chart = second.widget(render=False)
+        assert "queued (position 1)" in chart.label.value and not chart.stop_button.disabled   # Stop cancels
         with pytest.raises(NbversionError, match="already training on device cpu") as refused:
             tiny_train(ws, epochs=1, queue=False)
         assert "queue" in refused.value.hint
     second.wait(timeout=600)
     assert second.status == "done" and second.thread is not None   # this process trained it: live handle
     assert any(e.stage == "epoch" for e in events)                  # the listener given at queue time follows it
+    assert chart.updates >= 1 and chart.state["status"] == "done"   # the widget followed the run it waited for
     assert [e.data.get("status") for e in events if e.stage == "train"][0] == "queued"
     assert len(train_commits(ws, second.run_id)) == 1
 

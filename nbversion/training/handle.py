@@ -44,7 +44,13 @@ class Run(Result):
                              exc_info=True)
 
     def stop(self) -> "Run":
-        """Ask this run, training in this process, to stop after the current batch."""
+        """Ask this run, training in this process, to stop after the current batch (a run still
+        in the queue is cancelled)."""
+        if self.observer is None and self.thread is None and self.record.get("waiting"):
+            from ..core.workspace import Workspace
+            from .queue_verbs import cancel
+            cancel(Workspace(self.root), self.run_id)
+            return self
         if self.observer is not None:
             self.observer.stop_requested.set()
             self.note = "stop requested: it ends after the current batch"
