@@ -75,6 +75,9 @@ def test_a_cli_run_queued_behind_a_training_is_started_by_a_worker_after_the_cli
         cli("status", cwd=ws.root, check=0)   # a workspace with queued runs is fine
         cli("verify", cwd=ws.root, check=0)
         cli("gc", cwd=ws.root, check=0)
+        (ws.root / "notes.txt").write_text("meanwhile\n")
+        cli("commit", "-m", "notes while a run is queued", cwd=ws.root, check=0)
+        assert git(ws.root, "ls-files", f"runs/{queued['id']}") == ""   # its folder is the run's to commit
         assert [r["id"] for r in cli_json("runs", "list", "--status", "queued", cwd=ws.root)["runs"]] == [queued["id"]]
     # the queuing CLI process has long exited; a worker starts the run now that the device is free
     report = finished(worker(ws, "--once"))

@@ -43,15 +43,17 @@ class DeviceGuard:
         self.fd = fd
         return True
 
-    def acquire(self, run_id: str) -> None:
-        """Take the device or refuse, naming the run that holds it."""
+    def acquire(self, run_id: str, queueable: bool = True) -> None:
+        """Take the device or refuse, naming the run that holds it (`queueable`: a `train`, which
+        the queue would have taken: the hint says so)."""
         if not self.try_acquire(run_id):
             holder = self.holder()
+            queue = "queue it instead (train without --no-queue), " if queueable else ""
             raise DeviceBusy(
                 f"run {holder.get('run', '?')} is already training on device {holder.get('device', '?')} "
                 f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')})",
-                hint=f"queue it instead (train without --no-queue), wait for it, stop it with "
-                     f"`nbversion runs stop {holder.get('run', 'RUN')}`, or train on another device with --device")
+                hint=f"{queue}wait for it, stop it with `nbversion runs stop {holder.get('run', 'RUN')}`, "
+                     "or train on another device with --device")
 
     def holder(self) -> dict:
         try:

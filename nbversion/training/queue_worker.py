@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..core.repo import identity
+from ..core.security import signing
 from ..events import Event
 from . import queue, runs
 from .device_guard import DeviceGuard
@@ -109,8 +110,9 @@ def _start_claimed(root, claim: queue.Claim, guard: DeviceGuard) -> Run:
     weights, args = entry["weights"], entry["args"]
     logger.debug("queue: starting run %s on device %s for %s", run_id, entry.get("device"), entry.get("user"))
     queued_by = entry.get("user") or identity.current_user(root)
+    # in signed mode the identity is the signing key of the process that commits: nothing to act as
     acting = identity.acting_as(queued_by, "the user who queued the run") \
-        if queued_by != identity.current_user(root) else contextlib.nullcontext()
+        if queued_by != identity.current_user(root) and not signing.required(root) else contextlib.nullcontext()
     try:
         with acting:   # the training thread inherits it: its commit and audit line are the queuer's
             run = _start(Workspace(root), run_id, guard,

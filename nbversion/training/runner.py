@@ -355,7 +355,7 @@ def resume(ws: Workspace, run_id: str, wait: bool = False, on_event: Optional[Ev
 
     checkpoint = resumable_checkpoint(ws.root, run_id)
     guard = DeviceGuard(ws.root, record.get("device") or "cpu")
-    guard.acquire(run_id)
+    guard.acquire(run_id, queueable=False)
     (runs.run_dir(ws.root, run_id) / runs.STOP_FILE).unlink(missing_ok=True)
     runs.update(ws.root, run_id, status="queued", error=None, ended_at=None, pid=os.getpid(),
                 host=os.uname().nodename, resumed_at=runs.now())
