@@ -37,6 +37,34 @@ def entry_path(root, run_id: str) -> Path:
     return queue_dir(root) / f"{runs.check_id(run_id)}.json"
 
 
+def owner_path(root, run_id: str) -> Path:
+    """Flocked by the process that queued the run while it serves the queue itself (a kernel):
+    other processes leave that run (and the runs behind it) to it, so its widget follows it live."""
+    return queue_dir(root) / f"{runs.check_id(run_id)}.owner"
+
+
+def hold_ownership(root, run_id: str) -> int:
+    """Lock `run_id`'s owner file for this process (released by the OS when it dies); the fd."""
+    fd = os.open(owner_path(root, run_id), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def owned_elsewhere(root, run_id: str) -> bool:
+    """Whether a live process that queued `run_id` will start it itself."""
+    try:
+        fd = os.open(owner_path(root, run_id), os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def is_waiting(root, run_id: str) -> bool:
     """Whether `run_id` has an entry in the queue (not yet started by any process)."""
     return entry_path(root, run_id).exists()
@@ -112,6 +140,7 @@ class Claim:
         runs.update(self.root, self.run_id, pid=os.getpid(), host=os.uname().nodename, waiting=False,
                     dequeued_at=runs.now())
         entry_path(self.root, self.run_id).unlink(missing_ok=True)
+        owner_path(self.root, self.run_id).unlink(missing_ok=True)
         self.release()
         return self.entry
 

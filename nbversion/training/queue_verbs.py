@@ -39,7 +39,7 @@ def cancel(ws: Workspace, run_id: str) -> Run:
         >>> ws = nbv.open(".")
         >>> ws.runs_cancel("20260131-140000-yolov8n")
     """
-    from .queue_worker import HANDLES
+    from .queue_worker import HANDLES, disown
 
     runs.check_id(run_id)
     rel = f"{runs.RUNS_DIR}/{run_id}"
@@ -49,12 +49,14 @@ def cancel(ws: Workspace, run_id: str) -> Run:
             record = runs.update(ws.root, run_id, status="cancelled", waiting=False, ended_at=runs.now(),
                                  cancelled_by=tx.user, weights=None)
             queue.entry_path(ws.root, run_id).unlink(missing_ok=True)
+            queue.owner_path(ws.root, run_id).unlink(missing_ok=True)
         finally:
             claim.release()
         shutil.rmtree(runs.run_dir(ws.root, run_id) / "data", ignore_errors=True)   # an exported dataset copy
         tx.audit("runs cancel", run_id, {"device": record.get("device"), "queued_by": record.get("queued_by"),
                                          "dataset": record.get("dataset"), "model": record.get("model")})
         tx.commit(f"runs cancel {run_id}: cancelled before it started", [rel])
+    disown(run_id)
     run, _ = HANDLES.pop(run_id, (None, None))
     run = run or Run(ws.root, run_id)
     run.emit(Event("train", 0, 0, f"run {run_id} cancelled", {"status": "cancelled"}))

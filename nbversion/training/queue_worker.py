@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 POLL_S = 1.0                  # how often a worker looks at the queue: a directory listing
 AUTOSTART = True              # the CLI turns it off when it exits right after queueing
 HANDLES: dict[str, tuple[Run, Optional[dict]]] = {}   # run id -> (its handle, raw callbacks), queued here
+OWNED: dict[str, int] = {}    # run id -> fd of its owner lock (queue.owner_path), queued and served here
 _THREADS: dict[str, threading.Thread] = {}
 _THREADS_LOCK = threading.Lock()
 
@@ -41,11 +43,15 @@ def submit(ws, run_id: str, entry: dict, wait: bool, on_event, callbacks) -> Run
     if on_event is not None:
         run.listeners.append(on_event)
     HANDLES[run_id] = (run, callbacks)
+    serve_here = AUTOSTART or wait
+    if serve_here:   # before the entry exists: no other process may start it in between
+        queue.queue_dir(ws.root).mkdir(parents=True, exist_ok=True)
+        OWNED[run_id] = queue.hold_ownership(ws.root, run_id)
     queue.enqueue(ws.root, run_id, entry)
     where = queue.place(ws.root, run_id)
     run.emit(Event("train", 0, 0, queue.describe(ws.root, run_id),
                    {"status": "queued", "position": where.position if where else None}))
-    if AUTOSTART or wait:
+    if serve_here:
         serve_in_background(ws.root)
     if wait:
         run.wait()
@@ -86,6 +92,8 @@ def start_ready(root) -> list[Run]:
     started = []
     for device in dict.fromkeys(e.get("device") or "cpu" for e in queue.entries(root)):
         line = queue.entries(root, device)
+        if line and line[0]["run"] not in OWNED and queue.owned_elsewhere(root, line[0]["run"]):
+            continue   # the live process that queued it starts it (first come, first served)
         guard = DeviceGuard(root, device)
         if not line or not guard.try_acquire(line[0]["run"]):
             continue
@@ -98,6 +106,12 @@ def start_ready(root) -> list[Run]:
     return started
 
 
+def disown(run_id: str) -> None:
+    fd = OWNED.pop(run_id, None)
+    if fd is not None:
+        os.close(fd)
+
+
 def _start_claimed(root, claim: queue.Claim, guard: DeviceGuard) -> Run:
     from ..core.workspace import Workspace
     from . import _yolo
@@ -105,6 +119,7 @@ def _start_claimed(root, claim: queue.Claim, guard: DeviceGuard) -> Run:
 
     entry = claim.take()
     run_id = claim.run_id
+    disown(run_id)
     run, callbacks = HANDLES.pop(run_id, (None, None))
     folder = runs.run_dir(root, run_id)
     weights, args = entry["weights"], entry["args"]
