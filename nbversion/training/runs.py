@@ -181,6 +181,12 @@ def best_of(epochs: list[dict]) -> tuple[Optional[int], dict]:
     return best["epoch"], {k: best[k] for k in METRIC_KEYS if k in best}
 
 
+def _status_cell(record: dict) -> str:
+    position = record.get("queue_position")
+    status = effective_status(record)
+    return f"{status} (position {position})" if position and status == "queued" else status
+
+
 @dataclass
 class RunList(Result):
     runs: list = field(default_factory=list)
@@ -195,12 +201,6 @@ class RunList(Result):
 
     def highlight(self, row) -> bool:
         return row[1] == "running"
-
-
-def _status_cell(record: dict) -> str:
-    position = record.get("queue_position")
-    status = effective_status(record)
-    return f"{status} (position {position})" if position and status == "queued" else status
 
     def summary(self) -> str:
         if self.page is not None and self.page.describe(len(self.runs), "runs"):
