@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,9 +91,12 @@ def test_a_cli_run_queued_behind_a_training_is_started_by_a_worker_after_the_cli
     assert git(ws.root, "status", "--porcelain", "--", "runs") == ""
 
 
-def test_a_second_api_train_is_queued_and_starts_by_itself_in_the_same_process(trained):
+def test_a_second_api_train_is_queued_and_starts_by_itself_in_the_same_process(trained, monkeypatch):
+    from nbversion.training import queue_worker
+
     ws, _ = trained
     events = []
+    monkeypatch.setattr(queue_worker, "POLL_S", 4.0)   # this kernel looks less often than the other worker
     with held_training(ws, epochs=3) as live:
         second = tiny_train(ws, epochs=1, wait=False, on_event=events.append)
         assert second.status == "queued"
@@ -103,10 +107,13 @@ def test_a_second_api_train_is_queued_and_starts_by_itself_in_the_same_process(t
         with pytest.raises(NbversionError, match="already training on device cpu") as refused:
             tiny_train(ws, epochs=1, queue=False)
         assert "queue" in refused.value.hint
+        other = worker(ws, "--idle-exit", "2")   # another process serving the queue meanwhile
+        time.sleep(3)                            # (its start-up) so that it is polling when the device frees
     second.wait(timeout=600)
     assert second.status == "done" and second.thread is not None   # this process trained it: live handle
     assert any(e.stage == "epoch" for e in events)                  # the listener given at queue time follows it
     assert chart.updates >= 1 and chart.state["status"] == "done"   # the widget followed the run it waited for
+    assert finished(other)["started"] == []   # it left the run to the live kernel that queued it
     assert [e.data.get("status") for e in events if e.stage == "train"][0] == "queued"
     assert len(train_commits(ws, second.run_id)) == 1
 
