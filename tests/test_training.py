@@ -177,12 +177,12 @@ def test_a_broken_observer_never_kills_training(data_ws, monkeypatch):
     assert any("observer bug" in e["error"] for e in record["callback_errors"])
 
 
-def test_second_training_on_the_same_device_is_refused(data_ws):
+def test_second_training_on_the_same_device_is_refused_without_the_queue(data_ws):
     ws = data_ws
     first = tiny_train(ws, epochs=3, wait=False)
     try:
         with pytest.raises(NbversionError, match=f"run {first.run_id} is already training on device cpu"):
-            tiny_train(ws, epochs=1)
+            tiny_train(ws, epochs=1, queue=False)
         assert [p.name for p in (ws.root / "runs").iterdir()] == [first.run_id]   # the refused run left nothing
     finally:
         first.stop().wait(timeout=300)

@@ -1,4 +1,4 @@
-"""Training verbs: `train`, `runs list|show|compare|stop|resume`, `predict`, `export`."""
+"""Training verbs: `train`, `runs list|show|compare|stop|resume|cancel|worker`, `predict`, `export`."""
 from __future__ import annotations
 
 from . import Verb, add_json_flag, batch_size, count, fraction, positive, typed_value
@@ -32,7 +32,10 @@ def _train_args(p):
                    "(default: the preset's, else 16)")
     p.add_argument("--device", default="auto", help="auto (GPU if there is one) | cpu | 0 | 0,1")
     p.add_argument("--name", default=None, metavar="RUN", help="part of the run id (default: the model)")
-    p.add_argument("--wait", action="store_true", help="block until the run ends (always so from the CLI)")
+    p.add_argument("--wait", action="store_true", help="block until the run ends (always so from the CLI, "
+                   "unless the run is queued: then only with --wait)")
+    p.add_argument("--no-queue", dest="queue", action="store_false",
+                   help="refuse when another run holds the device, instead of queueing this one")
     p.add_argument("extra", nargs="*", metavar="key=value", help="more Ultralytics training arguments")
 
 
@@ -43,10 +46,20 @@ def _in_notebook() -> bool:
 
 
 def _run_train(ws, a, ev):
+    from ..training import queue_worker
+
     wait = a.wait or not _in_notebook()
-    return _ended_well(ws.train(a.data, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,
-                                name=a.name, extra=_key_values(a.extra), wait=wait, on_event=ev,
-                                preset=a.preset), wait)
+    # a CLI process that queued a run exits at once: it must not start the run itself and die
+    autostart, queue_worker.AUTOSTART = queue_worker.AUTOSTART, bool(a.wait or _in_notebook())
+    try:
+        run = ws.train(a.data, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,
+                       name=a.name, extra=_key_values(a.extra), wait=a.wait, on_event=ev,
+                       preset=a.preset, queue=a.queue)
+    finally:
+        queue_worker.AUTOSTART = autostart
+    if run.record.get("waiting"):   # queued (and not --wait): the queue starts it, the CLI is done
+        return run
+    return _ended_well(run.wait() if wait and not a.wait else run, wait)
 
 
 def _run_resume(ws, a, ev):
@@ -96,6 +109,13 @@ def _list_args(p):
     p.add_argument("--dataset", default=None, metavar="NAME", help="only runs trained on this dataset")
     p.add_argument("--model", default=None, metavar="MODEL", help="only runs of this model")
     p.add_argument("-n", "--limit", dest="n", type=count, default=None, metavar="N", help="only the newest N matching runs")
+    add_json_flag(p)
+
+
+def _worker_args(p):
+    p.add_argument("--once", action="store_true", help="start what can start now, wait for it, and exit")
+    p.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                   help="exit after SECONDS with nothing queued and nothing training here")
     add_json_flag(p)
 
 
@@ -176,7 +196,7 @@ def _run_export(ws, a, ev):
 VERBS = [
     Verb("train", "train a YOLO model on a dataset version (in the background in a notebook)",
          _train_args, _run_train),
-    Verb("runs", "training runs: list, show, compare, stop, resume", lambda p: None, None, subverbs=[
+    Verb("runs", "training runs: list, show, compare, stop, resume, cancel, worker", lambda p: None, None, subverbs=[
         Verb("list", "runs with status, dataset and best mAP", _list_args, lambda ws, a, ev: ws.runs_list(status=a.status, dataset=a.dataset, model=a.model, limit=a.n)),
         Verb("show", "params, device, per-epoch metrics and chart, best epoch, files", _run_arg,
              lambda ws, a, ev: ws.runs_show(a.run_id)),
@@ -186,6 +206,10 @@ VERBS = [
              lambda ws, a, ev: ws.runs_stop(a.run_id, wait=a.wait)),
         Verb("resume", "continue a stopped or failed run from its last checkpoint", _resume_args,
              _run_resume),
+        Verb("cancel", "take a queued run out of the queue (committed as cancelled)", _run_arg,
+             lambda ws, a, ev: ws.runs_cancel(a.run_id)),
+        Verb("worker", "start queued runs as their devices become free, in the foreground (Ctrl-C ends it)",
+             _worker_args, lambda ws, a, ev: ws.runs_worker(once=a.once, idle_exit=a.idle_exit, on_event=ev)),
     ]),
     Verb("predict", "detect objects in images with a model; `predict history`, `predict compare V1 V2 IMAGE...`",
          _predict_args, _run_predict),

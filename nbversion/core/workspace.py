@@ -143,6 +143,7 @@ class Workspace:
     from ..training.runner import train, stop as runs_stop, resume as runs_resume
     from ..training.runs import list_runs as runs_list, show as runs_show
     from ..training.compare import compare as runs_compare
+    from ..training.queue_verbs import cancel as runs_cancel, worker as runs_worker
     from ..training.predict import predict
     from ..training.prediction_log import history as predict_history
     from ..training.predict_compare import compare as predict_compare

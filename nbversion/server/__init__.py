@@ -52,8 +52,27 @@ def _load_jupyter_server_extension(server_app):
     log_file = configure_from_settings(folder)   # the worker threads' debug log, when a log file is set
     logger.debug("nbversion %s server extension for %s (log file %s)", __version__, folder, log_file)
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
+    _serve_queue(folder)
     server_app.log.info("nbversion: REST API at %snbversion/api/ for workspace %s",
                         web_app.settings["base_url"], folder)
+
+
+def _serve_queue(folder: str) -> None:
+    """Start the workspace's queued runs from this server as devices become free, also runs
+    queued by kernels that have exited since (a thread for as long as the server runs)."""
+    from ..core.layout import META_DIR
+    from ..errors import MissingExtra
+    from ..extras import require
+
+    if not os.path.exists(os.path.join(folder, META_DIR, "config.toml")):
+        return   # not a workspace (yet): nothing can be queued here
+    try:
+        require("yolo", "starting queued training runs")
+    except MissingExtra:
+        logger.debug("no yolo extra: this server starts no queued runs")
+        return
+    from ..training.queue_worker import serve_in_background
+    serve_in_background(folder, forever=True)
 
 
 # jupyter_server < 2 looked for this name

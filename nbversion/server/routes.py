@@ -117,6 +117,14 @@ class RunStopHandler(NbversionHandler):
         await self.respond(lambda ws: ws.runs_stop(name), status=202)
 
 
+class RunCancelHandler(NbversionHandler):
+    # A queued run only: its entry leaves the queue and its record is committed as cancelled
+    # (under the workspace lock); a run that has started answers 400 with "use runs stop".
+    @tornado.web.authenticated
+    async def post(self, name):
+        await self.respond(lambda ws: ws.runs_cancel(name))
+
+
 class RegistryHandler(NbversionHandler):
     @tornado.web.authenticated
     async def get(self):
@@ -170,6 +178,7 @@ ROUTES = [
     ("runs/compare", RunsCompareHandler),
     (f"runs/{NAME}", RunHandler),
     (f"runs/{NAME}/stop", RunStopHandler),
+    (f"runs/{NAME}/cancel", RunCancelHandler),
     ("registry", RegistryHandler),
     ("registry/promote", PromoteHandler),
     ("audit", AuditHandler),

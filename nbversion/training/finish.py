@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from ..core.backends import _dvc, _git
 from ..core.layout import tmp_dir
+from ..errors import NotFound
 from . import runs
 
 logger = logging.getLogger(__name__)
@@ -88,3 +90,25 @@ def _aside(root, folder: Path):
         yield
     finally:
         os.replace(parked, folder)
+
+
+def resumable_checkpoint(root, run_id: str) -> Path:
+    """weights/resume.pt (kept at a stop) or last.pt (a crash), made writable: DVC links them read-only."""
+    weights = runs.run_dir(root, run_id) / "weights"
+    for candidate in (weights / "resume.pt", weights / "last.pt"):
+        if candidate.exists():
+            for path in weights.iterdir():
+                _break_link(path)
+            return candidate
+    raise NotFound(f"run {run_id} has no checkpoint to resume from (no {weights.relative_to(root)}/last.pt)",
+                   hint="it ended before its first epoch was saved: start a new run with `nbversion train`")
+
+
+def _break_link(path: Path) -> None:
+    """Replace a (read-only) link into the DVC cache by a private, writable copy."""
+    if not path.is_file():
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.copyfile(path, tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

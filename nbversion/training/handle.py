@@ -1,4 +1,9 @@
-"""`Run`: the handle `train` returns at once; it shows the live widget in a notebook."""
+"""`Run`: the handle `train` returns at once; it shows the live widget in a notebook.
+
+A queued run's handle waits too: if this process starts it (queue_worker.py), the same handle
+gets the training thread and its widget follows it live; if another process does, `wait()`
+polls run.json until the run has ended and its commit is made.
+"""
 from __future__ import annotations
 
 import contextvars
@@ -40,17 +45,28 @@ class Run(Result):
                              exc_info=True)
 
     def stop(self) -> "Run":
-        """Ask this run, training in this process, to stop after the current batch."""
+        """Ask this run, training in this process, to stop after the current batch (a run still
+        in the queue is cancelled)."""
+        if self.observer is None and self.thread is None and self.record.get("waiting"):
+            from ..core.workspace import Workspace
+            from .queue_verbs import cancel
+            cancel(Workspace(self.root), self.run_id)
+            return self
         if self.observer is not None:
             self.observer.stop_requested.set()
             self.note = "stop requested: it ends after the current batch"
         return self
 
     def wait(self, timeout: Optional[float] = None) -> "Run":
-        """Block until the run has ended and been committed. Ctrl-C (or interrupting the kernel)
-        stops the training cleanly after the current batch; a second one gives up waiting."""
+        """Block until the run has ended and been committed (a queued run: until it has started,
+        here or in another process, and ended). Ctrl-C (or interrupting the kernel) stops the
+        training cleanly after the current batch; a second one gives up waiting."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.thread is None and not self._wait_elsewhere(deadline):
+            return self
         if self.thread is None:
             return self
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             self._wait_awake(timeout)
         except KeyboardInterrupt:
@@ -61,6 +77,23 @@ class Run(Result):
                                            "(interrupt again to stop waiting)", {"status": "stopping"}))
             self._wait_awake(timeout)
         return self
+
+    def _wait_elsewhere(self, deadline: Optional[float]) -> bool:
+        """While queued or training in another process: poll. True when this process's queue
+        worker took the run over (then wait for its thread)."""
+        while runs.effective_status(self.record) in runs.LIVE:
+            if self.thread is not None:
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
+        if self.thread is not None:
+            return True
+        from ..core.backends.lock import workspace_lock
+
+        with workspace_lock(self.root, f"wait for run {self.run_id}"):   # its final record is written
+            pass                                                        # under the lock it commits in
+        return False
 
     def _wait_awake(self, timeout: Optional[float]) -> None:
         # short waits: the OS may deliver SIGINT to a torch thread, and Python only raises
@@ -94,6 +127,9 @@ class Run(Result):
 
     def summary(self) -> str:
         record = self.record
+        if runs.effective_status(record) == "queued" and record.get("waiting"):
+            from .queue import describe
+            return describe(self.root, self.run_id)
         best = record.get("metrics") or {}
         text = (f"run {self.run_id}: {runs.effective_status(record)}, {len(record.get('epochs') or [])}/"
                 f"{(record.get('params') or {}).get('epochs')} epochs on {record.get('device')}")
@@ -107,14 +143,20 @@ class Run(Result):
         return f"{text}; {self.note}" if self.note and live else text
 
     def to_dict(self) -> dict:
-        return runs.with_effective_status(self.record)
+        record = runs.with_effective_status(self.record)
+        if record.get("status") == "queued" and record.get("waiting"):
+            from .queue import place
+            where = place(self.root, self.run_id)
+            if where is not None:
+                record = {**record, "position": where.position, "behind": where.behind}
+        return record
 
     def widget(self, render: bool = True, champion: Optional[float] = None):
         """The live chart with its Stop button, subscribed to this run's events."""
         from ..widgets.train_chart import TrainChart
 
         chart = TrainChart(self, champion=champion, render=render)
-        if self.running:
+        if self.running or self.record.get("waiting"):   # a queued run: follow it once it starts here
             self.listeners.append(chart.on_event)
         return chart
 

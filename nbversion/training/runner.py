@@ -1,14 +1,13 @@
 """`train`, `runs stop`, `runs resume`: one background thread per run, one training per device.
 
 The workspace lock is never held while training (other cells and the CLI keep working); it is
-taken once at the end to DVC-add the weights, audit and commit the run. A device guard (a
-`flock` on `.nbversion/tmp/train-<device>.lock`, released by the OS if the process dies) keeps
-two trainings from fighting over one GPU, across kernels and the CLI.
+taken once at the end to DVC-add the weights, audit and commit the run. A device guard
+(device_guard.py) keeps two trainings from fighting over one GPU, across kernels and the CLI; a
+run for a busy device waits in the queue (queue.py) until some process starts it (queue_worker.py).
 """
 from __future__ import annotations
 
 import contextvars
-import fcntl
 import json
 import logging
 import os
@@ -19,12 +18,12 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..core.repo import identity
-from ..core.layout import tmp_dir
 from ..core.repo.cell import current_cell
-from ..errors import NbversionError, NotFound, UsageError
+from ..errors import UsageError
 from ..events import Event, emitter
 from ..extras import require
 from . import presets, runs
+from .device_guard import DeviceGuard
 from .handle import Run
 
 from typing import TYPE_CHECKING
@@ -40,44 +39,6 @@ ACTIVE: dict[str, Run] = {}      # run id -> Run, in this process
 OWN_KEYS = {"data", "model", "project", "name", "exist_ok", "resume", "mode"}
 RESUMABLE = ("stopped", "failed")
 TRAIN_LOG = "train.log"          # Ultralytics' console output of the run, committed with it
-
-
-class DeviceGuard:
-    """An exclusive `flock` per device; the lock file says which run holds it."""
-
-    def __init__(self, root: Path, device: str):
-        self.path = tmp_dir(root) / f"train-{device.replace(',', '_')}.lock"
-        self.fd: Optional[int] = None
-
-    def acquire(self, run_id: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            holder = self._holder()
-            raise NbversionError(
-                f"run {holder.get('run', '?')} is already training on device {holder.get('device', '?')} "
-                f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')})",
-                hint=f"wait for it, stop it with `nbversion runs stop {holder.get('run', 'RUN')}`, "
-                     "or train on another device with --device") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"run": run_id, "pid": os.getpid(), "host": os.uname().nodename,
-                                 "device": self.path.stem.removeprefix("train-")}).encode())
-        self.fd = fd
-
-    def _holder(self) -> dict:
-        try:
-            return json.loads(self.path.read_text() or "{}")
-        except (OSError, ValueError):
-            return {}
-
-    def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
 
 
 def pick_device(device: str, emit) -> str:
@@ -122,7 +83,7 @@ def new_run_id(name: Optional[str], model: str) -> str:
 def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: Optional[int] = None,
           imgsz: Optional[int] = None, batch: Optional[int] = None, device: str = "auto", name: Optional[str] = None,
           extra: Optional[dict] = None, wait: bool = False, on_event: Optional[EventCallback] = None,
-          callbacks: Optional[dict] = None, preset: Optional[str] = None) -> Run:
+          callbacks: Optional[dict] = None, preset: Optional[str] = None, queue: bool = True) -> Run:
     """Train a YOLO model on a dataset version, in a background thread (`nbversion train`).
 
     Args:
@@ -142,6 +103,9 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: Optiona
             exception in them stops the training (the tests inject failures this way).
         preset: a preset name (see `presets_list`): its values first, then `epochs`, `imgsz`,
             `batch` and `extra` given here override them.
+        queue: when another run holds the device, queue this one (status "queued"): it starts
+            when the device is free, in this process or any other nbversion process (the
+            Jupyter server, `nbversion runs worker`). False: refuse instead.
 
     Returns:
         Run: a live handle (status, metrics, `wait()`, `stop()`); a widget in a notebook.
@@ -154,7 +118,7 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: Optiona
     from .base_weights import resolve_base
 
     require("yolo", "train")
-    identity.require(ws.root, "contributor", "train")
+    user = identity.require(ws.root, "contributor", "train")
     named, extra, chosen = presets.apply(ws.root, preset, {"epochs": epochs, "imgsz": imgsz, "batch": batch},
                                          dict(extra or {}))
     epochs, imgsz, batch = named["epochs"], named["imgsz"], named["batch"]
@@ -162,8 +126,7 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: Optiona
     weights, base_model = resolve_base(ws, model, on_event)   # every check (and a download) before anything is written
     device = pick_device(device, emitter(on_event))
     folder = _new_run_folder(ws.root, name, model)
-    guard = DeviceGuard(ws.root, device)
-    guard.acquire(folder.name)
+    guard, waiting = _take_device(ws.root, device, folder.name, queue)
     logger.debug("run %s: device %s, model %s, data %s, extra %s", folder.name, device, model, data, extra)
     try:
         folder.mkdir(parents=True)
@@ -172,14 +135,35 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: Optiona
                                           {"epochs": epochs, "imgsz": imgsz, "batch": batch, **extra},
                                           preset=chosen.lineage() if chosen else None)
     except BaseException:
-        guard.release()
+        if guard is not None:
+            guard.release()
         shutil.rmtree(folder, ignore_errors=True)
         raise
     args = {"data": str(data_yaml), "epochs": epochs, "imgsz": imgsz, "batch": batch, "device": device,
             "project": str(folder.parent), "name": folder.name, "exist_ok": True,
             **({"amp": False, "workers": 0} if device == "cpu" else {}), **extra}
+    ddp_epochs = epochs if "," in device else 0
+    if waiting:
+        from .queue_worker import submit
+        return submit(ws, folder.name, {"weights": weights, "args": args, "device": device, "ddp_epochs": ddp_epochs,
+                                        "user": user, "queued_pid": os.getpid(), "host": os.uname().nodename},
+                      wait, on_event, callbacks)
     return _start(ws, folder.name, guard, lambda cbs: _yolo.train(weights, args, cbs, log_file=folder / TRAIN_LOG),
-                  wait, on_event, callbacks, ddp_epochs=epochs if "," in device else 0)
+                  wait, on_event, callbacks, ddp_epochs=ddp_epochs)
+
+
+def _take_device(root, device: str, run_id: str, queue: bool) -> tuple[Optional[DeviceGuard], bool]:
+    """(the device's guard, held) or (None, True): the run waits in the queue. A free device
+    with runs already waiting for it is not taken either: the queue is first come, first served."""
+    from .queue import entries
+
+    guard = DeviceGuard(root, device)
+    if not queue:
+        guard.acquire(run_id)   # refuses, naming the run that holds it
+        return guard, False
+    if not entries(root, device) and guard.try_acquire(run_id):
+        return guard, False
+    return None, True
 
 
 def _new_run_folder(root, name: Optional[str], model: str) -> Path:
@@ -213,11 +197,12 @@ def _write_initial_record(ws, folder: Path, data: str, model: str, base_model: d
 
 
 def _start(ws, run_id: str, guard: DeviceGuard, launch: Callable, wait: bool, on_event, extra_callbacks,
-           ddp_epochs: int = 0) -> Run:
+           ddp_epochs: int = 0, run: Optional[Run] = None) -> Run:
+    """Train in a new thread of this process; `run`: the handle a queued run was given."""
     from .progress import ResultsCsvFollower, RunObserver
     from .system_sampler import SystemSampler
 
-    run = Run(ws.root, run_id)
+    run = run or Run(ws.root, run_id)
     if on_event is not None:
         run.listeners.append(on_event)
     run.observer = RunObserver(ws.root, run_id, run.emit)
@@ -314,6 +299,9 @@ def stop(ws: Workspace, run_id: str, wait: bool = False) -> Run:
     run = ACTIVE.get(run_id)
     if run is None:
         record = runs.read(ws.root, run_id)
+        if runs.effective_status(record) == "queued" and record.get("waiting"):   # not started: leaves the queue
+            from .queue_verbs import cancel
+            return cancel(ws, run_id)
         if record.get("status") in ("queued", "running") and runs.is_alive(record):
             return _stop_elsewhere(ws, run_id, record)
         raise UsageError(f"run {run_id} is not running (it is {runs.effective_status(record)})",
@@ -363,9 +351,11 @@ def resume(ws: Workspace, run_id: str, wait: bool = False, on_event: Optional[Ev
         raise UsageError(f"run {run_id} is {status}; only a stopped or failed run can be resumed",
                          hint="start a new run with `nbversion train`" if status == "done" else
                               f"stop it first: `nbversion runs stop {run_id}`")
+    from .finish import resumable_checkpoint
+
     checkpoint = resumable_checkpoint(ws.root, run_id)
     guard = DeviceGuard(ws.root, record.get("device") or "cpu")
-    guard.acquire(run_id)
+    guard.acquire(run_id, queueable=False)
     (runs.run_dir(ws.root, run_id) / runs.STOP_FILE).unlink(missing_ok=True)
     runs.update(ws.root, run_id, status="queued", error=None, ended_at=None, pid=os.getpid(),
                 host=os.uname().nodename, resumed_at=runs.now())
@@ -382,25 +372,3 @@ def _commit_again(ws, run_id: str, record: dict, on_event) -> Run:
         run.listeners.append(on_event)
     _finish(ws, run, record.get("outcome") or "failed", record.get("error"))
     return run
-
-
-def resumable_checkpoint(root, run_id: str) -> Path:
-    """weights/resume.pt (kept at a stop) or last.pt (a crash), made writable: DVC links them read-only."""
-    weights = runs.run_dir(root, run_id) / "weights"
-    for candidate in (weights / "resume.pt", weights / "last.pt"):
-        if candidate.exists():
-            for path in weights.iterdir():
-                _break_link(path)
-            return candidate
-    raise NotFound(f"run {run_id} has no checkpoint to resume from (no {weights.relative_to(root)}/last.pt)",
-                   hint="it ended before its first epoch was saved: start a new run with `nbversion train`")
-
-
-def _break_link(path: Path) -> None:
-    """Replace a (read-only) link into the DVC cache by a private, writable copy."""
-    if not path.is_file():
-        return
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.copyfile(path, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)

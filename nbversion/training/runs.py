@@ -1,13 +1,14 @@
 """Run records: `runs/<run-id>/run.json` (+ Ultralytics' `results.csv`), read and listed.
 
 run.json is the contract with the registry (`register --from RUN`) and the sidebar:
-{"id", "status": queued|running|stopped|failed|done|commit failed, "params", "device",
+{"id", "status": queued|running|stopped|failed|done|commit failed|cancelled, "params", "device",
  "ultralytics_version", "model", "base_model" (what it started from: base_weights.py), "epochs": [{"epoch", "box_loss", ..., "mAP50", "mAP50-95", "lr"}],
  "best_epoch", "metrics" (best epoch), "dataset": {"name", "rev", "md5", "commit"}, "cell",
  "started_at", "ended_at", "error", "callback_errors", "weights": {"best", "last"},
  "outcome" + "commit_error" (only with "commit failed": how the training itself ended, and why
  its commit did not happen), "system" (samples [{"t", "cpu", "ram_mb", "disk_free_gb", "gpu_util"...}]:
- system_sampler.py) and "system_cost" (the sampler's own CPU time)}.
+ system_sampler.py) and "system_cost" (the sampler's own CPU time), "waiting" (true while its
+ entry is in the queue, queue.py: no process owns it then) and "queued_by" (the user who queued it)}.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:   # annotations only: core.workspace imports this module into 
     from ..core.workspace import Workspace
 
 RUNS_DIR = "runs"
-STATUSES = ("queued", "running", "stopped", "failed", "done", "commit failed")
+STATUSES = ("queued", "running", "stopped", "failed", "done", "commit failed", "cancelled")
 LIVE = ("queued", "running")     # its process may still write into the run folder
 METRIC_KEYS = ("precision", "recall", "mAP50", "mAP50-95")
 # Ultralytics' results.csv columns -> our short names
@@ -112,6 +113,8 @@ def is_alive(record: dict) -> bool:
 def effective_status(record: dict) -> str:
     """A run left "running" by a dead process (kernel restart, kill -9) is failed."""
     status = record.get("status", "unknown")
+    if status == "queued" and record.get("waiting"):   # in the queue: no process owns it yet
+        return status
     if status in LIVE and not is_alive(record):
         logger.debug("run %s says %s but pid %s on %s is gone: failed", record.get("id"), status, record.get("pid"),
                      record.get("host"))
@@ -138,7 +141,7 @@ def live_run_folders(root) -> list[str]:
         except (OSError, ValueError):   # being rewritten right now: only a live run does that
             live.append(f"{RUNS_DIR}/{path.parent.name}")
             continue
-        if record.get("status") in LIVE and is_alive(record):
+        if effective_status(record) in LIVE:   # queued runs too: their folder is committed when they end
             live.append(f"{RUNS_DIR}/{path.parent.name}")
     return live
 
@@ -178,13 +181,19 @@ def best_of(epochs: list[dict]) -> tuple[Optional[int], dict]:
     return best["epoch"], {k: best[k] for k in METRIC_KEYS if k in best}
 
 
+def _status_cell(record: dict) -> str:
+    position = record.get("queue_position")
+    status = effective_status(record)
+    return f"{status} (position {position})" if position and status == "queued" else status
+
+
 @dataclass
 class RunList(Result):
     runs: list = field(default_factory=list)
     page: Optional[paging.Page] = None
 
     def table(self):
-        rows = [(r["id"], effective_status(r), (r.get("dataset") or {}).get("name"), r.get("model"),
+        rows = [(r["id"], _status_cell(r), (r.get("dataset") or {}).get("name"), r.get("model"),
                  f"{len(r.get('epochs') or [])}/{(r.get('params') or {}).get('epochs', '?')}",
                  (r.get("metrics") or {}).get("mAP50-95"), r.get("device"), r.get("started_at"))
                 for r in self.runs]
@@ -234,14 +243,25 @@ def list_runs(ws: Workspace, status: Optional[str] = None, dataset: Optional[str
     for run_id in chosen[start:stop]:
         record = index.live.get(run_id) or run_index.read_record(index.base, run_id)
         if record is not None:   # a record being rewritten right now: skip it this time
-            records.append(record)
+            records.append(_with_position(ws.root, record))
     return RunList(records, paging.Page(len(chosen), offset, limit))
+
+
+def _with_position(root, record: dict) -> dict:
+    """A queued run's place in its device's queue, as `queue_position` (1: next to start)."""
+    if effective_status(record) != "queued" or not record.get("waiting"):
+        return record
+    from .queue import place
+
+    where = place(root, record["id"])
+    return {**record, "queue_position": where.position} if where else record
 
 
 @dataclass
 class RunShow(Result):
     record: dict
     files: list = field(default_factory=list)
+    waits_for: str = ""     # a queued run: its place in the queue
 
     def table(self):
         keys = ["epoch", "box_loss", "cls_loss", "dfl_loss", "val_box_loss", "precision", "recall",
@@ -261,6 +281,8 @@ class RunShow(Result):
                  f"params: {json.dumps(r.get('params') or {}, sort_keys=True)}",
                  f"best epoch {r.get('best_epoch')}: {json.dumps(r.get('metrics') or {})}",
                  f"files: {', '.join(self.files)}"]
+        if self.waits_for:
+            lines.insert(1, self.waits_for)
         lines += system_lines(r)
         if r.get("error"):
             lines.append(f"error: {r['error']}")
@@ -269,7 +291,8 @@ class RunShow(Result):
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {**with_effective_status(self.record), "files": self.files}
+        return {**with_effective_status(self.record), "files": self.files,
+                **({"waits_for": self.waits_for} if self.waits_for else {})}
 
 
 def system_lines(record: dict) -> list[str]:
@@ -311,4 +334,15 @@ def show(ws: Workspace, run_id: str) -> RunShow:
     folder = run_dir(ws.root, run_id)
     files = sorted(p.relative_to(ws.root).as_posix() for p in folder.rglob("*")
                    if p.is_file() and not p.name.startswith("."))
-    return RunShow(record, files)
+    return RunShow(record, files, waits_for=_waits_for(ws.root, record))
+
+
+def _waits_for(root, record: dict) -> str:
+    from .queue import place
+
+    where = place(root, record["id"]) if effective_status(record) == "queued" else None
+    if where is None:
+        return ""
+    return (f"waits in the queue for device {where.device}: position {where.position}"
+            + (f", behind run {where.behind}" if where.behind else "")
+            + " (started by the next free nbversion process: a kernel, the Jupyter server or `nbversion runs worker`)")

@@ -153,7 +153,8 @@ class TrainChart:
                       "batch_loss": [], "elapsed_s": None, "eta_s": None, "images_per_s": None,
                       "gpu_mem_gb": None, "batch": 0, "batches": 0, "error": record.get("error"),
                       "commit_error": record.get("commit_error"),
-                      "system": (record.get("system") or [None])[-1]}
+                      "system": (record.get("system") or [None])[-1],
+                      "position": run.to_dict().get("position") if status == "queued" else None}
         self.champion = champion if champion is not None else champion_map({**record, "_root": str(run.root)})
         self.updates = 0            # epoch updates received (the tests count them)
         self.renders = 0            # charts drawn
@@ -170,7 +171,7 @@ class TrainChart:
         self._wanted = 0
         self._lock = threading.Lock()
         self._refresh_label()
-        self._set_running(self.state["status"] in TRAINING and run.running)
+        self._set_running(self.state["status"] in TRAINING and (run.running or status == "queued"))   # Stop cancels a queued run
         if render:
             threading.Thread(target=self._renderer, name=f"nbversion-chart-{run.run_id}", daemon=True).start()
             self._request_render()
@@ -187,6 +188,7 @@ class TrainChart:
                 self._on_batch(event, data)
             elif event.stage == "train" and data.get("status"):
                 self.state["status"] = data["status"]
+                self.state["position"] = data.get("position")
                 self.state.update({k: data[k] for k in ("error", "commit_error") if data.get(k)})
                 if data["status"] not in TRAINING:
                     self.state["eta_s"] = None
@@ -232,7 +234,8 @@ class TrainChart:
     def _refresh_label(self) -> None:
         s = self.state
         best = max((r.get("mAP50-95") or 0 for r in s["rows"]), default=None)
-        parts = [f"<b>{html.escape(s['run'])}</b> · {html.escape(str(s['status']))}",
+        status = f"queued (position {s['position']})" if s["status"] == "queued" and s.get("position") else s["status"]
+        parts = [f"<b>{html.escape(s['run'])}</b> · {html.escape(str(status))}",
                  f"epoch {s['epoch']}/{s['epochs']}"]
         if s.get("batches") and s["status"] == "running":
             parts.append(f"batch {s['batch']}/{s['batches']}")
