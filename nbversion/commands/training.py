@@ -33,6 +33,7 @@ def _train_args(p):
     p.add_argument("--device", default="auto", help="auto (GPU if there is one) | cpu | 0 | 0,1")
     p.add_argument("--name", default=None, metavar="RUN", help="part of the run id (default: the model)")
     p.add_argument("--wait", action="store_true", help="block until the run ends (always so from the CLI)")
+    p.add_argument("--on", default=None, metavar="TARGET", help="train on a target (`target list`), commit here")
     p.add_argument("extra", nargs="*", metavar="key=value", help="more Ultralytics training arguments")
 
 
@@ -46,7 +47,7 @@ def _run_train(ws, a, ev):
     wait = a.wait or not _in_notebook()
     return _ended_well(ws.train(a.data, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,
                                 name=a.name, extra=_key_values(a.extra), wait=wait, on_event=ev,
-                                preset=a.preset), wait)
+                                preset=a.preset, on=a.on), wait)
 
 
 def _run_resume(ws, a, ev):
@@ -186,6 +187,9 @@ VERBS = [
              lambda ws, a, ev: ws.runs_stop(a.run_id, wait=a.wait)),
         Verb("resume", "continue a stopped or failed run from its last checkpoint", _resume_args,
              _run_resume),
+        Verb("attach", "follow a run training on a target again; commit it once it has ended", _resume_args,
+             lambda ws, a, ev: _ended_well(ws.runs_attach(a.run_id, wait=a.wait or not _in_notebook(), on_event=ev),
+                                           a.wait or not _in_notebook())),
     ]),
     Verb("predict", "detect objects in images with a model; `predict history`, `predict compare V1 V2 IMAGE...`",
          _predict_args, _run_predict),
