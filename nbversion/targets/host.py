@@ -52,15 +52,15 @@ def execute(root, run_id: str, spec: dict) -> dict:
     status, error = "failed", None
     observer = RunObserver(root, run_id, lambda event: None)
     try:
+        md5 = spec["dataset_md5"]   # exported again on resume: it is removed when a run ends
+        objects.fetch(root, remote, {md5})
+        data = export_version(root, md5, folder / "data")
+        data_yaml = _absolute_yaml(data / "data.yaml", data, folder / "data.yaml")
         if resume:
             checkpoint = resumable_checkpoint(root, run_id)
             launch = lambda cbs: _yolo.train(spec["model"], spec["args"], cbs, resume_from=str(checkpoint),
                                              log_file=folder / TRAIN_LOG)
         else:
-            md5 = spec["dataset_md5"]
-            objects.fetch(root, remote, {md5})
-            data = export_version(root, md5, folder / "data")
-            data_yaml = _absolute_yaml(data / "data.yaml", data, folder / "data.yaml")
             args = {**spec["args"], "data": str(data_yaml), "project": str(folder.parent), "name": run_id,
                     "exist_ok": True}
             launch = lambda cbs: _yolo.train(spec["weights"], args, cbs, log_file=folder / TRAIN_LOG)

@@ -122,8 +122,10 @@ def start_script(workdir_path: str, git_url: str, commit: str, run_id: str, spec
                f"{{ [ -d .git ] || git init -q . ; }} && git fetch -q {q(git_url)} '+refs/heads/*:refs/remotes/team/*' && "
                f"git checkout -q -f --detach {q(commit)} && ") if fresh else f"cd {q(workdir_path)} && "
     stale = f"runs/{run_id}/target.json runs/{run_id}/STOP"   # an earlier attempt's end must not be read as this one's
-    return (f"set -e; {prepare}mkdir -p {LOG_DIR} && rm -f {stale} && "
-            f"setsid nohup nbversion target exec {q(run_id)} {q(encoded)} > {q(log)} 2>&1 < /dev/null & echo $!")
+    # only the training goes to the background, its output away from ssh's: ssh returns at once
+    return (f"set -e; {prepare}mkdir -p {LOG_DIR} && rm -f {stale}\n"
+            f"setsid nohup nbversion target exec {q(run_id)} {q(encoded)} > {q(log)} 2>&1 < /dev/null &\n"
+            "echo $!")
 
 
 def train_on(ws, on: str, data: str, model: str = "yolov8n.yaml", epochs: Optional[int] = None,
@@ -203,7 +205,7 @@ def resume_on(ws, run_id: str, record: dict, wait: bool = False, on_event=None):
         raise NotFound(f"run {run_id}: no checkpoint left on target {record['target']} ({where}/runs/{run_id}/weights)",
                        hint="start a new run with `nbversion train --on TARGET`")
     device = record.get("device") or "cpu"
-    spec = {"remote": remote, "resume": True, "model": record["model"],
+    spec = {"remote": remote, "resume": True, "model": record["model"], "dataset_md5": record["dataset"]["md5"],
             "args": {"device": device, **({"workers": 0, "amp": False} if device == "cpu" else {})}}
     (runs.run_dir(ws.root, run_id) / runs.STOP_FILE).unlink(missing_ok=True)
     pid = host.run(start_script(where, "", "", run_id, spec, fresh=False), what="resuming the training"
