@@ -14,7 +14,7 @@ import pytest
 
 from conftest import cli, cli_json, git, snapshot
 from sshd_server import running_sshd, sshd  # noqa: F401 (a fixture)
-from test_training import TINY, assert_committed_run
+from test_training import TINY, TINY_ARGS, assert_committed_run
 from trained import trained, trained_template  # noqa: F401 (fixtures)
 from nbversion.core.backends import dvc_cache
 from nbversion.core.backends.hashing import file_md5
@@ -125,3 +125,29 @@ def test_a_host_without_nbversion_or_an_unpushed_commit_changes_nothing(trained,
         proc = cli("train", "--data", "demo", "--on", "box", "--epochs", "1", check=1)
         assert "is not pushed to team" in proc.stderr and "nbversion push" in proc.stderr
         assert snapshot(ws.root) == before
+
+
+def test_a_closed_notebook_leaves_the_run_training_and_runs_attach_commits_it(trained, tmp_path, sshd):
+    import subprocess
+    import sys
+
+    ws = team_workspace(trained, tmp_path, sshd)
+    code = ("import sys, nbversion as nbv\n"
+            "run = nbv.open('.').train('demo', 'yolov8n.yaml', epochs=2, imgsz=64, batch=4, device='cpu', "
+            f"extra={dict(TINY)!r}, on='box')\n"
+            "print(run.run_id)\n")   # the process ends at once, as a closed notebook's kernel
+    run_id = subprocess.run([sys.executable, "-c", code], cwd=ws.root, capture_output=True, text=True,
+                            check=True).stdout.split()[-1]
+    assert cli_json("runs", "show", run_id)["status"] == "running"
+    cli("runs", "attach", run_id, check=0)
+    record = assert_committed_run(ws, run_id, "done", 2)
+    assert record["target"] == "box"
+    assert "nothing to attach to" in cli("runs", "attach", run_id, check=2).stderr
+    # the CLI: the next run needs the new commit pushed; then it reuses the host's clone
+    assert "nbversion push" in cli("train", "--data", "demo", "--on", "box", *TINY_ARGS, check=1).stderr
+    cli("push", check=0)
+    cli("train", "--data", "demo", "--on", "box", "--epochs", "1", *TINY_ARGS, check=0)
+    latest = max(r["id"] for r in cli_json("runs", "list")["runs"])
+    assert assert_committed_run(ws, latest, "done", 1)["target"] == "box"
+    cli("audit", "verify", check=0)
+    assert ws.verify().problems == []

@@ -50,6 +50,18 @@ class TargetRun(Run):
         return self
 
 
+def _handle(ws, run_id: str, record: dict) -> TargetRun:
+    target = settings.load(ws.root, record["target"])
+    return TargetRun(ws.root, run_id, Host(target), record["target_host"]["workdir"])
+
+
+def stop_remote(ws, run_id: str, record: dict) -> Run:
+    """`runs stop RUN` of a target run no thread here follows: the STOP file is written on the host."""
+    run = _handle(ws, run_id, record).stop()
+    run.note += f"; `nbversion runs attach {run_id}` commits it once it has stopped"
+    return run
+
+
 def start(ws, run_id: str, wait: bool, on_event) -> Run:
     """Follow run `run_id` (on its target) in a thread here; a run already followed here is returned."""
     from ..training.progress import ResultsCsvFollower, RunObserver
@@ -61,8 +73,8 @@ def start(ws, run_id: str, wait: bool, on_event) -> Run:
             run.listeners.append(on_event)
         return run.wait() if wait else run
     record = runs.read(ws.root, run_id)
-    target = settings.load(ws.root, record["target"])
-    run = TargetRun(ws.root, run_id, Host(target), record["target_host"]["workdir"])
+    run = _handle(ws, run_id, record)
+    target = run.host.target
     if on_event is not None:
         run.listeners.append(on_event)
     run.observer = RunObserver(ws.root, run_id, run.emit, first_epoch=len(record.get("epochs") or []) + 1)

@@ -318,6 +318,9 @@ def stop(ws: Workspace, run_id: str, wait: bool = False) -> Run:
     run = ACTIVE.get(run_id)
     if run is None:
         record = runs.read(ws.root, run_id)
+        if record.get("target") and record.get("status") in ("queued", "running"):   # the STOP file goes there
+            from ..targets.follow import stop_remote
+            return stop_remote(ws, run_id, record)
         if record.get("status") in ("queued", "running") and runs.is_alive(record):
             return _stop_elsewhere(ws, run_id, record)
         raise UsageError(f"run {run_id} is not running (it is {runs.effective_status(record)})",
