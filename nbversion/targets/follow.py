@@ -43,7 +43,8 @@ class TargetRun(Run):
 
     def stop(self) -> "Run":
         stamp = json.dumps({"by": "nbversion", "at": runs.now()})
-        self.host.run(f"printf %s {shlex.quote(stamp)} > {shlex.quote(self.remote(runs.STOP_FILE))}",
+        folder = shlex.quote(self.remote(""))   # made here when the host has not made it yet
+        self.host.run(f"mkdir -p {folder} && printf %s {shlex.quote(stamp)} > {shlex.quote(self.remote(runs.STOP_FILE))}",
                       what="asking the run to stop")
         self.stop_sent = True
         self.note = f"stop requested on target {self.host.target.name}: it ends after the current batch"

@@ -35,8 +35,8 @@ def execute(root, run_id: str, spec: dict) -> dict:
     folder = runs.run_dir(root, run_id)
     remote = spec["remote"]
     resume = bool(spec.get("resume"))
-    (folder / ENDED_FILE).unlink(missing_ok=True)
-    (folder / runs.STOP_FILE).unlink(missing_ok=True)
+    # an earlier attempt's target.json and STOP were removed before this process started (launch.py):
+    # a stop asked for meanwhile is kept
     if not resume:
         from ..training.runner import pick_device
 
