@@ -15,7 +15,6 @@ from conftest import cli, cli_json, git, snapshot
 from sshd_server import running_sshd, sshd  # noqa: F401 (a fixture)
 from test_training import TINY, TINY_ARGS, assert_committed_run
 from trained import trained, trained_template  # noqa: F401 (fixtures)
-from nbversion.core.backends import dvc_cache
 from nbversion.core.backends.hashing import file_md5
 from nbversion.errors import NbversionError, UsageError
 

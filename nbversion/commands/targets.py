@@ -24,10 +24,8 @@ def _exec_args(p):
 
 
 def _run_exec(ws, a, ev):
-    import base64
-
     from ..targets.host import run_exec
-    return run_exec(ws, a.run_id, base64.b64decode(a.spec).decode())
+    return run_exec(ws, a.run_id, a.spec)
 
 
 VERBS = [

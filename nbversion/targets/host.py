@@ -93,8 +93,23 @@ def _hand_back(root: Path, run_id: str, remote: str, status: str, error) -> dict
     return ended
 
 
-def run_exec(ws, run_id: str, spec_text: str) -> dict:
-    """The hidden verb's body: the spec is JSON from the notebook side."""
+REQUIRED = ("remote", "dataset_md5", "model", "args")
+
+
+def run_exec(ws, run_id: str, encoded: str) -> dict:
+    """The hidden verb's body: the spec is base64 JSON written by the notebook side (launch.py)."""
+    import base64
+    import binascii
+
+    from ..errors import UsageError
+
     runs.check_id(run_id)
-    spec = json.loads(spec_text)
+    try:
+        spec = json.loads(base64.b64decode(encoded, validate=True).decode())
+    except (binascii.Error, ValueError):
+        spec = None
+    needed = REQUIRED if (isinstance(spec, dict) and spec.get("resume")) else (*REQUIRED, "record", "weights")
+    if not isinstance(spec, dict) or not all(key in spec for key in needed):
+        raise UsageError("target exec: SPEC is not what `train --on` writes",
+                         hint="`target exec` is run on a target host by `nbversion train --on TARGET`, not by hand")
     return execute(ws.root, run_id, spec)

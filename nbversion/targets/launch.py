@@ -15,7 +15,6 @@ import shlex
 from pathlib import Path
 from typing import Optional
 
-from .. import __version__
 from ..core.artifacts.dataset_meta import DATASETS_DIR, pointer_at
 from ..core.backends import _git, _git_sync
 from ..core.repo import identity, names, refs
@@ -37,7 +36,7 @@ def runnable(root, name: str):
     if target.url.kind not in urls.RUNNABLE:
         raise UsageError(f"target {name} is a {target.url.kind}:// target: training there is not supported yet "
                          "(this version runs ssh:// targets only)",
-                         hint=f"train on an ssh:// target (`nbversion target add NAME ssh://host/path`) or here")
+                         hint="train on an ssh:// target (`nbversion target add NAME ssh://host/path`) or here")
     return target
 
 
@@ -88,7 +87,15 @@ def check_pushed(root, remote: str, git_remote: str, lineage: dict, ref: str) ->
     return head
 
 
+def local_version() -> str:
+    """This install's version (what `nbversion --version` prints: pyproject's), read without
+    importing the package's __init__, which imports the presentation layers."""
+    from importlib.metadata import version
+    return version("nbversion")
+
+
 def check_host_version(host: Host) -> str:
+    __version__ = local_version()
     proc = host.run("nbversion --version", check=False, what="nbversion --version")
     if proc.returncode == 255:
         host.run("true", what="connecting")   # raises the connection error with its hint
