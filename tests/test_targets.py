@@ -90,6 +90,15 @@ def test_a_run_trained_on_an_ssh_target_is_committed_here(trained, tmp_path, ssh
     assert git(clone, "rev-parse", "HEAD").strip() == record["commit"]
     assert cli_json("runs", "show", run.run_id)["status"] == "done"
 
+    # a training that fails on the host (a GPU it lacks) is committed here as failed, with the host's reason
+    ws.push()
+    failed = ws.train("demo", "yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="0", extra=dict(TINY), on="box",
+                      wait=True)
+    assert failed.record["status"] == "failed" and "CUDA GPU" in failed.record["error"]
+    assert git(ws.root, "status", "--porcelain") == ""
+    entry = json.loads((ws.root / ".nbversion" / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["target"] == failed.run_id and entry["details"]["status"] == "failed"
+
 
 def test_a_target_run_stopped_once_is_resumed_on_the_same_target(trained, tmp_path, sshd):
     ws = team_workspace(trained, tmp_path, sshd)

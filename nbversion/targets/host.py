@@ -29,7 +29,7 @@ def execute(root, run_id: str, spec: dict) -> dict:
     from ..training.finish import final_record
     from ..training.inputs import _absolute_yaml, export_version
     from ..training.progress import RunObserver
-    from ..training.runner import resumable_checkpoint, TRAIN_LOG
+    from ..training.runner import DeviceGuard, TRAIN_LOG, pick_device, resumable_checkpoint
 
     root = Path(root)
     folder = runs.run_dir(root, run_id)
@@ -38,20 +38,23 @@ def execute(root, run_id: str, spec: dict) -> dict:
     # an earlier attempt's target.json and STOP were removed before this process started (launch.py):
     # a stop asked for meanwhile is kept
     if not resume:
-        from ..training.runner import pick_device
-
-        device = pick_device(spec["args"].get("device"), lambda event: None)   # "auto": this host's GPU
-        spec["args"] = {**spec["args"], "device": device, **({"amp": False, "workers": 0} if device == "cpu" else {})}
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ".gitignore").write_text("/data\n")
-        runs.write(root, {**spec["record"], "device": device, "status": "queued", "pid": os.getpid(),
-                          "host": os.uname().nodename})
+        runs.write(root, {**spec["record"], "status": "queued", "pid": os.getpid(), "host": os.uname().nodename})
     else:
         runs.update(root, run_id, status="queued", error=None, ended_at=None, pid=os.getpid(),
                     host=os.uname().nodename)
-    status, error = "failed", None
+    status, error, guard = "failed", None, None
     observer = RunObserver(root, run_id, lambda event: None)
     try:
+        device = spec["args"].get("device") or "cpu"
+        if not resume:   # "auto": this host's GPU; a GPU it lacks fails the run with the reason
+            device = pick_device(device, lambda event: None)
+            spec["args"] = {**spec["args"], "device": device,
+                            **({"amp": False, "workers": 0} if device == "cpu" else {})}
+            runs.update(root, run_id, device=device)
+        guard = DeviceGuard(root, device)   # one training per device on the host too
+        guard.acquire(run_id)
         md5 = spec["dataset_md5"]   # exported again on resume: it is removed when a run ends
         objects.fetch(root, remote, {md5})
         data = export_version(root, md5, folder / "data")
@@ -71,6 +74,9 @@ def execute(root, run_id: str, spec: dict) -> dict:
     except BaseException as exc:   # a crash, an OOM, data missing on the remote: the run failed
         logger.debug("run %s on this target raised", run_id, exc_info=True)
         error = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}".strip()
+    finally:
+        if guard is not None:
+            guard.release()
     final_record(root, run_id, status, error, observer)
     return _hand_back(root, run_id, remote, status, error)
 
