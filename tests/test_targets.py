@@ -101,8 +101,18 @@ def test_a_run_trained_on_an_ssh_target_is_committed_here(trained, tmp_path, ssh
 
 
 def test_a_target_run_stopped_once_is_resumed_on_the_same_target(trained, tmp_path, sshd):
+    from IPython.core.interactiveshell import InteractiveShell
+
     ws = team_workspace(trained, tmp_path, sshd)
-    run = train_on(ws, epochs=8)
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("%load_ext nbversion")
+        started = shell.run_cell("%mv_train --data demo --on box --epochs 8 " + " ".join(TINY_ARGS))
+        assert started.success   # in a notebook it returns at once: the run trains on the host
+        run = started.result
+    finally:
+        InteractiveShell.clear_instance()
+    assert run.record["cell"] is not None and run.record["target"] == "box"   # the cell's lineage, as a local run's
     listed = {r["id"]: r for r in cli_json("runs", "list")["runs"]}
     assert listed[run.run_id]["status"] == "running"   # not "failed" for want of a local pid: it runs on the target
     cli("runs", "stop", run.run_id, check=0)            # another process: the STOP file goes to the host

@@ -11,6 +11,7 @@ training itself runs detached on the host: a closed notebook leaves it running, 
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import shlex
@@ -84,8 +85,9 @@ def start(ws, run_id: str, wait: bool, on_event) -> Run:
     follower.seen = len(record.get("epochs") or [])
     ACTIVE[run_id] = run
     run.emit(Event("train", follower.seen, total, f"training on target {target.name}", {"status": "running"}))
-    run.thread = threading.Thread(target=_follow, args=(ws, run, follower), name=f"nbversion-target-{run_id}",
-                                  daemon=True)
+    context = contextvars.copy_context()   # the cell lineage survives into the thread, as for a local run
+    run.thread = threading.Thread(target=context.run, args=(_follow, ws, run, follower),
+                                  name=f"nbversion-target-{run_id}", daemon=True)
     run.thread.start()
     if wait:
         run.wait()
