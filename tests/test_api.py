@@ -24,7 +24,7 @@ def _public_methods(ws) -> dict:
     ("dataset_add", ["name", "src", "tags", "message", "dry_run", "on_event", "classes", "strict"]),
     ("promote", ["ref", "stage", "force", "on_event"]),
     ("train", ["data", "model", "epochs", "imgsz", "batch", "device", "name", "extra", "wait", "on_event",
-               "callbacks", "preset", "queue"]),
+               "callbacks", "preset", "queue", "on"]),
     ("gc", ["keep_last", "older_than", "dry_run", "remote", "on_event"]),
     ("exp_best", ["metric", "lower_is_better"]),
 ])

@@ -14,7 +14,7 @@ from ..errors import UsageError
 
 logger = logging.getLogger(__name__)
 
-MODULES = ["workspace", "data", "registry", "training", "remotes", "presets"]
+MODULES = ["workspace", "data", "registry", "training", "remotes", "presets", "targets"]
 
 
 class HelpShown(Exception):

@@ -36,6 +36,7 @@ def _train_args(p):
                    "unless the run is queued: then only with --wait)")
     p.add_argument("--no-queue", dest="queue", action="store_false",
                    help="refuse when another run holds the device, instead of queueing this one")
+    p.add_argument("--on", default=None, metavar="TARGET", help="train on a target (`target list`), commit here")
     p.add_argument("extra", nargs="*", metavar="key=value", help="more Ultralytics training arguments")
 
 
@@ -49,6 +50,10 @@ def _run_train(ws, a, ev):
     from ..training import queue_worker
 
     wait = a.wait or not _in_notebook()
+    if a.on:   # a training target: the follower in this process commits the run when it ends
+        return _ended_well(ws.train(a.data, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,
+                                    name=a.name, extra=_key_values(a.extra), wait=wait, on_event=ev,
+                                    preset=a.preset, on=a.on), wait)
     # a CLI process that queued a run exits at once: it must not start the run itself and die
     autostart, queue_worker.AUTOSTART = queue_worker.AUTOSTART, bool(a.wait or _in_notebook())
     try:
@@ -210,6 +215,9 @@ VERBS = [
              lambda ws, a, ev: ws.runs_cancel(a.run_id)),
         Verb("worker", "start queued runs as their devices become free, in the foreground (Ctrl-C ends it)",
              _worker_args, lambda ws, a, ev: ws.runs_worker(once=a.once, idle_exit=a.idle_exit, on_event=ev)),
+        Verb("attach", "follow a run training on a target again; commit it once it has ended", _resume_args,
+             lambda ws, a, ev: _ended_well(ws.runs_attach(a.run_id, wait=a.wait or not _in_notebook(), on_event=ev),
+                                           a.wait or not _in_notebook())),
     ]),
     Verb("predict", "detect objects in images with a model; `predict history`, `predict compare V1 V2 IMAGE...`",
          _predict_args, _run_predict),

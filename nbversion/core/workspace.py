@@ -141,6 +141,8 @@ class Workspace:
     from .audit.verify import verify as audit_verify
 
     from ..training.runner import train, stop as runs_stop, resume as runs_resume
+    from ..targets.follow import attach as runs_attach
+    from ..targets.settings import target_add, target_list, target_remove
     from ..training.runs import list_runs as runs_list, show as runs_show
     from ..training.compare import compare as runs_compare
     from ..training.queue_verbs import cancel as runs_cancel, worker as runs_worker

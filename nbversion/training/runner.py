@@ -83,7 +83,8 @@ def new_run_id(name: Optional[str], model: str) -> str:
 def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: Optional[int] = None,
           imgsz: Optional[int] = None, batch: Optional[int] = None, device: str = "auto", name: Optional[str] = None,
           extra: Optional[dict] = None, wait: bool = False, on_event: Optional[EventCallback] = None,
-          callbacks: Optional[dict] = None, preset: Optional[str] = None, queue: bool = True) -> Run:
+          callbacks: Optional[dict] = None, preset: Optional[str] = None, queue: bool = True,
+          on: Optional[str] = None) -> Run:
     """Train a YOLO model on a dataset version, in a background thread (`nbversion train`).
 
     Args:
@@ -106,6 +107,7 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: Optiona
         queue: when another run holds the device, queue this one (status "queued"): it starts
             when the device is free, in this process or any other nbversion process (the
             Jupyter server, `nbversion runs worker`). False: refuse instead.
+        on: a target's name (see `target_list`): train there, commit here.
 
     Returns:
         Run: a live handle (status, metrics, `wait()`, `stop()`); a widget in a notebook.
@@ -117,6 +119,9 @@ def train(ws: Workspace, data: str, model: str = "yolov8n.yaml", epochs: Optiona
     from . import _yolo
     from .base_weights import resolve_base
 
+    if on is not None:   # a training target (nbversion/targets): trained there, committed here
+        from ..targets.launch import train_on
+        return train_on(ws, on, data, model, epochs, imgsz, batch, device, name, extra, wait, on_event, callbacks, preset)
     require("yolo", "train")
     user = identity.require(ws.root, "contributor", "train")
     named, extra, chosen = presets.apply(ws.root, preset, {"epochs": epochs, "imgsz": imgsz, "batch": batch},
@@ -299,6 +304,9 @@ def stop(ws: Workspace, run_id: str, wait: bool = False) -> Run:
     run = ACTIVE.get(run_id)
     if run is None:
         record = runs.read(ws.root, run_id)
+        if record.get("target") and record.get("status") in ("queued", "running"):   # the STOP file goes there
+            from ..targets.follow import stop_remote
+            return stop_remote(ws, run_id, record)
         if runs.effective_status(record) == "queued" and record.get("waiting"):   # not started: leaves the queue
             from .queue_verbs import cancel
             return cancel(ws, run_id)
@@ -344,6 +352,9 @@ def resume(ws: Workspace, run_id: str, wait: bool = False, on_event: Optional[Ev
     require("yolo", "runs resume")
     identity.require(ws.root, "contributor", "train")
     record = runs.read(ws.root, run_id)
+    if record.get("target"):   # trained on a target: resumed there (nbversion/targets)
+        from ..targets.launch import resume_on
+        return resume_on(ws, run_id, record, wait, on_event)
     status = runs.effective_status(record)
     if status == "commit failed":
         return _commit_again(ws, run_id, record, on_event)

@@ -101,6 +101,8 @@ def is_alive(record: dict) -> bool:
     """Is the process that trains this run still there? (Unknowable for another host: assume so.)"""
     import os
 
+    if record.get("target"):   # trains on a target, detached there: `runs attach` finds out how it ended
+        return True
     if record.get("host") not in (None, os.uname().nodename):
         return True
     try:
