@@ -80,13 +80,23 @@ def show_error(shell, etype, value, tb, tb_offset=None):
     return None
 
 
+def _shown_now(shell, result):
+    """A training run is shown by the magic itself: `run = %mv_train ...` assigns it, and IPython
+    shows nothing for an assignment (an executed notebook kept two empty outputs). The run then
+    skips the display IPython asks for in the same cell, so an unassigned one is shown once."""
+    show = getattr(result, "show_in_cell", None)
+    if show is not None and getattr(shell, "kernel", None) is not None:
+        show(lambda: _cell_number(shell))
+    return result
+
+
 def _make_magic(shell, name: str):
     def magic(line: str = ""):
         from .widgets.progress import for_shell
 
         progress = for_shell(shell)
         try:
-            return _run_verb(shell, name, line, progress)
+            result = _run_verb(shell, name, line, progress)
         except KeyboardInterrupt as exc:   # the kernel's interrupt: one line saying what it left
             raise StoppedByUser(interrupted_message(exc)) from None
         except Exception as exc:   # noqa: BLE001 - the last line of defence, as in the CLI
@@ -96,6 +106,7 @@ def _make_magic(shell, name: str):
             raise error from exc
         finally:
             progress.close()
+        return _shown_now(shell, result)
 
     magic.__name__ = f"mv_{name}"
     magic.__doc__ = f"%mv_{name}: same arguments as `nbversion {name}` (try `%mv_{name} --help`)."

@@ -38,9 +38,10 @@ def test_a_notebook_run_saves_its_final_state_and_nothing_else(ws, demo_data):
                         "run.wait()\nprint(run.status)"], ws.root)
     outputs = [o for cell in notebook.cells for o in cell.outputs]
     assert [o.get("text") for o in outputs if o.get("name") == "stderr"] == []
-    # the run's commit (DVC adding the weights) drew no spinner (rich's Output widget) in the cell
+    # an assigned run is still shown (IPython shows nothing for an assignment), and only it: the
+    # run's commit (DVC adding the weights) drew no spinner (rich's Output widget) in the cell
     drawn = [o["data"] for o in notebook.cells[1].outputs if any(o.get("data", {}).values())]
-    assert drawn == [], drawn
+    assert len(drawn) == 1 and "done, 1/1 epochs" in shown(notebook.cells[1]), drawn
     assert len(notebook.cells[2].outputs) == 1, notebook.cells[2].outputs
     assert shown(notebook.cells[3]).split() == ["done"]
     final = shown(notebook.cells[2])

@@ -31,6 +31,7 @@ class Run(Result):
         self.thread: Optional[threading.Thread] = None
         self.finished = threading.Event()
         self.note = ""                     # e.g. "stop requested" when it trains elsewhere
+        self._shown_in = None              # (cell number now, the cell the magic showed it in)
 
     def __repr__(self) -> str:
         return f"<nbversion run {self.run_id} {self.status}>"
@@ -160,11 +161,19 @@ class Run(Result):
             self.listeners.append(chart.on_event)
         return chart
 
+    def show_in_cell(self, cell_now) -> None:
+        """Shown by the `%mv_train` magic, assigned or not; `cell_now()` is the running cell's number."""
+        self._ipython_display_()
+        self._shown_in = (cell_now, cell_now())
+
     def _ipython_display_(self):
         """The live widget; its bundle also carries the run's table for frontends without
         widgets (nbconvert, nbval), which show the text/html part instead: that part is
         replaced by the final one when the run ends, so a saved notebook shows how it ended."""
         from IPython.display import display
+
+        if self._shown_in is not None and self._shown_in[0]() == self._shown_in[1]:
+            return   # the magic showed it in this cell already
 
         view = {}
         try:
