@@ -91,6 +91,25 @@ def test_a_cli_run_queued_behind_a_training_is_started_by_a_worker_after_the_cli
     assert git(ws.root, "status", "--porcelain", "--", "runs") == ""
 
 
+def test_a_queued_run_trains_the_dataset_version_it_was_queued_with(trained, tmp_path):
+    # a newer version imported while the run waits must not be what it trains: its record names the old one
+    from nbversion.demo import make_dataset
+
+    ws, _ = trained
+    recorded = ws.dataset_show("demo").meta
+    with held_training(ws, epochs=3):
+        queued = queue_from_cli(ws, "pinned")
+        newer = make_dataset(tmp_path / "newer", val=5)
+        ws.dataset_add("demo", newer)                         # the working copy now holds 5 val images
+    finished(worker(ws, "--once"))
+    record = ws.runs_show(queued["id"]).record
+    assert record["status"] == "done" and record["dataset"]["md5"] == recorded["content_hash"]
+    log = (ws.root / "runs" / queued["id"] / "train.log").read_text()
+    val_images = recorded["splits"]["val"]["images"]
+    assert f", {val_images} val images" in log, log          # Ultralytics' "Using 16 train, 8 val images"
+    assert record["started_at"] >= record["queued_at"]
+
+
 def test_a_second_api_train_is_queued_and_starts_by_itself_in_the_same_process(trained, monkeypatch):
     from nbversion.training import queue_worker
 

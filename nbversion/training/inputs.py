@@ -30,7 +30,7 @@ def resolve_data(root: Path, ref: str, run_folder: Path) -> tuple[Path, dict]:
     at_commit = pointer_at(root, KIND_DIR, name, commit)
     working = _working_pointer(root, name)
     lineage = {"name": name, "rev": rev or "latest", "md5": at_commit.md5, "commit": commit}
-    if working is not None and working.md5 == at_commit.md5:
+    if _holds(root, working, at_commit.md5):
         folder = root / KIND_DIR / name
     else:
         folder = export_version(root, at_commit.md5, run_folder / "data")
@@ -40,6 +40,31 @@ def resolve_data(root: Path, ref: str, run_folder: Path) -> tuple[Path, dict]:
         raise NotFound(f"--data {ref}: {yaml_file.relative_to(root)} is missing",
                        hint=f"re-import the dataset with `nbversion dataset add {name} SRC` (a YOLO dataset)")
     return _absolute_yaml(yaml_file, folder, run_folder / "data.yaml"), lineage
+
+
+def _holds(root: Path, working, md5: str) -> bool:
+    """Whether the working copy holds exactly version `md5`: its pointer says so AND its files
+    were not edited since (uncommitted edits would be trained while the run records `md5`)."""
+    from ..core.backends import uncommitted
+
+    return working is not None and working.md5 == md5 and uncommitted.matches_pointer(root, working)
+
+
+def pin_for_start(root: Path, run_folder: Path, lineage: dict) -> None:
+    """A queued run starts later than it was resolved: if the working copy it was to read no longer
+    holds its recorded version (a newer `dataset add`, edits), that version is exported into the
+    run folder now, so the run trains what its record names."""
+    pinned = run_folder / "data.yaml"
+    name, md5 = lineage.get("name"), lineage.get("md5")
+    if not name or not md5 or not pinned.is_file():
+        return
+    folder = root / KIND_DIR / name
+    reads_working_copy = f"path: {folder}" in pinned.read_text().splitlines()
+    if not reads_working_copy or _holds(root, _working_pointer(root, name), md5):
+        return
+    logger.debug("queued run %s: %s changed since it was queued; exporting %s", run_folder.name, folder, md5)
+    exported = export_version(root, md5, run_folder / "data")
+    _absolute_yaml(exported / "data.yaml", exported, pinned)
 
 
 def _working_pointer(root: Path, name: str):

@@ -129,6 +129,11 @@ def _start_claimed(root, claim: queue.Claim, guard: DeviceGuard) -> Run:
     acting = identity.acting_as(queued_by, "the user who queued the run") \
         if queued_by != identity.current_user(root) and not signing.required(root) else contextlib.nullcontext()
     try:
+        from .inputs import pin_for_start
+
+        record = runs.read(root, run_id)
+        pin_for_start(root, folder, record.get("dataset") or {})   # the version it was queued with
+        runs.update(root, run_id, queued_at=record.get("started_at"), started_at=runs.now())
         with acting:   # the training thread inherits it: its commit and audit line are the queuer's
             run = _start(Workspace(root), run_id, guard,
                          lambda cbs: _yolo.train(weights, args, cbs, log_file=folder / TRAIN_LOG),
