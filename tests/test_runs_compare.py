@@ -53,8 +53,10 @@ def test_cli_shows_only_differing_params_dataset_versions_and_best_epochs(runs3)
     assert "lr0" in header and "epochs" in header            # the parameters that differ
     for same in ("imgsz", "batch", "optimizer", "mosaic", "data"):   # equal in both runs: not shown
         assert not re.search(rf"\b{same}\b", header), header
-    content = ws.runs_show(a).record["dataset"]["md5"][:8]        # the data's own hash, not a commit
-    assert out.count(f"demo@{content}") == 2
+    dataset = ws.runs_show(a).record["dataset"]
+    commit, content = dataset["commit"][:8], dataset["md5"][:8]   # the ref `dataset show` takes, and the data's hash
+    assert out.count(f"demo@{commit}") == 2 and out.count(content) == 2
+    assert ws.dataset_show(f"demo@{commit}").meta["content_hash"] == dataset["md5"]
     data = json.loads(cli("runs", "compare", a, b, "--json", check=0).stdout)
     assert data["metric"] == "mAP50-95"
     assert set(data["params"]) == {"epochs", "lr0"}
@@ -65,7 +67,7 @@ def test_cli_shows_only_differing_params_dataset_versions_and_best_epochs(runs3)
         row = next(r for r in data["runs"] if r["id"] == run)
         best = max(series["mAP50-95"])
         assert row["best"] == best and row["best_epoch"] == series["epoch"][series["mAP50-95"].index(best)]
-        assert row["dataset"] == f"demo@{content}" and row["where"] == "working tree"
+        assert row["dataset"] == f"demo@{commit}" and row["data"] == content and row["where"] == "working tree"
     winner = max(data["runs"], key=lambda r: r["best"])
     assert f"best mAP50-95: {winner['id']}" in out
 

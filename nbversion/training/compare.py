@@ -53,9 +53,9 @@ class RunsCompare(Result):
     params: dict = field(default_factory=dict)         # differing param -> {run id: value}
 
     def table(self):
-        headers = ["run", "where", "status", "dataset", f"best epoch ({self.metric})", self.metric,
+        headers = ["run", "where", "status", "dataset", "content", f"best epoch ({self.metric})", self.metric,
                    *sorted(self.params)]
-        rows = [(r["id"], r["where"], r["status"], r["dataset"], r["best_epoch"], r["best"],
+        rows = [(r["id"], r["where"], r["status"], r["dataset"], r.get("data"), r["best_epoch"], r["best"],
                  *(self.params[p].get(r["id"]) for p in sorted(self.params)))
                 for r in self.runs]
         return headers, rows
@@ -169,13 +169,17 @@ def _comparable(value):
 
 
 def _dataset_version(record: dict) -> Optional[str]:
-    """NAME@<content hash>: two runs on the same data show the same version, whichever commit
-    holds it (a dataset rolled back to earlier content is the same data)."""
+    """NAME@<commit>, the ref `dataset show` takes (its content hash is shown beside it: a dataset
+    rolled back to earlier content is another commit holding the same data)."""
     dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
     if not dataset.get("name"):
         return None
-    content = (dataset.get("md5") or "").removesuffix(".dir")
-    return f"{dataset['name']}@{(content or dataset.get('commit') or '?')[:8]}"
+    return f"{dataset['name']}@{(dataset.get('commit') or '?')[:8]}"
+
+
+def _dataset_content(record: dict) -> Optional[str]:
+    dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
+    return (dataset.get("md5") or "").removesuffix(".dir")[:8] or None
 
 
 def compare(ws: Workspace, runs: list, metric: Optional[str] = None) -> RunsCompare:
@@ -224,6 +228,6 @@ def compare(ws: Workspace, runs: list, metric: Optional[str] = None) -> RunsComp
         best_epoch, best_value = _best(record, metric)
         rows.append({"id": run_id, "where": found[run_id][0], "status": run_store.effective_status(record)
                      if found[run_id][0] == WORKING_TREE else record.get("status", "unknown"),
-                     "dataset": _dataset_version(record), "epochs": len(record.get("epochs") or []),
+                     "dataset": _dataset_version(record), "data": _dataset_content(record), "epochs": len(record.get("epochs") or []),
                      "best_epoch": best_epoch, "best": best_value})
     return RunsCompare(metric, rows, series, _differing_params(records))
