@@ -185,6 +185,23 @@ def test_classes_txt_is_read_and_classes_flag_names_a_folder_without_one(ws, dem
         ws.dataset_add("other", make_dataset(tmp_path / "yaml"), classes="a,b,c")
 
 
+def test_a_flat_images_folder_is_checked_once_and_trains_on_the_same_images_for_val(ws, demo_data, tmp_path):
+    import shutil
+
+    flat = tmp_path / "flat"
+    for kind in ("images", "labels"):
+        shutil.copytree(demo_data / kind / "train", flat / kind)
+    (flat / "classes.txt").write_text("red\ngreen\nblue\n")
+    added = cli_json("dataset", "add", "flat", flat)
+    assert not [w for w in added.get("warnings", []) if "duplicate" in str(w)], added.get("warnings")
+    data_yaml = (ws.root / "datasets/flat/data.yaml").read_text()
+    assert "train: images" in data_yaml and "val: images" in data_yaml
+    (flat / "classes.txt").write_text("red\ngreen\n")            # class 2 now out of range: each error once
+    refused = cli("dataset", "add", "flat2", flat)
+    errors = [line for line in refused.stderr.splitlines() if "outside `names`" in line]
+    assert errors and len(errors) == len(set(errors)), refused.stderr
+
+
 def test_a_class_id_past_the_given_names_is_an_error_naming_file_and_line(ws, demo_data):
     plain = _without_yaml(demo_data)
     before = snapshot(ws.root)

@@ -55,6 +55,7 @@ class Layout:
     names: list = field(default_factory=list)
     splits: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
+    same_as: dict = field(default_factory=dict)   # split -> the split whose images it reuses (flat images/)
 
     def data_yaml(self) -> str:
         """The data.yaml to store: split paths relative to the dataset folder.
@@ -67,6 +68,8 @@ class Layout:
         data = {}
         for name, split in self.splits.items():
             data[name] = split.sources[0] if len(split.sources) == 1 else split.sources
+        for name, reused in self.same_as.items():
+            data[name] = data[reused]
         data["names"] = dict(enumerate(self.names))
         return yaml.safe_dump(data, sort_keys=False)
 
@@ -158,9 +161,9 @@ def _layout_without_yaml(folder: Path, names: list) -> Layout:
     splits = [s for s in SPLITS if (images / s).is_dir()]
     for split in splits:
         _add_split(layout, split, [f"images/{split}"], folder, None)
-    if not splits:
-        for split in ("train", "val"):
-            _add_split(layout, split, ["images"], folder, None)
+    if not splits:   # validated once as train; data.yaml gives Ultralytics the same images for val
+        _add_split(layout, "train", ["images"], folder, None)
+        layout.same_as["val"] = "train"
     elif "val" not in splits:
         layout.problems.append(Problem("images", None, "no images/val: YOLO training needs train and val"))
     logger.debug("YOLO layout of %s from class names (no data.yaml): splits %s", folder, list(layout.splits))
