@@ -202,6 +202,14 @@ def test_a_flat_images_folder_is_checked_once_and_trains_on_the_same_images_for_
     assert errors and len(errors) == len(set(errors)), refused.stderr
 
 
+def test_a_yolo_folder_without_class_names_is_refused_not_imported_as_plain_files(ws, demo_data):
+    plain = _without_yaml(demo_data)
+    before = snapshot(ws.root)
+    refused = cli("dataset", "add", "parts", plain)
+    assert refused.returncode == 1 and "no data.yaml or classes.txt" in refused.stderr
+    assert "--classes" in refused.stderr and snapshot(ws.root) == before
+
+
 def test_a_class_id_past_the_given_names_is_an_error_naming_file_and_line(ws, demo_data):
     plain = _without_yaml(demo_data)
     before = snapshot(ws.root)

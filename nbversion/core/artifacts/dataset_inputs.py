@@ -96,3 +96,14 @@ def check_extensions(folder: Path, config: dict, strict: bool, wanted) -> list:
                                 "([datasets] allowed_extensions)")
     return [Problem(rel, None, f"{UNEXPECTED}: imported anyway (`--strict` refuses it; "
                                "[datasets] allowed_extensions)", "warning") for rel in extra]
+
+
+def refuse_nameless_yolo(folder: Path, layout) -> None:
+    """images/ beside labels/ with no data.yaml and no classes.txt: a YOLO dataset missing its
+    class names, not a plain folder of files (imported as one it would train nothing and count
+    every label file as an image)."""
+    if layout.format == "files" and (folder / "images").is_dir() and (folder / "labels").is_dir():
+        raise InvalidInput(f"{folder} has images/ and labels/ but no data.yaml or classes.txt: its class names "
+                           "are unknown; nothing was imported",
+                           hint="give them with --classes a,b,c (in class id order), or add a classes.txt with "
+                                "one name a line")

@@ -21,7 +21,7 @@ from ..units import human_bytes
 from ..backends import _dvc, dvc_cache, _git, pointers, uncommitted
 from . import dataset_meta, zipsafe
 from .dataset_inputs import UNEXPECTED, DatasetCheckResult, check_extensions, check_result as _check_result, \
-    class_list
+    class_list, refuse_nameless_yolo
 from .source_links import refuse_links_leaving
 from ..repo import leftovers, names, refs
 from ..backends.faults import checkpoint
@@ -288,6 +288,7 @@ def add(ws: Workspace, name: str, src: str | os.PathLike, tags: Iterable[str] = 
         folder = _source_folder(src, tmp, settings, emit)
         refuse_links_leaving(folder)   # before a byte is read: no file from outside is imported or quoted
         layout = find_layout(folder, class_list(classes))
+        refuse_nameless_yolo(folder, layout)
         # files that are neither images, labels nor metadata: named (refused with --strict)
         extra = check_extensions(folder, settings, strict and not dry_run, _wanted) if layout.format == "yolo" else []
         emit(Event("validate", 0, 1, str(folder)))
