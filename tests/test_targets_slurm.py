@@ -5,8 +5,11 @@ and the run comes back and is committed here exactly as an ssh:// target's run.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +54,7 @@ def waiter(stage=None, status=None):
     return on_event, seen
 
 
-def test_a_run_trained_on_a_slurm_target_is_committed_here(trained, tmp_path, sshd, slurm):
+def test_a_run_trained_on_a_slurm_target_is_committed_here(trained, tmp_path, sshd, slurm, monkeypatch):
     ws, _ = trained
     ws.remote_add("team", str(tmp_path / "remote"))
     ws.target_add("typo", slurm_url(sshd, tmp_path / "cluster", partition="gpus"), keyfile=sshd["key"])
@@ -60,6 +63,14 @@ def test_a_run_trained_on_a_slurm_target_is_committed_here(trained, tmp_path, ss
     with pytest.raises(UsageError, match="has no partition 'gpus'") as error:   # sinfo -p over SSH, first
         train_on(ws, on="typo")
     assert "debug" in error.value.hint
+    assert snapshot(ws.root) == before and not (tmp_path / "cluster").exists()
+    # slurm://localhost/PATH: the notebook runs on the login node; the same checks run here, without SSH
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    ws.target_add("here", f"slurm://localhost{tmp_path / 'cluster'}?partition=gpus")
+    ws.push()
+    before = snapshot(ws.root)
+    with pytest.raises(UsageError, match="Slurm on localhost has no partition 'gpus'"):
+        train_on(ws, on="here")
     assert snapshot(ws.root) == before and not (tmp_path / "cluster").exists()
 
     ws.target_add("cluster", slurm_url(sshd, tmp_path / "cluster"), keyfile=sshd["key"])

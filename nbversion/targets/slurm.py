@@ -55,7 +55,7 @@ def detach(options: dict, workdir: str, run_id: str):
                  f"cd {shlex.quote(workdir)}", f"exec {command} > {shlex.quote(log)} 2>&1 < /dev/null"]
         body = "\n".join(lines)
         return (f"mkdir -p runs/{run_id} && cat > {script} <<'NBV_BATCH_EOF'\n{body}\nNBV_BATCH_EOF\n"
-                f"sbatch --parsable {script} | cut -d';' -f1")
+                f"job=$(sbatch --parsable {script})\necho \"${{job%%;*}}\"")   # `ID;cluster` on a federation
     return submit
 
 
