@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+from typing import Optional
 
 from ..errors import UsageError
 from ..events import Event
@@ -59,12 +60,15 @@ def detach(options: dict, workdir: str, run_id: str):
     return submit
 
 
-def job_state(host, job: str) -> tuple[str, str]:
-    """(STATE, reason) of job `job`: squeue while Slurm lists it, scontrol after; ("UNKNOWN", why) when purged."""
+def job_state(host, job: str) -> Optional[tuple[str, str]]:
+    """(STATE, reason) of job `job`: squeue while Slurm lists it, scontrol after; ("PURGED", ...) once Slurm
+    has forgotten it; None when the answer is unknown now (connection dropped, controller restarting)."""
     q = shlex.quote(job)
-    out = host.run(f"squeue -h -j {q} -o '%T|%r' 2>/dev/null; echo '|'; scontrol show job -o {q} 2>&1 || true",
-                   what="asking Slurm for the job's state").stdout
-    listed, _, shown = out.partition("|\n")
+    proc = host.run(f"squeue -h -j {q} -o '%T|%r' 2>/dev/null; echo '|'; scontrol show job -o {q} 2>&1",
+                    check=False, what="asking Slurm for the job's state")
+    if proc.returncode == 255:   # ssh's own failure: the job goes on; ask again at the next poll
+        return None
+    listed, _, shown = proc.stdout.partition("|\n")
     listed = listed.strip().splitlines()
     if listed and "|" in listed[0]:
         state, _, reason = listed[0].partition("|")
@@ -72,7 +76,10 @@ def job_state(host, job: str) -> tuple[str, str]:
     fields = dict(part.split("=", 1) for part in shown.split() if "=" in part)
     if "JobState" in fields:
         return fields["JobState"], fields.get("Reason", "None")
-    return "UNKNOWN", shown.strip()[-200:] or "Slurm no longer knows the job"
+    if "invalid job id" in shown.lower():   # ended long ago (past MinJobAge): Slurm keeps no state
+        return "PURGED", "Slurm no longer knows the job"
+    logger.debug("no state for Slurm job %s: %s", job, shown.strip()[-300:])
+    return None
 
 
 def alive(run) -> bool:
@@ -82,7 +89,10 @@ def alive(run) -> bool:
     job = str(record.get("target_job") or "")
     if not job:
         return True
-    state, reason = job_state(run.host, job)
+    known = job_state(run.host, job)
+    if known is None:
+        return True
+    state, reason = known
     if state in ALIVE:
         status = "queued" if state == "PENDING" else "running"
         reason = reason if status == "queued" and reason != "None" else None
@@ -93,9 +103,12 @@ def alive(run) -> bool:
                            f"Slurm job {job} {state.lower()}{why} on target {run.host.target.name}",
                            {"status": status, "reason": reason}))
         return True
-    stopped = run.host.read_files([run.remote(runs.STOP_FILE)])[0] is not None
+    stop, started = run.host.read_files([run.remote(runs.STOP_FILE), run.remote("run.json")])
     detail = f" ({reason})" if reason and reason != "None" else ""
-    if state == "CANCELLED" and stopped:   # our Stop cancelled it before it started: nothing trained
+    if state == "CANCELLED" and stop is not None and record.get("resumed_at"):
+        # a resumed run stopped while queued again: still stopped, its earlier weights kept, resumable
+        run.ended_without_word = {"status": "stopped", "weights": {}, "pushed": True, "error": None}
+    elif state == "CANCELLED" and stop is not None and started is None:   # our Stop, before it started
         run.ended_without_word = {"status": "cancelled", "weights": {}, "pushed": True,
                                   "error": f"stopped while queued: Slurm job {job} CANCELLED before it started"}
     else:
