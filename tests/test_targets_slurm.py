@@ -18,7 +18,7 @@ from slurm_cluster import slurm  # noqa: F401 (a fixture)
 from sshd_server import sshd  # noqa: F401 (a fixture)
 from test_training import TINY, assert_committed_run
 from trained import trained, trained_template  # noqa: F401 (fixtures)
-from nbversion.errors import UsageError
+from nbversion.errors import NbversionError, UsageError
 
 
 def slurm_url(server, path, partition="debug") -> str:
@@ -75,6 +75,7 @@ def test_a_run_trained_on_a_slurm_target_is_committed_here(trained, tmp_path, ss
 
     ws.target_add("cluster", slurm_url(sshd, tmp_path / "cluster"), keyfile=sshd["key"])
     ws.push()
+    runs_before = len(list((ws.root / "runs").iterdir())) + 1   # and the run below
     events = []
     run = train_on(ws, epochs=2, wait=True, on_event=events.append)
     record = assert_committed_run(ws, run.run_id, "done", 2)
@@ -88,6 +89,14 @@ def test_a_run_trained_on_a_slurm_target_is_committed_here(trained, tmp_path, ss
     assert ws.verify().problems == []
     entry = json.loads((ws.root / ".nbversion" / "audit.jsonl").read_text().splitlines()[-1])
     assert entry["action"] == "train" and entry["target"] == run.run_id and entry["user"] == ws.user
+
+    # a job Slurm refuses (a GPU this cluster has not got): sbatch's own error, no run left here
+    ws.target_add("gpu", slurm_url(sshd, tmp_path / "cluster") + "&gpus=1", keyfile=sshd["key"])
+    ws.push()
+    before = snapshot(ws.root)
+    with pytest.raises(NbversionError, match="sbatch: error"):
+        train_on(ws, on="gpu")
+    assert snapshot(ws.root) == before and len(list((ws.root / "runs").iterdir())) == runs_before
 
 
 def test_a_slurm_run_stopped_once_is_resumed_on_the_same_target(trained, tmp_path, sshd, slurm):
