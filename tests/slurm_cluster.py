@@ -80,7 +80,12 @@ def running_slurm(base: Path):
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = previous
+        # jobs end first: a job step left without its slurmd lingers as an orphan slurmstepd
         subprocess.run(["scancel", "--user=root"], env=env, capture_output=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and subprocess.run(["squeue", "-h"], capture_output=True, text=True,
+                                                             env=env).stdout.strip():
+            time.sleep(0.3)
         for daemon in daemons:
             daemon.terminate()
         for daemon in daemons:
