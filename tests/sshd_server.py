@@ -30,7 +30,8 @@ def free_port() -> int:
 
 
 def session_environment(nbversion: bool) -> dict:
-    env = {name: os.environ[name] for name in ("HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")
+    # SLURM_CONF: the loopback Slurm of test_targets_slurm.py, reached from the host's sessions
+    env = {name: os.environ[name] for name in ("HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "SLURM_CONF")
            if name in os.environ}
     if nbversion:
         env["PATH"] = f"{Path(sys.executable).parent}:{SYSTEM_PATH}"
@@ -53,6 +54,9 @@ def running_sshd(folder: Path, nbversion: bool = True):
     (keys / "authorized_keys").write_text((keys / "user.pub").read_text())
     os.chmod(keys / "authorized_keys", 0o600)
     port = free_port()
+    # ssh keeps host keys in the real user's known_hosts (not $HOME's): an earlier test's server on this
+    # port left another key there, which accept-new refuses as a changed host
+    subprocess.run(["ssh-keygen", "-R", f"[127.0.0.1]:{port}"], capture_output=True)
     setenv = " ".join(f'"{k}={v}"' for k, v in session_environment(nbversion).items())
     config = keys / "sshd_config"
     config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host'}\n"

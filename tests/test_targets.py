@@ -59,8 +59,8 @@ def test_target_add_list_remove_and_url_errors(ws, tmp_path):
     assert "already exists" in cli("target", "add", "box", "ssh://other/x", check=2).stderr
     assert snapshot(ws.root) == before
 
-    with pytest.raises(UsageError, match="slurm:// target: training there is not supported yet"):
-        ws.train("demo", on="cluster")
+    with pytest.raises(UsageError, match="ray:// target: training there is not supported yet"):
+        ws.train("demo", on="ray")
     assert snapshot(ws.root) == before
     cli("target", "remove", "box", check=0)
     assert "box" not in {t["name"] for t in cli_json("target", "list")["targets"]}

@@ -29,7 +29,7 @@ def _run_exec(ws, a, ev):
 
 
 VERBS = [
-    Verb("target", "where trainings run: a GPU box over SSH (Slurm and Ray next)", lambda p: None, None, subverbs=[
+    Verb("target", "where trainings run: a GPU box over SSH, a Slurm cluster (Ray next)", lambda p: None, None, subverbs=[
         Verb("add", "add a training target (admins): ssh://, slurm:// or ray:// URL", _add_args,
              lambda ws, a, ev: ws.target_add(a.name, a.url, keyfile=a.keyfile)),
         Verb("list", "training targets with their URL", lambda p: add_json_flag(p), lambda ws, a, ev: ws.target_list()),

@@ -49,6 +49,9 @@ class TargetRun(Run):
                       what="asking the run to stop")
         self.stop_sent = True
         self.note = f"stop requested on target {self.host.target.name}: it ends after the current batch"
+        if self.host.url.kind == "slurm":   # a job still queued is cancelled: it has nothing to stop
+            from .slurm import cancel_pending
+            cancel_pending(self)
         return self
 
 
@@ -142,6 +145,8 @@ def _poll_until_ended(ws, run: TargetRun, follower) -> dict:
             raise_ended = run.host.read_files([run.remote(ENDED_FILE)])[0]
             if raise_ended:
                 return json.loads(raise_ended)
+            if getattr(run, "ended_without_word", None):   # the engine said how it ended (Slurm's job state)
+                return run.ended_without_word
             return {"status": "failed", "weights": {}, "pushed": True,
                     "error": f"the training process on {run.host.url.login} ended without a word (see "
                              f"{run.workdir}/.nbversion/tmp/target-{run.run_id}.log there)"}
@@ -149,6 +154,9 @@ def _poll_until_ended(ws, run: TargetRun, follower) -> dict:
 
 
 def _alive(run: TargetRun) -> bool:
+    if run.host.url.kind == "slurm":   # the job's state, not a pid
+        from .slurm import alive
+        return alive(run)
     pid = runs.read(run.root, run.run_id).get("target_pid")
     if not pid:
         return True

@@ -35,7 +35,7 @@ def runnable(root, name: str):
     target = settings.load(root, name)
     if target.url.kind not in urls.RUNNABLE:
         raise UsageError(f"target {name} is a {target.url.kind}:// target: training there is not supported yet "
-                         "(this version runs ssh:// targets only)",
+                         f"(this version runs {' and '.join(k + '://' for k in urls.RUNNABLE)} targets)",
                          hint="train on an ssh:// target (`nbversion target add NAME ssh://host/path`) or here")
     return target
 
@@ -121,7 +121,10 @@ def check_model(model: str) -> dict:
                      "(yolov8n.pt) in this version", hint="train here for a weights file or a registry model")
 
 
-def start_script(workdir_path: str, git_url: str, commit: str, run_id: str, spec: dict, fresh: bool) -> str:
+def start_script(workdir_path: str, git_url: str, commit: str, run_id: str, spec: dict, fresh: bool,
+                 detach=None) -> str:
+    """The host's shell script: prepare the clone, then start `target exec` (`detach(command, log)` prints
+    an id; by default a detached process's pid, Slurm's batch job id for a slurm:// target)."""
     q = shlex.quote
     encoded = base64.b64encode(json.dumps(spec).encode()).decode()
     log = f"{LOG_DIR}/target-{run_id}.log"
@@ -129,10 +132,22 @@ def start_script(workdir_path: str, git_url: str, commit: str, run_id: str, spec
                f"{{ [ -d .git ] || git init -q . ; }} && git fetch -q {q(git_url)} '+refs/heads/*:refs/remotes/team/*' && "
                f"git checkout -q -f --detach {q(commit)} && ") if fresh else f"cd {q(workdir_path)} && "
     stale = f"runs/{run_id}/target.json runs/{run_id}/STOP"   # an earlier attempt's end must not be read as this one's
+    command = f"nbversion target exec {q(run_id)} {q(encoded)}"
     # only the training goes to the background, its output away from ssh's: ssh returns at once
-    return (f"set -e; {prepare}mkdir -p {LOG_DIR} && rm -f {stale}\n"
-            f"setsid nohup nbversion target exec {q(run_id)} {q(encoded)} > {q(log)} 2>&1 < /dev/null &\n"
-            "echo $!")
+    detach = detach or (lambda command, log: f"setsid nohup {command} > {q(log)} 2>&1 < /dev/null &\necho $!")
+    return f"set -e; {prepare}mkdir -p {LOG_DIR} && rm -f {stale}\n" + detach(command, log)
+
+
+def start_on(host, where: str, git_url: str, commit: str, run_id: str, spec: dict, fresh: bool) -> dict:
+    """Start the training on the host; returns what the run record keeps of it (the pid, or Slurm's job)."""
+    kind, what = host.url.kind, "starting the training" if fresh else "resuming the training"
+    if kind == "slurm":   # sbatch instead of a detached process
+        from . import slurm
+        out = host.run(start_script(where, git_url, commit, run_id, spec, fresh,
+                                    slurm.detach(host.url.options, where, run_id)), what=what, timeout=900)
+        return {"status": "queued", "target_job": out.stdout.strip().splitlines()[-1], "target_reason": None}
+    out = host.run(start_script(where, git_url, commit, run_id, spec, fresh), what=what, timeout=900)
+    return {"status": "running", "target_pid": int(out.stdout.strip().splitlines()[-1])}
 
 
 def train_on(ws, on: str, data: str, model: str = "yolov8n.yaml", epochs: Optional[int] = None,
@@ -159,6 +174,9 @@ def train_on(ws, on: str, data: str, model: str = "yolov8n.yaml", epochs: Option
     commit = check_pushed(ws.root, remote, git_remote, lineage, data)
     host = Host(target)
     host_version = check_host_version(host)
+    if target.url.kind == "slurm":
+        from .slurm import check_cluster
+        check_cluster(host)
     params = {**named, **extra}
     folder = _new_run_folder(ws.root, name, model)
     run_id = folder.name
@@ -180,13 +198,12 @@ def train_on(ws, on: str, data: str, model: str = "yolov8n.yaml", epochs: Option
     runs.write(ws.root, {**record, "target_host": {"login": target.url.login, "workdir": where,
                                                     "nbversion": host_version}})
     try:
-        pid = host.run(start_script(where, git_url, commit, run_id, spec, fresh=True), what="starting the training",
-                       timeout=900).stdout.strip().splitlines()[-1]
+        started = start_on(host, where, git_url, commit, run_id, spec, fresh=True)
     except BaseException:
         import shutil
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    runs.update(ws.root, run_id, status="running", target_pid=int(pid))
+    runs.update(ws.root, run_id, **started)
     return follow.start(ws, run_id, wait, on_event)
 
 
@@ -215,8 +232,7 @@ def resume_on(ws, run_id: str, record: dict, wait: bool = False, on_event=None):
     spec = {"remote": remote, "resume": True, "model": record["model"], "dataset_md5": record["dataset"]["md5"],
             "args": {"device": device, **({"workers": 0, "amp": False} if device == "cpu" else {})}}
     (runs.run_dir(ws.root, run_id) / runs.STOP_FILE).unlink(missing_ok=True)
-    pid = host.run(start_script(where, "", "", run_id, spec, fresh=False), what="resuming the training"
-                   ).stdout.strip().splitlines()[-1]
-    runs.update(ws.root, run_id, status="running", error=None, ended_at=None, pid=os.getpid(),
-                host=os.uname().nodename, resumed_at=runs.now(), target_pid=int(pid))
+    started = start_on(host, where, "", "", run_id, spec, fresh=False)
+    runs.update(ws.root, run_id, error=None, ended_at=None, pid=os.getpid(), host=os.uname().nodename,
+                resumed_at=runs.now(), **started)
     return follow.start(ws, run_id, wait, on_event)

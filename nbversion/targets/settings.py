@@ -96,7 +96,7 @@ def target_list(ws) -> TargetListResult:
 
 
 def target_add(ws, name: str, url: str, keyfile: Optional[str] = None) -> TargetListResult:
-    """Add a training target: a GPU box over SSH (Slurm and Ray URLs are accepted, runs come next) (`nbversion target add`).
+    """Add a training target: a GPU box over SSH or a Slurm cluster (Ray URLs are accepted, runs come next) (`nbversion target add`).
 
     Args:
         name: the target's name, for `train --on NAME`.

@@ -36,7 +36,14 @@ class Host:
         return ["-o", "ControlMaster=auto", "-o", f"ControlPath={folder / name}", "-o", "ControlPersist=60",
                 "-o", "ConnectTimeout=20"]
 
+    @property
+    def local(self) -> bool:
+        """slurm://localhost/PATH (no user, no port): the notebook runs on the login node; no SSH."""
+        return self.url.kind == "slurm" and self.url.host == "localhost" and not self.url.user and not self.url.port
+
     def command(self, script: str) -> list:
+        if self.local:
+            return ["/bin/sh", "-c", script]
         port = ["-p", str(self.url.port)] if self.url.port else []
         return ssh_command(self.target.keyfile) + self._control() + port + [self.url.login, script]
 
@@ -72,4 +79,6 @@ class Host:
         return texts
 
     def close(self) -> None:
+        if self.local:
+            return
         subprocess.run(self.command("true")[:-2] + ["-O", "exit", self.url.login], capture_output=True, timeout=30)

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ..errors import UsageError
 
 KINDS = ("ssh", "slurm", "ray")
-RUNNABLE = ("ssh",)                      # the kinds `train --on` can use in this version
+RUNNABLE = ("ssh", "slurm")             # the kinds `train --on` can use in this version
 SLURM_KEYS = {"partition": r"[A-Za-z0-9_.-]+", "gpus": r"[0-9]+", "time": r"[0-9:-]+",
               "account": r"[A-Za-z0-9_.-]+", "qos": r"[A-Za-z0-9_.-]+"}
 HINT = "ssh://[user@]host[:port]/path | slurm://[user@]login-host/path?partition=P&gpus=N&time=HH:MM:SS | ray://head:8265"

@@ -186,6 +186,8 @@ def best_of(epochs: list[dict]) -> tuple[Optional[int], dict]:
 def _status_cell(record: dict) -> str:
     position = record.get("queue_position")
     status = effective_status(record)
+    if status == "queued" and record.get("target_reason"):   # a target's scheduler says why (Slurm's reason)
+        return f"queued ({record['target_reason']})"
     return f"{status} (position {position})" if position and status == "queued" else status
 
 
