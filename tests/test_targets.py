@@ -45,7 +45,7 @@ def test_target_add_list_remove_and_url_errors(ws, tmp_path):
     cli("target", "add", "ray", "ray://head:8265", check=0)
     listed = {t["name"]: t for t in cli_json("target", "list")["targets"]}
     assert listed["box"]["kind"] == "ssh" and listed["box"]["keyfile"] == str(key.resolve())
-    assert listed["cluster"]["kind"] == "slurm" and listed["ray"]["runnable"] is False
+    assert listed["cluster"]["kind"] == "slurm" and listed["ray"]["runnable"] is True
     committed = git(ws.root, "show", "HEAD:.nbversion/config.toml")
     assert "slurm://me@login/scratch/nbv" in committed and str(key) not in committed   # the key stays out of git
     assert git(ws.root, "status", "--porcelain") == ""
