@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
-from ..errors import RemoteUnreachable
+from ..errors import NotFound, RemoteUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,12 @@ class JobsApi:
 
     def _token(self) -> Optional[str]:
         if self.target.keyfile:
-            return Path(self.target.keyfile).read_text().strip()
+            try:
+                return Path(self.target.keyfile).read_text().strip()
+            except OSError as exc:
+                raise NotFound(f"target {self.target.name}: its token file {self.target.keyfile} cannot be read "
+                               f"({exc.strerror})", hint="copy the cluster's ~/.ray/auth_token there, or "
+                                                         "`nbversion target add` it again with --keyfile FILE") from None
         if os.environ.get("RAY_AUTH_TOKEN"):
             return os.environ["RAY_AUTH_TOKEN"].strip()
         path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
