@@ -156,3 +156,17 @@ def test_a_ray_run_stopped_once_is_resumed_on_the_same_target(trained, tmp_path,
     record = assert_committed_run(ws, resumed.run_id, "done", 8)
     assert record["target"] == "cluster" and len(record["target_jobs"]) == 2   # a second job, same folder
     assert ws.verify().problems == []
+
+
+def test_a_closed_notebook_leaves_the_ray_job_running_and_runs_attach_commits_it(trained, tmp_path, ray_head):
+    ws = team_workspace(trained, tmp_path, ray_head)
+    code = ("import nbversion as nbv\n"
+            "run = nbv.open('.').train('demo', 'yolov8n.yaml', epochs=1, imgsz=64, batch=4, device='cpu', "
+            f"extra={dict(TINY)!r}, on='cluster')\n"
+            "print(run.run_id)\n")   # the process ends at once, as a closed notebook's kernel
+    run_id = subprocess.run([sys.executable, "-c", code], cwd=ws.root, capture_output=True, text=True,
+                            check=True).stdout.split()[-1]
+    assert cli_json("runs", "show", run_id)["status"] == "running"
+    cli("runs", "attach", run_id, check=0)   # the job's whole log is still there: read from its start
+    record = assert_committed_run(ws, run_id, "done", 1)
+    assert record["target"] == "cluster" and ws.verify().problems == []

@@ -40,7 +40,8 @@ class RayRun(Run):
     def stop(self) -> "Run":
         self.api.stop(self.job_id)
         self.stop_sent = True
-        self.note = f"stop requested on target {self.target.name} (Ray job {self.job_id}): it ends after the current batch"
+        self.note = (f"stop requested on target {self.target.name} (Ray job {self.job_id}): "
+                     "it ends after the current batch")
         return self
 
     def poll_until_ended(self, follower) -> dict:

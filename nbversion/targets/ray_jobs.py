@@ -37,8 +37,8 @@ class JobsApi:
             try:
                 return Path(self.target.keyfile).read_text().strip()
             except OSError as exc:
-                raise NotFound(f"target {self.target.name}: its token file {self.target.keyfile} cannot be read "
-                               f"({exc.strerror})", hint="copy the cluster's ~/.ray/auth_token there, or "
+                raise NotFound(f"target {self.target.name}: its token file {self.target.keyfile} "
+                               f"cannot be read ({exc.strerror})", hint="copy the cluster's ~/.ray/auth_token there, or "
                                                          "`nbversion target add` it again with --keyfile FILE") from None
         if os.environ.get("RAY_AUTH_TOKEN"):
             return os.environ["RAY_AUTH_TOKEN"].strip()
