@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= yolo,lab,test,remotes,export
+EXTRAS ?= yolo,lab,test,remotes,export,ray
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 export DVC_NO_ANALYTICS := 1
 # notebooks run `!nbversion ...`: the kernel must find the venv's console script

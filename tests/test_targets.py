@@ -45,7 +45,7 @@ def test_target_add_list_remove_and_url_errors(ws, tmp_path):
     cli("target", "add", "ray", "ray://head:8265", check=0)
     listed = {t["name"]: t for t in cli_json("target", "list")["targets"]}
     assert listed["box"]["kind"] == "ssh" and listed["box"]["keyfile"] == str(key.resolve())
-    assert listed["cluster"]["kind"] == "slurm" and listed["ray"]["runnable"] is False
+    assert listed["cluster"]["kind"] == "slurm" and listed["ray"]["runnable"] is True
     committed = git(ws.root, "show", "HEAD:.nbversion/config.toml")
     assert "slurm://me@login/scratch/nbv" in committed and str(key) not in committed   # the key stays out of git
     assert git(ws.root, "status", "--porcelain") == ""
@@ -59,8 +59,8 @@ def test_target_add_list_remove_and_url_errors(ws, tmp_path):
     assert "already exists" in cli("target", "add", "box", "ssh://other/x", check=2).stderr
     assert snapshot(ws.root) == before
 
-    with pytest.raises(UsageError, match="ray:// target: training there is not supported yet"):
-        ws.train("demo", on="ray")
+    with pytest.raises(NbversionError, match="nosuch"):          # every kind trains now: an unknown name
+        ws.train("demo", on="nosuch")
     assert snapshot(ws.root) == before
     cli("target", "remove", "box", check=0)
     assert "box" not in {t["name"] for t in cli_json("target", "list")["targets"]}

@@ -8,7 +8,8 @@ def _add_args(p):
     p.add_argument("name", metavar="NAME", help="the target's name, for `train --on NAME`")
     p.add_argument("url", metavar="URL", help="ssh://[user@]host[:port]/path | "
                    "slurm://[user@]login-host/path?partition=P&gpus=N&time=T | ray://head:8265")
-    p.add_argument("--keyfile", default=None, metavar="FILE", help="SSH private key (kept out of git)")
+    p.add_argument("--keyfile", default=None, metavar="FILE",
+                   help="SSH private key, or a ray:// cluster's token file (kept out of git)")
     add_json_flag(p)
 
 

@@ -36,7 +36,7 @@ class TargetRun(Run):
 
     def __init__(self, root, run_id: str, host: Host, workdir: str):
         super().__init__(root, run_id)
-        self.host, self.workdir = host, workdir
+        self.host, self.workdir, self.target = host, workdir, host.target
         self.stop_sent = False
 
     def remote(self, name: str) -> str:
@@ -57,6 +57,9 @@ class TargetRun(Run):
 
 def _handle(ws, run_id: str, record: dict) -> TargetRun:
     target = settings.load(ws.root, record["target"])
+    if target.url.kind == "ray":   # followed through the Ray Jobs API (ray_follow.py)
+        from .ray_follow import RayRun
+        return RayRun(ws.root, run_id, target, record["target_jobs"][-1])
     return TargetRun(ws.root, run_id, Host(target), record["target_host"]["workdir"])
 
 
@@ -79,7 +82,7 @@ def start(ws, run_id: str, wait: bool, on_event) -> Run:
         return run.wait() if wait else run
     record = runs.read(ws.root, run_id)
     run = _handle(ws, run_id, record)
-    target = run.host.target
+    target = run.target
     if on_event is not None:
         run.listeners.append(on_event)
     run.observer = RunObserver(ws.root, run_id, run.emit, first_epoch=len(record.get("epochs") or []) + 1)
@@ -102,8 +105,11 @@ def _follow(ws, run: TargetRun, follower) -> None:
 
     status, error = "failed", None
     try:
-        ended = _poll_until_ended(ws, run, follower)
-        status, error = _bring_back(ws, run, ended)
+        if isinstance(run, TargetRun):
+            ended = _poll_until_ended(ws, run, follower)
+            status, error = _bring_back(ws, run, ended)
+        else:   # a RayRun: its job's log and the DVC remote instead of SSH
+            status, error = run.bring_back(ws, run.poll_until_ended(follower))
     except Exception as exc:   # the host unreachable for good, weights damaged: the commit is not made
         logger.debug("following run %s failed", run.run_id, exc_info=True)
         error = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..core.backends import atomic
 from ..training import runs
-from . import objects
+from . import objects, ray_host
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,10 @@ def execute(root, run_id: str, spec: dict) -> dict:
         runs.update(root, run_id, status="queued", error=None, ended_at=None, pid=os.getpid(),
                     host=os.uname().nodename)
     status, error, guard = "failed", None, None
-    observer = RunObserver(root, run_id, lambda event: None)
+    report = ray_host.reports(spec)   # a Ray job: no SSH reaches this host, the job's log does
+    observer = RunObserver(root, run_id, ray_host.progress_printer(folder) if report else (lambda event: None))
+    if report:
+        ray_host.stop_on_sigterm(observer)
     try:
         device = spec["args"].get("device") or "cpu"
         if not resume:   # "auto": this host's GPU; a GPU it lacks fails the run with the reason
@@ -80,10 +83,10 @@ def execute(root, run_id: str, spec: dict) -> dict:
         if guard is not None:
             guard.release()
     final_record(root, run_id, status, error, observer)
-    return _hand_back(root, run_id, remote, status, error)
+    return _hand_back(root, run_id, remote, status, error, report)
 
 
-def _hand_back(root: Path, run_id: str, remote: str, status: str, error) -> dict:
+def _hand_back(root: Path, run_id: str, remote: str, status: str, error, report: bool = False) -> dict:
     """Weights to the DVC remote as objects, then target.json: the notebook side waits for it."""
     folder = runs.run_dir(root, run_id)
     weights = folder / "weights"
@@ -92,12 +95,16 @@ def _hand_back(root: Path, run_id: str, remote: str, status: str, error) -> dict
         if weights.is_dir():
             ended["weights"] = objects.store_files(root, weights)
             objects.push(root, remote, set(ended["weights"].values()))
+        if report:   # the run's own files travel as objects too: nothing else comes back from a Ray job
+            ended["files"] = ray_host.hand_back_files(root, folder, remote)
         ended["pushed"] = True
     except Exception as exc:
         logger.debug("pushing the weights of run %s failed", run_id, exc_info=True)
         ended["push_error"] = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
     shutil.rmtree(folder / "data", ignore_errors=True)   # the exported dataset: the cache keeps it
     atomic.write_json(folder / ENDED_FILE, ended)
+    if report:
+        ray_host.say_end(ended)
     return ended
 
 

@@ -172,8 +172,11 @@ def train_on(ws, on: str, data: str, model: str = "yolov8n.yaml", epochs: Option
     lineage = dataset_lineage(ws.root, data)
     remote, git_remote, git_url = team_remote(ws.root)
     commit = check_pushed(ws.root, remote, git_remote, lineage, data)
-    host = Host(target)
-    host_version = check_host_version(host)
+    ray = target.url.kind == "ray"   # the Ray Jobs API (ray_launch.py); otherwise SSH
+    if ray:
+        from . import ray_launch
+    host = None if ray else Host(target)
+    host_version = ray_launch.check_version(target) if ray else check_host_version(host)
     if target.url.kind == "slurm":
         from .slurm import check_cluster
         check_cluster(host)
@@ -192,13 +195,17 @@ def train_on(ws, on: str, data: str, model: str = "yolov8n.yaml", epochs: Option
     args = {"epochs": named["epochs"], "imgsz": named["imgsz"], "batch": named["batch"], "device": device, **extra}
     spec = {"record": record, "remote": remote, "dataset_md5": lineage["md5"], "weights": model, "model": model,
             "args": args}
-    where = workdir(ws.root, target)
+    where = ray_launch.workdir(ws.root, target) if ray else workdir(ws.root, target)
     folder.mkdir(parents=True)
     (folder / ".gitignore").write_text("/data\n")
     runs.write(ws.root, {**record, "target_host": {"login": target.url.login, "workdir": where,
                                                     "nbversion": host_version}})
     try:
-        started = start_on(host, where, git_url, commit, run_id, spec, fresh=True)
+        if ray:
+            started = {"status": "running",
+                       "target_jobs": [ray_launch.start(target, run_id, where, git_url, commit, spec, [])]}
+        else:
+            started = start_on(host, where, git_url, commit, run_id, spec, fresh=True)
     except BaseException:
         import shutil
         shutil.rmtree(folder, ignore_errors=True)
@@ -219,9 +226,12 @@ def resume_on(ws, run_id: str, record: dict, wait: bool = False, on_event=None):
         raise UsageError(f"run {run_id} is {status}; only a stopped or failed run can be resumed",
                          hint="start a new run with `nbversion train --on TARGET`")
     target = runnable(ws.root, record["target"])
+    remote, _, _ = team_remote(ws.root)
+    if target.url.kind == "ray":   # resubmitted as a new job on the same cluster (ray_launch.py)
+        from .ray_launch import resume
+        return resume(ws, target, run_id, record, remote, wait, on_event)
     host = Host(target)
     check_host_version(host)
-    remote, _, _ = team_remote(ws.root)
     where = (record.get("target_host") or {}).get("workdir") or workdir(ws.root, target)
     found = host.run(f"test -f {shlex.quote(where)}/runs/{run_id}/weights/resume.pt -o "
                      f"-f {shlex.quote(where)}/runs/{run_id}/weights/last.pt", check=False)

@@ -57,18 +57,21 @@ def missing_on_remote(root, remote: str, md5s: set) -> set:
 
 def store_files(root, folder: Path) -> dict:
     """Each file under `folder` copied into the cache as an object; {relpath: md5}."""
-    manifest = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        md5 = file_md5(path)
-        manifest[path.relative_to(folder).as_posix()] = md5
-        target = dvc_cache.object_path(root, md5)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp")
-            shutil.copyfile(path, tmp)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-    return manifest
+    return {path.relative_to(folder).as_posix(): store_file(root, path)
+            for path in sorted(p for p in folder.rglob("*") if p.is_file())}
+
+
+def store_file(root, path: Path) -> str:
+    """One file copied into the cache as an object; its md5."""
+    md5 = file_md5(path)
+    target = dvc_cache.object_path(root, md5)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(path, tmp)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    return md5
 
 
 def place_files(root, manifest: dict, folder: Path) -> None:

@@ -102,7 +102,8 @@ def target_add(ws, name: str, url: str, keyfile: Optional[str] = None) -> Target
         name: the target's name, for `train --on NAME`.
         url: ssh://[user@]host[:port]/path (path: where workspaces are cloned on the host),
             slurm://[user@]login-host/path?partition=P&gpus=N&time=T, or ray://head:8265.
-        keyfile: an SSH private key (kept in this repository's git config, out of history).
+        keyfile: an SSH private key, or a ray:// cluster's token file (kept in this repository's git
+            config, out of history).
 
     Returns:
         TargetListResult: every target, and `changed`, the one just added.
@@ -116,10 +117,9 @@ def target_add(ws, name: str, url: str, keyfile: Optional[str] = None) -> Target
     if keyfile is not None:
         key = Path(keyfile).expanduser()
         if not key.is_file():
-            raise NotFound(f"--keyfile {keyfile}: no such file", hint="give the SSH private key's path")
+            raise NotFound(f"--keyfile {keyfile}: no such file",
+                           hint="give the SSH private key's (or the Ray token file's) path")
         keyfile = str(key.resolve())
-    if parsed.kind == "ray" and keyfile:
-        raise UsageError("--keyfile: a ray:// target is reached over HTTP, not SSH", hint="leave --keyfile out")
     with ws.transaction("target add", role="admin") as tx:
         data = read_toml(ws.root / CONFIG)
         section = data.setdefault(SECTION, {})

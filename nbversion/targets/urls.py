@@ -1,5 +1,5 @@
 """Target URLs: `ssh://[user@]host[:port]/path`, `slurm://[user@]login-host/path?partition=P&gpus=N&time=T`,
-`ray://head:8265` (the Ray Jobs API on the dashboard port). Parsed and checked before anything is stored."""
+`ray://head:8265[?workdir=/path&gpus=N]` (the Ray Jobs API on the dashboard port). Parsed and checked before anything is stored."""
 from __future__ import annotations
 
 import re
@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ..errors import UsageError
 
 KINDS = ("ssh", "slurm", "ray")
-RUNNABLE = ("ssh", "slurm")             # the kinds `train --on` can use in this version
+RUNNABLE = ("ssh", "slurm", "ray")      # the kinds `train --on` can use in this version
 SLURM_KEYS = {"partition": r"[A-Za-z0-9_.-]+", "gpus": r"[0-9]+", "time": r"[0-9:-]+",
               "account": r"[A-Za-z0-9_.-]+", "qos": r"[A-Za-z0-9_.-]+"}
 HINT = "ssh://[user@]host[:port]/path | slurm://[user@]login-host/path?partition=P&gpus=N&time=HH:MM:SS | ray://head:8265"
@@ -85,11 +85,22 @@ def _slurm_options(url: str, query: str) -> dict:
     return options
 
 
+RAY_KEYS = {"workdir": r"/[A-Za-z0-9/_.-]*", "gpus": r"[0-9]+"}   # the job's folder on the node, its GPUs
+
+
 def _check_ray(target: TargetUrl, parts) -> None:
-    if target.path or parts.query:
-        raise UsageError(f"target URL {target.url!r}: a ray:// target is the head's dashboard address only "
-                         f"(no path or query: {parts.path}{'?' + parts.query if parts.query else ''})",
-                         hint="e.g. ray://head:8265")
+    if target.path:
+        raise UsageError(f"target URL {target.url!r}: a ray:// target is the head's dashboard address "
+                         f"(no path: {parts.path}); the folder on the node is ?workdir=/path",
+                         hint="e.g. ray://head:8265 or ray://head:8265?workdir=/scratch/nbversion&gpus=1")
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in RAY_KEYS:
+            raise UsageError(f"target URL {target.url!r}: unknown query key {key!r}",
+                             hint="ray:// takes workdir=/absolute/path and gpus=N")
+        if not re.fullmatch(RAY_KEYS[key], value) or ".." in value.split("/"):
+            raise UsageError(f"target URL {target.url!r}: {key}={value!r} is not a valid value",
+                             hint="workdir: an absolute path without spaces or '..'; gpus: a number")
+        target.options[key] = int(value) if key == "gpus" else value
     if target.user:
         raise UsageError(f"target URL {target.url!r}: a ray:// target has no user", hint="e.g. ray://head:8265")
     target.port = target.port or 8265
