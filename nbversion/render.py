@@ -49,6 +49,7 @@ EXTRA_HTML = {
     "nbversion.training.runs.RunShow": "nbversion.widgets.train_chart:run_chart_html",
     "nbversion.training.handle.Run": "nbversion.widgets.train_chart:run_chart_html",
     "nbversion.training.compare.RunsCompare": "nbversion.widgets.compare_chart:compare_chart_html",
+    "nbversion.training.prediction_log.PredictionShow": "nbversion.renderers.predictions:recorded_boxes",
 }
 
 

@@ -17,9 +17,13 @@ PRESENTATION = ("nbversion.widgets", "nbversion.render", "nbversion.renderers", 
 # the only function in core allowed to import presentation, lazily: notebook display
 LAZY_PRESENTATION_OK = {"_repr_html_"}
 # git itself is run as a process by `_git` (GitPython is not imported any more); were a git
-# library imported again, only `_git` may
-ADAPTERS = {"git": "nbversion.core.backends._git", "dvc": "nbversion.core.backends._dvc",
-            "dvc_data": "nbversion.core.backends._dvc", "ultralytics": "nbversion.training._yolo"}
+# library imported again, only `_git` may. DVC's adapter is three modules split by theme to stay
+# under the house's module size: opening DVC's Repo (`_dvc_session`), local data (`_dvc`, which
+# callers use), remotes and transfers (`_dvc_remote`, re-exported by `_dvc`).
+DVC_ADAPTER = ["nbversion.core.backends._dvc", "nbversion.core.backends._dvc_remote",
+               "nbversion.core.backends._dvc_session"]
+ADAPTERS = {"git": ["nbversion.core.backends._git"], "dvc": DVC_ADAPTER, "dvc_data": DVC_ADAPTER,
+            "ultralytics": ["nbversion.training._yolo"]}
 
 
 def module_name(path: Path) -> str:
@@ -135,7 +139,10 @@ def test_core_results_reach_the_renderer_only_for_notebook_display():
 def test_only_its_adapter_imports_a_third_party_engine(library):
     importers = sorted({module for module in MODULES for name, _ in imports(module)
                         if name == library or name.startswith(library + ".")})
-    assert importers == ([] if library == "git" else [ADAPTERS[library]])
+    if library == "git":
+        assert importers == []
+    else:
+        assert importers and set(importers) <= set(ADAPTERS[library]), importers
 
 
 def test_core_has_no_import_cycles():

@@ -136,3 +136,50 @@ def test_a_model_named_history_is_reached_as_history_at_a_version(trained):
     assert out["model"] == "history@v1.0.0" and out["record"]
     (entry,) = cli_json("predict", "history")["records"]         # the word itself still lists the records
     assert entry["model"]["version"] == "v1.0.0"
+
+
+def test_show_gives_one_record_in_full_and_draws_the_images_still_there(trained, tmp_path):
+    import shutil
+
+    ws, run_id = trained
+    copy = tmp_path / "street.jpg"
+    shutil.copyfile(ZIDANE, copy)
+    made = ws.predict(run_id, [BUS, copy], conf=0.001, imgsz=64)
+    (recorded,) = ws.predict_history().records
+
+    shown = cli_json("predict", "show", made.record)
+    assert shown["id"] == made.record and shown["model"]["ref"] == run_id
+    assert [(i["name"], i["state"]) for i in shown["images"]] == [("bus.jpg", "here"), ("street.jpg", "here")]
+    assert [i["detections"] for i in shown["images"]] == [i["detections"] for i in recorded["images"]]
+    text = cli("predict", "show", made.record[:20], check=0).stdout      # the start of an id is enough
+    assert f"model {run_id}" in text and "street.jpg" in text and "conf 0.001" in text
+    assert len([line for line in text.splitlines() if line.startswith("bus.jpg")]) == len(recorded["images"][0]["detections"])
+
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("%load_ext nbversion")
+        drawn = shell.run_cell(f"%mv_predict show {made.record}")
+        assert drawn.success and drawn.result._repr_html_().count("<img") == 2
+
+        copy.write_bytes(BUS.read_bytes())                   # another picture under the same name
+        changed = ws.predict_show(made.record)
+        assert changed.states == ["here", "changed"] and "street.jpg: changed since" in changed.summary()
+        copy.unlink()
+        moved = ws.predict_show(made.record)
+        html = moved._repr_html_()
+        assert moved.states == ["here", "moved"] and html.count("<img") == 1 and "street.jpg: moved since" in html
+        assert [i["state"] for i in cli_json("predict", "show", made.record)["images"]] == ["here", "moved"]
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_show_of_an_unknown_or_missing_id_is_a_clear_error(trained):
+    ws, run_id = trained
+    with pytest.raises(NotFound, match="no-such-id: no such prediction record"):
+        ws.predict_show("no-such-id")
+    for argv, message in [(["predict", "show"], "takes one record id"),
+                          (["predict", "show", "nope"], "no such prediction record"),
+                          (["predict", "show", "nope", "--record"], "not of `predict show`")]:
+        proc = cli(*argv)
+        assert proc.returncode != 0 and message in proc.stderr and "hint:" in proc.stderr, proc.stderr

@@ -125,6 +125,19 @@ def live_lab(trained, tmp_path):
 
 
 @pytest.fixture
+def queue_lab(trained, tmp_path):
+    """A running run (a real training held after epoch 1) and a second one queued behind it on the
+    cpu: `train` in the same process, while the device is busy, queues it."""
+    ws, _ = trained
+    with held_training(ws, epochs=3) as live:
+        queued = tiny_train(ws, epochs=1, wait=False)
+        assert queued.status == "queued", queued.summary()
+        proc, url = start_lab(ws.root, tmp_path)
+        yield {"url": url, "root": ws.root, "ws": ws, "live": live, "queued": queued.run_id}
+        stop_lab(proc)
+
+
+@pytest.fixture
 def compare_lab(trained, tmp_path):
     """The finished 1-epoch run and a second one of 2 epochs, both in the Runs section."""
     ws, run_id = trained
@@ -203,7 +216,7 @@ def wait_for_server(url: str, proc, log: Path, timeout: float = 90) -> None:
 @pytest.fixture
 def page(request):
     """A chromium page on the lab of the test (`lab`, `live_lab`, ...)."""
-    name = next((n for n in ("live_lab", "compare_lab", "long_registry_lab", "paged_registry_lab", "bare_lab", "viewer_lab")
+    name = next((n for n in ("live_lab", "queue_lab", "compare_lab", "long_registry_lab", "paged_registry_lab", "bare_lab", "viewer_lab")
                  if n in request.fixturenames), "lab")
     lab = request.getfixturevalue(name)
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -402,6 +415,28 @@ def test_sidebar_live_progress_and_stop(page, live_lab):
     assert live.record()["status"] == "stopped" and len(live.record()["epochs"]) < 5
     page.wait_for_function("id => ![...document.querySelectorAll('#nbversion-sidebar .nbv-LiveRun')]"
                            ".some(n => n.textContent.includes(id))", arg=live.run_id, timeout=15_000)
+
+
+def test_sidebar_cancels_a_queued_run_and_the_audit_says_so(page, queue_lab):
+    queued, live = queue_lab["queued"], queue_lab["live"].run_id
+    open_sidebar(page)
+    runs = section(page, "runs")
+    row = runs.locator("tr", has_text=queued)
+    assert "queued (1)" in row.inner_text()                          # its place in the cpu's queue
+    assert runs.locator("tr", has_text=live).get_by_role("button", name="Cancel").count() == 0
+    shot(page, "queued-run")
+    row.get_by_role("button", name="Cancel").click()
+    page.wait_for_function(
+        "id => [...document.querySelectorAll('#nbversion-sidebar .nbv-Section-runs tbody tr')]"
+        ".some(r => r.textContent.includes(id) && r.textContent.includes('cancelled'))", arg=queued)
+    assert row.get_by_role("button", name="Cancel").count() == 0      # nothing left to cancel
+    assert queue_lab["ws"].runs_show(queued).record["status"] == "cancelled"
+    assert [e["target"] for e in queue_lab["ws"].audit(action="runs cancel").to_dict()["entries"]] == [queued]
+    page.wait_for_function(   # the audit section follows the new line
+        "id => [...document.querySelectorAll('#nbversion-sidebar .nbv-Section-audit tbody tr')]"
+        ".some(r => r.textContent.includes('runs cancel') && r.textContent.includes(id))", arg=queued, timeout=10_000)
+    assert "running" in runs.locator("tr", has_text=live).inner_text()   # the run it waited for goes on
+    shot(page, "queued-run-cancelled")
 
 
 def test_sidebar_outside_a_workspace_says_how_to_make_one(page, bare_lab):

@@ -13,6 +13,14 @@ import { SectionWidget } from './section';
 
 const COMPARE_MIN = 2;
 const COMPARE_MAX = 10;
+/** The CLI's status cell of a queued run, `queued (position 2)` when it has a place in its queue. */
+const QUEUED = /^queued(?: \(position (\d+)\))?$/;
+
+/** `queued (2)`: the place in the queue, short enough for the sidebar's status column. */
+function shortStatus(status: string): string {
+  const queued = QUEUED.exec(status);
+  return queued && queued[1] ? `queued (${queued[1]})` : status;
+}
 
 export class RunsSection extends SectionWidget {
   constructor(...args: ConstructorParameters<typeof SectionWidget>) {
@@ -30,14 +38,17 @@ export class RunsSection extends SectionWidget {
 
   protected fill(result: IResult): void {
     this.node.appendChild(this.live());
-    const view = result.view;
-    if (!view || !view.rows.length) {
+    const listed = result.view;
+    if (!listed || !listed.rows.length) {
       this.node.appendChild(resultNode(result, 'no runs yet: `%mv_train --data NAME --model yolov8n.yaml`'));
       return;
     }
-    const idColumn = Math.max(column(view, /^(run|id|run id|name)$/i), 0);
-    const statusColumn = column(view, /status/i);
-    const positionColumn = column(view, /position|queue/i);
+    const idColumn = Math.max(column(listed, /^(run|id|run id|name)$/i), 0);
+    const statusColumn = column(listed, /status/i);
+    const view = statusColumn < 0 ? listed : {
+      ...listed,
+      rows: listed.rows.map(row => row.map((cell, i) => (i === statusColumn ? shortStatus(cell) : cell)))
+    };
     const shown = new Set(view.rows.map(row => row[idColumn]));
     [...this.selected].filter(id => !shown.has(id)).forEach(id => this.selected.delete(id));
     const compare = button('Compare', () => void this.compare(), 'accept',
@@ -64,14 +75,9 @@ export class RunsSection extends SectionWidget {
         if (status === 'running' && this.canWrite) {
           cell.appendChild(button('Stop', () => void this.stop(id), 'reject',
             'Stop after the current batch; last.pt is kept for `runs resume`'));
-        } else if (status === 'queued') {
-          if (positionColumn >= 0 && row[positionColumn]) {
-            cell.appendChild(el('span', 'nbv-Note', `#${row[positionColumn]}`));
-          }
-          if (this.canWrite) {
-            cell.appendChild(button('Cancel', () => void this.cancel(id), 'reject',
-              'Take this run out of the queue; it never starts'));
-          }
+        } else if (status.startsWith('queued') && this.canWrite) {
+          cell.appendChild(button('Cancel', () => void this.cancel(id), 'reject',
+            'Take this run out of the queue; it never starts'));
         }
         return cell;
       }, true)

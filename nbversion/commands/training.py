@@ -134,7 +134,7 @@ def _compare_args(p):
 
 def _predict_args(p):
     p.add_argument("model", metavar="MODEL_REF", help="a run id, a weights file, NAME@champion or NAME@vX.Y.Z; "
-                   "or `history` / `compare` (a model named so: history@champion)")
+                   "or `history` / `show` / `compare` (a model named so: history@champion)")
     p.add_argument("images", nargs="*", metavar="IMAGE")
     p.add_argument("--conf", type=fraction, default=0.25, help="confidence threshold")
     p.add_argument("--iou", type=fraction, default=0.7, help="IoU threshold of non-maximum suppression")
@@ -146,15 +146,16 @@ def _predict_args(p):
     p.add_argument("-n", dest="n", type=count, default=None, metavar="N", help="history: only the newest N records")
     p.add_argument("--model", dest="only_model", default=None, metavar="REF", help="history: only this model")
     p.epilog = ("predict history [-n N] [--model REF]: the calls recorded, newest first. "
+                "predict show ID: one recorded call in full, its images drawn again in a notebook. "
                 "predict compare V1 V2 IMAGE... [--conf C]: two model versions on the same images, boxes paired.")
 
 
 def _run_predict(ws, a, ev):
-    """`predict` takes positional arguments, so `history` and `compare` are words reserved as the
-    first one (a registered model named so is reached as history@champion)."""
+    """`predict` takes positional arguments, so `history`, `show` and `compare` are words reserved
+    as the first one (a registered model named so is reached as history@champion)."""
     from ..errors import UsageError
 
-    if a.model in ("history", "compare") and (a.record or not a.history or a.save):
+    if a.model in ("history", "show", "compare") and (a.record or not a.history or a.save):
         raise UsageError(f"--record, --no-history and --save are options of `predict MODEL_REF IMAGE...`, "
                          f"not of `predict {a.model}`", hint="predict MODEL_REF IMAGE... --record")
     if a.model == "history":
@@ -164,6 +165,11 @@ def _run_predict(ws, a, ev):
         return ws.predict_history(n=a.n, model=a.only_model)
     if a.n is not None or a.only_model:
         raise UsageError("-n and --model are options of `predict history`", hint="predict history -n 5 --model det")
+    if a.model == "show":
+        if len(a.images) != 1:
+            raise UsageError("predict show takes one record id",
+                             hint="predict show ID (`predict history` lists them; a model named show: show@champion)")
+        return ws.predict_show(a.images[0])
     if a.model == "compare":
         if len(a.images) < 3:
             raise UsageError("predict compare needs two models and at least one image",
@@ -219,7 +225,8 @@ VERBS = [
              lambda ws, a, ev: _ended_well(ws.runs_attach(a.run_id, wait=a.wait or not _in_notebook(), on_event=ev),
                                            a.wait or not _in_notebook())),
     ]),
-    Verb("predict", "detect objects in images with a model; `predict history`, `predict compare V1 V2 IMAGE...`",
+    Verb("predict", "detect objects in images with a model; `predict history`, `predict show ID`, "
+                    "`predict compare V1 V2 IMAGE...`",
          _predict_args, _run_predict),
     Verb("export", "export a YOLO model (onnx, torchscript, ...) into a new model or registry version",
          _export_args, _run_export),

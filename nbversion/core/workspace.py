@@ -147,7 +147,7 @@ class Workspace:
     from ..training.compare import compare as runs_compare
     from ..training.queue_verbs import cancel as runs_cancel, worker as runs_worker
     from ..training.predict import predict
-    from ..training.prediction_log import history as predict_history
+    from ..training.prediction_log import history as predict_history, show as predict_show
     from ..training.predict_compare import compare as predict_compare
     from ..training.export import export
     from ..training.presets import list_presets as presets_list, show as presets_show

@@ -135,3 +135,84 @@ def history(ws: Workspace, n: Optional[int] = None, model: Optional[str] = None)
     if model:
         records = [r for r in records if model in (r["model"]["ref"], r["model"]["ref"].partition("@")[0])]
     return PredictionHistory(records[:n] if n is not None else records)
+
+
+def image_state(image: dict) -> str:
+    """`here`: the file recorded is still at its path with the same md5, so its boxes can be drawn
+    again (the record keeps no pixels); `changed`: a different file is there now; `moved`: none is."""
+    from ..core.backends.hashing import file_md5
+
+    path = Path(image.get("path") or "")
+    if not image.get("path") or not path.is_file():
+        return "moved"
+    try:
+        return "here" if file_md5(path) == image.get("md5") else "changed"
+    except OSError:
+        return "moved"
+
+
+@dataclass
+class PredictionShow(Result):
+    record: dict
+    states: list = field(default_factory=list)   # image_state() of each image, in the record's order
+
+    def table(self):
+        rows = []
+        for image in self.record.get("images", []):
+            for box in image.get("detections") or [{}]:   # an image without detections still gets a row
+                rows.append((image.get("name"), box.get("class", "(none)"), box.get("confidence"),
+                             box.get("box"), box.get("centre"), box.get("area")))
+        return ["image", "class", "confidence", "box (x1, y1, x2, y2)", "centre", "area (px)"], rows
+
+    def summary(self) -> str:
+        r, model = self.record, self.record.get("model", {})
+        images, detections, ms = totals(r)
+        version = model.get("version") or (f"run {model['run']}" if model.get("run") else "")
+        lines = [f"prediction {r.get('id')} at {r.get('when', '')[:19].replace('T', ' ')} UTC"
+                 f" ({'committed' if r.get('recorded') else 'local'}): model {model.get('ref')}"
+                 + (f" ({version})" if version and model.get("run") != model.get("ref") else "")
+                 + f", weights md5 {model.get('md5') or 'unknown'}, commit {(model.get('commit') or '')[:8]}",
+                 f"conf {r.get('conf')}, iou {r.get('iou')}, imgsz {r.get('imgsz') or 'the model default'}: "
+                 f"{images} image(s), {detections} detection(s) in {ms} ms"]
+        for image, state in zip(r.get("images", []), self.states):
+            if state != "here":
+                lines.append(f"{image.get('name')}: {'moved' if state == 'moved' else 'changed'} since "
+                             f"(recorded at {image.get('path')}, md5 {image.get('md5')}): its boxes are not drawn")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        images = [{**image, "state": state} for image, state in zip(self.record.get("images", []), self.states)]
+        return {**self.record, "images": images}
+
+
+def show(ws: Workspace, record_id: str) -> PredictionShow:
+    """One recorded prediction in full (`nbversion predict show ID`).
+
+    Args:
+        record_id: a record's id as `predict history` lists it, or the start of one that
+            names a single record.
+
+    Returns:
+        PredictionShow: the record (model version, settings, each image with its detections)
+        and, per image, whether its file is still there unchanged (`here`), replaced
+        (`changed`) or gone (`moved`). In a notebook the images still here are drawn with the
+        recorded boxes.
+
+    Example:
+        >>> ws = nbv.open(".")
+        >>> ws.predict_show(ws.predict_history(n=1).records[0]["id"])
+    """
+    from ..errors import NotFound, UsageError
+
+    records = _read_all(ws.root)
+    exact = [r for r in records if r.get("id") == record_id]
+    found = exact or ([r for r in records if str(r.get("id", "")).startswith(record_id)] if record_id else [])
+    if not found:
+        raise NotFound(f"{record_id}: no such prediction record in {PREDICTIONS_DIR}",
+                       hint="`nbversion predict history` lists the record ids")
+    if len(found) > 1:
+        raise UsageError(f"{record_id}: the start of {len(found)} prediction records "
+                         f"({', '.join(r['id'] for r in found[:3])}{', ...' if len(found) > 3 else ''})",
+                         hint="give more of the id (`nbversion predict history` lists them)")
+    record = found[0]
+    return PredictionShow(record, [image_state(image) for image in record.get("images", [])])

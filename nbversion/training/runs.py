@@ -191,13 +191,20 @@ def _status_cell(record: dict) -> str:
     return f"{status} (position {position})" if position and status == "queued" else status
 
 
+def _model_cell(record: dict) -> Optional[str]:
+    """`det@champion (v1.0.0)`: the version a registry ref named when the run started; the stage
+    may have moved to another version since."""
+    model, version = record.get("model"), (record.get("base_model") or {}).get("version")
+    return f"{model} ({version})" if model and version and not model.endswith(f"@{version}") else model
+
+
 @dataclass
 class RunList(Result):
     runs: list = field(default_factory=list)
     page: Optional[paging.Page] = None
 
     def table(self):
-        rows = [(r["id"], _status_cell(r), (r.get("dataset") or {}).get("name"), r.get("model"),
+        rows = [(r["id"], _status_cell(r), (r.get("dataset") or {}).get("name"), _model_cell(r),
                  f"{len(r.get('epochs') or [])}/{(r.get('params') or {}).get('epochs', '?')}",
                  (r.get("metrics") or {}).get("mAP50-95"), r.get("device"), r.get("started_at"))
                 for r in self.runs]

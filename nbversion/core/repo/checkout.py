@@ -35,6 +35,7 @@ class CheckoutResult(Result):
     branch: str | None
     paths: list = field(default_factory=list)
     data_paths: list = field(default_factory=list)
+    differs: bool = True   # the restored paths differ from HEAD: there is something to commit
 
     def table(self):
         return ["restored", "tracked by"], ([[p, "dvc"] for p in self.data_paths]
@@ -42,6 +43,9 @@ class CheckoutResult(Result):
 
     def summary(self):
         where = f"branch {self.branch}" if self.branch else f"commit {self.commit[:8]} (detached)"
+        if self.paths and not self.differs:
+            return (f"restored {len(self.paths)} path(s) from {self.rev}; "
+                    "they match the last commit: nothing to commit")
         if self.paths:
             return (f"restored {len(self.paths)} path(s) from {self.rev}; "
                     "`nbversion commit -m MSG` records them as a new version")
@@ -130,7 +134,10 @@ def checkout(ws: Workspace, rev: str, paths: Iterable[str | os.PathLike] = (), f
             now = pointers.in_worktree(ws.root)
             uncommitted.mark_clean(ws.root, {o: now[o] for o in data_targets if o in now})
     emit(Event("checkout", 2, 2, "done"))
-    return CheckoutResult(rev, commit, _git.current_branch(ws.root), wanted, data_targets)
+    # the data matches its restored pointers now, so comparing the files in git with HEAD says
+    # whether anything changed; untracked files were there before and are not the checkout's
+    differs = not wanted or any(e.code != "??" for e in _git.status(ws.root, git_paths))
+    return CheckoutResult(rev, commit, _git.current_branch(ws.root), wanted, data_targets, differs)
 
 
 def _untracked_overwritten(root, commit: str, wanted: list[str], target_outs: dict) -> list[str]:

@@ -36,14 +36,21 @@ class CommitResult(Result):
     git_paths: list = field(default_factory=list)
     dvc_paths: list = field(default_factory=list)
     live_runs: list = field(default_factory=list)   # runs/<id> still training: left out, they commit themselves
+    # data paths whose pointer (in git) now names a version DVC already stores, an older one checked
+    # out: a data change although nothing new went to DVC
+    stored_paths: list = field(default_factory=list)
 
     def table(self):
         rows = [["dvc", p] for p in self.dvc_paths] + [["git", p] for p in self.git_paths]
         return ["tracked by", "path"], rows
 
     def summary(self):
-        text = (f"[{self.commit[:8]}] {self.message.splitlines()[0]} — "
-                f"{len(self.dvc_paths)} data path(s) in DVC, {len(self.git_paths)} in git")
+        if self.stored_paths:
+            data = (f"{len(self.dvc_paths) + len(self.stored_paths)} data path(s) changed "
+                    f"({len(self.stored_paths)} to a version DVC already stores)")
+        else:
+            data = f"{len(self.dvc_paths)} data path(s) in DVC"
+        text = f"[{self.commit[:8]}] {self.message.splitlines()[0]} — {data}, {len(self.git_paths)} in git"
         if self.live_runs:
             text += f"\n{_left_out_note(self.live_runs)}"
         return text
@@ -212,7 +219,8 @@ def commit(ws: Workspace, message: str, paths: Iterable[str | os.PathLike] = (),
         logger.debug("committed %s: %d data path(s) in DVC, %d path(s) staged in git", sha, len(data_paths), len(staged))
         checkpoint("after-commit")
     emit(Event("git commit", 1, 1, sha))
-    return CommitResult(sha, message, git_paths, data_paths, live)
+    stored = sorted(p[:-len(".dvc")] for p in git_paths if p.endswith(".dvc") and p[:-len(".dvc")] not in data_paths)
+    return CommitResult(sha, message, git_paths, data_paths, live, stored)
 
 
 def _look_at_changed_folders(root: Path, changed: list, walked: dict, emit) -> dict:
