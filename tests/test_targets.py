@@ -16,7 +16,7 @@ from sshd_server import running_sshd, sshd  # noqa: F401 (a fixture)
 from test_training import TINY, TINY_ARGS, assert_committed_run
 from trained import trained, trained_template  # noqa: F401 (fixtures)
 from nbversion.core.backends.hashing import file_md5
-from nbversion.errors import NbversionError, UsageError
+from nbversion.errors import NbversionError
 
 
 def ssh_url(server, path) -> str:

@@ -55,7 +55,7 @@ def test_commit_routes_data_to_dvc_and_code_to_git(ws, demo_data):
     (ws.root / "big.bin").write_bytes(os.urandom(1_200_000))
     result = ws.commit("data and code")
     assert sorted(result.dvc_paths) == ["big.bin", "datasets/shapes"]
-    assert result.git_paths == ["train.py"]
+    assert result.git_paths == ["datasets/shapes.meta.json", "train.py"]   # a YOLO folder is a dataset: its metadata
     tracked = git(ws.root, "ls-files").split()
     assert "datasets/shapes.dvc" in tracked and "big.bin.dvc" in tracked and "train.py" in tracked
     assert not any(p.startswith("datasets/shapes/") for p in tracked)
@@ -135,6 +135,7 @@ def test_diff_includes_files_inside_dvc_folders_with_sizes(ws, demo_data):
         ("modified", "datasets/shapes/labels/train/train_00000.txt"),
         ("modified", "datasets/shapes/labels/train/train_00001.txt"),
         ("removed", "datasets/shapes/labels/val/val_00000.txt"),
+        ("modified", "datasets/shapes.meta.json"),            # the dataset's counts follow its files
     }
     removed = next(f for f in result.files if f.change == "removed")
     assert removed.size_before > 0 and removed.size_after is None
