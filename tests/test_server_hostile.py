@@ -43,6 +43,7 @@ PLAN = {
     "runs/compare": ("GET", None, ["runs", "metric"]),
     "runs/{name}": ("GET", "no-such-run", []),
     "runs/{name}/stop": ("POST", "no-such-run", []),
+    "runs/{name}/cancel": ("POST", "no-such-run", []),
     "registry": ("GET", None, ["name"]),
     "registry/promote": ("POST", None, []),
     "audit": ("GET", None, ["user", "action", "since", "limit"]),

@@ -84,7 +84,7 @@ def test_backup_finds_every_object_in_the_shared_cache(ws, shared, two_versions,
 
 def test_dataset_show_and_diff_read_the_shared_cache(ws, shared, two_versions):
     shown = ws.dataset_show("shapes@v1")
-    assert shown._repr_html_().count("data:image/png;base64,") == 6
+    assert shown._repr_html_().count("data:image/png;base64,") == 6 + 1   # 6 samples, the statistics figure
     diff = ws.dataset_diff("shapes", "v1", "v2")
     assert len(diff.images_added) == 3 and len(diff.labels_changed) == 1
 
