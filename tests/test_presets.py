@@ -158,6 +158,8 @@ def test_runs_list_filters_by_status_and_dataset(trained, demo_data):
     assert run_ids("--dataset", "other", "--status", "done") == []
     text = cli("runs", "list", "--status", "failed", check=0).stdout
     assert failed.run_id in text and first not in text
+    none = cli("runs", "list", "--status", "queued", check=0).stdout     # runs exist: not "no runs yet"
+    assert "no run matches --status queued" in none and "no runs yet" not in none
 
 
 def test_magics_list_presets_and_refuse_a_bad_one_without_a_run(trained, capsys):

@@ -141,6 +141,13 @@ def test_a_host_without_nbversion_or_an_unpushed_commit_changes_nothing(trained,
         assert "is not pushed to team" in proc.stderr and "nbversion push" in proc.stderr
         assert snapshot(ws.root) == before
 
+        label = next((ws.root / "datasets/demo/labels/train").glob("*.txt"))   # an edit under the same pointer
+        label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")
+        before = snapshot(ws.root)
+        proc = cli("train", "--data", "demo", "--on", "box", "--epochs", "1", check=1)
+        assert "working copy of dataset demo is not committed" in proc.stderr
+        assert snapshot(ws.root) == before
+
 
 def test_a_closed_notebook_leaves_the_run_training_and_runs_attach_commits_it(trained, tmp_path, sshd):
     import subprocess

@@ -68,7 +68,9 @@ def dataset_lineage(root, ref: str) -> dict:
             working = pointer_at(root, DATASETS_DIR, name, None)
         except (NotFound, OSError):
             working = None
-        if working is None or working.md5 != at_commit.md5:
+        from ..core.backends import uncommitted   # edited files under an unchanged pointer count too
+
+        if working is None or working.md5 != at_commit.md5 or not uncommitted.matches_pointer(root, working):
             raise UncommittedChanges(f"--data {ref}: the working copy of dataset {name} is not committed, and a "
                                      "target trains on committed versions only",
                                      hint="commit it (`nbversion commit`), push it (`nbversion push`), then train again")

@@ -73,7 +73,8 @@ class WorkerReport(Result):
         return ["run", "status", "device"], [(r["run"], r["status"], r["device"]) for r in self.started]
 
     def summary(self) -> str:
-        text = f"started {len(self.started)} queued run(s)" if self.started else "no queued run could start"
+        text = f"started {len(self.started)} queued run(s)" if self.started else \
+            "no queued run could start (their devices are busy)" if self.waiting else "nothing is queued"
         return text + (f"; {self.waiting} still queued" if self.waiting else "")
 
     def to_dict(self) -> dict:

@@ -202,6 +202,7 @@ def _model_cell(record: dict) -> Optional[str]:
 class RunList(Result):
     runs: list = field(default_factory=list)
     page: Optional[paging.Page] = None
+    filters: dict = field(default_factory=dict)   # the --status/--dataset/--model asked for
 
     def table(self):
         rows = [(r["id"], _status_cell(r), (r.get("dataset") or {}).get("name"), _model_cell(r),
@@ -216,7 +217,11 @@ class RunList(Result):
     def summary(self) -> str:
         if self.page is not None and self.page.describe(len(self.runs), "runs"):
             return self.page.describe(len(self.runs), "runs")
-        return f"{len(self.runs)} run(s)" if self.runs else "no runs yet: `nbversion train --data NAME --model yolov8n.yaml`"
+        if self.runs:
+            return f"{len(self.runs)} run(s)"
+        if self.filters:   # runs exist, none matches: "no runs yet" would mislead
+            return "no run matches " + ", ".join(f"--{k} {v}" for k, v in self.filters.items())
+        return "no runs yet: `nbversion train --data NAME --model yolov8n.yaml`"
 
     def to_dict(self) -> dict:
         return {"runs": [with_effective_status(r) for r in self.runs],
@@ -255,7 +260,8 @@ def list_runs(ws: Workspace, status: Optional[str] = None, dataset: Optional[str
         record = index.live.get(run_id) or run_index.read_record(index.base, run_id)
         if record is not None:   # a record being rewritten right now: skip it this time
             records.append(_with_position(ws.root, record))
-    return RunList(records, paging.Page(len(chosen), offset, limit))
+    asked = {k: v for k, v in (("status", status), ("dataset", dataset), ("model", model)) if v}
+    return RunList(records, paging.Page(len(chosen), offset, limit), asked)
 
 
 def _with_position(root, record: dict) -> dict:

@@ -105,7 +105,7 @@ def remove(ws: Workspace, name: str, force: bool = False, dry_run: bool = False,
         (root / out).exists() and (pointer is None or not uncommitted.matches_pointer(root, pointer)))
     if edited and not force:
         raise UncommittedChanges(f"{out} has changes that were never committed; removing it would lose them",
-                                 hint=f"commit them first (`nbversion commit {out}`), or remove anyway with "
+                                 hint=f"commit them first (`nbversion commit -m 'MESSAGE' {out}`), or remove anyway with "
                                       f"`nbversion dataset remove {name} --force`")
     history = refs.versions(root, KIND_DIR, name)
     tags = sorted(t for found in _tags(root, name).values() for t in found)
