@@ -80,7 +80,9 @@ def test_a_cli_run_queued_behind_a_training_is_started_by_a_worker_after_the_cli
         cli("commit", "-m", "notes while a run is queued", cwd=ws.root, check=0)
         assert git(ws.root, "ls-files", f"runs/{queued['id']}") == ""   # its folder is the run's to commit
         assert [r["id"] for r in cli_json("runs", "list", "--status", "queued", cwd=ws.root)["runs"]] == [queued["id"]]
-    # the queuing CLI process has long exited; a worker starts the run now that the device is free
+    # the queuing CLI process has long exited; nothing runs it until a worker does, and it says so
+    shown = cli("runs", "show", queued["id"], cwd=ws.root, check=0).stdout
+    assert "runs worker" in shown and f"behind run {live.run_id}" not in shown, shown   # it has ended
     report = finished(worker(ws, "--once"))
     assert report["started"] == [{"run": queued["id"], "status": "done", "device": "cpu"}]
     assert ws.runs_show(queued["id"]).record["status"] == "done"

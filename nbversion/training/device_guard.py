@@ -56,6 +56,18 @@ class DeviceGuard:
                      "or train on another device with --device")
 
     def holder(self) -> dict:
+        """The run holding the device now ({} when none: the file outlives the lock it names)."""
+        if not self.path.exists():
+            return {}
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return {}   # nobody holds it
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
         try:
             return json.loads(self.path.read_text() or "{}")
         except (OSError, ValueError):

@@ -122,7 +122,9 @@ def describe(root, run_id: str) -> str:
     where = place(root, run_id)
     if where is None:
         return f"queued: {run_id}"
-    behind = f", behind {where.behind}" if where.behind else ""
+    behind = f", behind {where.behind}" if where.behind else \
+        ", device free: it starts when a kernel, the Jupyter server or `nbversion runs worker` takes it" \
+        if where.position == 1 else ""
     return f"queued: {run_id} (position {where.position}{behind})"
 
 

@@ -207,7 +207,8 @@ class RunList(Result):
     def table(self):
         rows = [(r["id"], _status_cell(r), (r.get("dataset") or {}).get("name"), _model_cell(r),
                  f"{len(r.get('epochs') or [])}/{(r.get('params') or {}).get('epochs', '?')}",
-                 (r.get("metrics") or {}).get("mAP50-95"), r.get("device"), r.get("started_at"))
+                 (r.get("metrics") or {}).get("mAP50-95"),
+                 f"{r.get('device')} on {r['target']}" if r.get("target") else r.get("device"), r.get("started_at"))
                 for r in self.runs]
         return ["run", "status", "dataset", "model", "epochs", "mAP50-95", "device", "started"], rows
 
@@ -292,11 +293,13 @@ class RunShow(Result):
         from .base_weights import describe
 
         r = self.record
-        lines = [f"run {r['id']}: {effective_status(r)} on {r.get('device')}, model {r.get('model')}, "
+        where = f" of target {r['target']}" if r.get("target") else ""   # a remote run says where it trains
+        lines = [f"run {r['id']}: {effective_status(r)} on {r.get('device')}{where}, model {r.get('model')}, "
                  f"dataset {(r.get('dataset') or {}).get('name')}@{((r.get('dataset') or {}).get('commit') or '')[:8]}",
                  f"base model: {describe(r.get('base_model'))}",
                  f"params: {json.dumps(r.get('params') or {}, sort_keys=True)}",
-                 f"best epoch {r.get('best_epoch')}: {json.dumps(r.get('metrics') or {})}",
+                 f"best epoch {r.get('best_epoch')}: {json.dumps(r.get('metrics') or {})}"
+                 if r.get("best_epoch") is not None else "best epoch: none yet (no epoch finished)",
                  f"files: {', '.join(self.files)}"]
         if self.waits_for:
             lines.insert(1, self.waits_for)
