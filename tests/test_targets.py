@@ -149,18 +149,24 @@ def test_a_host_without_nbversion_or_an_unpushed_commit_changes_nothing(trained,
         assert snapshot(ws.root) == before
 
 
-def test_a_closed_notebook_leaves_the_run_training_and_runs_attach_commits_it(trained, tmp_path, sshd):
+def started_by_a_closed_notebook(ws, target: str, epochs: int) -> str:
+    """A run started on `target` by a process that ends at once, as a closed notebook's kernel."""
     import subprocess
     import sys
 
-    ws = team_workspace(trained, tmp_path, sshd)
-    code = ("import sys, nbversion as nbv\n"
-            "run = nbv.open('.').train('demo', 'yolov8n.yaml', epochs=2, imgsz=64, batch=4, device='cpu', "
-            f"extra={dict(TINY)!r}, on='box')\n"
-            "print(run.run_id)\n")   # the process ends at once, as a closed notebook's kernel
+    code = ("import nbversion as nbv\n"
+            f"run = nbv.open('.').train('demo', 'yolov8n.yaml', epochs={epochs}, imgsz=64, batch=4, device='cpu', "
+            f"extra={dict(TINY)!r}, on={target!r})\n"
+            "print(run.run_id)\n")
     run_id = subprocess.run([sys.executable, "-c", code], cwd=ws.root, capture_output=True, text=True,
                             check=True).stdout.split()[-1]
     assert cli_json("runs", "show", run_id)["status"] == "running"
+    return run_id
+
+
+def test_a_closed_notebook_leaves_the_run_training_and_runs_attach_commits_it(trained, tmp_path, sshd):
+    ws = team_workspace(trained, tmp_path, sshd)
+    run_id = started_by_a_closed_notebook(ws, "box", epochs=2)
     cli("runs", "attach", run_id, check=0)
     record = assert_committed_run(ws, run_id, "done", 2)
     assert record["target"] == "box"

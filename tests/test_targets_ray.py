@@ -26,6 +26,7 @@ import pytest
 from conftest import cli, cli_json, git, snapshot
 from sshd_server import SYSTEM_PATH, free_port
 from test_training import TINY, assert_committed_run
+from test_targets import started_by_a_closed_notebook
 from trained import isolated_env, trained, trained_template  # noqa: F401 (fixtures)
 from nbversion.core.backends.hashing import file_md5
 from nbversion.errors import NbversionError
@@ -160,13 +161,7 @@ def test_a_ray_run_stopped_once_is_resumed_on_the_same_target(trained, tmp_path,
 
 def test_a_closed_notebook_leaves_the_ray_job_running_and_runs_attach_commits_it(trained, tmp_path, ray_head):
     ws = team_workspace(trained, tmp_path, ray_head)
-    code = ("import nbversion as nbv\n"
-            "run = nbv.open('.').train('demo', 'yolov8n.yaml', epochs=1, imgsz=64, batch=4, device='cpu', "
-            f"extra={dict(TINY)!r}, on='cluster')\n"
-            "print(run.run_id)\n")   # the process ends at once, as a closed notebook's kernel
-    run_id = subprocess.run([sys.executable, "-c", code], cwd=ws.root, capture_output=True, text=True,
-                            check=True).stdout.split()[-1]
-    assert cli_json("runs", "show", run_id)["status"] == "running"
+    run_id = started_by_a_closed_notebook(ws, "cluster", epochs=1)
     cli("runs", "attach", run_id, check=0)   # the job's whole log is still there: read from its start
     record = assert_committed_run(ws, run_id, "done", 1)
     assert record["target"] == "cluster" and ws.verify().problems == []
