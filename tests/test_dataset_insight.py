@@ -142,6 +142,9 @@ def test_remove_keeps_history_tags_and_lineage_and_the_name_can_come_back(ws, de
     listed = ws.dataset_list().datasets
     assert [d["name"] for d in listed] == ["shapes"] and listed[0]["versions"] == 2   # a removal is no version
     ws.dataset_remove("shapes")
+    refused = cli("checkout", "HEAD", "--", "datasets/shapes", "--force")   # HEAD has no such path
+    assert refused.returncode != 0 and "datasets/shapes is not in HEAD" in refused.stderr
+    assert "pathspec" not in refused.stderr and "Traceback" not in refused.stderr
     again = ws.dataset_add("shapes", demo_data)   # a removed name can be added again
     assert again.changed and [d["name"] for d in ws.dataset_list().datasets] == ["shapes"]
 

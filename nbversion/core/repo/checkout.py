@@ -113,6 +113,10 @@ def checkout(ws: Workspace, rev: str, paths: Iterable[str | os.PathLike] = (), f
                     if _git.show(ws.root, commit, meta) is not None:
                         git_paths.append(meta)
                 else:
+                    if not _git_history.tree_paths(ws.root, commit, [rel]):   # git's own "pathspec" error otherwise
+                        raise NotFound(f"{rel} is not in {rev} ({commit[:8]}): nothing to restore",
+                                       hint=f"it was removed or never added there; delete it yourself, or "
+                                            f"`nbversion dataset remove NAME` for a dataset")
                     git_paths.append(rel)
             emit(Event("checkout", 0, 2, f"git checkout {rev} -- {' '.join(git_paths)}"))
             _git.checkout(ws.root, commit, git_paths, force=force)
