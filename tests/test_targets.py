@@ -170,7 +170,8 @@ def test_a_closed_notebook_leaves_the_run_training_and_runs_attach_commits_it(tr
     cli("runs", "attach", run_id, check=0)
     record = assert_committed_run(ws, run_id, "done", 2)
     assert record["target"] == "box"
-    assert "nothing to attach to" in cli("runs", "attach", run_id, check=2).stderr
+    done = cli("runs", "attach", run_id, check=2).stderr
+    assert "is done and committed: nothing to attach to" in done and "runs resume" not in done
     # the CLI: the next run needs the new commit pushed; then it reuses the host's clone
     assert "nbversion push" in cli("train", "--data", "demo", "--on", "box", *TINY_ARGS, check=1).stderr
     cli("push", check=0)

@@ -215,9 +215,13 @@ def attach(ws, run_id: str, wait: bool = False, on_event=None) -> Run:
 
     runs.check_id(run_id)
     record = runs.read(ws.root, run_id)
+    status = runs.effective_status(record)
     if not record.get("target"):
-        raise UsageError(f"run {run_id} trained here, not on a target", hint="`nbversion runs show RUN`")
+        raise UsageError(f"run {run_id} is a run of this machine ({status}), not of a target: nothing to attach to",
+                         hint=f"`nbversion runs show {run_id}`")
     if record.get("status") not in (*runs.LIVE, "commit failed"):
-        raise UsageError(f"run {run_id} on target {record['target']} is {record.get('status')}: nothing to attach to",
-                         hint=f"`nbversion runs resume {run_id}` continues a stopped or failed run there")
+        resumable = status in ("stopped", "failed")
+        raise UsageError(f"run {run_id} on target {record['target']} is {status} and committed: nothing to attach to",
+                         hint=f"`nbversion runs resume {run_id}` continues it there" if resumable
+                         else f"`nbversion runs show {run_id}` shows how it ended")
     return start(ws, run_id, wait, on_event)
