@@ -27,7 +27,7 @@ def _metrics(result) -> list[str]:
 def compare_figure(result):
     """The matplotlib Figure: panel per metric, a line per run, each run's best epoch ringed."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from .axes import few_short_ticks, whole_epochs
 
     metrics = _metrics(result)
     rows = max(1, -(-len(metrics) // COLUMNS))
@@ -50,14 +50,8 @@ def compare_figure(result):
                         linestyle="none", label="_best")   # "_": not a curve of the legend
         ax.set_title(metric + (" (best ★)" if metric == result.metric else ""), fontsize=9)
         ax.tick_params(labelsize=7)
-        ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
-        low, high = ax.get_xlim()
-        if high - low < 2:   # one epoch: matplotlib's own margin would tick 0.96 ... 1.04
-            middle = round((low + high) / 2)
-            ax.set_xlim(middle - 1, middle + 1)
-        ax.yaxis.set_major_locator(MaxNLocator(4))
-        # each tick its own short number: matplotlib's shared offset ("1e-6+1e3") sits on the title
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+        few_short_ticks(ax)
+        whole_epochs(ax)
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
     return figure

@@ -70,13 +70,11 @@ class ChartFigure:
 
     @staticmethod
     def _style(ax, title: str) -> None:
-        from matplotlib.ticker import MaxNLocator
+        from .axes import few_short_ticks
 
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
-        # few ticks: drawing tick labels is most of the cost of a frame
-        ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
-        ax.yaxis.set_major_locator(MaxNLocator(4))
+        few_short_ticks(ax)
 
     def png(self, rows: list, batch_loss: Optional[list] = None, champion: Optional[float] = None,
             title: str = "") -> bytes:
@@ -89,9 +87,13 @@ class ChartFigure:
             self.champion.set_visible(True)
         if self.batch_line is not None and batch_loss:
             self.batch_line.set_data(range(1, len(batch_loss) + 1), batch_loss)
+        from .axes import whole_epochs
+
         for ax in self.axes:
             ax.relim()
             ax.autoscale_view()
+            if ax is not (self.axes[-1] if self.batch_line is not None else None):   # that one counts batches
+                whole_epochs(ax)
         self.figure.suptitle(title, fontsize=9, x=0.01, y=0.98, ha="left", va="top")
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
