@@ -130,7 +130,7 @@ def queue_lab(trained, tmp_path):
     cpu: `train` in the same process, while the device is busy, queues it."""
     ws, _ = trained
     with held_training(ws, epochs=3) as live:
-        queued = tiny_train(ws, epochs=1, wait=False)
+        queued = tiny_train(ws, epochs=1, wait=False, name="queued")   # an id no other run's contains
         assert queued.status == "queued", queued.summary()
         proc, url = start_lab(ws.root, tmp_path)
         yield {"url": url, "root": ws.root, "ws": ws, "live": live, "queued": queued.run_id}

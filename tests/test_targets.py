@@ -107,7 +107,7 @@ def test_a_target_run_stopped_once_is_resumed_on_the_same_target(trained, tmp_pa
     shell = InteractiveShell.instance()
     try:
         shell.run_cell("%load_ext nbversion")
-        started = shell.run_cell("%mv_train --data demo --on box --epochs 8 " + " ".join(TINY_ARGS))
+        started = shell.run_cell("%mv_train --data demo --on box --epochs 20 " + " ".join(TINY_ARGS))   # the stop lands before the end
         assert started.success   # in a notebook it returns at once: the run trains on the host
         run = started.result
     finally:
@@ -118,9 +118,9 @@ def test_a_target_run_stopped_once_is_resumed_on_the_same_target(trained, tmp_pa
     cli("runs", "stop", run.run_id, check=0)            # another process: the STOP file goes to the host
     run.wait(600)
     stopped = assert_committed_run(ws, run.run_id, "stopped", len(run.record["epochs"]))
-    assert len(stopped["epochs"]) < 8 and stopped["target"] == "box"
+    assert len(stopped["epochs"]) < 20 and stopped["target"] == "box"
     resumed = ws.runs_resume(run.run_id, wait=True)
-    record = assert_committed_run(ws, resumed.run_id, "done", 8)
+    record = assert_committed_run(ws, resumed.run_id, "done", 20)
     assert record["target"] == "box"
     assert ws.verify().problems == []
 
